@@ -1,0 +1,1 @@
+"""Early-boot orchestration: command line and iBFT into a BootPlan, network, login, handover, freeze."""

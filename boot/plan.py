@@ -1,0 +1,137 @@
+"""The boot plan: what `pyiscsi boot` will do, decided before anything is touched.
+
+These are plain frozen values shared by the planner (which builds them from the command line and the iBFT),
+the network bring-up and the login. `to_json()` gives exactly the shape of the CLI contract's `explain --json`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Any
+
+from initiator.secret import REDACTED, Secret
+
+IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class Method(enum.StrEnum):
+    STATIC = "static"
+    DHCP = "dhcp"
+    DHCP6 = "dhcp6"
+    AUTO6 = "auto6"
+    EITHER6 = "either6"
+    NONE = "none"
+
+
+class Source(enum.StrEnum):
+    CMDLINE = "cmdline"
+    IBFT = "ibft"
+
+
+@dataclass(frozen=True)
+class Chap:
+    username: str
+    password: Secret
+
+    def to_json(self, show_secrets: bool = False) -> dict[str, str]:
+        return {"username": self.username, "password": self.password.reveal() if show_secrets else REDACTED}
+
+
+@dataclass(frozen=True)
+class InterfacePlan:
+    """One interface to bring up. `name` or `mac` (or neither: the first link with carrier) selects the link."""
+
+    name: str | None = None
+    mac: str | None = None  # lower-case aa:bb:cc:dd:ee:ff
+    vlan: int | None = None
+    mtu: int | None = None
+    method: Method = Method.DHCP
+    addresses: tuple[IPInterface, ...] = ()
+    gateway: ipaddress.IPv4Address | None = None
+    gateway6: ipaddress.IPv6Address | None = None
+    dns: tuple[IPAddress, ...] = ()
+    hostname: str | None = None
+    source: Source = Source.CMDLINE
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "mac": self.mac,
+            "vlan": self.vlan,
+            "mtu": self.mtu,
+            "method": self.method.value,
+            "addresses": [str(a) for a in self.addresses],
+            "gateway": None if self.gateway is None else str(self.gateway),
+            "gateway6": None if self.gateway6 is None else str(self.gateway6),
+            "dns": [str(d) for d in self.dns],
+            "hostname": self.hostname,
+            "source": self.source.value,
+        }
+
+
+@dataclass(frozen=True)
+class TargetPlan:
+    """One target to log into. `name` None means: find it by SendTargets discovery at `address`."""
+
+    name: str | None
+    address: str
+    port: int = 3260
+    lun: int = 0
+    iface: str | None = None
+    chap: Chap | None = None
+    reverse_chap: Chap | None = None
+    source: Source = Source.CMDLINE
+
+    def to_json(self, show_secrets: bool = False) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "address": self.address,
+            "port": self.port,
+            "lun": self.lun,
+            "iface": self.iface,
+            "chap": None if self.chap is None else self.chap.to_json(show_secrets),
+            "reverse_chap": None if self.reverse_chap is None else self.reverse_chap.to_json(show_secrets),
+            "source": self.source.value,
+        }
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Every bounded wait of a boot, in seconds. Names are stable: they appear in `explain` and in errors."""
+
+    total: float = 180.0  # the whole of `pyiscsi boot` (rd.pyiscsi.timeout)
+    iflink: float = 10.0  # the named link to appear (rd.net.timeout.iflink)
+    carrier: float = 10.0  # carrier on a link that is up (rd.net.timeout.carrier)
+    dhcp: float = 30.0  # DHCPv4 lease (rd.net.timeout.dhcp)
+    ipv6dad: float = 5.0  # duplicate address detection of static IPv6 (rd.net.timeout.ipv6dad)
+    ipv6auto: float = 40.0  # SLAAC address and default route (rd.net.timeout.ipv6auto)
+    dhcp6: float = 30.0  # DHCPv6 lease
+    connect: float = 10.0  # one TCP connect to a portal
+    login: float = 20.0  # one login, connect to full feature phase
+    disk: float = 30.0  # the block device of the root LUN to appear
+    replacement: float = 120.0  # how long the kernel queues I/O while a session recovers
+
+    def to_json(self) -> dict[str, float]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class BootPlan:
+    initiator_name: str | None
+    interfaces: tuple[InterfacePlan, ...] = ()
+    targets: tuple[TargetPlan, ...] = ()
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    root: str | None = None
+
+    def to_json(self, show_secrets: bool = False) -> dict[str, Any]:
+        return {
+            "initiator_name": self.initiator_name,
+            "interfaces": [i.to_json() for i in self.interfaces],
+            "targets": [t.to_json(show_secrets) for t in self.targets],
+            "timeouts": self.timeouts.to_json(),
+            "root": self.root,
+        }

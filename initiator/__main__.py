@@ -1,0 +1,3 @@
+from initiator.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,79 @@
+"""`pyiscsi`: the command-line entry point.
+
+Only the chosen subcommand's module is imported, so `pyiscsi boot` in the initramfs starts without loading the
+code of the other commands. Each command module defines `add_arguments(parser)` and `run(args) -> int`, and
+may set `KMSG = True` to copy its failure line to the kernel log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+from initiator import __version__
+from initiator.console import report_failure
+from initiator.errors import ExitStatus, PyiscsiError, UsageError
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "ibft": ("initiator.commands.ibft", "parse an iBFT (file, sysfs directory or /dev/mem)"),
+    "discover": ("initiator.commands.discover", "SendTargets discovery against a portal"),
+    "probe": ("initiator.commands.probe", "log in from userspace and describe the target's LUNs"),
+    "explain": ("boot.commands.explain", "print the boot plan from the command line and the iBFT"),
+    "net": ("boot.commands.net", "bring up only the plan's network and print what each interface got"),
+    "boot": ("boot.commands.boot", "the initramfs entry point: network, login, kernel handover"),
+    "handover": ("boot.commands.handover", "write what the real root needs to keep the session"),
+}
+
+INTERNAL_ERROR = 70  # EX_SOFTWARE: a bug in pyiscsi, not in its input
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on usage errors; our contract says 1."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _top_help() -> str:
+    width = max(len(name) for name in COMMANDS)
+    lines = [f"  {name:<{width}}  {summary}" for name, (_, summary) in COMMANDS.items()]
+    return "commands:\n" + "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    top = _Parser(
+        prog="pyiscsi",
+        description="iSCSI boot initiator for the initramfs",
+        epilog=_top_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    top.add_argument("--version", action="version", version=f"pyiscsi {__version__}")
+    top.add_argument("command", choices=sorted(COMMANDS), metavar="COMMAND")
+    top.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    command = "pyiscsi"
+    kmsg = False
+    try:
+        parsed = top.parse_args(args[:1] if args and not args[0].startswith("-") else args)
+        command = parsed.command
+        module = importlib.import_module(COMMANDS[command][0])
+        kmsg = bool(getattr(module, "KMSG", False))
+        sub = _Parser(prog=f"pyiscsi {command}", description=COMMANDS[command][1])
+        module.add_arguments(sub)
+        return int(module.run(sub.parse_args(args[1:])))
+    except PyiscsiError as exc:
+        report_failure(command, str(exc), kmsg=kmsg)
+        return int(exc.exit_status)
+    except KeyboardInterrupt:
+        report_failure(command, "interrupted")
+        return 130
+    except BrokenPipeError:
+        return int(ExitStatus.OK)
+    except Exception as exc:  # a bug: one line on the console, the traceback only when asked for
+        if os.environ.get("PYISCSI_DEBUG"):
+            raise
+        report_failure(command, f"internal error: {type(exc).__name__}: {exc}", kmsg=kmsg)
+        return INTERNAL_ERROR

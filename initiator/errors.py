@@ -1,0 +1,85 @@
+"""The one exception hierarchy of pyiscsi.
+
+Every error carries the exit status the command-line contract gives it, and a message that names the field
+(or the wait, or the peer) and the offending value, so the console line alone tells a user what went wrong.
+Secrets never go into a message: pass a `Secret`, whose str() is '***'.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitStatus(enum.IntEnum):
+    OK = 0
+    USAGE = 1
+    BAD_INPUT = 2
+    NETWORK = 3
+    ISCSI_REFUSED = 4
+    TIMEOUT = 5
+
+
+class PyiscsiError(Exception):
+    """Root of every error pyiscsi raises on purpose."""
+
+    exit_status: ExitStatus = ExitStatus.BAD_INPUT
+
+
+class UsageError(PyiscsiError):
+    """The caller asked for something that makes no sense (bad option combination)."""
+
+    exit_status = ExitStatus.USAGE
+
+
+class BadInputError(PyiscsiError):
+    """Input we were handed is wrong: an iBFT, a command line, a config file. Names the field."""
+
+    exit_status = ExitStatus.BAD_INPUT
+
+    def __init__(self, field: str, value: object, reason: str) -> None:
+        self.field = field
+        self.value = value
+        self.reason = reason
+        super().__init__(f"{field}: {reason} (got {value!r})" if value is not None else f"{field}: {reason}")
+
+
+class IbftError(BadInputError):
+    """A corrupt or inconsistent iBFT."""
+
+
+class CmdlineError(BadInputError):
+    """A malformed kernel command-line option."""
+
+
+class NetworkError(PyiscsiError):
+    """No link, no address, no route, connection refused or reset."""
+
+    exit_status = ExitStatus.NETWORK
+
+
+class IscsiError(PyiscsiError):
+    """The iSCSI peer refused us or misbehaved."""
+
+    exit_status = ExitStatus.ISCSI_REFUSED
+
+
+class RemoteProtocolError(IscsiError):
+    """The target sent something RFC 7143 does not allow; the connection is unusable afterwards."""
+
+
+class LocalProtocolError(PyiscsiError):
+    """We drove a protocol object in a way its state does not allow (a bug in the caller)."""
+
+    exit_status = ExitStatus.BAD_INPUT
+
+
+class WaitTimeout(PyiscsiError):
+    """A bounded wait ran out. Names the wait and its bound."""
+
+    exit_status = ExitStatus.TIMEOUT
+
+    def __init__(self, wait: str, bound: float, detail: str = "") -> None:
+        self.wait = wait
+        self.bound = bound
+        text = f"wait '{wait}' ran out after {bound:g}s"
+        super().__init__(f"{text}: {detail}" if detail else text)
