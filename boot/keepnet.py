@@ -1,0 +1,126 @@
+"""Settings that stop the real root's network manager from tearing down the interface the root disk rides on.
+
+Input is the `net --json` shape of each interface (name, mac, method, addresses, gateway, gateway6, dns), so this
+module depends only on the contract, not on how the network was brought up. Output is a mapping of paths
+(relative to the new root) to (text, mode); the caller writes them with `write_atomic`.
+
+- systemd-networkd: a `.network` under /run/systemd/network that matches the interface and keeps what is
+  configured (`KeepConfiguration=`): `static` for static addresses, `yes` for leases, so a restart of networkd
+  does not drop the address while it renews the lease itself.
+- NetworkManager: a keyfile under /run/NetworkManager/system-connections (0600) describing the same settings,
+  which NM adopts as the active profile instead of starting DHCP from scratch on a new profile.
+- Debian's initramfs-tools conventions: /run/net-<if>.conf and /run/initramfs/open-iscsi.interface, read by
+  Debian's ifupdown and open-iscsi scripts to leave the interface alone at shutdown.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+_IFNAME = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")
+
+Files = dict[str, tuple[str, int]]
+
+
+def _check_name(name: str) -> str:
+    if not _IFNAME.match(name):
+        raise ValueError(f"interface name: not a Linux interface name (got {name!r})")
+    return name
+
+
+def networkd_unit(iface: Mapping[str, Any]) -> str:
+    name = _check_name(iface["name"])
+    dynamic = iface["method"] in ("dhcp", "dhcp6", "auto6", "either6")
+    lines = ["# Written by pyiscsi: the root disk rides on this interface.", "[Match]", f"Name={name}", "", "[Network]"]
+    lines.append("KeepConfiguration=yes" if dynamic else "KeepConfiguration=static")
+    if iface["method"] == "dhcp":
+        lines.append("DHCP=ipv4")
+    elif iface["method"] in ("dhcp6", "either6"):
+        lines.append("DHCP=ipv6")
+    if iface["method"] in ("auto6", "either6", "dhcp6"):
+        lines.append("IPv6AcceptRA=yes")
+    if not dynamic:
+        lines += [f"Address={a}" for a in iface["addresses"]]
+        lines += [f"Gateway={g}" for g in (iface.get("gateway"), iface.get("gateway6")) if g]
+    lines += [f"DNS={d}" for d in iface.get("dns", [])]
+    if iface["method"] == "dhcp":
+        lines += ["", "[DHCPv4]", "SendRelease=no"]
+    return "\n".join(lines) + "\n"
+
+
+def nm_keyfile(iface: Mapping[str, Any]) -> str:
+    name = _check_name(iface["name"])
+    v4 = [a for a in iface["addresses"] if ipaddress.ip_interface(a).version == 4]
+    v6 = [a for a in iface["addresses"] if ipaddress.ip_interface(a).version == 6]
+    dns4 = [d for d in iface.get("dns", []) if ipaddress.ip_address(d).version == 4]
+    dns6 = [d for d in iface.get("dns", []) if ipaddress.ip_address(d).version == 6]
+    method = iface["method"]
+    out = [
+        "[connection]",
+        f"id=pyiscsi-{name}",
+        "type=ethernet",
+        f"interface-name={name}",
+        "autoconnect=true",
+        "autoconnect-priority=100",
+        "",
+        "[ethernet]",
+    ]
+    if iface.get("mac"):
+        out.append(f"mac-address={iface['mac']}")
+    out += ["", "[ipv4]"]
+    if method == "dhcp":
+        out += ["method=auto", "dhcp-timeout=2147483647", "may-fail=false"]
+    elif v4:
+        out.append("method=manual")
+        out += [f"address{i}={a}" for i, a in enumerate(v4, 1)]
+        if iface.get("gateway"):
+            out.append(f"gateway={iface['gateway']}")
+    else:
+        out.append("method=disabled")
+    if dns4:
+        out.append("dns=" + ";".join(dns4) + ";")
+    out += ["", "[ipv6]"]
+    if method in ("auto6", "either6"):
+        out.append("method=auto")
+    elif method == "dhcp6":
+        out.append("method=dhcp")
+    elif v6:
+        out.append("method=manual")
+        out += [f"address{i}={a}" for i, a in enumerate(v6, 1)]
+        if iface.get("gateway6"):
+            out.append(f"gateway={iface['gateway6']}")
+    else:
+        out.append("method=link-local" if method == "none" else "method=ignore")
+    if dns6:
+        out.append("dns=" + ";".join(dns6) + ";")
+    return "\n".join(out) + "\n"
+
+
+def debian_net_conf(iface: Mapping[str, Any]) -> str:
+    """The shell-variable file Debian's initramfs-tools leaves in /run/net-<if>.conf."""
+    name = _check_name(iface["name"])
+    v4 = [ipaddress.ip_interface(a) for a in iface["addresses"] if ipaddress.ip_interface(a).version == 4]
+    values = {"DEVICE": name, "PROTO": "dhcp" if iface["method"] == "dhcp" else "none"}
+    if v4:
+        values |= {"IPV4ADDR": str(v4[0].ip), "IPV4NETMASK": str(v4[0].netmask)}
+    if iface.get("gateway"):
+        values["IPV4GATEWAY"] = iface["gateway"]
+    for i, d in enumerate(iface.get("dns", [])[:2]):
+        values[f"IPV4DNS{i}"] = d
+    return "".join(f"{k}='{v}'\n" for k, v in values.items())
+
+
+def keep_network_files(interfaces: Sequence[Mapping[str, Any]]) -> Files:
+    """Every file the real root needs so no network manager takes the root disk's interface down."""
+    files: Files = {}
+    for iface in interfaces:
+        name = _check_name(iface["name"])
+        files[f"run/systemd/network/10-pyiscsi-{name}.network"] = (networkd_unit(iface), 0o644)
+        files[f"run/NetworkManager/system-connections/pyiscsi-{name}.nmconnection"] = (nm_keyfile(iface), 0o600)
+        files[f"run/net-{name}.conf"] = (debian_net_conf(iface), 0o644)
+    if interfaces:
+        files["run/initramfs/open-iscsi.interface"] = ("".join(f"{i['name']}\n" for i in interfaces), 0o644)
+    return files

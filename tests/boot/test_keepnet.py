@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import configparser
+
+import pytest
+
+from boot.keepnet import keep_network_files, networkd_unit, nm_keyfile
+
+DHCP = {
+    "name": "eth0",
+    "mac": "52:54:00:12:34:56",
+    "method": "dhcp",
+    "addresses": ["10.0.2.15/24"],
+    "gateway": "10.0.2.2",
+    "gateway6": None,
+    "dns": ["10.0.2.3"],
+}
+STATIC6 = {
+    "name": "eth1",
+    "mac": None,
+    "method": "static",
+    "addresses": ["2001:db8::5/64", "192.0.2.5/24"],
+    "gateway": "192.0.2.1",
+    "gateway6": "2001:db8::1",
+    "dns": ["2001:db8::53"],
+}
+
+
+def _ini(text: str) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read_string(text)
+    return parser
+
+
+@pytest.mark.parametrize(
+    ("iface", "keep", "present", "absent"),
+    [
+        (DHCP, "yes", ["DHCP=ipv4", "DNS=10.0.2.3", "SendRelease=no"], ["Address="]),
+        (STATIC6, "static", ["Address=2001:db8::5/64", "Gateway=2001:db8::1", "Gateway=192.0.2.1"], ["DHCP="]),
+    ],
+)
+def test_networkd_keeps_configuration(iface, keep, present, absent):
+    unit = networkd_unit(iface)
+    assert f"KeepConfiguration={keep}" in unit.splitlines()
+    assert f"Name={iface['name']}" in unit.splitlines()
+    for line in present:
+        assert line in unit
+    for line in absent:
+        assert line not in unit
+
+
+def test_nm_keyfile_parses_and_matches_the_interface():
+    dhcp = _ini(nm_keyfile(DHCP))
+    assert dhcp["connection"]["interface-name"] == "eth0"
+    assert dhcp["ipv4"]["method"] == "auto" and dhcp["ipv4"]["may-fail"] == "false"
+    assert dhcp["ethernet"]["mac-address"] == "52:54:00:12:34:56"
+    static = _ini(nm_keyfile(STATIC6))
+    assert static["ipv4"]["address1"] == "192.0.2.5/24"
+    assert static["ipv6"]["address1"] == "2001:db8::5/64" and static["ipv6"]["gateway"] == "2001:db8::1"
+
+
+def test_files_and_modes():
+    files = keep_network_files([DHCP])
+    assert files["run/NetworkManager/system-connections/pyiscsi-eth0.nmconnection"][1] == 0o600
+    assert files["run/initramfs/open-iscsi.interface"] == ("eth0\n", 0o644)
+    assert "IPV4NETMASK='255.255.255.0'" in files["run/net-eth0.conf"][0]
+    assert keep_network_files([]) == {}
+
+
+@pytest.mark.parametrize("bad", ["eth0\n[Match]", "", "x" * 16, "../etc"])
+def test_hostile_interface_names_are_refused(bad):
+    with pytest.raises(ValueError, match="interface name"):
+        keep_network_files([{**DHCP, "name": bad}])
