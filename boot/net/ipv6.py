@@ -1,0 +1,179 @@
+"""IPv6 on a link: static addresses with duplicate address detection finished, SLAAC (router advertisements),
+and the static default route. DHCPv6 is not implemented: `dhcp6` fails with a clear message, and `either6`
+means SLAAC here (a network that offers only stateful DHCPv6 ends as a bounded 'ipv6auto' timeout)."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from boot.net.links import POLL, Link, Sleep
+from boot.net.waits import InterfaceError, ran_out
+from initiator.deadline import Deadline
+
+IFA_F_DADFAILED = 0x08
+IFA_F_TENTATIVE = 0x40
+RT_SCOPE_UNIVERSE = 0
+SYSCTL_ROOT = "/proc/sys/net/ipv6/conf"
+ALL_ROUTERS = "ff02::2"
+RS_INTERVAL = 4.0  # RFC 4861 RTR_SOLICITATION_INTERVAL
+ICMPV6_ROUTER_SOLICIT = 133
+
+
+def _reason(exc: NetlinkError) -> str:
+    return str(exc.args[1]) if len(exc.args) > 1 else str(exc)
+
+
+def sysctl(name: str, key: str, value: str, root: str = SYSCTL_ROOT) -> None:
+    """Write one per-interface IPv6 setting; a missing IPv6 stack is a network error naming the link."""
+    path = Path(root, name, key)
+    try:
+        path.write_text(value)
+    except OSError as exc:
+        raise InterfaceError(name, f"cannot set {key}={value} ({path}): {exc.strerror or exc}") from exc
+
+
+def prepare(name: str, *, slaac: bool, root: str = SYSCTL_ROOT) -> None:
+    """Before the link goes up: IPv6 on, and for SLAAC accept router advertisements (2 = even if forwarding)."""
+    sysctl(name, "disable_ipv6", "0", root)
+    if slaac:
+        sysctl(name, "accept_ra", "2", root)
+        sysctl(name, "autoconf", "1", root)
+
+
+@dataclass(frozen=True)
+class Addr6:
+    address: ipaddress.IPv6Interface
+    flags: int
+    scope: int
+
+    @property
+    def tentative(self) -> bool:
+        return bool(self.flags & IFA_F_TENTATIVE)
+
+    @property
+    def dad_failed(self) -> bool:
+        return bool(self.flags & IFA_F_DADFAILED)
+
+
+def addresses(ipr: IPRoute, link: Link) -> list[Addr6]:
+    out = []
+    for msg in ipr.get_addr(index=link.index, family=socket.AF_INET6):
+        flags = msg.get("IFA_FLAGS")
+        out.append(
+            Addr6(
+                ipaddress.IPv6Interface(f"{msg.get('IFA_ADDRESS')}/{msg['prefixlen']}"),
+                msg["flags"] if flags is None else flags,
+                msg["scope"],
+            )
+        )
+    return out
+
+
+def add_address(ipr: IPRoute, link: Link, address: ipaddress.IPv6Interface) -> None:
+    try:
+        ipr.addr(
+            "replace",
+            index=link.index,
+            address=str(address.ip),
+            prefixlen=address.network.prefixlen,
+            family=socket.AF_INET6,
+        )
+    except NetlinkError as exc:
+        raise InterfaceError(link.name, f"cannot add address {address}: {_reason(exc)}") from exc
+
+
+def wait_dad(
+    ipr: IPRoute,
+    link: Link,
+    wanted: tuple[ipaddress.IPv6Interface, ...],
+    deadline: Deadline,
+    sleep: Sleep = time.sleep,
+) -> None:
+    """Until no wanted address is tentative. A failed DAD removes the address (so a retry starts clean) and is a
+    network error: another host already uses it."""
+    while True:
+        current = {a.address.ip: a for a in addresses(ipr, link)}
+        pending = []
+        for want in wanted:
+            got = current.get(want.ip)
+            if got is not None and got.dad_failed:
+                with contextlib.suppress(NetlinkError):
+                    ipr.addr("del", index=link.index, address=str(want.ip), prefixlen=want.network.prefixlen, family=10)
+                raise InterfaceError(
+                    link.name, f"duplicate address detection failed for {want}: another host already uses it"
+                )
+            if got is None or got.tentative:
+                pending.append(str(want))
+        if not pending:
+            return
+        if deadline.expired():
+            raise ran_out(link.name, deadline, f"still tentative: {', '.join(pending)}")
+        sleep(min(POLL, deadline.remaining()))
+
+
+def set_default_route(ipr: IPRoute, link: Link, gateway: ipaddress.IPv6Address) -> None:
+    try:
+        ipr.route("replace", dst="::", dst_len=0, gateway=str(gateway), oif=link.index, family=socket.AF_INET6)
+    except NetlinkError as exc:
+        raise InterfaceError(link.name, f"cannot add IPv6 default route via {gateway}: {_reason(exc)}") from exc
+
+
+def default_router(ipr: IPRoute, link: Link) -> ipaddress.IPv6Address | None:
+    """The gateway of a ::/0 route out of `link` in the main table, if any."""
+    for msg in ipr.get_routes(family=socket.AF_INET6, table=254):
+        if msg["dst_len"] != 0 or msg.get("RTA_OIF") != link.index:
+            continue
+        gateway = msg.get("RTA_GATEWAY")
+        if gateway:
+            return ipaddress.IPv6Address(gateway)
+        for hop in msg.get("RTA_MULTIPATH") or ():
+            if hop.get("oif") == link.index and hop.get("RTA_GATEWAY"):
+                return ipaddress.IPv6Address(hop.get("RTA_GATEWAY"))
+    return None
+
+
+def solicit_router(ifname: str) -> None:
+    """One Router Solicitation to ff02::2 out of `ifname` (from :: if no link-local address is ready: allowed by
+    RFC 4861 without the source link-layer option). The kernel fills the ICMPv6 checksum. Best effort."""
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6) as s:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
+        s.sendto(
+            bytes((ICMPV6_ROUTER_SOLICIT, 0, 0, 0, 0, 0, 0, 0)), (ALL_ROUTERS, 0, 0, socket.if_nametoindex(ifname))
+        )
+
+
+@dataclass(frozen=True)
+class Slaac:
+    addresses: tuple[ipaddress.IPv6Interface, ...]
+    router: ipaddress.IPv6Address
+
+
+def wait_slaac(ipr: IPRoute, link: Link, deadline: Deadline, sleep: Sleep = time.sleep) -> Slaac:
+    """Until the link has a global, non-tentative address and a default route; solicits a router every 4s."""
+    clock = deadline.clock
+    next_rs = clock()
+    while True:
+        if clock() >= next_rs:
+            solicit_router(link.name)
+            next_rs = clock() + RS_INTERVAL
+        found = tuple(
+            a.address
+            for a in addresses(ipr, link)
+            if a.scope == RT_SCOPE_UNIVERSE and not a.tentative and not a.dad_failed
+        )
+        router = default_router(ipr, link)
+        if found and router is not None:
+            return Slaac(found, router)
+        if deadline.expired():
+            missing = [what for what, ok in (("a global address", found), ("a default route", router)) if not ok]
+            raise ran_out(link.name, deadline, f"no router advertisement gave {' or '.join(missing)}")
+        sleep(min(POLL, deadline.remaining()))

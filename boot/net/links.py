@@ -1,0 +1,164 @@
+"""Links: find the one a plan names (by name, by MAC, or the first with carrier), make its VLAN, set MTU, set it
+up and wait for carrier. Every wait polls netlink under a named Deadline; pyroute2 does all netlink work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from boot.net.waits import InterfaceError, ran_out
+from initiator.deadline import Deadline
+
+POLL = 0.05  # seconds between netlink polls: short against every bound we use, cheap for the kernel
+ARPHRD_ETHER = 1
+IFNAMSIZ = 15  # usable characters of a Linux interface name
+STACKED_KINDS = frozenset({"vlan", "macvlan", "macvtap", "ipvlan", "bridge", "bond", "team", "vxlan"})
+
+Sleep = Callable[[float], None]
+
+
+@dataclass(frozen=True)
+class Link:
+    """A link as the bring-up needs it."""
+
+    index: int
+    name: str
+    mac: str
+    kind: str | None
+    mtu: int
+    carrier: bool
+    up: bool
+
+
+def _link(msg: object) -> Link:
+    info = msg.get("IFLA_LINKINFO")  # type: ignore[attr-defined]
+    kind = info.get("IFLA_INFO_KIND") if info else None
+    return Link(
+        index=msg["index"],  # type: ignore[index]
+        name=msg.get("IFLA_IFNAME"),  # type: ignore[attr-defined]
+        mac=(msg.get("IFLA_ADDRESS") or "").lower(),  # type: ignore[attr-defined]
+        kind=kind,
+        mtu=msg.get("IFLA_MTU") or 0,  # type: ignore[attr-defined]
+        carrier=bool(msg.get("IFLA_CARRIER")),  # type: ignore[attr-defined]
+        up=bool(msg["flags"] & 1),  # type: ignore[index]
+    )
+
+
+def list_links(ipr: IPRoute) -> list[Link]:
+    return [_link(m) for m in ipr.get_links()]
+
+
+def get_link(ipr: IPRoute, index: int) -> Link:
+    return _link(ipr.get_links(index)[0])
+
+
+def candidates(ipr: IPRoute) -> list[Link]:
+    """Ethernet links a plan without name or MAC may take: not loopback, not a VLAN or bridge we or others made."""
+    out = []
+    for msg in ipr.get_links():
+        if msg["ifi_type"] != ARPHRD_ETHER:
+            continue
+        link = _link(msg)
+        if link.kind not in STACKED_KINDS:
+            out.append(link)
+    return sorted(out, key=lambda link: link.index)
+
+
+def _poll(deadline: Deadline, sleep: Sleep) -> None:
+    sleep(min(POLL, max(0.0, deadline.remaining())))
+
+
+def find_link(
+    ipr: IPRoute, *, name: str | None, mac: str | None, deadline: Deadline, sleep: Sleep = time.sleep
+) -> Link:
+    """The link named `name` or carrying `mac` (both given: both must match), waiting for it to appear."""
+    label = name or mac or "?"
+    while True:
+        for link in list_links(ipr):
+            if name is not None and link.name != name:
+                continue
+            if mac is not None and (link.mac != mac.lower() or link.kind in STACKED_KINDS):
+                continue
+            return link
+        if deadline.expired():
+            what = f"no link named {name}" if name else f"no link with MAC {mac}"
+            if name and mac:
+                what = f"no link named {name} with MAC {mac}"
+            raise ran_out(label, deadline, what)
+        _poll(deadline, sleep)
+
+
+def set_up(ipr: IPRoute, link: Link, mtu: int | None = None) -> Link:
+    """Set the MTU (if asked and different) and the up flag."""
+    try:
+        if mtu is not None and mtu != link.mtu:
+            ipr.link("set", index=link.index, mtu=mtu)
+        if not link.up:
+            ipr.link("set", index=link.index, state="up")
+    except NetlinkError as exc:
+        what = f"mtu {mtu}" if mtu is not None else "up"
+        raise InterfaceError(link.name, f"cannot set {what}: {exc.args[1] if len(exc.args) > 1 else exc}") from exc
+    return get_link(ipr, link.index)
+
+
+def vlan_name(parent: str, vlan_id: int) -> str:
+    """`eth0.100` as dracut names it, or `vlan0100` when the parent's name leaves no room."""
+    name = f"{parent}.{vlan_id}"
+    return name if len(name) <= IFNAMSIZ else f"vlan{vlan_id:04d}"
+
+
+def ensure_vlan(ipr: IPRoute, parent: Link, vlan_id: int, mtu: int | None = None) -> Link:
+    """The VLAN link `vlan_id` on `parent`, made if missing (an existing one with that id is reused)."""
+    if not 1 <= vlan_id <= 4094:
+        raise InterfaceError(parent.name, f"VLAN id {vlan_id} outside 1-4094")
+    for msg in ipr.get_links():
+        info = msg.get("IFLA_LINKINFO")
+        if not info or info.get("IFLA_INFO_KIND") != "vlan" or msg.get("IFLA_LINK") != parent.index:
+            continue
+        data = info.get("IFLA_INFO_DATA")
+        if data and data.get("IFLA_VLAN_ID") == vlan_id:
+            return _link(msg)
+    name = vlan_name(parent.name, vlan_id)
+    try:
+        ipr.link("add", ifname=name, kind="vlan", link=parent.index, vlan_id=vlan_id, **({"mtu": mtu} if mtu else {}))
+    except NetlinkError as exc:
+        raise InterfaceError(parent.name, f"cannot create VLAN {vlan_id} as {name}: {exc}") from exc
+    return _link(ipr.get_links(ipr.link_lookup(ifname=name)[0])[0])
+
+
+def wait_carrier(ipr: IPRoute, link: Link, deadline: Deadline, sleep: Sleep = time.sleep) -> Link:
+    while True:
+        current = get_link(ipr, link.index)
+        if current.carrier:
+            return current
+        if deadline.expired():
+            raise ran_out(link.name, deadline, "no carrier (cable, switch port or peer down)")
+        _poll(deadline, sleep)
+
+
+def first_with_carrier(ipr: IPRoute, deadline: Deadline, sleep: Sleep = time.sleep) -> Link:
+    """Any plan: set every candidate up, take the first with carrier, and set the others we raised back down."""
+    if not candidates(ipr):
+        raise InterfaceError("any", "no Ethernet link to bring up")
+    raised = [set_up(ipr, link) for link in candidates(ipr) if not link.up]
+    chosen: Link | None = None
+    try:
+        while chosen is None:
+            chosen = next((link for link in candidates(ipr) if link.carrier and link.up), None)
+            if chosen is None:
+                if deadline.expired():
+                    names = ", ".join(link.name for link in candidates(ipr))
+                    raise ran_out("any", deadline, f"no carrier on any of {names}")
+                _poll(deadline, sleep)
+    finally:
+        for link in raised:
+            if chosen is None or link.index != chosen.index:
+                with contextlib.suppress(NetlinkError):
+                    ipr.link("set", index=link.index, state="down")
+    return chosen

@@ -1,0 +1,30 @@
+"""Errors of the bring-up that name the interface as well as the wait: `eth0: wait 'dhcp' ran out after 30s`."""
+
+from __future__ import annotations
+
+from initiator.deadline import Deadline
+from initiator.errors import NetworkError, WaitTimeout
+
+
+class InterfaceWaitTimeout(WaitTimeout):
+    """A bounded wait on one interface ran out (exit 5)."""
+
+    def __init__(self, iface: str, wait: str, bound: float, detail: str = "") -> None:
+        super().__init__(wait, bound, detail)
+        self.iface = iface
+        self.args = (f"{iface}: {self.args[0]}",)
+
+
+class InterfaceError(NetworkError):
+    """The network refused an interface: no such link, DAD conflict, a kernel error (exit 3)."""
+
+    def __init__(self, iface: str, reason: str) -> None:
+        self.iface = iface
+        self.reason = reason
+        super().__init__(f"{iface}: {reason}")
+
+
+def ran_out(iface: str, deadline: Deadline, detail: str = "") -> InterfaceWaitTimeout:
+    """The error for `deadline` having expired on `iface`, naming whichever bound was the tighter one."""
+    which = deadline.tightest()
+    return InterfaceWaitTimeout(iface, which.name, which.bound, detail)
