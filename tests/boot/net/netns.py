@@ -50,6 +50,18 @@ def can_make_namespaces() -> str | None:
     return None
 
 
+def vlan_unsupported() -> str | None:
+    """None if the kernel can make 802.1Q VLAN links, else why not (some CI and container kernels lack 8021q)."""
+    with namespace("pyivlan") as ns:
+        sh("ip", "-n", ns.name, "link", "add", "name", "p0", "type", "veth", "peer", "name", "p1")
+        made = sh(
+            "ip", "-n", ns.name, "link", "add", "link", "p0", "name", "p0.2", "type", "vlan", "id", "2", check=False
+        )
+        if made.returncode:
+            return f"this kernel cannot make VLAN links (8021q): {made.stderr.strip()}"
+    return None
+
+
 @dataclass
 class Namespace:
     name: str
@@ -65,6 +77,10 @@ class Namespace:
 
     def mac(self, ifname: str) -> str:
         return self.ip_json("link", "show", "dev", ifname)[0]["address"]
+
+    def ping(self, address: str) -> bool:
+        """One echo answered within 2s (busybox's ping: Debian's iputils-ping is not a dependency)."""
+        return self.run("busybox", "ping", "-c1", "-W2", address, check=False).returncode == 0
 
     def sysctl(self, key: str, value: str) -> None:
         self.run("sysctl", "-q", "-w", f"{key}={value}")
