@@ -1,0 +1,140 @@
+"""Link selection and waits, against a fake netlink handle and a FakeClock (the real kernel: test_bringup.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from boot.net import links
+from boot.net.waits import InterfaceWaitTimeout
+from initiator.deadline import Deadline, FakeClock
+
+
+class FakeMsg(dict):
+    """Enough of pyroute2's ifinfmsg: item access for header fields, get() for attributes."""
+
+    def __init__(self, index, name, mac, *, kind=None, carrier=0, up=False, ifi_type=1, mtu=1500):
+        super().__init__(index=index, flags=1 if up else 0, ifi_type=ifi_type)
+        self.attrs = {
+            "IFLA_IFNAME": name,
+            "IFLA_ADDRESS": mac,
+            "IFLA_MTU": mtu,
+            "IFLA_CARRIER": carrier,
+            "IFLA_LINKINFO": {"IFLA_INFO_KIND": kind} if kind else None,
+        }
+
+    def get(self, key, default=None):
+        return self.attrs.get(key, super().get(key, default))
+
+
+class FakeIPRoute:
+    def __init__(self, msgs):
+        self.msgs = {m["index"]: m for m in msgs}
+        self.calls = []
+
+    def get_links(self, *indexes):
+        return [self.msgs[i] for i in indexes] if indexes else list(self.msgs.values())
+
+    def link(self, command, **kwargs):
+        self.calls.append((command, kwargs))
+        msg = self.msgs[kwargs["index"]]
+        if kwargs.get("state") == "up":
+            msg["flags"] |= 1
+            msg.attrs["IFLA_CARRIER"] = 1 if msg.attrs["IFLA_IFNAME"] != "dead0" else 0
+        if kwargs.get("state") == "down":
+            msg["flags"] &= ~1
+        if "mtu" in kwargs:
+            msg.attrs["IFLA_MTU"] = kwargs["mtu"]
+
+
+def machine():
+    return FakeIPRoute(
+        [
+            FakeMsg(1, "lo", "00:00:00:00:00:00", ifi_type=772, up=True, carrier=1),
+            FakeMsg(2, "dead0", "52:54:00:00:00:02"),
+            FakeMsg(3, "eth1", "52:54:00:00:00:03"),
+            FakeMsg(4, "eth1.7", "52:54:00:00:00:03", kind="vlan"),
+        ]
+    )
+
+
+def sleeper(clock: FakeClock):
+    return lambda seconds: clock.advance(max(seconds, 0.01))
+
+
+@pytest.mark.parametrize(
+    ("name", "mac", "found"),
+    [
+        ("eth1", None, "eth1"),
+        (None, "52:54:00:00:00:03", "eth1"),  # the VLAN on top shares the MAC but is never chosen
+        (None, "52:54:00:00:00:02".upper(), "dead0"),
+        ("eth1", "52:54:00:00:00:03", "eth1"),
+    ],
+    ids=["name", "mac-skips-vlan", "mac-any-case", "both"],
+)
+def test_find_link(name, mac, found):
+    clock = FakeClock()
+    assert links.find_link(machine(), name=name, mac=mac, deadline=Deadline("iflink", 1, clock=clock)).name == found
+
+
+@pytest.mark.parametrize(
+    ("name", "mac", "message"),
+    [
+        ("eth9", None, "eth9: wait 'iflink' ran out after 3s: no link named eth9"),
+        (None, "52:54:00:00:00:99", "52:54:00:00:00:99: wait 'iflink' ran out after 3s: no link with MAC"),
+        ("dead0", "52:54:00:00:00:03", "dead0: wait 'iflink' ran out after 3s: no link named dead0 with MAC"),
+    ],
+    ids=["no-name", "no-mac", "name-and-mac-disagree"],
+)
+def test_find_link_waits_its_bound_then_names_it(name, mac, message):
+    clock = FakeClock()
+    with pytest.raises(InterfaceWaitTimeout) as caught:
+        links.find_link(
+            machine(), name=name, mac=mac, deadline=Deadline("iflink", 3, clock=clock), sleep=sleeper(clock)
+        )
+    assert str(caught.value).startswith(message)
+    assert 3 <= clock.now - 1000 <= 3.1  # waited the bound, and not much more
+
+
+def test_link_that_appears_late_is_found():
+    clock = FakeClock()
+    ipr = machine()
+
+    def sleep(seconds):
+        clock.advance(seconds)
+        if clock.now - 1000 > 0.5:
+            ipr.msgs[9] = FakeMsg(9, "late0", "52:54:00:00:00:09")
+
+    link = links.find_link(ipr, name="late0", mac=None, deadline=Deadline("iflink", 2, clock=clock), sleep=sleep)
+    assert link.index == 9
+
+
+def test_carrier_wait_is_bounded():
+    clock = FakeClock()
+    ipr = machine()
+    dead = links.set_up(ipr, links.get_link(ipr, 2))
+    with pytest.raises(InterfaceWaitTimeout, match=r"^dead0: wait 'carrier' ran out after 2s: no carrier"):
+        links.wait_carrier(ipr, dead, Deadline("carrier", 2, clock=clock), sleep=sleeper(clock))
+
+
+def test_any_link_takes_the_first_with_carrier_and_sets_the_rest_back_down():
+    clock = FakeClock()
+    ipr = machine()
+    chosen = links.first_with_carrier(ipr, Deadline("carrier", 2, clock=clock), sleep=sleeper(clock))
+    assert chosen.name == "eth1"
+    assert not ipr.msgs[2]["flags"] & 1 and ipr.msgs[3]["flags"] & 1
+    assert ("set", {"index": 4, "state": "up"}) not in ipr.calls  # stacked links are not candidates
+
+
+def test_set_up_sets_mtu_then_up():
+    ipr = machine()
+    link = links.set_up(ipr, links.get_link(ipr, 3), mtu=9000)
+    assert ipr.calls == [("set", {"index": 3, "mtu": 9000}), ("set", {"index": 3, "state": "up"})]
+    assert link.mtu == 9000 and link.up
+
+
+@pytest.mark.parametrize(
+    ("parent", "vid", "name"),
+    [("eth0", 100, "eth0.100"), ("enp0s31f6", 4094, "enp0s31f6.4094"), ("enx0123456789ab", 5, "vlan0005")],
+)
+def test_vlan_name(parent, vid, name):
+    assert links.vlan_name(parent, vid) == name
