@@ -1,0 +1,113 @@
+"""What the real root needs to keep and recover the boot sessions, computed as files and then written.
+
+Two destinations:
+- the new root (`--sysroot`): open-iscsi node records under `etc/iscsi/nodes` (the root target `onboot`, the
+  others `automatic`; 0600, they hold CHAP secrets) and `etc/iscsi/initiatorname.iscsi` when the root has none
+  of its own (or only a `GenerateName=yes` placeholder). A root that already names another initiator keeps its
+  name; the session keeps ours (iscsid adopts sessions from sysfs) and the difference is reported.
+- the initramfs's `/run`, which both dracut flavours move into the real root: the network manager settings
+  (`boot.keepnet`) that keep the boot interfaces up.
+
+Ownership of recovery: the kernel session lives on, and the real root's iscsid adopts every session whose
+creator is not -1 when it starts (open-iscsi's `open-iscsi.service` starts it when `/sys/class/iscsi_session`
+is not empty): from then on it is the owner. See dracut/95pyiscsi/README.md.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from boot.atomic import write_atomic
+from boot.keepnet import Files, keep_network_files
+from boot.net.state import InterfaceState
+from boot.node_record import NodeRecord, Startup
+from boot.plan import BootPlan, TargetPlan
+from boot.sessions import SessionState
+
+NODES_DIR = "etc/iscsi/nodes"
+INITIATORNAME = "etc/iscsi/initiatorname.iscsi"
+
+
+def _plan_target(session: SessionState, plan: BootPlan) -> TargetPlan | None:
+    """The plan entry a session came from (a discovery entry matches by portal): where its secrets are."""
+    by_name = [t for t in plan.targets if t.name == session.target]
+    by_portal = [t for t in plan.targets if t.name is None and (t.address, t.port) == (session.address, session.port)]
+    return (by_name or by_portal or [None])[0]
+
+
+def node_record(session: SessionState, plan: BootPlan) -> NodeRecord:
+    planned = _plan_target(session, plan)
+    chap = planned.chap if planned else None
+    rchap = planned.reverse_chap if planned else None
+    return NodeRecord(
+        target=session.target,
+        address=session.address,
+        port=session.port,
+        tpgt=session.tpgt,
+        startup=Startup.ONBOOT if session.root else Startup.AUTOMATIC,
+        username=chap.username if chap else None,
+        password=chap.password if chap else None,
+        username_in=rchap.username if rchap else None,
+        password_in=rchap.password if rchap else None,
+        replacement_timeout=int(plan.timeouts.replacement),
+        header_digest=session.header_digest,
+        data_digest=session.data_digest,
+    )
+
+
+def initiator_name_file(existing: str | None, name: str) -> tuple[str | None, str | None]:
+    """(text to write or None, a warning or None) for the root's initiatorname.iscsi."""
+    if existing is None:
+        return f"InitiatorName={name}\n", None
+    values = {}
+    for line in existing.splitlines():
+        key, sep, value = line.strip().partition("=")
+        if sep and not key.startswith("#"):
+            values[key.strip()] = value.strip()
+    if values.get("GenerateName", "").lower() == "yes" and "InitiatorName" not in values:
+        return f"InitiatorName={name}\n", None
+    theirs = values.get("InitiatorName")
+    if theirs and theirs != name:
+        return None, (
+            f"the real root names its initiator {theirs}, the boot session uses {name}: "
+            "new logins from the real root will use the other name"
+        )
+    return None, None
+
+
+def sysroot_files(
+    sessions: Sequence[SessionState], plan: BootPlan, existing_initiatorname: str | None
+) -> tuple[Files, list[str]]:
+    files: Files = {}
+    warnings: list[str] = []
+    for session in sessions:
+        record = node_record(session, plan)
+        files[str(Path(NODES_DIR) / record.relative_path().relative_to("nodes"))] = (record.render(), 0o600)
+    if sessions:
+        text, warning = initiator_name_file(existing_initiatorname, sessions[0].initiator_name)
+        if text is not None:
+            files[INITIATORNAME] = (text, 0o644)
+        if warning:
+            warnings.append(warning)
+    return files, warnings
+
+
+def run_files(interfaces: Sequence[InterfaceState]) -> Files:
+    return keep_network_files([i.to_json() for i in interfaces])
+
+
+def write_files(root: Path, files: Files, warn: Callable[[str], None]) -> list[Path]:
+    """Write each file whole; a read-only root is reported, not fatal (the session itself needs none of it)."""
+    written: list[Path] = []
+    for relative, (text, mode) in sorted(files.items()):
+        path = root / relative
+        try:
+            written.append(write_atomic(path, text, mode=mode))
+        except OSError as exc:
+            if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                warn(f"{path}: not written ({exc.strerror}); iscsid will rebuild the session record from sysfs")
+            else:
+                raise
+    return written

@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from dataclasses import replace
+
+import pytest
+
+from boot.handover import initiator_name_file, node_record, run_files, sysroot_files, write_files
+from boot.net.state import InterfaceState
+from boot.plan import BootPlan, Chap, TargetPlan, Timeouts
+from boot.sessions import SessionState
+from initiator.secret import Secret
+
+ROOT_T = TargetPlan(
+    name="iqn.2026-11.test:root",
+    address="10.0.2.2",
+    lun=1,
+    chap=Chap("alice", Secret("out-secret-1")),
+    reverse_chap=Chap("tgt", Secret("in-secret-2")),
+)
+DISC_T = TargetPlan(name=None, address="10.0.2.2", port=3261, lun=0)
+PLAN = BootPlan(initiator_name="iqn.2026-11.test:init", targets=(ROOT_T, DISC_T), timeouts=Timeouts(replacement=300))
+
+
+def session(target: str, port: int, root: bool) -> SessionState:
+    return SessionState(
+        target=target,
+        address="10.0.2.2",
+        port=port,
+        tpgt=1,
+        lun=1,
+        sid=1,
+        host_no=2,
+        isid="800000000001",
+        tsih=3,
+        initiator_name="iqn.2026-11.test:init",
+        header_digest="CRC32C",
+        data_digest="None",
+        username=None,
+        username_in=None,
+        device="/dev/sda",
+        root=root,
+        seconds=1.0,
+    )
+
+
+ROOT_S = session("iqn.2026-11.test:root", 3260, True)
+FOUND_S = session("iqn.2026-11.test:found", 3261, False)
+
+
+def keys(text: str) -> dict[str, str]:
+    return dict(line.split(" = ", 1) for line in text.splitlines()[1:-1])
+
+
+def test_root_record_is_onboot_with_the_plans_chap_and_bounds():
+    rec = keys(node_record(ROOT_S, PLAN).render())
+    assert rec["node.startup"] == "onboot"
+    assert rec["node.session.auth.username"] == "alice"
+    assert rec["node.session.auth.password"] == "out-secret-1"
+    assert rec["node.session.auth.password_in"] == "in-secret-2"
+    assert rec["node.session.timeo.replacement_timeout"] == "300"
+    assert rec["node.conn[0].iscsi.HeaderDigest"] == "CRC32C"
+
+
+def test_discovered_target_matches_its_portal_and_is_automatic():
+    rec = keys(node_record(FOUND_S, PLAN).render())
+    assert rec["node.startup"] == "automatic" and rec["node.session.auth.authmethod"] == "None"
+
+
+@pytest.mark.parametrize(
+    "existing, written, warned",
+    [
+        (None, True, False),
+        ("## generated\nGenerateName=yes\n", True, False),
+        ("InitiatorName=iqn.2026-11.test:init\n", False, False),
+        ("# comment\nInitiatorName=iqn.1993-08.org.debian:01:abc\n", False, True),
+    ],
+)
+def test_initiator_name_file(existing, written, warned):
+    text, warning = initiator_name_file(existing, "iqn.2026-11.test:init")
+    assert (text == "InitiatorName=iqn.2026-11.test:init\n") is written
+    assert (warning is not None) is warned
+
+
+def test_sysroot_files_paths_and_modes():
+    files, warnings = sysroot_files([ROOT_S, FOUND_S], PLAN, None)
+    assert files["etc/iscsi/nodes/iqn.2026-11.test:root/10.0.2.2,3260,1/default"][1] == 0o600
+    assert files["etc/iscsi/nodes/iqn.2026-11.test:found/10.0.2.2,3261,1/default"][1] == 0o600
+    assert files["etc/iscsi/initiatorname.iscsi"] == ("InitiatorName=iqn.2026-11.test:init\n", 0o644)
+    assert warnings == []
+
+
+def test_write_files_sets_modes_and_reports_a_read_only_root(tmp_path):
+    files, _ = sysroot_files([ROOT_S], PLAN, None)
+    written = write_files(tmp_path, files, warn=pytest.fail)
+    modes = {p.relative_to(tmp_path).as_posix(): stat.S_IMODE(os.stat(p).st_mode) for p in written}
+    assert modes["etc/iscsi/nodes/iqn.2026-11.test:root/10.0.2.2,3260,1/default"] == 0o600
+
+
+@pytest.mark.parametrize("code", [errno.EROFS, errno.EACCES])
+def test_a_read_only_root_is_reported_not_fatal(tmp_path, monkeypatch, code):
+    def refuse(path, data, mode=0o644):
+        raise OSError(code, os.strerror(code), str(path))
+
+    monkeypatch.setattr("boot.handover.write_atomic", refuse)
+    files, _ = sysroot_files([ROOT_S], PLAN, None)
+    warnings: list[str] = []
+    assert write_files(tmp_path, files, warn=warnings.append) == []
+    assert len(warnings) == len(files) and all("not written" in w for w in warnings)
+
+
+def test_other_write_errors_are_raised(tmp_path, monkeypatch):
+    def full(path, data, mode=0o644):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("boot.handover.write_atomic", full)
+    with pytest.raises(OSError):
+        write_files(tmp_path, {"a": ("x", 0o644)}, warn=pytest.fail)
+
+
+def test_run_files_keep_the_boot_interface():
+    iface = InterfaceState(
+        name="eth0", mac="52:54:00:12:34:56", method="dhcp", addresses=("10.0.2.15/24",), gateway="10.0.2.2"
+    )
+    files = run_files([iface])
+    assert "run/systemd/network/10-pyiscsi-eth0.network" in files
+    assert files["run/initramfs/open-iscsi.interface"][0] == "eth0\n"
+
+
+def test_secrets_never_in_reprs():
+    assert "out-secret-1" not in repr(PLAN) and "out-secret-1" not in repr(replace(ROOT_S))
