@@ -1,0 +1,91 @@
+"""Portals as users and targets write them: `ADDR`, `ADDR:PORT`, `[v6]`, `[v6]:PORT`; port 3260 by default.
+
+A bare IPv6 address without brackets is accepted when it cannot be mistaken for `addr:port` (it has more than
+one colon), as iscsiadm does. Host names are accepted (RFC 7143 lets TargetAddress carry a domain name).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+from dataclasses import dataclass
+
+from initiator.errors import BadInputError
+
+DEFAULT_PORT = 3260
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
+)
+
+
+@dataclass(frozen=True)
+class Portal:
+    """Where a target listens. `address` is an IP literal (no brackets, v6 scope kept) or a host name."""
+
+    address: str
+    port: int = DEFAULT_PORT
+
+    @property
+    def is_ipv6(self) -> bool:
+        return ":" in self.address
+
+    @property
+    def family(self) -> socket.AddressFamily:
+        return socket.AF_INET6 if self.is_ipv6 else socket.AF_INET
+
+    def host_text(self) -> str:
+        """The address as it goes before `:port`: IPv6 in brackets."""
+        return f"[{self.address}]" if self.is_ipv6 else self.address
+
+    def __str__(self) -> str:
+        return f"{self.host_text()}:{self.port}"
+
+
+def _port(text: str, whole: str, field: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise BadInputError(field, whole, f"port {text!r} is not a number in 1..65535")
+    return int(text)
+
+
+def _address(text: str, whole: str, field: str, *, v6: bool) -> str:
+    if not text:
+        raise BadInputError(field, whole, "no address")
+    if v6:
+        base, _, scope = text.partition("%")
+        try:
+            ipaddress.IPv6Address(base)
+        except ValueError:
+            raise BadInputError(field, whole, f"{base!r} is not an IPv6 address") from None
+        if "%" in text and not re.fullmatch(r"[A-Za-z0-9_.@-]{1,15}", scope):
+            raise BadInputError(field, whole, f"IPv6 scope {scope!r} is not an interface name or number")
+        return str(ipaddress.IPv6Address(base)) + (f"%{scope}" if scope else "")
+    try:
+        return str(ipaddress.IPv4Address(text))
+    except ValueError:
+        pass
+    if re.fullmatch(r"[0-9.]+", text) or not _HOSTNAME.match(text):
+        raise BadInputError(field, whole, f"{text!r} is neither an IP address nor a host name")
+    return text
+
+
+def parse_portal(text: str, default_port: int = DEFAULT_PORT, field: str = "portal") -> Portal:
+    """`text` as a Portal; BadInputError naming `field` and the whole token otherwise."""
+    whole = text
+    text = text.strip()
+    if text.startswith("["):
+        close = text.find("]")
+        if close < 0:
+            raise BadInputError(field, whole, "'[' without a closing ']'")
+        address = _address(text[1:close], whole, field, v6=True)
+        rest = text[close + 1 :]
+        if not rest:
+            return Portal(address, default_port)
+        if not rest.startswith(":"):
+            raise BadInputError(field, whole, f"unexpected {rest!r} after ']'")
+        return Portal(address, _port(rest[1:], whole, field))
+    if text.count(":") > 1:
+        return Portal(_address(text, whole, field, v6=True), default_port)
+    host, colon, port = text.partition(":")
+    address = _address(host, whole, field, v6=False)
+    return Portal(address, _port(port, whole, field) if colon else default_port)

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import pytest
+
+from initiator.errors import BadInputError
+from initiator.portal import Portal, parse_portal
+
+
+@pytest.mark.parametrize(
+    ("text", "address", "port", "shown"),
+    [
+        ("127.0.0.1", "127.0.0.1", 3260, "127.0.0.1:3260"),
+        ("10.0.2.2:3261", "10.0.2.2", 3261, "10.0.2.2:3261"),
+        ("[::1]", "::1", 3260, "[::1]:3260"),
+        ("[fec0::2]:860", "fec0::2", 860, "[fec0::2]:860"),
+        ("[FEC0:0::2]:860", "fec0::2", 860, "[fec0::2]:860"),
+        ("fe80::1", "fe80::1", 3260, "[fe80::1]:3260"),
+        ("[fe80::1%eth0]:3260", "fe80::1%eth0", 3260, "[fe80::1%eth0]:3260"),
+        ("storage.example.com:3260", "storage.example.com", 3260, "storage.example.com:3260"),
+        (" nas ", "nas", 3260, "nas:3260"),
+    ],
+)
+def test_parse(text: str, address: str, port: int, shown: str) -> None:
+    portal = parse_portal(text)
+    assert portal == Portal(address, port)
+    assert str(portal) == shown
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("", "no address"),
+        (":3260", "no address"),
+        ("10.0.0.1:", "port ''"),
+        ("10.0.0.1:0", "port '0'"),
+        ("10.0.0.1:65536", "port '65536'"),
+        ("10.0.0.1:32a", "port '32a'"),
+        ("10.0.0.256", "neither"),
+        ("[::1", "closing"),
+        ("[::1]x", "unexpected"),
+        ("[10.0.0.1]:3260", "not an IPv6"),
+        ("[fe80::1%a b]", "scope"),
+        ("bad_host!", "neither"),
+        ("1::2::3", "not an IPv6"),
+    ],
+)
+def test_bad_portal_names_field_and_value(text: str, reason: str) -> None:
+    with pytest.raises(BadInputError) as info:
+        parse_portal(text)
+    assert info.value.field == "portal"
+    assert reason in str(info.value)
+    assert repr(text) in str(info.value)
+
+
+def test_field_name_and_default_port_are_inputs() -> None:
+    assert parse_portal("10.0.0.1", default_port=860).port == 860
+    with pytest.raises(BadInputError, match=r"^TargetAddress:"):
+        parse_portal("x:y", field="TargetAddress")
