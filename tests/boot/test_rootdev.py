@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+import pytest
+
+from boot.rootdev import link_root, root_rule
+from initiator.errors import BadInputError
+
+
+def test_rule_names_the_disk_and_the_link(tmp_path):
+    (tmp_path / "sys/class/block/sdb").mkdir(parents=True)
+    (tmp_path / "sys/class/block/sdb/uevent").write_text("")
+    link_root("/dev/sdb", "/dev/root", rules_dir=tmp_path / "rules", sysfs=tmp_path / "sys")
+    rule = (tmp_path / "rules/99-pyiscsi-root.rules").read_text()
+    assert 'KERNEL=="sdb", SYMLINK+="root"' in rule
+    assert (tmp_path / "sys/class/block/sdb/uevent").read_text() == "change"
+
+
+@pytest.mark.parametrize(
+    "device, link, field",
+    [
+        ('/dev/sda", RUN+="/bin/sh', "root", "root device"),
+        ("/dev/sda", "../etc/passwd", "root link"),
+        ("/dev/sda", 'root" RUN+="x', "root link"),
+        ("", "root", "root device"),
+    ],
+)
+def test_names_that_would_break_the_rule_are_refused(device, link, field):
+    with pytest.raises(BadInputError) as info:
+        root_rule(device, link)
+    assert info.value.field == field
