@@ -1,0 +1,177 @@
+"""The thin socket driver: TCP to a portal, every byte moved under a named Deadline.
+
+It knows nothing of iSCSI beyond "read exactly this many bytes": the PDU reader says how many bytes it still
+needs and the driver never asks the kernel for more, so after login no byte meant for the kernel's iscsi_tcp
+sits in a Python buffer. `assert_drained()` checks that before the fd is handed over.
+
+Errors: refused / reset / unreachable / closed -> NetworkError naming the portal; a bound that runs out ->
+WaitTimeout naming the deadline (the caller names them 'connect', 'login', 'read', ...).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import socket
+import struct
+
+from initiator.deadline import Deadline
+from initiator.errors import NetworkError, RemoteProtocolError
+from initiator.portal import Portal
+
+_REASONS = {
+    errno.ECONNREFUSED: "connection refused",
+    errno.ECONNRESET: "connection reset by the target",
+    errno.ENETUNREACH: "network unreachable",
+    errno.EHOSTUNREACH: "host unreachable",
+    errno.EHOSTDOWN: "host down",
+    errno.ENETDOWN: "network down",
+    errno.EPIPE: "connection closed by the target",
+    errno.ETIMEDOUT: "connection timed out (TCP)",
+    errno.EADDRNOTAVAIL: "address not available",
+}
+
+
+def _network_error(portal: Portal, action: str, exc: OSError) -> NetworkError:
+    reason = _REASONS.get(exc.errno or 0) or exc.strerror or os.strerror(exc.errno or 0) or str(exc)
+    return NetworkError(f"portal {portal}: {action}: {reason}")
+
+
+def _resolve(portal: Portal) -> list[tuple[socket.AddressFamily, tuple]]:
+    flags = socket.AI_NUMERICHOST if _is_numeric(portal.address) else 0
+    try:
+        infos = socket.getaddrinfo(portal.address, portal.port, type=socket.SOCK_STREAM, flags=flags)
+    except socket.gaierror as exc:
+        raise NetworkError(f"portal {portal}: cannot resolve {portal.address!r}: {exc.strerror}") from None
+    return [(family, address) for family, _, _, _, address in infos]
+
+
+def _is_numeric(address: str) -> bool:
+    try:
+        socket.inet_pton(socket.AF_INET6 if ":" in address else socket.AF_INET, address.partition("%")[0])
+    except OSError:
+        return False
+    return True
+
+
+class Transport:
+    """A connected TCP socket to one portal. Not thread-safe; one PDU exchange at a time."""
+
+    def __init__(self, sock: socket.socket, portal: Portal) -> None:
+        self._sock: socket.socket | None = sock
+        self.portal = portal
+
+    @classmethod
+    def connect(cls, portal: Portal, deadline: Deadline) -> Transport:
+        """Connect to the first of the portal's addresses that answers within `deadline`."""
+        last: OSError | None = None
+        for family, address in _resolve(portal):
+            remaining = deadline.remaining()
+            if remaining <= 0:
+                raise deadline.timeout(f"connecting to {portal}")
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(remaining)
+                sock.connect(address)
+            except TimeoutError:
+                sock.close()
+                raise deadline.timeout(f"connecting to {portal}") from None
+            except OSError as exc:
+                sock.close()
+                last = exc
+                continue
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return cls(sock, portal)
+        if last is None:
+            raise NetworkError(f"portal {portal}: no address to connect to")
+        raise _network_error(portal, "connect", last)
+
+    @property
+    def sock(self) -> socket.socket:
+        if self._sock is None:
+            raise NetworkError(f"portal {self.portal}: the connection is closed")
+        return self._sock
+
+    def _arm(self, deadline: Deadline, detail: str) -> None:
+        remaining = deadline.remaining()
+        if remaining <= 0:
+            raise deadline.timeout(detail)
+        self.sock.settimeout(remaining)
+
+    def send(self, data: bytes, deadline: Deadline) -> None:
+        detail = f"sending to {self.portal}"
+        self._arm(deadline, detail)
+        try:
+            self.sock.sendall(data)
+        except TimeoutError:
+            raise deadline.timeout(detail) from None
+        except OSError as exc:
+            raise _network_error(self.portal, "send", exc) from None
+
+    def recv_at_most(self, count: int, deadline: Deadline) -> bytes:
+        """Between 1 and `count` bytes; never more than asked for."""
+        if count <= 0:
+            raise ValueError(f"recv_at_most({count})")
+        detail = f"reading from {self.portal}"
+        self._arm(deadline, detail)
+        try:
+            data = self.sock.recv(count)
+        except TimeoutError:
+            raise deadline.timeout(detail) from None
+        except OSError as exc:
+            raise _network_error(self.portal, "receive", exc) from None
+        if not data:
+            raise NetworkError(f"portal {self.portal}: the target closed the connection")
+        return data
+
+    def recv_exactly(self, count: int, deadline: Deadline) -> bytes:
+        parts: list[bytes] = []
+        got = 0
+        while got < count:
+            part = self.recv_at_most(count - got, deadline)
+            parts.append(part)
+            got += len(part)
+        return b"".join(parts)
+
+    def assert_drained(self) -> None:
+        """Refuse to go on when the target sent more than we read: those bytes would be lost at a handover."""
+        sock = self.sock
+        timeout = sock.gettimeout()
+        # With a Python timeout set, recv() would wait for readability despite MSG_DONTWAIT: peek non-blocking.
+        sock.settimeout(0.0)
+        try:
+            pending = sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            raise _network_error(self.portal, "receive", exc) from None
+        finally:
+            sock.settimeout(timeout)
+        if not pending:
+            raise NetworkError(f"portal {self.portal}: the target closed the connection")
+        raise RemoteProtocolError(f"portal {self.portal}: the target sent bytes beyond the last PDU")
+
+    def detach(self) -> socket.socket:
+        """Give up the socket (blocking mode again, as the kernel expects) to a new owner; this Transport is done."""
+        sock = self.sock
+        self.assert_drained()
+        sock.settimeout(None)
+        self._sock = None
+        return sock
+
+    def close(self, abort: bool = False) -> None:
+        """Close; `abort` resets the connection (linger 0) instead of a graceful FIN, as recovery wants."""
+        sock, self._sock = self._sock, None
+        if sock is None:
+            return
+        if abort:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+
+    def __enter__(self) -> Transport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
