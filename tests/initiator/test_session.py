@@ -98,7 +98,7 @@ def test_response_with_sense_and_short_read() -> None:
         P.ScsiResponse(itt=itt, status=2, statsn=100, data=struct.pack(">H", len(sense)) + sense, **_sn())
     )
     assert done.sense is not None and done.sense.key == scsi.SenseKey.ILLEGAL_REQUEST
-    with pytest.raises(scsi.ScsiCommandError, match="READ CAPACITY\\(16\\).*ILLEGAL_REQUEST"):
+    with pytest.raises(scsi.ScsiCommandError, match=r"READ CAPACITY\(16\).*ILLEGAL_REQUEST"):
         done.check()
     assert s.state is State.FULL_FEATURE  # a failed command does not fail the session
 
@@ -166,7 +166,7 @@ def test_window() -> None:
     assert not s.window_open
     with pytest.raises(LocalProtocolError, match="MaxCmdSN 9"):
         s.scsi_command(0, READ)
-    itt, nop = s.ping()  # immediate: allowed with the window closed
+    itt, _ = s.ping()  # immediate: allowed with the window closed
     [answered] = s.receive(P.NopIn(itt=itt, statsn=1, exp_cmdsn=10, max_cmdsn=12))
     assert isinstance(answered, PingAnswered) and s.window_open
     # A stale pair (MaxCmdSN < ExpCmdSN - 1) is ignored, and numbers never go backwards.

@@ -1,0 +1,163 @@
+"""SendTargets discovery (RFC 7143 Appendix C): the text exchange and the parse of its answer, sans-I/O.
+
+The answer is `TargetName=` keys, each followed by zero or more `TargetAddress=addr[:port],tpgt` keys (IPv6 in
+brackets, host names allowed). A target listed without an address is reachable at the discovery portal itself.
+The response may span several Text Responses (C bit / F bit 0 with a TTT); the pieces are joined before parsing
+because a key may be cut anywhere, and the whole is bounded in bytes and rounds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from initiator import pdu as P
+from initiator.errors import BadInputError, IscsiError, LocalProtocolError, RemoteProtocolError
+from initiator.portal import Portal, parse_portal
+from initiator.session import Session, TextReply
+
+SEND_TARGETS_ALL = b"SendTargets=All\x00"
+MAX_RESPONSE_BYTES = 1 << 20
+MAX_ROUNDS = 1024
+MAX_NAME = 223
+
+
+@dataclass(frozen=True)
+class DiscoveredPortal:
+    """One portal of a target. `tpgt` None: the target gave no address, so no portal group tag either."""
+
+    address: str
+    port: int
+    tpgt: int | None
+
+    @property
+    def portal(self) -> Portal:
+        return Portal(self.address, self.port)
+
+    def __str__(self) -> str:
+        return f"{self.portal},{-1 if self.tpgt is None else self.tpgt}"
+
+
+@dataclass(frozen=True)
+class DiscoveredTarget:
+    name: str
+    portals: tuple[DiscoveredPortal, ...]
+
+    def lines(self) -> list[str]:
+        """`ADDRESS:PORT,TPGT TARGETNAME` per portal, as `iscsiadm -m discovery -t st` prints them."""
+        return [f"{p} {self.name}" for p in self.portals]
+
+
+def _target_address(value: str) -> DiscoveredPortal:
+    host, comma, tag = value.rpartition(",")
+    if not comma:
+        host, tag = value, ""
+    tpgt: int | None = None
+    if comma:
+        if not tag.isdigit() or int(tag) > 0xFFFF:
+            raise RemoteProtocolError(f"SendTargets: TargetAddress {value!r}: portal group tag {tag!r} is not 0..65535")
+        tpgt = int(tag)
+    try:
+        portal = parse_portal(host, field="TargetAddress")
+    except BadInputError as exc:
+        raise RemoteProtocolError(f"SendTargets: TargetAddress {value!r}: {exc.reason}") from None
+    return DiscoveredPortal(portal.address, portal.port, tpgt)
+
+
+def parse_send_targets(data: bytes, discovery_portal: Portal) -> list[DiscoveredTarget]:
+    """The targets in a whole SendTargets answer, in the order the target listed them."""
+    try:
+        text = data.decode()
+    except UnicodeDecodeError as exc:
+        raise RemoteProtocolError(f"SendTargets: answer is not UTF-8 (byte {exc.start})") from None
+    order: list[str] = []
+    portals: dict[str, list[DiscoveredPortal]] = {}
+    current: str | None = None
+    for pair in text.split("\x00"):
+        if not pair:
+            continue
+        key, eq, value = pair.partition("=")
+        if not eq:
+            raise RemoteProtocolError(f"SendTargets: {pair[:80]!r} is not key=value")
+        if key == "SendTargets" and value in ("Reject", "Irrelevant", "NotUnderstood"):
+            raise IscsiError(f"the target answered SendTargets={value}")
+        if key == "TargetName":
+            if not value or len(value.encode()) > MAX_NAME:
+                raise RemoteProtocolError(f"SendTargets: TargetName {value[:80]!r} is not 1..{MAX_NAME} bytes")
+            current = value
+            if value not in portals:
+                order.append(value)
+                portals[value] = []
+        elif key == "TargetAddress":
+            if current is None:
+                raise RemoteProtocolError(f"SendTargets: TargetAddress {value[:80]!r} before any TargetName")
+            address = _target_address(value)
+            if address not in portals[current]:
+                portals[current].append(address)
+        # Other keys (TargetAlias, vendor keys) carry nothing discovery needs.
+    return [
+        DiscoveredTarget(
+            name,
+            tuple(portals[name]) or (DiscoveredPortal(discovery_portal.address, discovery_portal.port, None),),
+        )
+        for name in order
+    ]
+
+
+class SendTargets:
+    """One SendTargets=All exchange over a Session: `start()`, then `receive()` each TextReply until it returns
+    None, then `targets()`."""
+
+    def __init__(
+        self,
+        session: Session,
+        discovery_portal: Portal,
+        *,
+        max_bytes: int = MAX_RESPONSE_BYTES,
+        max_rounds: int = MAX_ROUNDS,
+    ) -> None:
+        self.session = session
+        self.discovery_portal = discovery_portal
+        self.max_bytes = max_bytes
+        self.max_rounds = max_rounds
+        self._itt: int | None = None
+        self._parts: list[bytes] = []
+        self._size = 0
+        self._rounds = 0
+        self._done = False
+
+    def start(self) -> P.TextRequest:
+        if self._itt is not None:
+            raise LocalProtocolError("SendTargets: already started")
+        self._itt, request = self.session.text(SEND_TARGETS_ALL)
+        return request
+
+    def receive(self, reply: TextReply) -> P.TextRequest | None:
+        """Take one Text Response's part; the request asking for more, or None when the answer is whole."""
+        if self._itt is None or self._done:
+            raise LocalProtocolError("SendTargets: receive() before start() or after the end")
+        if reply.itt != self._itt:
+            raise RemoteProtocolError(
+                f"SendTargets: Text Response for ITT 0x{reply.itt:08x}, ours is 0x{self._itt:08x}"
+            )
+        self._rounds += 1
+        self._size += len(reply.data)
+        if self._size > self.max_bytes:
+            raise RemoteProtocolError(f"SendTargets: answer exceeds {self.max_bytes} bytes")
+        self._parts.append(reply.data)
+        if reply.final:
+            self._done = True
+            return None
+        if self._rounds >= self.max_rounds:
+            raise RemoteProtocolError(f"SendTargets: answer not final after {self.max_rounds} Text Responses")
+        if reply.ttt == P.RESERVED_TAG:
+            raise RemoteProtocolError("SendTargets: a Text Response that is not final must carry a Target Transfer Tag")
+        return self.session.text_continue(self._itt, reply.ttt)
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    def targets(self) -> list[DiscoveredTarget]:
+        if not self._done:
+            raise LocalProtocolError("SendTargets: the answer is not complete yet")
+        return parse_send_targets(b"".join(self._parts), self.discovery_portal)
