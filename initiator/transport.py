@@ -18,6 +18,8 @@ import struct
 
 from initiator.deadline import Deadline
 from initiator.errors import NetworkError, RemoteProtocolError
+from initiator.framing import PduReader, frame
+from initiator.pdu import Pdu
 from initiator.portal import Portal
 
 _REASONS = {
@@ -175,3 +177,45 @@ class Transport:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class PduStream:
+    """PDUs over a Transport: frames what we send (digests once negotiated) and reads exactly one PDU at a time,
+    asking the socket only for the bytes the reader says the current PDU still needs."""
+
+    def __init__(self, transport: Transport, reader: PduReader | None = None) -> None:
+        self.transport = transport
+        self.reader = reader if reader is not None else PduReader()
+        self.header_digest = False
+        self.data_digest = False
+        self.max_send_data_segment: int | None = None
+
+    @property
+    def portal(self) -> Portal:
+        return self.transport.portal
+
+    def set_digests(self, *, header: bool, data: bool) -> None:
+        self.header_digest = header
+        self.data_digest = data
+        self.reader.set_digests(header=header, data=data)
+
+    def send(self, pdu: Pdu, deadline: Deadline) -> None:
+        data = frame(pdu, self.header_digest, self.data_digest, self.max_send_data_segment)
+        self.transport.send(data, deadline)
+
+    def recv(self, deadline: Deadline) -> Pdu:
+        while (need := self.reader.bytes_needed()) > 0:
+            self.reader.feed(self.transport.recv_at_most(need, deadline))
+        pdu = self.reader.next_pdu()
+        assert pdu is not None  # bytes_needed() was 0: a whole PDU is buffered
+        return pdu
+
+    def assert_drained(self) -> None:
+        if self.reader.buffered:
+            raise RemoteProtocolError(
+                f"portal {self.portal}: {self.reader.buffered} bytes buffered beyond the last PDU"
+            )
+        self.transport.assert_drained()
+
+    def close(self, abort: bool = False) -> None:
+        self.transport.close(abort)

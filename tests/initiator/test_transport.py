@@ -9,10 +9,12 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from initiator import pdu as P
 from initiator.deadline import Deadline, FakeClock
 from initiator.errors import ExitStatus, NetworkError, RemoteProtocolError, WaitTimeout
+from initiator.framing import frame
 from initiator.portal import Portal
-from initiator.transport import Transport
+from initiator.transport import PduStream, Transport
 from tests.support.sockets import free_port, silent_listener
 
 
@@ -158,3 +160,38 @@ def test_detach_hands_over_a_blocking_socket_and_closes_the_transport() -> None:
         finally:
             sock.close()
         t.close()
+
+
+def test_pdu_stream_reads_one_pdu_at_a_time() -> None:
+    first = P.NopIn(itt=1, statsn=5, data=b"abcde")  # padded to 8 bytes on the wire
+    second = P.NopIn(itt=2, statsn=6)
+    wire = frame(first) + frame(second)
+
+    def script(conn: socket.socket) -> None:
+        conn.sendall(wire)
+
+    with peer(script) as portal, Transport.connect(portal, _deadline("connect")) as t:
+        stream = PduStream(t)
+        assert stream.recv(_deadline()) == first
+        with pytest.raises(RemoteProtocolError, match="beyond the last PDU"):
+            stream.assert_drained()
+        assert stream.recv(_deadline()) == second
+        stream.assert_drained()
+
+
+def test_pdu_stream_digests_both_ways() -> None:
+    received: list[bytes] = []
+    reply = P.NopIn(itt=9, statsn=1, data=b"xyz")
+
+    def script(conn: socket.socket) -> None:
+        conn.settimeout(5)
+        received.append(conn.recv(1000))
+        conn.sendall(frame(reply, True, True))
+
+    with peer(script) as portal, Transport.connect(portal, _deadline("connect")) as t:
+        stream = PduStream(t)
+        stream.set_digests(header=True, data=True)
+        out = P.NopOut(itt=9, data=b"hello")
+        stream.send(out, _deadline())
+        assert stream.recv(_deadline()) == reply
+    assert received == [frame(out, True, True)]
