@@ -103,17 +103,20 @@ class TargetPlan:
 class Timeouts:
     """Every bounded wait of a boot, in seconds. Names are stable: they appear in `explain` and in errors."""
 
-    total: float = 180.0  # the whole of `pyiscsi boot` (rd.pyiscsi.timeout)
-    iflink: float = 10.0  # the named link to appear (rd.net.timeout.iflink)
-    carrier: float = 10.0  # carrier on a link that is up (rd.net.timeout.carrier)
-    dhcp: float = 30.0  # DHCPv4 lease (rd.net.timeout.dhcp)
-    ipv6dad: float = 5.0  # duplicate address detection of static IPv6 (rd.net.timeout.ipv6dad)
-    ipv6auto: float = 40.0  # SLAAC address and default route (rd.net.timeout.ipv6auto)
+    # Defaults: dracut's where dracut has one (dracut.cmdline(7)), ours otherwise. boot.planner fills them from
+    # the command line; every one can be set with rd.pyiscsi.timeout.<name>=<seconds>.
+    total: float = 180.0  # the whole of `pyiscsi boot` (rd.pyiscsi.timeout, else rd.retry; dracut's rd.retry: 180)
+    iflink: float = 60.0  # the named link to appear (rd.net.timeout.iflink; dracut: 60)
+    carrier: float = 10.0  # carrier on a link that is up (rd.net.timeout.carrier; dracut: 10)
+    dhcp: float = 30.0  # DHCPv4 lease (rd.net.timeout.dhcp; dracut leaves it to dhclient)
+    ipv6dad: float = 50.0  # duplicate address detection of static IPv6 (rd.net.timeout.ipv6dad; dracut: 50)
+    ipv6auto: float = 40.0  # SLAAC address and default route (rd.net.timeout.ipv6auto; dracut: 40)
     dhcp6: float = 30.0  # DHCPv6 lease
     connect: float = 10.0  # one TCP connect to a portal
-    login: float = 20.0  # one login, connect to full feature phase
-    disk: float = 30.0  # the block device of the root LUN to appear
+    login: float = 20.0  # one login, connect to full feature phase (rd.iscsi.param=...login_timeout=)
+    disk: float = 30.0  # the block device of the root LUN to appear (rd.timeout when > 0)
     replacement: float = 120.0  # how long the kernel queues I/O while a session recovers
+    # (rd.iscsi.param=node.session.timeo.replacement_timeout=)
 
     def to_json(self) -> dict[str, float]:
         return dataclasses.asdict(self)
@@ -126,6 +129,22 @@ class BootPlan:
     targets: tuple[TargetPlan, ...] = ()
     timeouts: Timeouts = field(default_factory=Timeouts)
     root: str | None = None
+    # Beyond the contract's explain shape (to_json leaves them out; `explain` prints them under "options"/"notes"):
+    log_level: str = "info"  # rd.pyiscsi.loglevel
+    waitnet: bool = True  # rd.iscsi.waitnet: all interfaces up before the first login
+    testroute: bool = True  # rd.iscsi.testroute: skip a target without a route to it
+    iscsi_params: tuple[tuple[str, str], ...] = ()  # rd.iscsi.param=<key>=<value>, in order
+    login_retry_max: int | None = None  # rd.iscsi.login_retry_max
+    notes: tuple[str, ...] = ()  # what the planner decided or ignored, in words (unsupported options, conflicts)
+
+    def options_json(self) -> dict[str, Any]:
+        return {
+            "log_level": self.log_level,
+            "waitnet": self.waitnet,
+            "testroute": self.testroute,
+            "iscsi_params": {k: v for k, v in self.iscsi_params},
+            "login_retry_max": self.login_retry_max,
+        }
 
     def to_json(self, show_secrets: bool = False) -> dict[str, Any]:
         return {

@@ -1,0 +1,758 @@
+"""dracut's kernel command line, for everything the iSCSI root path touches: text in, a frozen `Cmdline` out.
+
+Grammar (dracut.cmdline(7); `[...]` optional, `{a|b}` a choice; IPv6 addresses always in brackets):
+
+    ip={dhcp|on|any|dhcp6|auto6|either6|link6|single-dhcp|ibft|none|off}
+    ip=<interface>:{dhcp|on|any|dhcp6|auto6|either6|link6|ibft|none|off}[:[<mtu>][:<macaddr>]]
+    ip=<client-IP>:[<peer>]:<gateway-IP>:<netmask>:<client_hostname>:<interface>:{none|off|dhcp|on|any|
+       dhcp6|auto6|either6|link6|ibft}[:[<mtu>][:<macaddr>]]
+    ip=<client-IP>:[<peer>]:<gateway-IP>:<netmask>:<client_hostname>:<interface>:<method>[:[<dns1>][:<dns2>]]
+        <netmask> is a dotted mask or a prefix length; <macaddr> is aa:bb:cc:dd:ee:ff (its colons are
+        recognised as the last six fields) or aa-bb-cc-dd-ee-ff; ip= may repeat (then each names an interface)
+    ifname=<interface>:<MAC>                  vlan=<vlanname>:<phydevice>   (vlan0005, vlan5, eth0.0005, eth0.5)
+    bond=<bondname>[:<slaves>[:<options>[:<mtu>]]]   team=...   bridge=...   (parsed; not supported)
+    nameserver=<IP> (repeats)   bootdev=<interface>   BOOTIF=<MAC>   rd.neednet[=0|1]
+    rd.net.timeout.{iflink,ifup,route,ipv6dad,ipv6auto,carrier,dhcp}=<seconds>   rd.timeout=<s>   rd.retry=<s>
+    root=<device>   root=iscsi:...   netroot=iscsi:...  (repeats; bare `netroot=iscsi` means: from firmware)
+        iscsi:[<user>:<pass>[:<ruser>:<rpass>]@][<server>]:[<proto>]:[<port>][:[<iface>]:[<netdev>]]:[<lun>]:<target>
+        The field count decides the form (as dracut's parse_iscsi_root): a target name starting iqn./eui./naa.
+        is cut off at its last ":iqn." first; an empty target name means SendTargets discovery.
+    rd.iscsi.initiator=   rd.iscsi.target.{name,ip,port,group}=   rd.iscsi.{username,password}=
+    rd.iscsi.in.{username,password}=   rd.iscsi.firmware[=0|1]   rd.iscsi.ibft[=0|1]   rd.iscsi.mp[=0|1]
+    rd.iscsi.waitnet=0|1   rd.iscsi.testroute=0|1   rd.iscsi.param=<key>=<value> (repeats)
+    rd.iscsi.transport=tcp   rd.iscsi.login_retry_max=<n>
+        (the old names iscsi_initiator=, iscsi_target_name=, ..., iscsi_firmware are accepted too)
+    rd.pyiscsi.timeout=<s> (the whole boot)   rd.pyiscsi.timeout.<wait>=<s>   rd.pyiscsi.loglevel=<level>
+
+Words are split as the kernel's own parser does: on whitespace outside double quotes; a quote opening a word or
+a value is dropped with its partner at the word's end (`"ip=a b"` and `ip="a b"` both give `a b`). For a key
+given once, the last occurrence wins, as dracut's getarg. Every error quotes the whole word.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from initiator.errors import CmdlineError
+from initiator.secret import Secret
+
+IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+MAX_SECONDS = 7 * 86400.0
+MAC_RE = re.compile(r"[0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}")
+HEX_PAIR_RE = re.compile(r"[0-9a-fA-F]{2}")
+IFNAME_RE = re.compile(r"[A-Za-z0-9_.@-]{1,15}")
+HOSTNAME_RE = re.compile(
+    r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?"
+)
+TARGET_PREFIXES = ("iqn.", "eui.", "naa.")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class IpMethod(enum.StrEnum):
+    """ip= autoconf keywords after folding dracut's synonyms (on/any -> dhcp, off -> none)."""
+
+    DHCP = "dhcp"
+    SINGLE_DHCP = "single-dhcp"
+    DHCP6 = "dhcp6"
+    AUTO6 = "auto6"
+    EITHER6 = "either6"
+    LINK6 = "link6"
+    IBFT = "ibft"
+    NONE = "none"
+
+
+METHOD_WORDS: dict[str, IpMethod] = {
+    "dhcp": IpMethod.DHCP,
+    "on": IpMethod.DHCP,
+    "any": IpMethod.DHCP,
+    "single-dhcp": IpMethod.SINGLE_DHCP,
+    "dhcp6": IpMethod.DHCP6,
+    "auto6": IpMethod.AUTO6,
+    "either6": IpMethod.EITHER6,
+    "link6": IpMethod.LINK6,
+    "ibft": IpMethod.IBFT,
+    "none": IpMethod.NONE,
+    "off": IpMethod.NONE,
+}
+
+
+@dataclass(frozen=True)
+class IpConfig:
+    """One ip= option."""
+
+    token: str
+    method: IpMethod
+    interface: str | None = None
+    address: IPInterface | None = None
+    peer: str | None = None
+    gateway: IPAddress | None = None
+    hostname: str | None = None
+    mtu: int | None = None
+    mac: str | None = None
+    dns: tuple[IPAddress, ...] = ()
+
+
+@dataclass(frozen=True)
+class Vlan:
+    name: str
+    parent: str
+    vid: int
+
+
+@dataclass(frozen=True)
+class IscsiRoot:
+    """One root=iscsi:/netroot=iscsi: spec. `target` None means SendTargets discovery at `server`."""
+
+    server: str
+    target: str | None
+    port: int = 3260
+    lun: int = 0
+    iface_name: str | None = None
+    netdev: str | None = None
+    username: str | None = None
+    password: Secret | None = None
+    in_username: str | None = None
+    in_password: Secret | None = None
+
+
+@dataclass(frozen=True)
+class Cmdline:
+    """Everything read from one command line; the planner merges it with the iBFT."""
+
+    ips: tuple[IpConfig, ...] = ()
+    ifnames: tuple[tuple[str, str], ...] = ()  # (name, mac)
+    vlans: tuple[Vlan, ...] = ()
+    unsupported: tuple[str, ...] = ()  # bond=/team=/bridge= words, reported
+    nameservers: tuple[IPAddress, ...] = ()
+    bootdev: str | None = None
+    bootif: str | None = None  # BOOTIF= MAC, normalised
+    neednet: bool = False
+    net_timeouts: tuple[tuple[str, float], ...] = ()  # rd.net.timeout.<name>
+    rd_timeout: float | None = None
+    rd_retry: float | None = None
+    root: str | None = None
+    netroots: tuple[IscsiRoot, ...] = ()
+    netroot_firmware: bool = False  # bare netroot=iscsi
+    other_netroots: tuple[str, ...] = ()  # netroot=nfs:..., dhcp, ...: not ours
+    initiator: str | None = None
+    target_name: str | None = None
+    target_ip: str | None = None
+    target_port: int | None = None
+    target_group: int | None = None
+    username: str | None = None
+    password: Secret | None = None
+    in_username: str | None = None
+    in_password: Secret | None = None
+    firmware: bool = False
+    ibft: bool = False
+    multipath: bool = False
+    waitnet: bool = True
+    testroute: bool = True
+    params: tuple[tuple[str, str], ...] = ()
+    transport: str = "tcp"
+    login_retry_max: int | None = None
+    pyiscsi_timeouts: tuple[tuple[str, float], ...] = ()  # rd.pyiscsi.timeout[.<name>]; "total" for the bare one
+    log_level: str = "info"
+
+
+# ---- words ----------------------------------------------------------------------------------------------------
+
+
+def split_words(text: str) -> list[str]:
+    """Whitespace-separated words; double quotes group (and are kept here: `split_word` strips them)."""
+    words: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        while i < n and text[i].isspace():
+            i += 1
+        if i >= n:
+            break
+        start = i
+        in_quote = False
+        while i < n and (in_quote or not text[i].isspace()):
+            if text[i] == '"':
+                in_quote = not in_quote
+            i += 1
+        words.append(text[start:i])
+    return words
+
+
+def split_word(word: str) -> tuple[str, str | None]:
+    """(key, value) as the kernel's next_arg leaves them: the opening quote of the word or of the value goes,
+    and so does a quote ending the word."""
+    quoted = word.startswith('"')
+    if quoted:
+        word = word[1:]
+    if "=" not in word:
+        if quoted and word.endswith('"'):
+            word = word[:-1]
+        return word, None
+    key, value = word.split("=", 1)
+    if value.startswith('"'):
+        value = value[1:]
+        quoted = True
+    if quoted and value.endswith('"'):
+        value = value[:-1]
+    return key, value
+
+
+def tokenize(text: str) -> list[tuple[str, str | None, str]]:
+    """(key, value, the whole word) for every word; `--` (the start of init's own arguments) is skipped."""
+    return [(*split_word(w), w) for w in split_words(text) if w != "--"]
+
+
+# ---- small value parsers --------------------------------------------------------------------------------------
+
+
+def _err(key: str, token: str, reason: str) -> CmdlineError:
+    return CmdlineError(key, token, reason)
+
+
+def split_fields(value: str, key: str, token: str) -> list[str]:
+    """Colon-separated fields where a [bracketed] IPv6 address is one field (brackets removed)."""
+    fields: list[str] = []
+    current: list[str] = []
+    i = 0
+    while i < len(value):
+        c = value[i]
+        if c == "[":
+            close = value.find("]", i)
+            if close == -1:
+                raise _err(key, token, "'[' without a closing ']'")
+            if current:
+                raise _err(key, token, "'[' in the middle of a field")
+            current.append(value[i + 1 : close])
+            i = close + 1
+            if i < len(value) and value[i] not in ":/":
+                raise _err(key, token, "']' must end a field")
+            continue
+        if c == "]":
+            raise _err(key, token, "']' without an opening '['")
+        if c == ":":
+            fields.append("".join(current))
+            current = []
+        else:
+            current.append(c)
+        i += 1
+    fields.append("".join(current))
+    return fields
+
+
+def parse_mac(text: str, key: str, token: str) -> str:
+    if not MAC_RE.fullmatch(text):
+        raise _err(key, token, f"{text!r} is not a MAC address (aa:bb:cc:dd:ee:ff)")
+    return text.replace("-", ":").lower()
+
+
+def parse_address(text: str, key: str, token: str, what: str = "address") -> IPAddress:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        raise _err(key, token, f"{what} {text!r} is not an IP address") from None
+
+
+def parse_ifname(text: str, key: str, token: str) -> str:
+    if not IFNAME_RE.fullmatch(text):
+        raise _err(key, token, f"{text!r} is not an interface name (1-15 of A-Z a-z 0-9 _ . @ -)")
+    return text
+
+
+def parse_int(text: str, key: str, token: str, what: str, lo: int, hi: int) -> int:
+    if not re.fullmatch(r"[0-9]{1,10}", text):
+        raise _err(key, token, f"{what} {text!r} is not a decimal number")
+    value = int(text)
+    if not lo <= value <= hi:
+        raise _err(key, token, f"{what} {value} is out of range {lo}..{hi}")
+    return value
+
+
+def parse_seconds(text: str | None, key: str, token: str) -> float:
+    try:
+        value = float(text or "")
+    except ValueError:
+        raise _err(key, token, "expected a number of seconds") from None
+    if not math.isfinite(value) or not 0 <= value <= MAX_SECONDS:
+        raise _err(key, token, f"seconds must be between 0 and {MAX_SECONDS:g}")
+    return value
+
+
+def parse_bool(value: str | None, key: str, token: str) -> bool:
+    """dracut's getargbool: a bare key is true, 0/no/off false, 1/yes/on true."""
+    if value is None or value.lower() in ("", "1", "yes", "on", "true"):
+        return True
+    if value.lower() in ("0", "no", "off", "false"):
+        return False
+    raise _err(key, token, "expected 0 or 1")
+
+
+def _prefix_from_mask(mask: str, ip: IPAddress, key: str, token: str) -> int:
+    limit = 32 if ip.version == 4 else 128
+    if mask.isdigit():
+        prefix = int(mask)
+        if prefix > limit:
+            raise _err(key, token, f"prefix /{prefix} is longer than {limit} bits")
+        return prefix
+    try:
+        network = ipaddress.ip_network(f"{'0.0.0.0' if ip.version == 4 else '::'}/{mask}")
+    except ValueError:
+        raise _err(key, token, f"netmask {mask!r} is neither a prefix length nor a contiguous mask") from None
+    return network.prefixlen
+
+
+def _classful_prefix(ip: ipaddress.IPv4Address) -> int:
+    """The kernel's ip= default when no netmask is given."""
+    first = int(ip) >> 24
+    return 8 if first < 128 else 16 if first < 192 else 24
+
+
+def _method(text: str, key: str, token: str) -> IpMethod:
+    try:
+        return METHOD_WORDS[text.lower()]
+    except KeyError:
+        raise _err(
+            key, token, f"unknown method {text!r} (dhcp, on, any, dhcp6, auto6, either6, link6, ibft, none, off)"
+        ) from None
+
+
+def _looks_like_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+# ---- ip= -------------------------------------------------------------------------------------------------------
+
+
+def parse_ip(value: str | None, token: str) -> IpConfig:
+    key = "ip"
+    if not value:
+        raise _err(key, token, "empty value")
+    fields = split_fields(value, key, token)
+    mac = None
+    if len(fields) >= 8 and all(HEX_PAIR_RE.fullmatch(f) for f in fields[-6:]):
+        mac = ":".join(fields[-6:]).lower()
+        fields = fields[:-6]
+    if len(fields) == 1:
+        if value.lower() in METHOD_WORDS:
+            return IpConfig(token, _method(value, key, token))
+        raise _err(key, token, f"unknown method {value!r}")
+    if 2 <= len(fields) <= 4 and fields[1].lower() in METHOD_WORDS:
+        return _ip_short(fields, mac, token)
+    if len(fields) >= 7:
+        return _ip_long(fields, mac, token)
+    if value.endswith(":"):
+        raise _err(key, token, "unexpected trailing colon")
+    raise _err(
+        key,
+        token,
+        "expected <method>, <interface>:<method>[:<mtu>[:<mac>]] or "
+        "<client-IP>:[<peer>]:<gateway>:<netmask>:<hostname>:<interface>:<method>[:...]",
+    )
+
+
+def _mtu(text: str, token: str) -> int | None:
+    return None if text == "" else parse_int(text, "ip", token, "MTU", 68, 65535)
+
+
+def _ip_short(fields: list[str], mac: str | None, token: str) -> IpConfig:
+    key = "ip"
+    interface = parse_ifname(fields[0], key, token) if fields[0] else None
+    mtu = _mtu(fields[2], token) if len(fields) > 2 else None
+    if len(fields) > 3 and fields[3]:
+        if mac is not None:
+            raise _err(key, token, "two MAC addresses")
+        mac = parse_mac(fields[3], key, token)
+    return IpConfig(token, _method(fields[1], key, token), interface=interface, mtu=mtu, mac=mac)
+
+
+def _ip_long(fields: list[str], mac: str | None, token: str) -> IpConfig:
+    key = "ip"
+    if len(fields) > 9:
+        raise _err(key, token, f"{len(fields)} fields, at most 9")
+    client, peer, gateway_text, mask, hostname, interface_text, method_text = fields[:7]
+    extra = fields[7:]
+    method = _method(method_text, key, token) if method_text else IpMethod.NONE
+    address = None
+    if client:
+        if "/" in client:
+            client, mask_in = client.split("/", 1)
+            if mask:
+                raise _err(key, token, "a prefix after the client address and a netmask field")
+            mask = mask_in
+        ip = parse_address(client, key, token, "client address")
+        if mask:
+            prefix = _prefix_from_mask(mask, ip, key, token)
+        else:
+            prefix = _classful_prefix(ip) if isinstance(ip, ipaddress.IPv4Address) else 64
+        address = ipaddress.ip_interface(f"{ip}/{prefix}")
+    elif mask:
+        raise _err(key, token, "a netmask without a client address")
+    gateway = parse_address(gateway_text, key, token, "gateway") if gateway_text else None
+    if hostname and not HOSTNAME_RE.fullmatch(hostname):
+        raise _err(key, token, f"{hostname!r} is not a host name")
+    interface = parse_ifname(interface_text, key, token) if interface_text else None
+    mtu = None
+    dns: list[IPAddress] = []
+    if extra:
+        if extra[0] and _looks_like_address(extra[0]):
+            dns.append(ipaddress.ip_address(extra[0]))
+            if len(extra) > 1 and extra[1]:
+                dns.append(parse_address(extra[1], key, token, "second DNS server"))
+        else:
+            mtu = _mtu(extra[0], token)
+            if len(extra) > 1 and extra[1]:
+                if _looks_like_address(extra[1]):
+                    dns.append(ipaddress.ip_address(extra[1]))
+                else:
+                    if mac is not None:
+                        raise _err(key, token, "two MAC addresses")
+                    mac = parse_mac(extra[1], key, token)
+    if address is not None and method is IpMethod.NONE and gateway is not None and gateway.version != address.version:
+        pass  # a v4 address with a v6 gateway is fine: the planner files each gateway by family
+    return IpConfig(
+        token,
+        method,
+        interface=interface,
+        address=address,
+        peer=peer or None,
+        gateway=gateway,
+        hostname=hostname or None,
+        mtu=mtu,
+        mac=mac,
+        dns=tuple(dns),
+    )
+
+
+# ---- netroot=iscsi: --------------------------------------------------------------------------------------------
+
+
+def parse_iscsi_root(value: str, key: str, token: str) -> IscsiRoot:
+    """One `iscsi:...` spec (the part after `key=`)."""
+    if not value.startswith("iscsi:"):
+        raise _err(key, token, "not an iscsi: root")
+    rest = value[len("iscsi:") :]
+    username = password = in_username = in_password = None
+    at = rest.find("@")
+    if at != -1 and rest[at + 1 :].count(":") >= 4:
+        auth, rest = rest[:at], rest[at + 1 :]
+        if auth:
+            parts = auth.split(":")
+            if len(parts) not in (2, 4):
+                raise _err(key, token, "credentials must be <user>:<password>[:<reverse user>:<reverse password>]")
+            if not parts[0] or not parts[1]:
+                raise _err(key, token, "empty CHAP user name or password")
+            username, password = parts[0], Secret(parts[1])
+            if len(parts) == 4:
+                if not parts[2] or not parts[3]:
+                    raise _err(key, token, "empty reverse CHAP user name or password")
+                in_username, in_password = parts[2], Secret(parts[3])
+    if rest.startswith("["):
+        close = rest.find("]")
+        if close == -1:
+            raise _err(key, token, "'[' without a closing ']' around the server")
+        server = rest[1:close]
+        if not rest[close + 1 :].startswith(":"):
+            raise _err(key, token, "expected ':' after the bracketed server address")
+        rest = rest[close + 2 :]
+        try:
+            ipaddress.IPv6Address(server)
+        except ValueError:
+            raise _err(key, token, f"{server!r} in brackets is not an IPv6 address") from None
+    else:
+        if ":" not in rest:
+            raise _err(key, token, "expected <server>:[<proto>]:[<port>]:[<lun>]:<target>")
+        server, rest = rest.split(":", 1)
+        if not server:
+            raise _err(key, token, "no server address (iSNS/SLP discovery is not supported)")
+        if not _looks_like_address(server) and not HOSTNAME_RE.fullmatch(server):
+            raise _err(key, token, f"server {server!r} is neither an IP address nor a host name")
+    target: str | None = None
+    cut = max(rest.rfind(":" + p) for p in TARGET_PREFIXES)
+    if cut != -1:
+        target, rest = rest[cut + 1 :], rest[:cut]
+    fields = rest.split(":")
+    if len(fields) < 2:
+        raise _err(key, token, "expected <server>:[<proto>]:[<port>]:[<lun>]:<target>")
+    proto, port_text, *more = fields
+    if proto not in ("", "6"):
+        raise _err(key, token, f"protocol {proto!r}: only TCP (6) is supported")
+    port = parse_int(port_text, key, token, "port", 1, 65535) if port_text else 3260
+    iface_name = netdev = None
+    if target is not None:
+        if len(more) == 3:
+            iface_name, netdev, lun_text = more
+        elif len(more) == 2:
+            netdev, lun_text = more
+        elif len(more) == 1:
+            (lun_text,) = more
+        else:
+            raise _err(key, token, f"{len(more)} fields between the port and the target name, expected 1 to 3")
+    else:
+        if len(more) == 4 and (more[0] or more[1]):
+            iface_name, netdev = more[0], more[1]
+            more = more[2:]
+        if len(more) != 2:
+            raise _err(key, token, "expected [<iface>:<netdev>:]<lun>:<target> after the port")
+        lun_text, name = more
+        target = name or None
+    if netdev:
+        parse_ifname(netdev, key, token)
+    lun = _lun(lun_text, key, token)
+    if target is not None and any(c.isspace() or ord(c) < 0x20 for c in target):
+        raise _err(key, token, "target name contains white space or control characters")
+    return IscsiRoot(
+        server=server,
+        target=target,
+        port=port,
+        lun=lun,
+        iface_name=iface_name or None,
+        netdev=netdev or None,
+        username=username,
+        password=password,
+        in_username=in_username,
+        in_password=in_password,
+    )
+
+
+def _lun(text: str, key: str, token: str) -> int:
+    if text == "":
+        return 0
+    if re.fullmatch(r"0[xX][0-9a-fA-F]{1,16}", text):
+        return int(text, 16)
+    return parse_int(text, key, token, "LUN", 0, 0xFFFF_FFFF)
+
+
+# ---- the other keys --------------------------------------------------------------------------------------------
+
+
+def parse_vlan(value: str | None, token: str) -> Vlan:
+    key = "vlan"
+    if not value or value.count(":") != 1:
+        raise _err(key, token, "expected <vlanname>:<phydevice>")
+    name, parent = value.split(":")
+    parse_ifname(name, key, token)
+    parse_ifname(parent, key, token)
+    match = re.fullmatch(r"vlan0*(\d{1,4})", name) or re.fullmatch(r".+\.0*(\d{1,4})", name)
+    if match is None:
+        raise _err(key, token, f"cannot read a VLAN id from {name!r} (vlan0005, vlan5, eth0.0005 or eth0.5)")
+    vid = int(match.group(1))
+    if not 1 <= vid <= 4094:
+        raise _err(key, token, f"VLAN id {vid} is out of range 1..4094")
+    return Vlan(name, parent, vid)
+
+
+def parse_ifname_option(value: str | None, token: str) -> tuple[str, str]:
+    key = "ifname"
+    if not value or ":" not in value:
+        raise _err(key, token, "expected <interface>:<MAC>")
+    name, mac = value.split(":", 1)
+    return parse_ifname(name, key, token), parse_mac(mac, key, token)
+
+
+Handler = Callable[[dict, str, str | None, str], None]
+
+
+def _once(attr: str, convert: Callable[[str | None, str, str], object]) -> Handler:
+    def handle(state: dict, key: str, value: str | None, token: str) -> None:
+        state[attr] = convert(value, key, token)
+
+    return handle
+
+
+def _many(attr: str, convert: Callable[[str | None, str, str], object]) -> Handler:
+    def handle(state: dict, key: str, value: str | None, token: str) -> None:
+        state[attr] = (*state.get(attr, ()), convert(value, key, token))
+
+    return handle
+
+
+def _text(value: str | None, key: str, token: str) -> str:
+    if not value:
+        raise _err(key, token, "empty value")
+    return value
+
+
+def _secret(value: str | None, key: str, token: str) -> Secret:
+    if not value:
+        raise CmdlineError(key, None, "empty value")  # the word holds a secret: never echo it
+    return Secret(value)
+
+
+def _ip_handler(state: dict, key: str, value: str | None, token: str) -> None:
+    state["ips"] = (*state.get("ips", ()), parse_ip(value, token))
+
+
+def _root(state: dict, key: str, value: str | None, token: str) -> None:
+    if value and value.startswith("iscsi:"):
+        state["netroots"] = (*state.get("netroots", ()), parse_iscsi_root(value, key, _redact(token)))
+        state["root"] = None
+    else:
+        state["root"] = value or None
+
+
+def _netroot(state: dict, key: str, value: str | None, token: str) -> None:
+    if value == "iscsi":
+        state["netroot_firmware"] = True
+    elif value and value.startswith("iscsi:"):
+        state["netroots"] = (*state.get("netroots", ()), parse_iscsi_root(value, key, _redact(token)))
+    elif value:
+        state["other_netroots"] = (*state.get("other_netroots", ()), value)
+    else:
+        raise _err(key, token, "empty value")
+
+
+def _redact(token: str) -> str:
+    """A root=iscsi: word with its credentials replaced, fit for an error message."""
+    match = re.match(r"^(.*?iscsi:)([^@]*)@(.*)$", token)
+    if match and match.group(2):
+        return f"{match.group(1)}***@{match.group(3)}"
+    return token
+
+
+def _param(value: str | None, key: str, token: str) -> tuple[str, str]:
+    if not value or "=" not in value:
+        raise _err(key, token, "expected <key>=<value>")
+    name, setting = value.split("=", 1)
+    if not re.fullmatch(r"[A-Za-z0-9_.\[\]]+", name):
+        raise _err(key, token, f"{name!r} is not an iscsiadm parameter name")
+    return name, setting
+
+
+def _net_timeout(state: dict, key: str, value: str | None, token: str) -> None:
+    name = key[len("rd.net.timeout.") :]
+    if name not in ("iflink", "ifup", "route", "ipv6dad", "ipv6auto", "carrier", "dhcp"):
+        raise _err(key, token, "unknown rd.net.timeout (iflink, ifup, route, ipv6dad, ipv6auto, carrier, dhcp)")
+    state["net_timeouts"] = (*state.get("net_timeouts", ()), (name, parse_seconds(value, key, token)))
+
+
+PYISCSI_WAITS = ("total", "iflink", "carrier", "dhcp", "ipv6dad", "ipv6auto", "dhcp6", "connect", "login", "disk",
+                 "replacement")  # fmt: skip
+
+
+def _pyiscsi(state: dict, key: str, value: str | None, token: str) -> None:
+    if key == "rd.pyiscsi.timeout":
+        name = "total"
+    elif key.startswith("rd.pyiscsi.timeout."):
+        name = key[len("rd.pyiscsi.timeout.") :]
+        if name not in PYISCSI_WAITS:
+            raise _err(key, token, f"unknown wait {name!r} ({', '.join(PYISCSI_WAITS)})")
+    elif key in ("rd.pyiscsi.loglevel", "rd.pyiscsi.log"):
+        level = (value or "").lower()
+        if level not in LOG_LEVELS:
+            raise _err(key, token, f"log level must be one of {', '.join(LOG_LEVELS)}")
+        state["log_level"] = level
+        return
+    else:
+        raise _err(key, token, "unknown rd.pyiscsi option (rd.pyiscsi.timeout[.<wait>], rd.pyiscsi.loglevel)")
+    state["pyiscsi_timeouts"] = (*state.get("pyiscsi_timeouts", ()), (name, parse_seconds(value, key, token)))
+
+
+def _transport(value: str | None, key: str, token: str) -> str:
+    if (value or "").lower() != "tcp":
+        raise _err(key, token, "only the tcp transport is supported")
+    return "tcp"
+
+
+def _target_ip(value: str | None, key: str, token: str) -> str:
+    text = _text(value, key, token)
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    if not _looks_like_address(text) and not HOSTNAME_RE.fullmatch(text):
+        raise _err(key, token, f"{text!r} is neither an IP address nor a host name")
+    return text
+
+
+def _unsupported(state: dict, key: str, value: str | None, token: str) -> None:
+    state["unsupported"] = (*state.get("unsupported", ()), token)
+
+
+HANDLERS: dict[str, Handler] = {
+    "ip": _ip_handler,
+    "ifname": _many("ifnames", lambda v, k, t: parse_ifname_option(v, t)),
+    "vlan": _many("vlans", lambda v, k, t: parse_vlan(v, t)),
+    "bond": _unsupported,
+    "team": _unsupported,
+    "bridge": _unsupported,
+    "nameserver": _many("nameservers", lambda v, k, t: parse_address((v or "").strip("[]"), k, t, "name server")),
+    "bootdev": _once("bootdev", lambda v, k, t: parse_ifname(v or "", k, t)),
+    "BOOTIF": _once("bootif", lambda v, k, t: parse_mac(re.sub(r"^01-", "", v or ""), k, t)),
+    "rd.neednet": _once("neednet", parse_bool),
+    "rd.timeout": _once("rd_timeout", parse_seconds),
+    "rd.retry": _once("rd_retry", parse_seconds),
+    "root": _root,
+    "netroot": _netroot,
+    "rd.iscsi.initiator": _once("initiator", _text),
+    "rd.iscsi.target.name": _once("target_name", _text),
+    "rd.iscsi.target.ip": _once("target_ip", _target_ip),
+    "rd.iscsi.target.port": _once("target_port", lambda v, k, t: parse_int(v or "", k, t, "port", 1, 65535)),
+    "rd.iscsi.target.group": _once("target_group", lambda v, k, t: parse_int(v or "", k, t, "group", 0, 65535)),
+    "rd.iscsi.username": _once("username", _text),
+    "rd.iscsi.password": _once("password", _secret),
+    "rd.iscsi.in.username": _once("in_username", _text),
+    "rd.iscsi.in.password": _once("in_password", _secret),
+    "rd.iscsi.firmware": _once("firmware", parse_bool),
+    "rd.iscsi.ibft": _once("ibft", parse_bool),
+    "rd.iscsi.mp": _once("multipath", parse_bool),
+    "rd.iscsi.waitnet": _once("waitnet", parse_bool),
+    "rd.iscsi.testroute": _once("testroute", parse_bool),
+    "rd.iscsi.param": _many("params", _param),
+    "rd.iscsi.transport": _once("transport", _transport),
+    "rd.iscsi.login_retry_max": _once("login_retry_max", lambda v, k, t: parse_int(v or "", k, t, "retries", 0, 1000)),
+}
+# dracut's deprecated spellings (its getarg -d alternatives)
+ALIASES = {
+    "iscsi_initiator": "rd.iscsi.initiator",
+    "iscsi_target_name": "rd.iscsi.target.name",
+    "iscsi_target_ip": "rd.iscsi.target.ip",
+    "iscsi_target_port": "rd.iscsi.target.port",
+    "iscsi_target_group": "rd.iscsi.target.group",
+    "iscsi_username": "rd.iscsi.username",
+    "iscsi_password": "rd.iscsi.password",
+    "iscsi_in_username": "rd.iscsi.in.username",
+    "iscsi_in_password": "rd.iscsi.in.password",
+    "iscsi_firmware": "rd.iscsi.firmware",
+    "iscsi_param": "rd.iscsi.param",
+}
+SECRET_KEYS = frozenset({"rd.iscsi.password", "rd.iscsi.in.password"})
+
+
+def parse_cmdline(text: str) -> Cmdline:
+    """Every option this module knows, from one command line; other words are ignored."""
+    state: dict = {}
+    for raw_key, value, word in tokenize(text):
+        key = ALIASES.get(raw_key, raw_key)
+        handler = HANDLERS.get(key)
+        if handler is None:
+            if key.startswith("rd.net.timeout."):
+                handler = _net_timeout
+            elif key.startswith("rd.pyiscsi."):
+                handler = _pyiscsi
+            else:
+                continue
+        token = f"{raw_key}=***" if key in SECRET_KEYS else word
+        handler(state, key, value, token)
+    return replace(Cmdline(), **state)
+
+
+__all__ = [
+    "Cmdline",
+    "IpConfig",
+    "IpMethod",
+    "IscsiRoot",
+    "Vlan",
+    "parse_cmdline",
+    "parse_ip",
+    "parse_iscsi_root",
+    "split_word",
+    "split_words",
+    "tokenize",
+]

@@ -1,0 +1,485 @@
+"""The planner: one frozen `BootPlan` from the command line and the iBFT, decided before anything is touched.
+
+Rules where the two inputs meet (the command line wins, except where dracut lets the firmware decide):
+
+| question                    | answer                                                                          |
+|-----------------------------|---------------------------------------------------------------------------------|
+| which targets               | every netroot=/root=iscsi: spec and rd.iscsi.target.ip, in command-line order;   |
+|                             | then the iBFT's targets (valid or boot-selected) when rd.iscsi.firmware=1,        |
+|                             | bare netroot=iscsi, ip=ibft/rd.iscsi.ibft, or when the command line names no      |
+|                             | target at all. A firmware target equal to a command-line one (address, port,      |
+|                             | name) is dropped: the command line's CHAP and LUN win.                            |
+| CHAP of a command-line      | the netroot spec's own user:pass@, else rd.iscsi.username/password (and .in.)   |
+| target                      |                                                                                 |
+| which interfaces            | every ip= in order (ip=ibft / <if>:ibft expands to the iBFT's NICs); no ip= and  |
+|                             | firmware targets or rd.iscsi.ibft: the iBFT's NICs (dracut's `iscsistart -N`);    |
+|                             | no ip= otherwise: DHCP on bootdev= / BOOTIF= / the first link with carrier       |
+| an iBFT NIC's method        | origin DHCP: dhcp (dhcp6 for an IPv6 address); router advertisement: auto6;      |
+|                             | otherwise its address, prefix and gateway as static; no address: dhcp           |
+| interface names             | vlan=<name>:<parent> turns ip=<name>:... into <parent> with that VLAN id;        |
+|                             | ifname=<name>:<mac> selects the link by MAC (the name is dracut's rename)       |
+| name servers                | the interface's own (ip= dns fields, iBFT DNS), then every nameserver=           |
+| initiator name              | rd.iscsi.initiator, else the iBFT's, else /etc/iscsi/initiatorname.iscsi, else    |
+|                             | generated (iqn.2026-11.org.pyiscsi:<12 hex from /etc/machine-id>, stable)        |
+| waits                       | `boot.plan.Timeouts` defaults (dracut's where it has them), then rd.retry /      |
+|                             | rd.timeout / rd.net.timeout.* / rd.iscsi.param timeouts, then rd.pyiscsi.timeout* |
+
+Things dracut accepts that pyiscsi cannot do (bond=, team=, bridge=, setting a MAC with ip=, DHCP root-path)
+are errors when the boot depends on them and notes otherwise; `explain` prints the notes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import ipaddress
+import os
+import re
+import secrets
+from pathlib import Path
+
+from boot.cmdline import Cmdline, IpConfig, IpMethod, IscsiRoot, parse_cmdline
+from boot.plan import BootPlan, Chap, InterfacePlan, Method, Source, TargetPlan, Timeouts
+from initiator.errors import CmdlineError, IbftError, PyiscsiError
+from initiator.ibft import ChapType, Ibft, IbftNic, IbftTarget, Origin
+from initiator.secret import Secret
+
+PROC_CMDLINE = "/proc/cmdline"
+CMDLINE_D = "/etc/cmdline.d"
+INITIATOR_FILE = "/etc/iscsi/initiatorname.iscsi"
+MACHINE_ID = "/etc/machine-id"
+GENERATED_PREFIX = "iqn.2026-11.org.pyiscsi:"
+NO_IBFT = "none"  # --ibft none: do not look for firmware
+NAME_RE = re.compile(r"(iqn\.\d{4}-\d{2}\.[^\s]+|eui\.[0-9A-Fa-f]{16}|naa\.[0-9A-Fa-f]{16}([0-9A-Fa-f]{16})?)")
+MAX_NAME = 223  # RFC 7143 section 4.2.7.1
+
+IBFT_TIMEOUT_PARAMS = {
+    "node.session.timeo.replacement_timeout": "replacement",
+    "node.conn[0].timeo.login_timeout": "login",
+}
+
+
+# ---- interfaces ------------------------------------------------------------------------------------------------
+
+
+def _interface_from_ip(ip: IpConfig, notes: list[str]) -> InterfacePlan:
+    method = {
+        IpMethod.DHCP: Method.DHCP,
+        IpMethod.SINGLE_DHCP: Method.DHCP,
+        IpMethod.DHCP6: Method.DHCP6,
+        IpMethod.AUTO6: Method.AUTO6,
+        IpMethod.EITHER6: Method.EITHER6,
+        IpMethod.LINK6: Method.NONE,
+        IpMethod.NONE: Method.NONE,
+    }[ip.method]
+    addresses: tuple = ()
+    gateway = gateway6 = None
+    if ip.method is IpMethod.LINK6:
+        notes.append(f"{ip.token}: IPv6 link-local address only")
+    if method is Method.NONE and ip.address is not None:
+        method = Method.STATIC
+        addresses = (ip.address,)
+    elif ip.address is not None:
+        notes.append(f"{ip.token}: the address is ignored, the method {ip.method.value} configures the interface")
+    if ip.gateway is not None:
+        if ip.gateway.version == 4:
+            gateway = ip.gateway
+        else:
+            gateway6 = ip.gateway
+    if ip.mac is not None:
+        notes.append(f"{ip.token}: setting a MAC address is not supported; the link keeps its own")
+    if ip.peer is not None:
+        notes.append(f"{ip.token}: the point-to-point peer is ignored")
+    return InterfacePlan(
+        name=ip.interface,
+        mtu=ip.mtu,
+        method=method,
+        addresses=addresses,
+        gateway=gateway,
+        gateway6=gateway6,
+        dns=ip.dns,
+        hostname=ip.hostname,
+        source=Source.CMDLINE,
+    )
+
+
+def interface_from_nic(nic: IbftNic) -> InterfacePlan:
+    """An iBFT NIC as the bring-up wants it: found by MAC, redoing DHCP when the firmware used DHCP."""
+    addresses: tuple = ()
+    gateway = gateway6 = None
+    origin = nic.origin_kind
+    if origin is Origin.DHCP or nic.ip is None:
+        method = Method.DHCP6 if nic.ip is not None and nic.ip.version == 6 else Method.DHCP
+    elif origin is Origin.ROUTER_ADVERTISEMENT:
+        method = Method.AUTO6
+    else:
+        method = Method.STATIC
+        addresses = (
+            ipaddress.ip_interface(f"{nic.ip}/{nic.prefix if nic.prefix is not None else nic.ip.max_prefixlen}"),
+        )
+        if nic.gateway is not None:
+            if nic.gateway.version == 4:
+                gateway = nic.gateway
+            else:
+                gateway6 = nic.gateway
+    vlan = nic.vlan & 0x0FFF  # the low 12 bits of the tag are the id; the rest is priority
+    return InterfacePlan(
+        mac=nic.mac,
+        vlan=vlan or None,
+        method=method,
+        addresses=addresses,
+        gateway=gateway,
+        gateway6=gateway6,
+        dns=nic.dns,
+        hostname=nic.hostname,
+        source=Source.IBFT,
+    )
+
+
+def _firmware_nics(ibft: Ibft, targets_used: list[IbftTarget], multipath: bool) -> list[IbftNic]:
+    """The NICs the firmware booted through (all of them with rd.iscsi.mp), in table order."""
+    nics = [n for n in ibft.nics if n.in_use]
+    if multipath or not targets_used:
+        return nics
+    wanted = {t.nic_index for t in targets_used}
+    chosen = [n for n in nics if n.index in wanted]
+    return chosen or nics
+
+
+def _rename(plan: InterfacePlan, cmdline: Cmdline, notes: list[str]) -> InterfacePlan:
+    """Apply vlan= and ifname= to an interface named on the command line."""
+    if plan.name is None:
+        return plan
+    for vlan in cmdline.vlans:
+        if vlan.name == plan.name:
+            plan = dataclasses.replace(plan, name=vlan.parent, vlan=vlan.vid)
+            break
+    for name, mac in cmdline.ifnames:
+        if name == plan.name:
+            notes.append(f"ifname={name}:{mac}: the link is found by its MAC address (not renamed)")
+            plan = dataclasses.replace(plan, name=None, mac=mac)
+            break
+    return plan
+
+
+def _check_unsupported(cmdline: Cmdline, names: set[str], notes: list[str]) -> None:
+    for token in cmdline.unsupported:
+        key, _, value = token.partition("=")
+        device = value.split(":", 1)[0] or {"bond": "bond0", "team": "team0", "bridge": "br0"}.get(key, "")
+        if device in names:
+            raise CmdlineError(key, token, f"{key} devices are not supported by pyiscsi, and {device} is used")
+        notes.append(f"{token}: not supported by pyiscsi, ignored")
+
+
+def plan_interfaces(
+    cmdline: Cmdline, ibft: Ibft | None, firmware_nics: bool, firmware_targets: list[IbftTarget], notes: list[str]
+) -> tuple[InterfacePlan, ...]:
+    plans: list[InterfacePlan] = []
+    unnamed = [ip for ip in cmdline.ips if ip.interface is None]
+    if len(cmdline.ips) > 1 and unnamed:
+        raise CmdlineError("ip", unnamed[0].token, "several ip= options need an interface name each")
+
+    def nic_plans(name: str | None, token: str) -> list[InterfacePlan]:
+        if ibft is None:
+            raise IbftError("ibft", None, f"{token} asks for the iBFT's network settings but there is no iBFT")
+        nics = _firmware_nics(ibft, firmware_targets, cmdline.multipath)
+        if not nics:
+            raise IbftError("ibft nics", None, f"{token}: the iBFT has no NIC marked valid or boot-selected")
+        out = [interface_from_nic(n) for n in nics]
+        if name is not None:
+            if len(out) > 1:
+                raise CmdlineError("ip", token, f"the iBFT has {len(out)} NICs; name none or use ip=ibft")
+            out = [dataclasses.replace(out[0], name=name)]
+        return out
+
+    for ip in cmdline.ips:
+        if ip.method is IpMethod.IBFT:
+            plans += nic_plans(ip.interface, ip.token)
+        elif ip.method is IpMethod.NONE and ip.address is None and ip.interface is None:
+            notes.append(f"{ip.token}: no network configuration")
+        else:
+            plans.append(_rename(_interface_from_ip(ip, notes), cmdline, notes))
+    if not cmdline.ips and firmware_nics:
+        plans += nic_plans(None, "rd.iscsi.ibft" if cmdline.ibft else "rd.iscsi.firmware")
+    # an unnamed interface: bootdev= names it, else BOOTIF= selects it by MAC
+    for i, plan in enumerate(plans):
+        if plan.name is None and plan.mac is None and plan.source is Source.CMDLINE:
+            if cmdline.bootdev:
+                plans[i] = _rename(dataclasses.replace(plan, name=cmdline.bootdev), cmdline, notes)
+            elif cmdline.bootif:
+                plans[i] = dataclasses.replace(plan, mac=cmdline.bootif)
+    if cmdline.nameservers:
+        plans = [
+            dataclasses.replace(p, dns=p.dns + tuple(d for d in cmdline.nameservers if d not in p.dns)) for p in plans
+        ]
+    names = {ip.interface for ip in cmdline.ips if ip.interface} | ({cmdline.bootdev} if cmdline.bootdev else set())
+    _check_unsupported(cmdline, names, notes)
+    return tuple(plans)
+
+
+def _default_interface(cmdline: Cmdline, notes: list[str]) -> InterfacePlan:
+    plan = InterfacePlan(method=Method.DHCP, source=Source.CMDLINE)
+    if cmdline.bootdev:
+        return _rename(dataclasses.replace(plan, name=cmdline.bootdev), cmdline, notes)
+    if cmdline.bootif:
+        return dataclasses.replace(plan, mac=cmdline.bootif)
+    notes.append("no ip=: DHCP on the first link with carrier (dracut's default for a network root)")
+    return plan
+
+
+# ---- targets ---------------------------------------------------------------------------------------------------
+
+
+def _chap(user: str | None, password: Secret | None, key: str) -> Chap | None:
+    if user is None and password is None:
+        return None
+    if not user or not password:
+        raise CmdlineError(key, None, "a CHAP user name needs its password and a password its user name")
+    return Chap(user, password)
+
+
+def _target_from_root(root: IscsiRoot, cmdline: Cmdline) -> TargetPlan:
+    if root.username is not None:
+        chap = _chap(root.username, root.password, "netroot")
+        reverse = _chap(root.in_username, root.in_password, "netroot")
+    else:
+        chap = _chap(cmdline.username, cmdline.password, "rd.iscsi.username")
+        reverse = _chap(cmdline.in_username, cmdline.in_password, "rd.iscsi.in.username")
+    if reverse is not None and chap is None:
+        raise CmdlineError("rd.iscsi.in.username", None, "mutual CHAP needs the one-way CHAP user too")
+    return TargetPlan(
+        name=root.target,
+        address=root.server,
+        port=root.port,
+        lun=root.lun,
+        iface=root.netdev,
+        chap=chap,
+        reverse_chap=reverse,
+        source=Source.CMDLINE,
+    )
+
+
+def target_from_ibft(target: IbftTarget) -> TargetPlan:
+    field = f"target{target.index}"
+    chap = reverse = None
+    if target.chap_type in (ChapType.CHAP, ChapType.MUTUAL):
+        if not target.chap_name or not target.chap_secret:
+            raise IbftError(f"{field}.chap_name", target.chap_name, "CHAP is on but the name or secret is missing")
+        chap = Chap(target.chap_name, target.chap_secret)
+    if target.chap_type is ChapType.MUTUAL:
+        if not target.reverse_chap_name or not target.reverse_chap_secret:
+            raise IbftError(
+                f"{field}.reverse_chap_name", target.reverse_chap_name, "mutual CHAP but no reverse name or secret"
+            )
+        reverse = Chap(target.reverse_chap_name, target.reverse_chap_secret)
+    assert target.ip is not None
+    return TargetPlan(
+        name=target.name,
+        address=str(target.ip),
+        port=target.port or 3260,
+        lun=target.lun,
+        iface=None,
+        chap=chap,
+        reverse_chap=reverse,
+        source=Source.IBFT,
+    )
+
+
+def usable_ibft_targets(ibft: Ibft) -> list[IbftTarget]:
+    return [t for t in ibft.targets if t.in_use and t.ip is not None]
+
+
+def plan_cmdline_targets(cmdline: Cmdline) -> list[TargetPlan]:
+    targets = [_target_from_root(root, cmdline) for root in cmdline.netroots]
+    if cmdline.target_ip is not None:
+        root = IscsiRoot(server=cmdline.target_ip, target=cmdline.target_name, port=cmdline.target_port or 3260)
+        targets.append(_target_from_root(root, cmdline))
+    elif (cmdline.target_name or cmdline.target_port) and not cmdline.netroots:
+        raise CmdlineError("rd.iscsi.target.name", cmdline.target_name, "needs rd.iscsi.target.ip (the portal)")
+    if cmdline.in_username is not None and cmdline.username is None:
+        raise CmdlineError("rd.iscsi.in.username", cmdline.in_username, "mutual CHAP needs rd.iscsi.username too")
+    return targets
+
+
+def _same(a: TargetPlan, b: TargetPlan) -> bool:
+    return (a.address, a.port, a.name) == (b.address, b.port, b.name)
+
+
+# ---- initiator name and waits ----------------------------------------------------------------------------------
+
+
+def check_initiator_name(name: str, field: str) -> str:
+    if len(name.encode()) > MAX_NAME or not NAME_RE.fullmatch(name):
+        raise CmdlineError(field, name, "not an iSCSI name (iqn.yyyy-mm.reversed.domain[:...], eui. or naa.)")
+    return name
+
+
+def read_initiator_file(path: str) -> str | None:
+    """InitiatorName= from open-iscsi's file (comments and blank lines skipped)."""
+    try:
+        text = Path(path).read_text(errors="replace")[:65536]
+    except OSError:
+        return None
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("InitiatorName="):
+            name = line.split("=", 1)[1].strip()
+            if name:
+                return check_initiator_name(name, path)
+    return None
+
+
+def generated_initiator_name(machine_id_path: str = MACHINE_ID) -> str:
+    """Stable across runs when /etc/machine-id exists (so `explain` shows what `boot` will use)."""
+    try:
+        seed = Path(machine_id_path).read_text().strip()
+    except OSError:
+        seed = ""
+    tail = hashlib.sha256(seed.encode()).hexdigest()[:12] if seed else secrets.token_hex(6)
+    return GENERATED_PREFIX + tail
+
+
+def resolve_initiator(cmdline: Cmdline, ibft: Ibft | None, initiator_file: str, machine_id_path: str) -> str:
+    if cmdline.initiator:
+        return check_initiator_name(cmdline.initiator, "rd.iscsi.initiator")
+    if ibft is not None and ibft.initiator is not None and ibft.initiator.name:
+        return ibft.initiator.name
+    return read_initiator_file(initiator_file) or generated_initiator_name(machine_id_path)
+
+
+def plan_timeouts(cmdline: Cmdline) -> Timeouts:
+    values: dict[str, float] = {}
+    if cmdline.rd_retry is not None:
+        values["total"] = cmdline.rd_retry
+    if cmdline.rd_timeout:  # 0 is dracut's "forever"; every wait of ours is bounded, so the default stays
+        values["disk"] = cmdline.rd_timeout
+    known = {f.name for f in dataclasses.fields(Timeouts)}
+    for name, seconds in cmdline.net_timeouts:
+        if name in known:
+            values[name] = seconds
+    for key, value in cmdline.params:
+        wait = IBFT_TIMEOUT_PARAMS.get(key)
+        if wait is not None:
+            try:
+                seconds = float(value)
+            except ValueError:
+                raise CmdlineError("rd.iscsi.param", f"{key}={value}", "expected a number of seconds") from None
+            if not 0 <= seconds <= 7 * 86400:
+                raise CmdlineError("rd.iscsi.param", f"{key}={value}", "seconds out of range")
+            values[wait] = seconds
+    for name, seconds in cmdline.pyiscsi_timeouts:
+        values[name] = seconds
+    return Timeouts(**values)
+
+
+# ---- the plan --------------------------------------------------------------------------------------------------
+
+
+def build_plan(
+    cmdline: Cmdline,
+    ibft: Ibft | None,
+    *,
+    initiator_file: str = INITIATOR_FILE,
+    machine_id_path: str = MACHINE_ID,
+    notes: tuple[str, ...] = (),
+) -> BootPlan:
+    """Merge by the rules in this module's docstring. Pure: no I/O beyond the two small name files."""
+    notes_out = list(notes)
+    for other in cmdline.other_netroots:
+        notes_out.append(f"netroot={other}: not an iSCSI root, ignored")
+    cmd_targets = plan_cmdline_targets(cmdline)
+    ibft_wanted = (
+        cmdline.firmware
+        or cmdline.netroot_firmware
+        or cmdline.ibft
+        or any(ip.method is IpMethod.IBFT for ip in cmdline.ips)
+    )
+    firmware_targets: list[IbftTarget] = []
+    if ibft is None:
+        if cmdline.firmware or cmdline.netroot_firmware:
+            raise IbftError("ibft", None, "rd.iscsi.firmware (or netroot=iscsi) asks for the iBFT but none was found")
+    elif ibft_wanted or not cmd_targets:
+        firmware_targets = usable_ibft_targets(ibft)
+        if not cmd_targets and not ibft_wanted and firmware_targets:
+            notes_out.append("no target on the command line: using the iBFT's")
+    targets = list(cmd_targets)
+    for target in firmware_targets:
+        plan = target_from_ibft(target)
+        if any(_same(plan, t) for t in targets):
+            notes_out.append(f"iBFT target {plan.name} at {plan.address}:{plan.port}: the command line's wins")
+            continue
+        targets.append(plan)
+
+    firmware_nics = bool(firmware_targets) or cmdline.ibft
+    interfaces = plan_interfaces(cmdline, ibft, firmware_nics, firmware_targets, notes_out)
+    if not interfaces and not cmdline.ips and (targets or cmdline.neednet):
+        interfaces = (_default_interface(cmdline, notes_out),)
+        if cmdline.nameservers:
+            interfaces = (dataclasses.replace(interfaces[0], dns=cmdline.nameservers),)
+    if cmdline.target_group is not None:
+        notes_out.append(f"rd.iscsi.target.group={cmdline.target_group}: the portal group is taken from the target")
+    return BootPlan(
+        initiator_name=resolve_initiator(cmdline, ibft, initiator_file, machine_id_path),
+        interfaces=interfaces,
+        targets=tuple(targets),
+        timeouts=plan_timeouts(cmdline),
+        root=cmdline.root,
+        log_level=cmdline.log_level,
+        waitnet=cmdline.waitnet,
+        testroute=cmdline.testroute,
+        iscsi_params=cmdline.params,
+        login_retry_max=cmdline.login_retry_max,
+        notes=tuple(notes_out),
+    )
+
+
+# ---- the I/O around it -----------------------------------------------------------------------------------------
+
+
+def read_cmdline(path: str = PROC_CMDLINE, cmdline_d: str | None = CMDLINE_D) -> str:
+    """/proc/cmdline, then every /etc/cmdline.d/*.conf (as dracut reads them in the initramfs)."""
+    try:
+        parts = [Path(path).read_text(errors="replace")[: 1 << 20]]
+    except OSError as exc:
+        raise CmdlineError("cmdline", path, f"cannot read: {exc.strerror}") from None
+    if cmdline_d and os.path.isdir(cmdline_d):
+        for conf in sorted(Path(cmdline_d).glob("*.conf")):
+            try:
+                parts.append(conf.read_text(errors="replace")[: 1 << 20])
+            except OSError:
+                continue
+    return " ".join(" ".join(p.splitlines()) for p in parts)
+
+
+def load_plan(
+    cmdline: str | None = None,
+    ibft_source: str | None = None,
+    *,
+    cmdline_path: str = PROC_CMDLINE,
+    cmdline_d: str | None = CMDLINE_D,
+    initiator_file: str = INITIATOR_FILE,
+    machine_id_path: str = MACHINE_ID,
+) -> BootPlan:
+    """The boot plan. `cmdline` None reads /proc/cmdline (+ /etc/cmdline.d); `ibft_source` None finds the
+    firmware's table if there is one ("none": do not look). Raises CmdlineError/IbftError (exit 2)."""
+    from initiator.ibft_sources import find_ibft, load_ibft
+
+    text = read_cmdline(cmdline_path, cmdline_d) if cmdline is None else cmdline
+    parsed = parse_cmdline(text)
+    notes: list[str] = []
+    ibft: Ibft | None
+    if ibft_source == NO_IBFT:
+        ibft = None
+    elif ibft_source is not None:
+        ibft = load_ibft(ibft_source)
+    else:
+        needed = parsed.firmware or parsed.netroot_firmware or parsed.ibft
+        needed = needed or any(ip.method is IpMethod.IBFT for ip in parsed.ips)
+        try:
+            ibft = find_ibft()
+        except PyiscsiError as exc:
+            if needed:
+                raise
+            notes.append(f"iBFT ignored: {exc}")
+            ibft = None
+    return build_plan(parsed, ibft, initiator_file=initiator_file, machine_id_path=machine_id_path, notes=tuple(notes))
