@@ -111,11 +111,11 @@ class Transport:
         except OSError as exc:
             raise _network_error(self.portal, "send", exc) from None
 
-    def recv_at_most(self, count: int, deadline: Deadline) -> bytes:
-        """Between 1 and `count` bytes; never more than asked for."""
+    def recv_at_most(self, count: int, deadline: Deadline, what: str = "reading") -> bytes:
+        """Between 1 and `count` bytes; never more than asked for. `what` goes into a timeout's message."""
         if count <= 0:
             raise ValueError(f"recv_at_most({count})")
-        detail = f"reading from {self.portal}"
+        detail = f"{what} from {self.portal}"
         self._arm(deadline, detail)
         try:
             data = self.sock.recv(count)
@@ -127,11 +127,11 @@ class Transport:
             raise NetworkError(f"portal {self.portal}: the target closed the connection")
         return data
 
-    def recv_exactly(self, count: int, deadline: Deadline) -> bytes:
+    def recv_exactly(self, count: int, deadline: Deadline, what: str = "reading") -> bytes:
         parts: list[bytes] = []
         got = 0
         while got < count:
-            part = self.recv_at_most(count - got, deadline)
+            part = self.recv_at_most(count - got, deadline, what)
             parts.append(part)
             got += len(part)
         return b"".join(parts)
@@ -189,6 +189,7 @@ class PduStream:
         self.header_digest = False
         self.data_digest = False
         self.max_send_data_segment: int | None = None
+        self.activity = "waiting"  # what the caller is doing, for a timeout's message ("login", "SendTargets")
 
     @property
     def portal(self) -> Portal:
@@ -205,7 +206,7 @@ class PduStream:
 
     def recv(self, deadline: Deadline) -> Pdu:
         while (need := self.reader.bytes_needed()) > 0:
-            self.reader.feed(self.transport.recv_at_most(need, deadline))
+            self.reader.feed(self.transport.recv_at_most(need, deadline, f"{self.activity}: waiting for a PDU"))
         pdu = self.reader.next_pdu()
         assert pdu is not None  # bytes_needed() was 0: a whole PDU is buffered
         return pdu

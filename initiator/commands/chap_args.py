@@ -68,6 +68,15 @@ def timeout_from_args(args: argparse.Namespace) -> float:
     return float(value)
 
 
+def initiator_from_args(args: argparse.Namespace) -> str:
+    """--initiator (checked), else the host's default name."""
+    from initiator.initiator_name import default_initiator_name, validate_name
+
+    if args.initiator is not None:
+        return validate_name(args.initiator, field="--initiator")
+    return default_initiator_name()
+
+
 def _read_password_file(path: str) -> tuple[str, str | None]:
     try:
         with open(path, "rb") as f:

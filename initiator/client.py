@@ -1,0 +1,275 @@
+"""Blocking client functions: drive the sans-I/O login, session and discovery objects over a socket.
+
+    discover(portal, initiator, chap, deadline, ...) -> list[DiscoveredTarget]
+    login(portal, target, initiator, chap, deadline, isid=None, initial_cmdsn=1, digests=..., max_redirects=3)
+        -> LoggedInConnection
+    probe(conn, deadline, lun=None) -> ProbeResult
+    logout(conn, deadline)
+
+Every wait runs under a child of the caller's deadline ('connect', 'login', 'read', 'logout'), so the error
+names the wait that ran out, or the caller's overall bound when that is tighter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+from dataclasses import dataclass, field
+
+from initiator import scsi
+from initiator.deadline import Deadline
+from initiator.discovery import DiscoveredTarget, SendTargets
+from initiator.errors import BadInputError, IscsiError, LocalProtocolError, RemoteProtocolError
+from initiator.pdu import Pdu
+from initiator.portal import Portal
+from initiator.session import (
+    CommandDone,
+    Event,
+    LoggedOut,
+    LogoutRequested,
+    PingAnswered,
+    Send,
+    Session,
+    State,
+    TextReply,
+)
+from initiator.transport import PduStream, Transport
+
+CONNECT_BOUND = 10.0
+LOGIN_BOUND = 20.0
+READ_BOUND = 30.0
+LOGOUT_BOUND = 5.0
+UNIT_ATTENTION_RETRIES = 4
+MAX_PDUS_PER_WAIT = 10_000  # a target that only ever pings us still cannot keep us forever
+
+
+class Digests:
+    """What we offer for HeaderDigest/DataDigest: RFC 7143 spelling."""
+
+    NONE = "None"
+    CRC32C = "CRC32C"
+
+
+@dataclass
+class LoggedInConnection:
+    """A connection in full feature phase. `result` is the login's LoginResult; `session` numbers what follows."""
+
+    portal: Portal
+    target: str | None
+    result: object  # initiator.login.LoginResult
+    stream: PduStream
+    session: Session
+    redirected_from: tuple[Portal, ...] = ()
+
+    @property
+    def tsih(self) -> int:
+        return int(self.result.tsih)  # type: ignore[attr-defined]
+
+    @property
+    def isid(self) -> bytes:
+        return bytes(self.result.isid)  # type: ignore[attr-defined]
+
+    @property
+    def negotiated(self) -> dict[str, str]:
+        return dict(self.result.negotiated_text())  # type: ignore[attr-defined]
+
+    def detach(self) -> socket.socket:
+        """The socket, for the kernel: refuses when any byte beyond the last PDU arrived."""
+        self.stream.assert_drained()
+        return self.stream.transport.detach()
+
+    def close(self, abort: bool = False) -> None:
+        self.stream.close(abort)
+
+
+# ---- the PDU loop ---------------------------------------------------------------------------------------
+
+
+def _read_deadline(deadline: Deadline) -> Deadline:
+    return deadline.child("read", READ_BOUND)
+
+
+def _pump(conn: LoggedInConnection, deadline: Deadline, want: type, itt: int | None = None) -> Event:
+    """Read target PDUs, answering pings, until the event `want` (for task `itt`) arrives."""
+    for _ in range(MAX_PDUS_PER_WAIT):
+        pdu: Pdu = conn.stream.recv(_read_deadline(deadline))
+        for event in conn.session.receive(pdu):
+            if isinstance(event, Send):
+                conn.stream.send(event.pdu, deadline)
+            elif isinstance(event, LogoutRequested):
+                if want is LoggedOut:
+                    continue
+                _logout_now(conn, deadline)
+                raise IscsiError(f"portal {conn.portal}: the target asked us to log out (async event {event.event})")
+            elif isinstance(event, want) and (itt is None or getattr(event, "itt", None) == itt):
+                return event
+    raise RemoteProtocolError(f"portal {conn.portal}: {MAX_PDUS_PER_WAIT} PDUs without the awaited answer")
+
+
+def _open_window(conn: LoggedInConnection, deadline: Deadline) -> None:
+    """With CmdSN beyond MaxCmdSN, ping (immediate PDUs ignore the window) until the target opens it."""
+    for _ in range(16):
+        if conn.session.window_open:
+            return
+        itt, nop = conn.session.ping()
+        conn.stream.send(nop, deadline)
+        _pump(conn, deadline, PingAnswered, itt)
+    if not conn.session.window_open:
+        raise RemoteProtocolError(f"portal {conn.portal}: the target keeps its command window closed")
+
+
+def command(conn: LoggedInConnection, lun: int, cmd: scsi.ScsiCommand, deadline: Deadline) -> bytes:
+    """Run one SCSI command; its Data-In. UNIT ATTENTION is retried a few times (it reports, it does not fail)."""
+    for attempt in range(UNIT_ATTENTION_RETRIES + 1):
+        _open_window(conn, deadline)
+        itt, pdu = conn.session.scsi_command(lun, cmd)
+        conn.stream.send(pdu, deadline)
+        done = _pump(conn, deadline, CommandDone, itt)
+        assert isinstance(done, CommandDone)
+        try:
+            return done.check()
+        except scsi.ScsiCommandError as exc:
+            if scsi.is_unit_attention(exc) and attempt < UNIT_ATTENTION_RETRIES:
+                continue
+            raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+# ---- logout -----------------------------------------------------------------------------------------------
+
+
+def _logout_now(conn: LoggedInConnection, deadline: Deadline) -> None:
+    if conn.session.state is not State.FULL_FEATURE:
+        return
+    bound = deadline.child("logout", LOGOUT_BOUND)
+    request = conn.session.logout()
+    conn.stream.send(request, bound)
+    _pump(conn, bound, LoggedOut)
+
+
+def logout(conn: LoggedInConnection, deadline: Deadline) -> None:
+    """Log out (close the session) and close the socket, whatever the target answers."""
+    try:
+        _logout_now(conn, deadline)
+    finally:
+        conn.close()
+
+
+# ---- probe -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LunInfo:
+    lun: int
+    inquiry: scsi.Inquiry
+    capacity: scsi.Capacity | None  # None for LUNs that are not disks (tgt's controller at LUN 0)
+
+    def to_json(self) -> dict[str, object]:
+        cap = self.capacity
+        return {
+            "lun": self.lun,
+            "vendor": self.inquiry.vendor,
+            "product": self.inquiry.product,
+            "block_size": None if cap is None else cap.block_size,
+            "blocks": None if cap is None else cap.blocks,
+            "size_bytes": None if cap is None else cap.size_bytes,
+        }
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    luns: tuple[LunInfo, ...]
+    chosen_lun: int | None
+    block0_sha256: str | None
+    block0: bytes = field(default=b"", repr=False)
+
+
+def report_luns(conn: LoggedInConnection, deadline: Deadline) -> tuple[int, ...]:
+    allocation = scsi.REPORT_LUNS_HEADER + 8 * 256
+    for _ in range(2):
+        try:
+            listed = scsi.parse_report_luns(command(conn, 0, scsi.report_luns(allocation), deadline))
+        except scsi.ScsiCommandError as exc:
+            if scsi.is_invalid_opcode(exc):
+                return (0,)  # a target without REPORT LUNS (SPC-2 and older): LUN 0 alone
+            raise
+        if not listed.truncated or listed.needed_allocation > scsi.REPORT_LUNS_MAX:
+            return listed.luns
+        allocation = listed.needed_allocation
+    return listed.luns
+
+
+def read_capacity(conn: LoggedInConnection, lun: int, deadline: Deadline) -> scsi.Capacity:
+    """READ CAPACITY(16), falling back to (10) where the LUN does not know (16)."""
+    try:
+        return scsi.parse_read_capacity_16(command(conn, lun, scsi.read_capacity_16(), deadline))
+    except scsi.ScsiCommandError as exc:
+        if not scsi.is_invalid_opcode(exc):
+            raise
+    data = command(conn, lun, scsi.read_capacity_10(), deadline)
+    if scsi.needs_read_capacity_16(data):
+        raise RemoteProtocolError(f"SCSI READ CAPACITY(10) on LUN {lun}: disk too large, and (16) was refused")
+    return scsi.parse_read_capacity_10(data)
+
+
+def read_blocks(conn: LoggedInConnection, lun: int, lba: int, count: int, block_size: int, deadline: Deadline) -> bytes:
+    cmd = scsi.read(lba, count, block_size)
+    data = command(conn, lun, cmd, deadline)
+    if len(data) != cmd.data_in_length:
+        raise RemoteProtocolError(
+            f"SCSI {cmd.name} on LUN {lun}: the target returned {len(data)} bytes of {cmd.data_in_length}"
+        )
+    return data
+
+
+def probe(conn: LoggedInConnection, deadline: Deadline, lun: int | None = None) -> ProbeResult:
+    """REPORT LUNS, INQUIRY and capacity of each LUN, block 0 of `lun` (default: the first disk)."""
+    found: list[LunInfo] = []
+    for number in report_luns(conn, deadline):
+        inquiry = scsi.parse_inquiry(command(conn, number, scsi.inquiry(), deadline))
+        capacity = read_capacity(conn, number, deadline) if inquiry.is_disk else None
+        found.append(LunInfo(number, inquiry, capacity))
+    if lun is None:
+        chosen = next((info for info in found if info.capacity is not None), None)
+    else:
+        chosen = next((info for info in found if info.lun == lun), None)
+        if chosen is None:
+            listed = ", ".join(str(info.lun) for info in found) or "none"
+            raise BadInputError("--lun", lun, f"the target reports no such LUN (it has: {listed})")
+    if chosen is None or chosen.capacity is None or chosen.capacity.blocks == 0:
+        return ProbeResult(tuple(found), None if chosen is None else chosen.lun, None)
+    block0 = read_blocks(conn, chosen.lun, 0, 1, chosen.capacity.block_size, deadline)
+    return ProbeResult(tuple(found), chosen.lun, hashlib.sha256(block0).hexdigest(), block0)
+
+
+# ---- discovery ---------------------------------------------------------------------------------------------
+
+
+def send_targets(conn: LoggedInConnection, deadline: Deadline) -> list[DiscoveredTarget]:
+    exchange = SendTargets(conn.session, conn.portal)
+    request = exchange.start()
+    while request is not None:
+        _open_window(conn, deadline)
+        conn.stream.send(request, deadline)
+        reply = _pump(conn, deadline, TextReply, request.itt)
+        assert isinstance(reply, TextReply)
+        request = exchange.receive(reply)
+    return exchange.targets()
+
+
+__all__ = [
+    "CONNECT_BOUND",
+    "LOGIN_BOUND",
+    "Digests",
+    "LocalProtocolError",
+    "LoggedInConnection",
+    "LunInfo",
+    "ProbeResult",
+    "Transport",
+    "command",
+    "logout",
+    "probe",
+    "read_capacity",
+    "report_luns",
+    "send_targets",
+]

@@ -1,0 +1,49 @@
+"""`pyiscsi discover PORTAL`: SendTargets discovery, one `ADDRESS:PORT,TPGT TARGETNAME` line per portal."""
+
+from __future__ import annotations
+
+import argparse
+
+from initiator.commands.chap_args import (
+    add_chap_arguments,
+    add_digest_arguments,
+    add_initiator_argument,
+    add_timeout_argument,
+    chap_from_args,
+    initiator_from_args,
+    timeout_from_args,
+)
+from initiator.deadline import Deadline
+from initiator.portal import parse_portal
+
+DEFAULT_TIMEOUT = 30.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("portal", metavar="PORTAL", help="ADDR[:PORT] or [IPv6]:PORT (port 3260 by default)")
+    add_initiator_argument(parser)
+    add_chap_arguments(parser)
+    add_digest_arguments(parser)
+    add_timeout_argument(parser, DEFAULT_TIMEOUT)
+
+
+def run(args: argparse.Namespace) -> int:
+    from initiator import client  # the protocol stack loads only once the options are good
+
+    portal = parse_portal(args.portal)
+    initiator = initiator_from_args(args)
+    chap = chap_from_args(args)
+    deadline = Deadline("discover", timeout_from_args(args))
+    targets = client.discover(
+        portal,
+        initiator,
+        deadline,
+        chap=chap.chap,
+        reverse_chap=chap.reverse,
+        header_digest=args.header_digest,
+        data_digest=args.data_digest,
+    )
+    for target in targets:
+        for line in target.lines():
+            print(line)
+    return 0
