@@ -289,8 +289,8 @@ class _Table:
     def address(self, field: str, offset: int) -> IPAddress | None:
         return address_from_bytes(self.raw(field, offset, 16))
 
-    def string(self, field: str, offset: int) -> str | None:
-        """The (length u16, offset u16) pair at `offset`, followed."""
+    def string(self, field: str, offset: int, secret: bool = False) -> str | None:
+        """The (length u16, offset u16) pair at `offset`, followed. A secret's bytes never go into an error."""
         length = self.u16(f"{field}_length", offset)
         where = self.u16(f"{field}_offset", offset + 2)
         if length == 0:
@@ -301,9 +301,9 @@ class _Table:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise IbftError(field, raw[:64], "not valid UTF-8") from None
+            raise IbftError(field, None if secret else raw[:64], "not valid UTF-8") from None
         if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
-            raise IbftError(field, text[:64], "contains control characters")
+            raise IbftError(field, None if secret else text[:64], "contains control characters")
         return text or None
 
 
@@ -357,7 +357,7 @@ def _nic(table: _Table, offset: int, slot: int) -> IbftNic:
 
 
 def _secret_string(table: _Table, field: str, offset: int) -> Secret | None:
-    text = table.string(field, offset)
+    text = table.string(field, offset, secret=True)
     return None if text is None else Secret(text)
 
 
@@ -432,6 +432,7 @@ def parse_ibft(data: bytes, source: str = "") -> Ibft:
         field = "control.initiator_offset" if slot == 0 else f"control.offset{slot}"
         if offset < control + control_length:
             raise IbftError(field, offset, "points into the header or the control structure")
+        table.need(field, offset, 6)  # the common structure header
         kind_raw = table.u8(field, offset)
         if kind_raw == StructureId.EXTENSIONS:
             continue

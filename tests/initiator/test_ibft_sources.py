@@ -1,0 +1,303 @@
+"""initiator.ibft_sources: the sysfs directory as iscsi_ibft writes it, a memory image scanned like /dev/mem,
+and the order in which sources are tried."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+from pathlib import Path
+
+import pytest
+
+from initiator.errors import IbftError
+from initiator.ibft import ChapType, Ibft, IbftFlags, IbftNic, IbftTarget, Origin, parse_ibft
+from initiator.ibft_sources import (
+    SCAN_START,
+    find_ibft,
+    find_in_memory,
+    load_ibft,
+    parse_sysfs_lun,
+    read_source,
+    read_sysfs,
+    scan_memory,
+)
+from initiator.secret import Secret
+from tests.ibft_encoder import encode_ibft, fix_checksum
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "ibft"
+CHAP_TABLE = (FIXTURES / "ipxe-chap.bin").read_bytes()
+IP = ipaddress.ip_address
+
+
+# ---- a sysfs tree written the way drivers/firmware/iscsi_ibft.c prints it --------------------------------------
+
+
+def _addr(address) -> str:
+    # %pI4 for IPv4-mapped addresses, %pI6 (eight groups, zero-padded) for the rest
+    return f"{address}\n" if address.version == 4 else f"{address.exploded}\n"
+
+
+def write_sysfs(table: Ibft, root: Path) -> None:
+    def put(directory: Path, name: str, text: str | None) -> None:
+        if text is not None:
+            directory.mkdir(parents=True, exist_ok=True)
+            (directory / name).write_text(text)
+
+    header = root / "acpi_header"
+    put(header, "signature", "iBFT\n")
+    put(header, "oem_id", f"{table.oem_id}\n")
+    put(header, "oem_table_id", f"{table.oem_table_id}\n")
+    if table.initiator is not None:
+        d = root / "initiator"
+        put(d, "index", f"{table.initiator.index}\n")
+        put(d, "flags", f"{int(table.initiator.flags)}\n")
+        put(d, "initiator-name", f"{table.initiator.name}\n" if table.initiator.name else None)
+    for nic in table.nics:
+        d = root / f"ethernet{nic.index}"
+        put(d, "index", f"{nic.index}\n")
+        put(d, "flags", f"{int(nic.flags)}\n")
+        if nic.ip is not None:
+            put(d, "ip-addr", _addr(nic.ip))
+            put(d, "prefix-len", f"{nic.prefix}\n")
+            if nic.ip.version == 4:
+                mask = ipaddress.IPv4Network(f"0.0.0.0/{nic.prefix}").netmask
+                put(d, "subnet-mask", str(mask))  # no newline: the kernel's quirk
+        put(d, "origin", f"{nic.origin}\n")
+        put(d, "gateway", _addr(nic.gateway) if nic.gateway else None)
+        for name, address in zip(("primary-dns", "secondary-dns"), nic.dns, strict=False):
+            put(d, name, _addr(address))
+        put(d, "dhcp", _addr(nic.dhcp_server) if nic.dhcp_server else None)
+        put(d, "vlan", f"{nic.vlan}\n")
+        put(d, "mac", f"{nic.mac}\n")
+        put(d, "hostname", f"{nic.hostname}\n" if nic.hostname else None)
+    for t in table.targets:
+        d = root / f"target{t.index}"
+        put(d, "index", f"{t.index}\n")
+        put(d, "flags", f"{int(t.flags)}\n")
+        put(d, "ip-addr", _addr(t.ip) if t.ip else None)
+        put(d, "port", f"{t.port}\n")
+        put(d, "lun", "".join(f"{b:x}" for b in t.lun_bytes) + "\n")
+        put(d, "nic-assoc", f"{t.nic_index}\n")
+        put(d, "chap-type", f"{int(t.chap_type)}\n")
+        put(d, "target-name", f"{t.name}\n" if t.name else None)
+        put(d, "chap-name", f"{t.chap_name}\n" if t.chap_name else None)
+        put(d, "chap-secret", f"{t.chap_secret.reveal()}\n" if t.chap_secret else None)
+        put(d, "rev-chap-name", f"{t.reverse_chap_name}\n" if t.reverse_chap_name else None)
+        put(d, "rev-chap-name-secret", f"{t.reverse_chap_secret.reveal()}\n" if t.reverse_chap_secret else None)
+
+
+def _lossless(table: Ibft, source: str) -> Ibft:
+    """What sysfs keeps of a table: no PCI address, no LUN bytes, no revision."""
+    return dataclasses.replace(
+        table,
+        source=source,
+        nics=tuple(dataclasses.replace(n, pci_bdf=None) for n in table.nics),
+        targets=tuple(dataclasses.replace(t, lun_bytes=bytes(8)) for t in table.targets),
+        revision=1,
+    )
+
+
+def _lun_free(table: Ibft) -> Ibft:
+    return dataclasses.replace(table, targets=tuple(dataclasses.replace(t, lun_bytes=bytes(8)) for t in table.targets))
+
+
+BOTH = IbftFlags.VALID | IbftFlags.BOOT_SELECTED
+RICH = parse_ibft(
+    encode_ibft(
+        parse_ibft(CHAP_TABLE).initiator,
+        [
+            IbftNic(0, BOTH, IP("192.0.2.10"), 24, Origin.MANUAL, IP("192.0.2.1"), (IP("192.0.2.53"), IP("192.0.2.54")),
+                    None, 7, "52:54:00:aa:bb:cc", "00:03.0", "client.example"),
+            IbftNic(1, BOTH, IP("2001:db8::10"), 64, Origin.MANUAL, IP("2001:db8::1"), (IP("2001:db8::53"),), None, 0,
+                    "52:54:00:aa:bb:cd", None, None),
+        ],
+        [
+            IbftTarget(0, BOTH, IP("192.0.2.1"), 3260, 1, "iqn.2026-11.test:a", 0, ChapType.MUTUAL, "u",
+                       Secret("pw:@x"), "t", Secret("rpw")),
+            IbftTarget(1, BOTH, IP("2001:db8::1"), 3261, 0x4005, "iqn.2026-11.test:b", 1, ChapType.NONE),
+        ],
+    )
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("table", [parse_ibft(CHAP_TABLE), RICH], ids=["ipxe-chap", "rich"])
+def test_sysfs_tree_reads_back_what_the_table_holds(tmp_path, table):
+    write_sysfs(table, tmp_path)
+    assert _lun_free(read_sysfs(str(tmp_path))) == _lossless(table, str(tmp_path))
+
+
+def test_sysfs_subnet_mask_without_prefix_len(tmp_path):
+    write_sysfs(parse_ibft(CHAP_TABLE), tmp_path)
+    (tmp_path / "ethernet0" / "prefix-len").unlink()
+    assert read_sysfs(str(tmp_path)).nics[0].prefix == 24
+
+
+@pytest.mark.parametrize(
+    ("text", "lun"),
+    [
+        ("00000000", 0),
+        ("01000000", 1),
+        ("0f000000", 15),
+        ("010000000", 16),
+        ("0ff000000", 255),
+        ("405000000", 0x4005),
+        ("4010000000", 0x4010),
+        ("0001000000000000", 1),
+    ],
+)
+def test_sysfs_lun_as_the_kernel_prints_it(text, lun):
+    assert parse_sysfs_lun(text) == lun
+
+
+@pytest.mark.parametrize("text", ["", "xyz", "1234567", "ff0000"])
+def test_sysfs_lun_ambiguous_or_bad(text):
+    with pytest.raises(IbftError):
+        parse_sysfs_lun(text)
+
+
+@pytest.mark.parametrize(
+    ("directory", "name", "content", "reason"),
+    [
+        ("ethernet0", "mac", "52:54:00\n", "not a MAC"),
+        ("ethernet0", "ip-addr", "10.0.2\n", "not an IP address"),
+        ("ethernet0", "vlan", "abc\n", "not a decimal"),
+        ("ethernet0", "prefix-len", "40\n", "prefix longer"),
+        ("target0", "chap-type", "7\n", "must be 0, 1 or 2"),
+        ("target0", "port", "70000\n", "out of range"),
+        ("target0", "lun", "zz\n", "not hexadecimal"),
+        ("initiator", "initiator-name", b"\xff\xfe\n", "not valid UTF-8"),
+    ],
+)
+def test_sysfs_bad_files_name_the_path(tmp_path, directory, name, content, reason):
+    write_sysfs(parse_ibft(CHAP_TABLE), tmp_path)
+    path = tmp_path / directory / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(IbftError) as caught:
+        read_sysfs(str(tmp_path))
+    assert caught.value.field == str(path)
+    assert reason in str(caught.value)
+
+
+def test_sysfs_chap_secret_never_in_an_error(tmp_path):
+    write_sysfs(parse_ibft(CHAP_TABLE), tmp_path)
+    table = read_sysfs(str(tmp_path))
+    assert "Secret-12345" not in repr(table)
+    assert table.targets[0].chap_secret == Secret("Secret-12345")
+
+
+# ---- /dev/mem ----------------------------------------------------------------------------------------------------
+
+
+def _image(tmp_path: Path, placements: dict[int, bytes], size: int = 0x100000) -> Path:
+    path = tmp_path / "mem"
+    with open(path, "wb") as f:
+        f.truncate(size)
+        for address, data in placements.items():
+            f.seek(address)
+            f.write(data)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("address", "found"),
+    [
+        (0x9F000, True),  # where iPXE puts it under QEMU
+        (0x80000, True),
+        (0xFFF00 - 0x240, True),
+        (0x9F008, False),  # not 16-byte aligned
+        (0xA4000, False),  # inside the VGA hole
+        (0x7FF00, False),  # below the window
+    ],
+)
+def test_memory_scan(tmp_path, address, found):
+    path = _image(tmp_path, {address: CHAP_TABLE})
+    table = scan_memory(str(path))
+    if found:
+        assert table is not None and table.targets[0].name == "iqn.2026-11.test:chap"
+        assert table.source == str(path)
+    else:
+        assert table is None
+
+
+def test_memory_scan_skips_a_stray_signature_for_the_real_table(tmp_path):
+    stray = b"iBFT" + (0x30).to_bytes(4, "little") + bytes(8)
+    path = _image(tmp_path, {0x80010: stray, 0x9F000: CHAP_TABLE})
+    assert scan_memory(str(path)).oem_id == "FENSYS"
+
+
+def test_memory_scan_reports_a_corrupt_table(tmp_path):
+    bad = bytearray(CHAP_TABLE)
+    bad[0x100] ^= 0xFF
+    path = _image(tmp_path, {0x9F000: bytes(bad)})
+    with pytest.raises(IbftError) as caught:
+        scan_memory(str(path))
+    assert caught.value.field == "checksum"
+
+
+def test_memory_scan_of_a_short_image(tmp_path):
+    path = _image(tmp_path, {0x90000: CHAP_TABLE}, size=0x90000 + len(CHAP_TABLE))
+    assert scan_memory(str(path)) is not None
+    assert find_in_memory(bytes(64), SCAN_START) is None
+
+
+def test_length_running_past_the_window_is_not_taken(tmp_path):
+    table = bytearray(CHAP_TABLE)
+    table[4:8] = (0x100000).to_bytes(4, "little")
+    path = _image(tmp_path, {0xFFF00: bytes(fix_checksum(table))[:0x100]})
+    assert scan_memory(str(path)) is None
+
+
+# ---- choosing a source -----------------------------------------------------------------------------------------
+
+
+def test_order_acpi_then_sysfs_then_memory(tmp_path):
+    acpi = tmp_path / "iBFT"
+    sysfs = tmp_path / "ibft"
+    mem = _image(tmp_path, {0x9F000: CHAP_TABLE})
+    write_sysfs(parse_ibft(CHAP_TABLE), sysfs)
+    acpi.write_bytes(encode_ibft(None, oem_id="ACPI"))
+    paths = dict(acpi_path=str(acpi), sysfs_path=str(sysfs), mem_path=str(mem))
+    assert find_ibft(**paths).source == str(acpi)
+    acpi.unlink()
+    assert find_ibft(**paths).source == str(sysfs)
+    for p in sorted(sysfs.rglob("*"), reverse=True):
+        p.unlink() if p.is_file() else p.rmdir()
+    assert find_ibft(**paths).source == str(mem)
+    mem.unlink()
+    assert find_ibft(**paths) is None
+    with pytest.raises(IbftError, match="no iBFT found"):
+        load_ibft(None, **paths)
+
+
+def test_named_sources(tmp_path):
+    table = tmp_path / "t.bin"
+    table.write_bytes(CHAP_TABLE)
+    write_sysfs(parse_ibft(CHAP_TABLE), tmp_path / "dir")
+    assert read_source(str(table)).oem_id == "FENSYS"
+    assert read_source(str(tmp_path / "dir")).source == str(tmp_path / "dir")
+    with pytest.raises(IbftError, match="cannot open"):
+        load_ibft(str(tmp_path / "missing"))
+
+
+def test_memory_image_as_named_source(tmp_path, monkeypatch):
+    from initiator import ibft_sources
+
+    empty = _image(tmp_path, {})
+    monkeypatch.setattr(ibft_sources, "DEV_MEM", str(empty))  # read_source scans what is named like /dev/mem
+    with pytest.raises(IbftError, match="no iBFT signature"):
+        load_ibft(str(empty))
+    empty.unlink()
+    full = _image(tmp_path, {0x9F000: CHAP_TABLE})
+    assert load_ibft(str(full)).source == str(full)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/mem"), reason="needs root and /dev/mem")
+def test_real_dev_mem_is_scanned_without_error():
+    # This machine may or may not have an iBFT; reading the window must work and give a table or None.
+    try:
+        result = scan_memory("/dev/mem")
+    except IbftError as exc:  # a locked-down kernel refuses /dev/mem reads
+        assert "cannot" in str(exc)
+    else:
+        assert result is None or isinstance(result, Ibft)
