@@ -14,6 +14,7 @@ from initiator import pdu as P
 from initiator.errors import BadInputError, IscsiError, LocalProtocolError, RemoteProtocolError
 from initiator.portal import Portal, parse_portal
 from initiator.session import Session, TextReply
+from initiator.text import decode_text
 
 SEND_TARGETS_ALL = b"SendTargets=All\x00"
 MAX_RESPONSE_BYTES = 1 << 20
@@ -65,19 +66,10 @@ def _target_address(value: str) -> DiscoveredPortal:
 
 def parse_send_targets(data: bytes, discovery_portal: Portal) -> list[DiscoveredTarget]:
     """The targets in a whole SendTargets answer, in the order the target listed them."""
-    try:
-        text = data.decode()
-    except UnicodeDecodeError as exc:
-        raise RemoteProtocolError(f"SendTargets: answer is not UTF-8 (byte {exc.start})") from None
     order: list[str] = []
     portals: dict[str, list[DiscoveredPortal]] = {}
     current: str | None = None
-    for pair in text.split("\x00"):
-        if not pair:
-            continue
-        key, eq, value = pair.partition("=")
-        if not eq:
-            raise RemoteProtocolError(f"SendTargets: {pair[:80]!r} is not key=value")
+    for key, value in decode_text(data):
         if key == "SendTargets" and value in ("Reject", "Irrelevant", "NotUnderstood"):
             raise IscsiError(f"the target answered SendTargets={value}")
         if key == "TargetName":

@@ -89,8 +89,10 @@ def test_lines_as_iscsiadm_prints_them() -> None:
         (_kv(f"TargetName={T1}", "TargetAddress=10.0.0.1:99999,1"), "TargetAddress '10.0.0.1:99999,1': port"),
         (_kv(f"TargetName={T1}", "TargetAddress=[::1:3260,1"), "closing"),
         (_kv("TargetName="), "TargetName '' is not"),
-        (_kv("TargetName=" + "x" * 300), "is not 1..223"),
-        (_kv("garbage"), "not key=value"),
+        (_kv("TargetName=" + "x" * 224), "is not 1..223"),
+        (_kv("TargetName=" + "x" * 300), "exceeds 255"),
+        (_kv("garbage"), "has no '='"),
+        (b"TargetName=x", "not NUL-terminated"),
         (b"TargetName=\xff\x00", "not UTF-8"),
     ],
 )
