@@ -1,0 +1,189 @@
+"""Lab mode: run one command inside a VM with the pinned kernel, using the host's own files as its root.
+
+The guest is a busybox initramfs that loads the modules (virtio, 9p, iscsi_tcp, iscsi_ibft, sd_mod, ...), brings
+up eth0 as 10.0.2.15/24 (QEMU user networking, so the host's 127.0.0.1 is 10.0.2.2), mounts the host's `/`
+read-only over 9p with a tmpfs overlay on top (writes stay in the guest), mounts /proc /sys /dev /run, puts the
+guest kernel's modules at /lib/modules/<release>, chroots and runs the command from a per-run 9p share that
+also collects its stdout, stderr and exit status. Kernel-facing code (NETLINK_ISCSI, sysfs, the iBFT) is thus
+exercised in seconds without building anything.
+
+    python -m harness.lab [--timeout S] [--acpitable FILE] [--drive IMG] -- .venv/bin/python -m initiator ...
+
+Exit status: the command's, or 124 if the VM did not report one before the deadline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness import images, kernel
+from harness.console import ConsoleResult
+from harness.paths import CACHE, REPO
+from harness.qemu import VirtFs, VmSpec, run
+
+LAB_BOUND = 120.0
+LAB_APPEND = "console=ttyS0 panic=-1 quiet loglevel=4"
+
+LAB_INIT = """\
+for m in virtio_pci virtio_net 9pnet_virtio 9p overlay crc32c_generic iscsi_tcp sd_mod; do
+    modprobe $m || die "modprobe $m"
+done
+mark modules
+ip link set lo up
+ip link set eth0 up || die "no eth0"
+ip addr add 10.0.2.15/24 dev eth0
+ip route add default via 10.0.2.2
+printf 'nameserver 10.0.2.3\\n' > /etc/resolv.conf
+mark net
+NINEP=trans=virtio,version=9p2000.L,msize=262144
+mkdir -p /host /upper /new
+mount -t 9p -o $NINEP,ro,cache=loose hostroot /host || die "9p hostroot"
+mount -t tmpfs -o mode=0755 tmpfs /upper
+mkdir -p /upper/up /upper/work
+if mount -t overlay -o lowerdir=/host,upperdir=/upper/up,workdir=/upper/work overlay /new; then
+    R=/new
+else
+    echo "lab: overlay failed; the root stays read-only"
+    R=/host
+fi
+mount -t proc proc $R/proc
+mount -t sysfs sysfs $R/sys
+mount -t devtmpfs devtmpfs $R/dev
+mkdir -p $R/dev/pts $R/dev/shm
+mount -t devpts devpts $R/dev/pts
+mount -t tmpfs tmpfs $R/dev/shm
+mount -t tmpfs -o mode=0755 tmpfs $R/run
+mount -t tmpfs -o mode=1777 tmpfs $R/tmp
+KREL=$(uname -r)
+if mkdir -p $R/lib/modules/$KREL 2>/dev/null; then
+    mount --bind /lib/modules/$KREL $R/lib/modules/$KREL
+fi
+cp /etc/resolv.conf $R/run/lab-resolv.conf 2>/dev/null
+mkdir -p $R/run/lab
+mount -t 9p -o $NINEP,cache=none labrun $R/run/lab || die "9p labrun"
+mark chroot
+chroot $R /bin/sh /run/lab/cmd.sh > $R/run/lab/stdout 2> $R/run/lab/stderr
+status=$?
+echo "$status" > $R/run/lab/status
+sync
+mark exit $status
+poweroff -f
+sleep 5
+"""
+
+
+@dataclass(frozen=True)
+class LabResult:
+    """The command's exit status (None if the VM never reported one), its output, and the boot's console."""
+
+    status: int | None
+    stdout: str
+    stderr: str
+    console: ConsoleResult
+
+    @property
+    def seconds(self) -> float:
+        return self.console.wall_seconds
+
+
+def command_script(argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> str:
+    """The shell script the guest runs in the chroot: env, cwd, then exec the command."""
+    lines = ["#!/bin/sh", "set -e"]
+    base = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8"}
+    for key, value in {**base, "PYTHONPATH": str(REPO), **env}.items():
+        lines.append(f"export {key}={shlex.quote(value)}")
+    lines.append(f"cd {shlex.quote(str(cwd))}")
+    lines.append("set +e")
+    lines.append("exec " + shlex.join(argv))
+    return "\n".join(lines) + "\n"
+
+
+def lab_initramfs(kern: kernel.Kernel) -> Path:
+    return images.build_initramfs(kern, LAB_INIT)
+
+
+def lab_spec(
+    kern: kernel.Kernel,
+    initrd: Path,
+    rundir: Path,
+    acpi_tables: Sequence[Path] = (),
+    drives: Sequence[Path] = (),
+    memory_mb: int = 1024,
+    append: str = "",
+) -> VmSpec:
+    return VmSpec(
+        kernel=kern.vmlinuz,
+        initrd=initrd,
+        append=f"{LAB_APPEND} {append}".strip(),
+        memory_mb=memory_mb,
+        acpi_tables=tuple(acpi_tables),
+        drives=tuple(drives),
+        virtfs=(VirtFs(Path("/"), "hostroot", readonly=True), VirtFs(rundir, "labrun", readonly=False)),
+    )
+
+
+def run_in_lab(
+    argv: Sequence[str],
+    bound: float = LAB_BOUND,
+    cwd: Path = REPO,
+    env: Mapping[str, str] | None = None,
+    acpi_tables: Sequence[Path] = (),
+    drives: Sequence[Path] = (),
+    memory_mb: int = 1024,
+    append: str = "",
+) -> LabResult:
+    """Boot the lab VM, run `argv` as root in the chroot, return its status and output."""
+    if not argv:
+        raise ValueError("run_in_lab: empty command")
+    kern = kernel.require()
+    initrd = lab_initramfs(kern)
+    (CACHE / "lab").mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=CACHE / "lab", prefix="run-") as tmp:
+        rundir = Path(tmp)
+        rundir.chmod(0o755)
+        (rundir / "cmd.sh").write_text(command_script(argv, cwd, env or {}))
+        spec = lab_spec(kern, initrd, rundir, acpi_tables, drives, memory_mb, append)
+        console = run(spec, bound, name="lab", log_path=rundir.parent / f"{rundir.name}.log")
+        status_file = rundir / "status"
+        status = int(status_file.read_text()) if status_file.is_file() else None
+        stdout = (rundir / "stdout").read_text(errors="replace") if (rundir / "stdout").exists() else ""
+        stderr = (rundir / "stderr").read_text(errors="replace") if (rundir / "stderr").exists() else ""
+    return LabResult(status, stdout, stderr, console)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="harness.lab", description="Run one command in a VM (see module doc).")
+    parser.add_argument("--timeout", type=float, default=LAB_BOUND, help="seconds for the whole boot and run")
+    parser.add_argument("--acpitable", type=Path, action="append", default=[], help="hand QEMU an ACPI table")
+    parser.add_argument("--drive", type=Path, action="append", default=[], help="raw image as a virtio disk")
+    parser.add_argument("--append", default="", help="extra kernel command line")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print the console summary")
+    parser.add_argument("command", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        parser.error("no command given (use: python -m harness.lab -- CMD ...)")
+    result = run_in_lab(
+        command,
+        bound=args.timeout,
+        cwd=Path(os.getcwd()),
+        acpi_tables=args.acpitable,
+        drives=args.drive,
+        append=args.append,
+    )
+    sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr)
+    if args.verbose or result.status is None:
+        print(f"harness.lab: {result.console.summary()}", file=sys.stderr)
+    return 124 if result.status is None else result.status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""Lab mode for real: boot the pinned kernel under QEMU, run commands in the host's files, get status and output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.console import ExitReason
+from harness.lab import run_in_lab
+from harness.paths import REPO
+
+pytestmark = pytest.mark.vm
+
+LAB_BOUND = 150.0  # TCG on a busy 2-core machine; an idle run takes about 6 s
+
+
+def test_lab_runs_a_command_and_returns_status_stdout_and_stderr(pinned_kernel):
+    result = run_in_lab(
+        ["sh", "-c", 'uname -r; echo "to stderr" >&2; grep -c . /proc/cmdline; exit 3'], bound=LAB_BOUND
+    )
+    assert result.status == 3, result.console.summary()
+    assert result.stdout.splitlines() == [pinned_kernel.release, "1"]
+    assert result.stderr == "to stderr\n"
+    assert result.console.reason is ExitReason.POWEROFF
+    names = [m.name for m in result.console.markers]
+    assert names == ["init", "modules", "net", "chroot", "exit"]
+    assert result.console.marker("exit").detail == "3"
+
+
+def test_lab_runs_the_project_python_with_the_guest_kernel_iscsi_transport(pinned_kernel):
+    """The checkout and its venv are visible, iscsi_tcp is loaded, modules are the guest kernel's own."""
+    code = (
+        "import os, initiator.cli, pyroute2;"
+        "print(sorted(os.listdir('/sys/class/iscsi_transport')));"
+        "print(os.path.isdir('/lib/modules/' + os.uname().release + '/kernel'));"
+        "open('/etc/written-in-guest', 'w').write('x')"
+    )
+    result = run_in_lab([str(REPO / ".venv/bin/python"), "-c", code], bound=LAB_BOUND)
+    assert result.status == 0, result.stderr + result.console.summary()
+    assert result.stdout.splitlines() == ["['tcp']", "True"]
+    assert not Path("/etc/written-in-guest").exists()  # writes stayed in the guest overlay

@@ -1,0 +1,58 @@
+"""Module closure from modules.dep, and the ext4 builder (real mke2fs, read back with debugfs: no mount)."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from harness import images
+from harness.errors import HarnessError
+
+DEP = """\
+kernel/drivers/scsi/iscsi_tcp.ko: kernel/drivers/scsi/libiscsi_tcp.ko kernel/drivers/scsi/libiscsi.ko
+kernel/drivers/scsi/libiscsi_tcp.ko: kernel/drivers/scsi/libiscsi.ko
+kernel/drivers/scsi/libiscsi.ko:
+kernel/arch/x86/crypto/crc32c-intel.ko.xz:
+kernel/fs/9p/9p.ko: kernel/net/9p/9pnet.ko
+kernel/net/9p/9pnet.ko:
+"""
+BUILTIN = "kernel/net/packet/af_packet.ko\nkernel/crypto/crc32c_generic.ko\n"
+
+
+@pytest.mark.parametrize(
+    ("wanted", "paths"),
+    [
+        (
+            ["iscsi_tcp"],
+            [
+                "kernel/drivers/scsi/iscsi_tcp.ko",
+                "kernel/drivers/scsi/libiscsi.ko",
+                "kernel/drivers/scsi/libiscsi_tcp.ko",
+            ],
+        ),
+        (["crc32c_intel"], ["kernel/arch/x86/crypto/crc32c-intel.ko.xz"]),  # - and _ are the same name
+        (["9p", "9pnet"], ["kernel/fs/9p/9p.ko", "kernel/net/9p/9pnet.ko"]),
+        (["af_packet", "crc32c-generic"], []),  # built in: nothing to copy
+    ],
+)
+def test_module_closure_follows_modules_dep(wanted, paths):
+    assert images.module_closure(DEP, BUILTIN, wanted) == paths
+
+
+def test_unknown_module_is_named():
+    with pytest.raises(HarnessError, match="'nosuch'"):
+        images.module_closure(DEP, BUILTIN, ["nosuch"])
+
+
+def test_ext4_image_holds_the_files_and_os_release(tmp_path):
+    img = images.build_ext4(tmp_path / "root.img", {"/sbin/init": b"#!/bin/sh\necho hi\n"}, size_mb=16)
+
+    def cat(path: str) -> str:
+        proc = subprocess.run(["debugfs", "-R", f"cat {path}", str(img)], capture_output=True, text=True, timeout=30)
+        return proc.stdout
+
+    assert "ID=pyiscsi-test" in cat("/etc/os-release")
+    assert cat("/sbin/init") == "#!/bin/sh\necho hi\n"
+    mode = subprocess.run(["debugfs", "-R", "stat /sbin/init", str(img)], capture_output=True, text=True, timeout=30)
+    assert "Mode:  0755" in mode.stdout
