@@ -1,0 +1,226 @@
+"""CHAP for iSCSI login (RFC 7143 12.1.3, RFC 1994; SHA-2/SHA-3 algorithm numbers from RFC 7143's IANA registry).
+
+response = HASH(identifier byte || secret || challenge). We offer `CHAP_A=7,8,6,5` (SHA-256, SHA3-256, SHA-1,
+MD5: strongest first) and, when a target rejects that list (older LIO and some NAS do), offer `CHAP_A=5` alone
+once. One-way: we answer the target's challenge. Mutual: with our answer we send our own identifier and
+challenge, and the login goes on only after the target's CHAP_N and CHAP_R check out; a target that moves
+on without answering is refused. A challenge from the target equal to one we sent (a reflection) is refused,
+and ours is never equal to the one we received.
+
+Binary values travel as `0x` + hex (what we send) or `0b` + base64 (accepted too).
+
+Public API
+    ChapAlgorithm (IntEnum 5 MD5, 6 SHA1, 7 SHA256, 8 SHA3_256), DEFAULT_ALGORITHMS = (7, 8, 6, 5)
+    ChapCredentials(username, secret: Secret, reverse_username=None, reverse_secret=None), .mutual
+    chap_response(algorithm, identifier, secret: bytes, challenge: bytes) -> bytes
+    encode_binary(data) -> str, decode_binary(key, text) -> bytes
+    ChapExchange(credentials, algorithms=DEFAULT_ALGORITHMS, random_bytes=os.urandom)
+        .algorithm_offer() -> list[(key, value)]
+        .fallback_offer() -> list[(key, value)] | None     after the target rejected our CHAP_A list
+        .answer_challenge(keys: Mapping) -> list[(key, value)]
+        .verify_target(keys: Mapping) -> None              mutual only
+        .expects_target_response -> bool, .algorithm -> ChapAlgorithm | None
+    MutualAuthenticationFailed (IscsiError)
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import hashlib
+import hmac
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from initiator.errors import BadInputError, IscsiError, LocalProtocolError, RemoteProtocolError
+from initiator.secret import Secret
+
+
+class ChapAlgorithm(enum.IntEnum):
+    MD5 = 5
+    SHA1 = 6
+    SHA256 = 7
+    SHA3_256 = 8
+
+
+_HASHES: dict[ChapAlgorithm, Callable[[], hashlib._Hash]] = {
+    ChapAlgorithm.MD5: hashlib.md5,
+    ChapAlgorithm.SHA1: hashlib.sha1,
+    ChapAlgorithm.SHA256: hashlib.sha256,
+    ChapAlgorithm.SHA3_256: hashlib.sha3_256,
+}
+
+DEFAULT_ALGORITHMS: tuple[ChapAlgorithm, ...] = (
+    ChapAlgorithm.SHA256,
+    ChapAlgorithm.SHA3_256,
+    ChapAlgorithm.SHA1,
+    ChapAlgorithm.MD5,
+)
+MAX_CHALLENGE_LEN = 1024  # bytes, decoded
+MIN_CHALLENGE_LEN = 1
+
+
+class MutualAuthenticationFailed(IscsiError):
+    """The target could not prove it knows the reverse secret, or did not try although we asked."""
+
+
+@dataclass(frozen=True)
+class ChapCredentials:
+    username: str
+    secret: Secret
+    reverse_username: str | None = None
+    reverse_secret: Secret | None = None
+
+    def __post_init__(self) -> None:
+        if not self.username:
+            raise BadInputError("chap.username", self.username, "must not be empty")
+        if not self.secret:
+            raise BadInputError("chap.password", None, "must not be empty")
+        if (self.reverse_username is None) != (self.reverse_secret is None):
+            raise BadInputError("chap.reverse", None, "reverse username and reverse password go together")
+        if self.reverse_secret is not None and not self.reverse_secret:
+            raise BadInputError("chap.reverse_password", None, "must not be empty")
+
+    @property
+    def mutual(self) -> bool:
+        return self.reverse_secret is not None
+
+
+def chap_response(algorithm: int, identifier: int, secret: bytes, challenge: bytes) -> bytes:
+    h = _HASHES[ChapAlgorithm(algorithm)]()
+    h.update(bytes([identifier]) + secret + challenge)
+    return h.digest()
+
+
+def encode_binary(data: bytes) -> str:
+    return "0x" + data.hex()
+
+
+_HEX_BODY = re.compile(r"[0-9a-fA-F]+")
+_B64_BODY = re.compile(r"[A-Za-z0-9+/]+={0,2}")
+
+
+def decode_binary(key: str, text: str) -> bytes:
+    """A binary value `0x<hex>` or `0b<base64>`; RemoteProtocolError naming the key otherwise."""
+    prefix, body = text[:2], text[2:]
+    try:
+        if prefix in ("0x", "0X") and _HEX_BODY.fullmatch(body):
+            return bytes.fromhex(body if len(body) % 2 == 0 else "0" + body)
+        if prefix in ("0b", "0B") and _B64_BODY.fullmatch(body):
+            return base64.b64decode(body, validate=True)
+    except (ValueError, binascii.Error):
+        pass
+    raise RemoteProtocolError(f"key {key}: {text[:40]!r} is neither 0x-hex nor 0b-base64")
+
+
+def _identifier(text: str) -> int:
+    if re.fullmatch(r"[0-9]{1,3}", text) and int(text) <= 255:
+        return int(text)
+    if re.fullmatch(r"0[xX][0-9a-fA-F]{1,2}", text):
+        return int(text, 16)
+    raise RemoteProtocolError(f"key CHAP_I: {text[:40]!r} is not an identifier 0..255")
+
+
+class ChapExchange:
+    """One CHAP exchange, initiator side: offers, answers and (mutual) checks."""
+
+    def __init__(
+        self,
+        credentials: ChapCredentials,
+        algorithms: tuple[int, ...] = DEFAULT_ALGORITHMS,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        if not algorithms or len(set(algorithms)) != len(algorithms):
+            raise LocalProtocolError(f"CHAP: algorithm list {algorithms!r} must be non-empty without repeats")
+        self.credentials = credentials
+        self.algorithms = tuple(ChapAlgorithm(a) for a in algorithms)
+        self._random = random_bytes
+        self._offered: tuple[ChapAlgorithm, ...] = ()
+        self.algorithm: ChapAlgorithm | None = None
+        self._our_identifier: int | None = None
+        self._our_challenges: list[bytes] = []
+        self._fell_back = False
+        self._answered = False
+
+    @property
+    def expects_target_response(self) -> bool:
+        return self.credentials.mutual and self._answered
+
+    def algorithm_offer(self) -> list[tuple[str, str]]:
+        self._offered = self.algorithms
+        return [("CHAP_A", ",".join(str(int(a)) for a in self._offered))]
+
+    def fallback_offer(self) -> list[tuple[str, str]] | None:
+        """After the target rejected our CHAP_A list: offer MD5 alone, once; None if there is nothing left."""
+        if self._fell_back or self._offered == (ChapAlgorithm.MD5,) or ChapAlgorithm.MD5 not in self.algorithms:
+            return None
+        self._fell_back = True
+        self._offered = (ChapAlgorithm.MD5,)
+        return [("CHAP_A", "5")]
+
+    def answer_challenge(self, keys: Mapping[str, str]) -> list[tuple[str, str]]:
+        """The target's CHAP_A, CHAP_I, CHAP_C in; our CHAP_N, CHAP_R (and CHAP_I, CHAP_C if mutual) out."""
+        if self._answered:
+            raise RemoteProtocolError("key CHAP_C: a second challenge in one login")
+        for key in ("CHAP_A", "CHAP_I", "CHAP_C"):
+            if key not in keys:
+                raise RemoteProtocolError(f"key {key}: missing from the target's CHAP challenge")
+        chosen = keys["CHAP_A"]
+        if not chosen.isdigit() or int(chosen) not in [int(a) for a in self._offered]:
+            offered = ",".join(str(int(a)) for a in self._offered)
+            raise RemoteProtocolError(f"key CHAP_A: {chosen[:40]!r} is not one we offered ({offered})")
+        self.algorithm = ChapAlgorithm(int(chosen))
+        identifier = _identifier(keys["CHAP_I"])
+        challenge = decode_binary("CHAP_C", keys["CHAP_C"])
+        if not MIN_CHALLENGE_LEN <= len(challenge) <= MAX_CHALLENGE_LEN:
+            raise RemoteProtocolError(
+                f"key CHAP_C: challenge of {len(challenge)} bytes outside {MIN_CHALLENGE_LEN}..{MAX_CHALLENGE_LEN}"
+            )
+        if challenge in self._our_challenges:
+            raise RemoteProtocolError("key CHAP_C: the target sent back a challenge of ours (reflection)")
+        response = chap_response(self.algorithm, identifier, self.credentials.secret.reveal().encode(), challenge)
+        out = [("CHAP_N", self.credentials.username), ("CHAP_R", encode_binary(response))]
+        if self.credentials.mutual:
+            ours = self._new_challenge(avoid=challenge)
+            self._our_identifier = self._random(1)[0]
+            out += [("CHAP_I", str(self._our_identifier)), ("CHAP_C", encode_binary(ours))]
+        self._answered = True
+        return out
+
+    def _new_challenge(self, avoid: bytes) -> bytes:
+        assert self.algorithm is not None
+        size = _HASHES[self.algorithm]().digest_size
+        for _ in range(3):
+            ours = self._random(size)
+            if ours != avoid and len(ours) == size:
+                self._our_challenges.append(ours)
+                return ours
+        raise LocalProtocolError("CHAP: random source keeps producing the target's own challenge")
+
+    def verify_target(self, keys: Mapping[str, str]) -> None:
+        """Check the target's CHAP_N/CHAP_R against our challenge and the reverse secret (mutual only)."""
+        creds = self.credentials
+        if not creds.mutual:
+            if "CHAP_R" in keys or "CHAP_N" in keys:
+                raise RemoteProtocolError("key CHAP_R: the target answered a challenge we never sent")
+            return
+        if not self._answered or self._our_identifier is None or self.algorithm is None:
+            raise LocalProtocolError("CHAP: verify_target before our challenge was sent")
+        if "CHAP_R" not in keys or "CHAP_N" not in keys:
+            raise MutualAuthenticationFailed(
+                "target skipped the mutual CHAP authentication we asked for (no CHAP_N/CHAP_R)"
+            )
+        if keys["CHAP_N"] != creds.reverse_username:
+            raise MutualAuthenticationFailed(
+                f"target answered mutual CHAP as {keys['CHAP_N'][:80]!r}, expected {creds.reverse_username!r}"
+            )
+        got = decode_binary("CHAP_R", keys["CHAP_R"])
+        assert creds.reverse_secret is not None
+        expected = chap_response(
+            self.algorithm, self._our_identifier, creds.reverse_secret.reveal().encode(), self._our_challenges[-1]
+        )
+        if not hmac.compare_digest(got, expected):
+            raise MutualAuthenticationFailed("target failed mutual CHAP authentication (wrong CHAP_R)")
