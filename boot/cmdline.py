@@ -293,17 +293,22 @@ def parse_bool(value: str | None, key: str, token: str) -> bool:
 
 
 def _prefix_from_mask(mask: str, ip: IPAddress, key: str, token: str) -> int:
-    limit = 32 if ip.version == 4 else 128
+    limit = ip.max_prefixlen
     if mask.isdigit():
         prefix = int(mask)
         if prefix > limit:
             raise _err(key, token, f"prefix /{prefix} is longer than {limit} bits")
         return prefix
     try:
-        network = ipaddress.ip_network(f"{'0.0.0.0' if ip.version == 4 else '::'}/{mask}")
+        value = int(ipaddress.ip_address(mask))
+        if ipaddress.ip_address(mask).version != ip.version:
+            raise ValueError(mask)
     except ValueError:
         raise _err(key, token, f"netmask {mask!r} is neither a prefix length nor a contiguous mask") from None
-    return network.prefixlen
+    inverted = ~value & ((1 << limit) - 1)
+    if inverted & (inverted + 1):
+        raise _err(key, token, f"netmask {mask!r} is neither a prefix length nor a contiguous mask")
+    return limit - inverted.bit_length()
 
 
 def _classful_prefix(ip: ipaddress.IPv4Address) -> int:
