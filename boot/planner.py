@@ -296,8 +296,6 @@ def plan_cmdline_targets(cmdline: Cmdline) -> list[TargetPlan]:
         targets.append(_target_from_root(root, cmdline))
     elif (cmdline.target_name or cmdline.target_port) and not cmdline.netroots:
         raise CmdlineError("rd.iscsi.target.name", cmdline.target_name, "needs rd.iscsi.target.ip (the portal)")
-    if cmdline.in_username is not None and cmdline.username is None:
-        raise CmdlineError("rd.iscsi.in.username", cmdline.in_username, "mutual CHAP needs rd.iscsi.username too")
     return targets
 
 

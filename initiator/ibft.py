@@ -310,7 +310,9 @@ class _Table:
 def _structure_header(table: _Table, name: str, offset: int, kind: StructureId) -> tuple[int, IbftFlags]:
     length = table.u16(f"{name}.length", offset + 2)
     if length != STRUCTURE_LENGTH[kind]:
-        raise IbftError(f"{name}.length", length, f"a {kind.name.lower()} structure is {STRUCTURE_LENGTH[kind]} bytes")
+        raise IbftError(
+            f"{name}.length", length, f"the {kind.name.lower()} structure is {STRUCTURE_LENGTH[kind]} bytes"
+        )
     table.need(f"{name}.length", offset, length)
     return table.u8(f"{name}.index", offset + 4), IbftFlags(table.u8(f"{name}.flags", offset + 5))
 

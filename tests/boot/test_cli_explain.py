@@ -1,0 +1,146 @@
+"""`pyiscsi explain` through the real dispatcher: the contract's plan JSON, secrets, every wait, exit 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from initiator import cli
+from initiator.errors import ExitStatus
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "ibft"
+CHAP = str(FIXTURES / "ipxe-chap.bin")
+T0 = "iqn.2026-11.test:root"
+CONTRACT_KEYS = ["initiator_name", "interfaces", "targets", "timeouts", "root"]
+INTERFACE_KEYS = ["name", "mac", "vlan", "mtu", "method", "addresses", "gateway", "gateway6", "dns", "hostname",
+                  "source"]  # fmt: skip
+TARGET_KEYS = ["name", "address", "port", "lun", "iface", "chap", "reverse_chap", "source"]
+WAITS = ["total", "iflink", "carrier", "dhcp", "ipv6dad", "ipv6auto", "dhcp6", "connect", "login", "disk",
+         "replacement"]  # fmt: skip
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    status = cli.main(["explain", *argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def explain_json(capsys, cmdline: str, ibft: str = "none", *extra: str) -> dict:
+    status, out, err = run(capsys, "--cmdline", cmdline, "--ibft", ibft, "--json", *extra)
+    assert (status, err) == (0, "")
+    return json.loads(out)
+
+
+def test_json_shape_with_every_key(capsys):
+    doc = explain_json(
+        capsys,
+        "ip=10.0.2.15::10.0.2.2:24:client:eth0:none:10.0.2.3 rd.iscsi.initiator=iqn.2026-11.test:me "
+        f"netroot=iscsi:u:pw:ru:rpw@[fec0::2]::3261:1:{T0} root=LABEL=root rd.pyiscsi.timeout=90",
+    )
+    assert list(doc)[: len(CONTRACT_KEYS)] == CONTRACT_KEYS
+    assert doc["initiator_name"] == "iqn.2026-11.test:me"
+    assert doc["interfaces"] == [
+        {"name": "eth0", "mac": None, "vlan": None, "mtu": None, "method": "static", "addresses": ["10.0.2.15/24"],
+         "gateway": "10.0.2.2", "gateway6": None, "dns": ["10.0.2.3"], "hostname": "client", "source": "cmdline"},
+    ]  # fmt: skip
+    assert doc["targets"] == [
+        {"name": T0, "address": "fec0::2", "port": 3261, "lun": 1, "iface": None,
+         "chap": {"username": "u", "password": "***"}, "reverse_chap": {"username": "ru", "password": "***"},
+         "source": "cmdline"},
+    ]  # fmt: skip
+    assert list(doc["timeouts"]) == WAITS
+    assert doc["timeouts"]["total"] == 90
+    assert doc["root"] == "LABEL=root"
+    assert "pw" not in json.dumps(doc["targets"]).replace("password", "")
+
+
+def test_json_absent_values_are_null_not_missing(capsys):
+    doc = explain_json(capsys, f"netroot=iscsi:10.0.2.2::::{T0}")
+    assert [list(i) for i in doc["interfaces"]] == [INTERFACE_KEYS]
+    assert [list(t) for t in doc["targets"]] == [TARGET_KEYS]
+    assert doc["targets"][0]["chap"] is None and doc["root"] is None
+    assert doc["interfaces"][0]["name"] is None
+
+
+def test_discovery_target_has_a_null_name(capsys):
+    doc = explain_json(capsys, "ip=eth0:dhcp netroot=iscsi:10.0.2.2::::")
+    assert doc["targets"][0]["name"] is None
+
+
+def test_show_secrets(capsys):
+    line = f"netroot=iscsi:u:hunter2@10.0.2.2::::{T0} rd.iscsi.in.username=t rd.iscsi.in.password=zz"
+    assert "hunter2" not in json.dumps(explain_json(capsys, line))
+    doc = explain_json(capsys, line, "none", "--show-secrets")
+    assert doc["targets"][0]["chap"] == {"username": "u", "password": "hunter2"}
+    status, out, _ = run(capsys, "--cmdline", line, "--ibft", "none")
+    assert status == 0 and "hunter2" not in out and "u/***" in out
+    _, out, _ = run(capsys, "--cmdline", line, "--ibft", "none", "--show-secrets")
+    assert "u/hunter2" in out
+
+
+def test_firmware_plan(capsys):
+    doc = explain_json(capsys, "rd.iscsi.firmware", CHAP)
+    assert doc["initiator_name"] == "iqn.2026-11.test:client"
+    assert [(i["mac"], i["method"], i["source"]) for i in doc["interfaces"]] == [("52:54:00:12:34:56", "dhcp", "ibft")]
+    assert doc["targets"][0] | {"chap": None} == {
+        "name": "iqn.2026-11.test:chap", "address": "10.0.2.2", "port": 3260, "lun": 1, "iface": None, "chap": None,
+        "reverse_chap": None, "source": "ibft",
+    }  # fmt: skip
+    assert doc["targets"][0]["chap"] == {"username": "bootuser", "password": "***"}
+
+
+def test_extra_keys_options_and_notes(capsys):
+    doc = explain_json(
+        capsys,
+        "ip=eth0:dhcp bond=bond0:eth1,eth2 netroot=iscsi:10.0.2.2::::x rd.iscsi.waitnet=0 "
+        "rd.iscsi.param=node.session.timeo.replacement_timeout=86400 rd.pyiscsi.loglevel=debug",
+    )
+    assert doc["options"] == {
+        "log_level": "debug", "waitnet": False, "testroute": True,
+        "iscsi_params": {"node.session.timeo.replacement_timeout": "86400"}, "login_retry_max": None,
+    }  # fmt: skip
+    assert doc["timeouts"]["replacement"] == 86400
+    assert any("bond=bond0:eth1,eth2" in n for n in doc["notes"])
+
+
+def test_text_output(capsys):
+    status, out, _ = run(
+        capsys, "--cmdline", f"vlan=eth0.7:eth0 ip=eth0.7:dhcp netroot=iscsi:[fec0::2]::::{T0}", "--ibft", "none"
+    )
+    assert status == 0
+    assert "  eth0 vlan 7 dhcp [cmdline]" in out
+    assert f"  {T0} at [fec0::2]:3260 lun 0 [cmdline]" in out
+    assert "waits (seconds): total=180 iflink=60" in out
+
+
+def test_cmdline_file(capsys, tmp_path):
+    path = tmp_path / "cmdline"
+    path.write_text(f"ip=eth1:auto6\nnetroot=iscsi:10.0.2.2::::{T0}\n")
+    status, out, _ = run(capsys, "--cmdline-file", str(path), "--ibft", "none", "--json")
+    assert status == 0
+    assert json.loads(out)["interfaces"][0]["method"] == "auto6"
+
+
+@pytest.mark.parametrize(
+    ("argv", "status", "message"),
+    [
+        (["--cmdline", "ip=dhcp:", "--ibft", "none"], ExitStatus.BAD_INPUT,
+         "pyiscsi explain: ip: unexpected trailing colon (got 'ip=dhcp:')\n"),
+        (["--cmdline", "rd.iscsi.firmware", "--ibft", "none"], ExitStatus.BAD_INPUT,
+         "pyiscsi explain: ibft: rd.iscsi.firmware (or netroot=iscsi) asks for the iBFT but none was found\n"),
+        (["--cmdline", "", "--ibft", "/nonexistent"], ExitStatus.BAD_INPUT,
+         "pyiscsi explain: ibft source: cannot open: No such file or directory (got '/nonexistent')\n"),
+        (["--cmdline-file", "/nonexistent"], ExitStatus.BAD_INPUT,
+         "pyiscsi explain: --cmdline-file: cannot read: No such file or directory (got '/nonexistent')\n"),
+        (["--cmdline", "x", "--cmdline-file", "y"], ExitStatus.USAGE, None),
+    ],
+)  # fmt: skip
+def test_errors(capsys, argv, status, message):
+    got, out, err = run(capsys, *argv)
+    assert got == status
+    if status == ExitStatus.BAD_INPUT:
+        assert out == ""
+    if message is not None:
+        assert err == message

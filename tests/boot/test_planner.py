@@ -1,0 +1,455 @@
+"""boot.planner: the merge rules of its docstring, one table row each, plus waits, the initiator name and load_plan."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from boot import planner
+from boot.cmdline import parse_cmdline
+from boot.plan import BootPlan, Chap, InterfacePlan, Method, Source, TargetPlan, Timeouts
+from boot.planner import build_plan, generated_initiator_name, load_plan, read_initiator_file
+from initiator.errors import BadInputError, CmdlineError, ExitStatus, IbftError
+from initiator.ibft import ChapType, Ibft, IbftFlags, IbftInitiator, IbftNic, IbftTarget, Origin, parse_ibft
+from initiator.secret import Secret
+from tests.ibft_encoder import encode_ibft
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "ibft"
+IPXE = parse_ibft((FIXTURES / "ipxe-chap.bin").read_bytes(), "ipxe-chap.bin")
+IP = ipaddress.ip_address
+IFACE = ipaddress.ip_interface
+T0 = "iqn.2026-11.test:root"
+MAC = "52:54:00:12:34:56"
+BOTH = IbftFlags.VALID | IbftFlags.BOOT_SELECTED
+
+
+@pytest.fixture
+def plan_of(tmp_path):
+    """build_plan with no initiator file and a fixed machine id, so the name is predictable."""
+    (tmp_path / "machine-id").write_text("0123456789abcdef0123456789abcdef\n")
+
+    def make(text: str, ibft: Ibft | None = None) -> BootPlan:
+        return build_plan(
+            parse_cmdline(text),
+            ibft,
+            initiator_file=str(tmp_path / "absent"),
+            machine_id_path=str(tmp_path / "machine-id"),
+        )
+
+    return make
+
+
+def _nic(index: int = 0, **kw) -> IbftNic:
+    base = dict(index=index, flags=BOTH, ip=IP("192.0.2.10"), prefix=24, origin=Origin.MANUAL,
+                gateway=IP("192.0.2.1"), dns=(IP("192.0.2.53"),), dhcp_server=None, vlan=0,
+                mac=f"52:54:00:00:00:{index:02x}", pci_bdf=None, hostname=None)  # fmt: skip
+    base.update(kw)
+    return IbftNic(**base)
+
+
+def _tgt(index: int = 0, **kw) -> IbftTarget:
+    base = dict(index=index, flags=BOTH, ip=IP("192.0.2.1"), port=3260, lun=0, name=f"iqn.2026-11.fw:t{index}",
+                nic_index=0, chap_type=ChapType.NONE)  # fmt: skip
+    base.update(kw)
+    return IbftTarget(**base)
+
+
+def _ibft(nics, targets, name="iqn.2026-11.fw:init") -> Ibft:
+    initiator = IbftInitiator(0, BOTH, name) if name else None
+    return parse_ibft(encode_ibft(initiator, nics, targets), "test")
+
+
+# ---- interfaces from the command line --------------------------------------------------------------------------
+
+INTERFACE_CASES = [
+    ("ip=eth0:dhcp netroot=iscsi:10.0.2.2::::" + T0, [InterfacePlan(name="eth0")]),
+    ("ip=dhcp netroot=iscsi:10.0.2.2::::" + T0, [InterfacePlan()]),
+    ("ip=eth0:on:9000", [InterfacePlan(name="eth0", mtu=9000)]),
+    ("ip=eth0:single-dhcp", [InterfacePlan(name="eth0")]),
+    ("ip=eth0:dhcp6 ip=eth1:auto6 ip=eth2:either6",
+     [InterfacePlan(name="eth0", method=Method.DHCP6), InterfacePlan(name="eth1", method=Method.AUTO6),
+      InterfacePlan(name="eth2", method=Method.EITHER6)]),
+    ("ip=eth0:link6", [InterfacePlan(name="eth0", method=Method.NONE)]),
+    ("ip=10.0.2.15::10.0.2.2:24:client:eth0:none:10.0.2.3",
+     [InterfacePlan(name="eth0", method=Method.STATIC, addresses=(IFACE("10.0.2.15/24"),), gateway=IP("10.0.2.2"),
+                    dns=(IP("10.0.2.3"),), hostname="client")]),
+    ("ip=[2001:db8::5]::[2001:db8::1]:64::eth0:none",
+     [InterfacePlan(name="eth0", method=Method.STATIC, addresses=(IFACE("2001:db8::5/64"),),
+                    gateway6=IP("2001:db8::1"))]),
+    ("ip=10.0.2.15:::24::eth0:dhcp", [InterfacePlan(name="eth0")]),  # DHCP wins; the address is noted
+    ("ip=:::::eth0:none", [InterfacePlan(name="eth0", method=Method.NONE)]),
+    ("ip=none", []),
+    # vlan= and ifname= rename what ip= names
+    ("vlan=eth0.5:eth0 ip=eth0.5:dhcp", [InterfacePlan(name="eth0", vlan=5)]),
+    ("vlan=vlan0042:eth1 ip=vlan0042:auto6", [InterfacePlan(name="eth1", vlan=42, method=Method.AUTO6)]),
+    (f"ifname=bootnet:{MAC} ip=bootnet:dhcp", [InterfacePlan(mac=MAC)]),
+    (f"ifname=bootnet:{MAC} vlan=vlan7:bootnet ip=vlan7:dhcp", [InterfacePlan(mac=MAC, vlan=7)]),
+    # name servers go to every interface, after its own
+    ("ip=10.0.2.15::10.0.2.2:24::eth0:none:10.0.2.3 ip=eth1:dhcp nameserver=1.1.1.1 nameserver=10.0.2.3",
+     [InterfacePlan(name="eth0", method=Method.STATIC, addresses=(IFACE("10.0.2.15/24"),), gateway=IP("10.0.2.2"),
+                    dns=(IP("10.0.2.3"), IP("1.1.1.1"))),
+      InterfacePlan(name="eth1", dns=(IP("1.1.1.1"), IP("10.0.2.3")))]),
+    # no ip=: DHCP for a network root (named by bootdev= or BOOTIF=), nothing without one unless rd.neednet
+    ("netroot=iscsi:10.0.2.2::::" + T0, [InterfacePlan()]),
+    ("bootdev=eth1 netroot=iscsi:10.0.2.2::::" + T0, [InterfacePlan(name="eth1")]),
+    ("BOOTIF=01-52-54-00-12-34-56 netroot=iscsi:10.0.2.2::::" + T0, [InterfacePlan(mac=MAC)]),
+    ("ip=dhcp bootdev=eth3", [InterfacePlan(name="eth3")]),
+    ("nameserver=9.9.9.9 rd.neednet", [InterfacePlan(dns=(IP("9.9.9.9"),))]),
+    ("root=/dev/sda1", []),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "interfaces"), INTERFACE_CASES, ids=[c[0][:70] for c in INTERFACE_CASES])
+def test_interfaces_from_the_command_line(plan_of, text, interfaces):
+    assert list(plan_of(text).interfaces) == interfaces
+
+
+@pytest.mark.parametrize(
+    ("text", "note"),
+    [
+        ("ip=eth0:link6", "IPv6 link-local address only"),
+        ("ip=10.0.2.15:::24::eth0:dhcp", "the address is ignored"),
+        (f"ip=eth0:dhcp::{MAC}", "setting a MAC address is not supported"),
+        ("ip=10.0.0.1:10.0.0.2::32::ppp0:none", "peer is ignored"),
+        (f"ifname=bootnet:{MAC} ip=bootnet:dhcp", "found by its MAC address"),
+        ("bond=bond0:eth0,eth1 ip=eth0:dhcp", "bond=bond0:eth0,eth1: not supported by pyiscsi, ignored"),
+        ("netroot=iscsi:10.0.2.2::::" + T0, "DHCP on the first link with carrier"),
+        ("netroot=nfs:10.0.0.1:/srv", "not an iSCSI root"),
+        ("rd.iscsi.target.ip=10.0.0.1 rd.iscsi.target.group=3", "portal group"),
+    ],
+)
+def test_notes(plan_of, text, note):
+    assert any(note in n for n in plan_of(text).notes), plan_of(text).notes
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "reason"),
+    [
+        ("ip=dhcp ip=eth1:dhcp", "ip", "several ip= options need an interface name each"),
+        ("bond=bond0:eth0,eth1 ip=bond0:dhcp", "bond", "bond devices are not supported"),
+        ("bond ip=bond0:dhcp", "bond", "and bond0 is used"),
+        ("bridge=br0:eth0 bootdev=br0 ip=dhcp", "bridge", "bridge devices are not supported"),
+        ("rd.iscsi.target.name=" + T0, "rd.iscsi.target.name", "needs rd.iscsi.target.ip"),
+        ("rd.iscsi.username=u rd.iscsi.target.ip=10.0.0.1", "rd.iscsi.username", "needs its password"),
+        (
+            "rd.iscsi.in.username=t rd.iscsi.in.password=x rd.iscsi.target.ip=10.0.0.1",
+            "rd.iscsi.in.username",
+            "mutual CHAP needs",
+        ),
+        ("rd.iscsi.initiator=notaname", "rd.iscsi.initiator", "not an iSCSI name"),
+        ("rd.iscsi.param=node.session.timeo.replacement_timeout=soon", "rd.iscsi.param", "number of seconds"),
+        ("rd.iscsi.param=node.session.timeo.replacement_timeout=-5", "rd.iscsi.param", "out of range"),
+    ],
+)
+def test_command_line_conflicts_are_errors(plan_of, text, field, reason):
+    with pytest.raises(CmdlineError) as caught:
+        plan_of(text)
+    assert caught.value.field == field
+    assert reason in str(caught.value)
+    assert caught.value.exit_status == ExitStatus.BAD_INPUT
+
+
+# ---- targets from the command line -------------------------------------------------------------------------------
+
+TARGET_CASES = [
+    ("netroot=iscsi:10.0.2.2::3261:1:" + T0, [TargetPlan(T0, "10.0.2.2", port=3261, lun=1)]),
+    ("root=iscsi:[fec0::2]::::" + T0, [TargetPlan(T0, "fec0::2")]),
+    ("netroot=iscsi:u:p@10.0.2.2::::" + T0 + " rd.iscsi.username=other rd.iscsi.password=x",
+     [TargetPlan(T0, "10.0.2.2", chap=Chap("u", Secret("p")))]),
+    ("netroot=iscsi:10.0.2.2::::" + T0 + " rd.iscsi.username=u rd.iscsi.password=p:a@ss "
+     "rd.iscsi.in.username=t rd.iscsi.in.password=q",
+     [TargetPlan(T0, "10.0.2.2", chap=Chap("u", Secret("p:a@ss")), reverse_chap=Chap("t", Secret("q")))]),
+    ("netroot=iscsi:u:p:ru:rp@10.0.2.2:::eth1:0:" + T0,
+     [TargetPlan(T0, "10.0.2.2", iface="eth1", chap=Chap("u", Secret("p")), reverse_chap=Chap("ru", Secret("rp")))]),
+    ("netroot=iscsi:10.0.2.2:::: netroot=iscsi:10.0.2.3::::" + T0,
+     [TargetPlan(None, "10.0.2.2"), TargetPlan(T0, "10.0.2.3")]),
+    ("rd.iscsi.target.ip=10.0.0.1 rd.iscsi.target.port=3262", [TargetPlan(None, "10.0.0.1", port=3262)]),
+    ("rd.iscsi.target.ip=10.0.0.1 rd.iscsi.target.name=" + T0 + " rd.iscsi.username=u rd.iscsi.password=p",
+     [TargetPlan(T0, "10.0.0.1", chap=Chap("u", Secret("p")))]),
+    ("rd.iscsi.target.name=ignored netroot=iscsi:10.0.2.2::::" + T0, [TargetPlan(T0, "10.0.2.2")]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "targets"), TARGET_CASES, ids=[c[0][:70] for c in TARGET_CASES])
+def test_targets_from_the_command_line(plan_of, text, targets):
+    assert list(plan_of(text).targets) == targets
+
+
+def test_root_device_and_options_pass_through(plan_of):
+    plan = plan_of(
+        "root=LABEL=root netroot=iscsi:10.0.2.2::::" + T0 + " rd.iscsi.waitnet=0 rd.iscsi.testroute=0 "
+        "rd.iscsi.param=node.session.nr_sessions=2 rd.pyiscsi.loglevel=debug rd.iscsi.login_retry_max=4"
+    )
+    assert plan.root == "LABEL=root"
+    assert (plan.waitnet, plan.testroute, plan.log_level, plan.login_retry_max) == (False, False, "debug", 4)
+    assert plan.options_json()["iscsi_params"] == {"node.session.nr_sessions": "2"}
+    assert plan_of("root=iscsi:10.0.2.2::::" + T0).root is None
+
+
+# ---- the iBFT --------------------------------------------------------------------------------------------------
+
+IPXE_TARGET = TargetPlan(
+    "iqn.2026-11.test:chap", "10.0.2.2", lun=1, chap=Chap("bootuser", Secret("Secret-12345")), source=Source.IBFT
+)
+IPXE_NIC = InterfacePlan(mac=MAC, method=Method.DHCP, dns=(IP("10.0.2.3"),), source=Source.IBFT)
+
+
+@pytest.mark.parametrize(
+    ("text", "interfaces", "targets"),
+    [
+        # firmware asked for, or nothing on the command line: the iBFT decides
+        ("rd.iscsi.firmware=1", [IPXE_NIC], [IPXE_TARGET]),
+        ("netroot=iscsi", [IPXE_NIC], [IPXE_TARGET]),
+        ("", [IPXE_NIC], [IPXE_TARGET]),
+        ("ip=ibft", [IPXE_NIC], [IPXE_TARGET]),
+        ("rd.iscsi.ibft", [IPXE_NIC], [IPXE_TARGET]),
+        # the command line's network wins over the iBFT's
+        ("rd.iscsi.firmware ip=eth0:dhcp", [InterfacePlan(name="eth0")], [IPXE_TARGET]),
+        ("rd.iscsi.firmware ip=bootnet:ibft", [InterfacePlan(name="bootnet", mac=MAC, dns=(IP("10.0.2.3"),),
+                                                             source=Source.IBFT)], [IPXE_TARGET]),
+        # a command-line target without rd.iscsi.firmware: the iBFT is not used at all
+        ("netroot=iscsi:10.0.2.9::::" + T0, [InterfacePlan()], [TargetPlan(T0, "10.0.2.9")]),
+        # both: command line first; the iBFT's twin of a command-line target is dropped
+        ("rd.iscsi.firmware netroot=iscsi:10.0.2.9::::" + T0, [IPXE_NIC],
+         [TargetPlan(T0, "10.0.2.9"), IPXE_TARGET]),
+        ("rd.iscsi.firmware netroot=iscsi:10.0.2.2:::2:iqn.2026-11.test:chap", [IPXE_NIC],
+         [TargetPlan("iqn.2026-11.test:chap", "10.0.2.2", lun=2)]),
+    ],
+)  # fmt: skip
+def test_merging_with_the_ipxe_table(plan_of, text, interfaces, targets):
+    plan = plan_of(text, IPXE)
+    assert list(plan.interfaces) == interfaces
+    assert list(plan.targets) == targets
+    assert plan.initiator_name == "iqn.2026-11.test:client"
+
+
+def test_command_line_target_wins_over_its_ibft_twin_with_a_note(plan_of):
+    plan = plan_of("rd.iscsi.firmware netroot=iscsi:10.0.2.2::::iqn.2026-11.test:chap", IPXE)
+    assert any("the command line's wins" in n for n in plan.notes)
+
+
+@pytest.mark.parametrize(
+    ("nic", "expected"),
+    [
+        (_nic(), InterfacePlan(mac="52:54:00:00:00:00", method=Method.STATIC, addresses=(IFACE("192.0.2.10/24"),),
+                               gateway=IP("192.0.2.1"), dns=(IP("192.0.2.53"),), source=Source.IBFT)),
+        (_nic(ip=IP("2001:db8::10"), prefix=64, gateway=IP("2001:db8::1"), dns=(), vlan=0x2005, hostname="h"),
+         InterfacePlan(mac="52:54:00:00:00:00", vlan=5, method=Method.STATIC, addresses=(IFACE("2001:db8::10/64"),),
+                       gateway6=IP("2001:db8::1"), hostname="h", source=Source.IBFT)),
+        (_nic(origin=Origin.DHCP, ip=IP("2001:db8::10"), prefix=128, gateway=None, dns=()),
+         InterfacePlan(mac="52:54:00:00:00:00", method=Method.DHCP6, source=Source.IBFT)),
+        (_nic(origin=Origin.ROUTER_ADVERTISEMENT, ip=IP("2001:db8::10"), prefix=64, gateway=None, dns=()),
+         InterfacePlan(mac="52:54:00:00:00:00", method=Method.AUTO6, source=Source.IBFT)),
+        (_nic(ip=None, prefix=None, origin=Origin.OTHER, gateway=None, dns=(), vlan=100),
+         InterfacePlan(mac="52:54:00:00:00:00", vlan=100, method=Method.DHCP, source=Source.IBFT)),
+    ],
+)  # fmt: skip
+def test_ibft_nics_become_interfaces(plan_of, nic, expected):
+    plan = plan_of("rd.iscsi.firmware", _ibft([nic], [_tgt()]))
+    assert plan.interfaces == (expected,)
+
+
+def test_ibft_nics_used_by_the_targets_unless_multipath(plan_of):
+    table = _ibft([_nic(0), _nic(1), _nic(2, flags=IbftFlags(0))], [_tgt(0, nic_index=1)])
+    assert [i.mac for i in plan_of("rd.iscsi.firmware", table).interfaces] == ["52:54:00:00:00:01"]
+    assert [i.mac for i in plan_of("rd.iscsi.firmware rd.iscsi.mp", table).interfaces] == [
+        "52:54:00:00:00:00",
+        "52:54:00:00:00:01",
+    ]
+
+
+def test_ibft_targets_not_in_use_or_without_address_are_skipped(plan_of):
+    table = _ibft(
+        [_nic()],
+        [_tgt(0, flags=IbftFlags(0)), _tgt(1, ip=None), _tgt(2, flags=IbftFlags.BOOT_SELECTED, name=None, port=0)],
+    )
+    assert plan_of("rd.iscsi.firmware", table).targets == (TargetPlan(None, "192.0.2.1", source=Source.IBFT),)
+
+
+def test_ibft_mutual_chap(plan_of):
+    table = _ibft(
+        [_nic()],
+        [_tgt(chap_type=ChapType.MUTUAL, chap_name="u", chap_secret=Secret("s"), reverse_chap_name="t",
+              reverse_chap_secret=Secret("r"))],
+    )  # fmt: skip
+    (target,) = plan_of("rd.iscsi.firmware", table).targets
+    assert (target.chap, target.reverse_chap) == (Chap("u", Secret("s")), Chap("t", Secret("r")))
+
+
+@pytest.mark.parametrize(
+    ("target", "field"),
+    [
+        (_tgt(chap_type=ChapType.CHAP, chap_name="u"), "target0.chap_name"),
+        (_tgt(chap_type=ChapType.MUTUAL, chap_name="u", chap_secret=Secret("s")), "target0.reverse_chap_name"),
+    ],
+)
+def test_ibft_chap_without_secret_is_an_error(plan_of, target, field):
+    with pytest.raises(IbftError) as caught:
+        plan_of("rd.iscsi.firmware", _ibft([_nic()], [target]))
+    assert caught.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("text", "ibft", "reason"),
+    [
+        ("rd.iscsi.firmware", None, "asks for the iBFT but none was found"),
+        ("netroot=iscsi", None, "asks for the iBFT but none was found"),
+        ("ip=ibft", None, "there is no iBFT"),
+        ("ip=ibft", _ibft([_nic(flags=IbftFlags(0))], []), "no NIC marked valid or boot-selected"),
+        ("ip=eth0:ibft", _ibft([_nic(0), _nic(1)], []), "has 2 NICs"),
+    ],
+)
+def test_missing_firmware_is_an_error(plan_of, text, ibft, reason):
+    with pytest.raises(BadInputError, match=reason):
+        plan_of(text, ibft)
+
+
+# ---- the initiator name ------------------------------------------------------------------------------------------
+
+
+def test_initiator_name_order(tmp_path):
+    file = tmp_path / "initiatorname.iscsi"
+    file.write_text("## written by hand\n\nInitiatorName=iqn.2026-11.test:from-file\n")
+    machine = tmp_path / "machine-id"
+    machine.write_text("abc\n")
+
+    def name(text: str, ibft: Ibft | None, path: Path = file) -> str | None:
+        return build_plan(
+            parse_cmdline(text), ibft, initiator_file=str(path), machine_id_path=str(machine)
+        ).initiator_name
+
+    with_name = _ibft([_nic()], [_tgt()])
+    nameless = _ibft([_nic()], [_tgt()], name=None)
+    assert name("rd.iscsi.initiator=iqn.2026-11.test:cmd", with_name) == "iqn.2026-11.test:cmd"
+    assert name("", with_name) == "iqn.2026-11.fw:init"
+    assert name("", nameless) == "iqn.2026-11.test:from-file"
+    assert name("", None) == "iqn.2026-11.test:from-file"
+    generated = name("", None, tmp_path / "absent")
+    assert generated == generated_initiator_name(str(machine))
+    assert generated.startswith("iqn.2026-11.org.pyiscsi:") and len(generated.rsplit(":", 1)[1]) == 12
+
+
+def test_initiator_file_with_a_bad_name(tmp_path):
+    path = tmp_path / "initiatorname.iscsi"
+    path.write_text("InitiatorName=not a name\n")
+    with pytest.raises(CmdlineError, match="not an iSCSI name"):
+        read_initiator_file(str(path))
+    path.write_text("# nothing\n")
+    assert read_initiator_file(str(path)) is None
+
+
+def test_generated_name_without_machine_id_is_still_valid(tmp_path):
+    name = generated_initiator_name(str(tmp_path / "none"))
+    assert planner.NAME_RE.fullmatch(name)
+
+
+# ---- waits -----------------------------------------------------------------------------------------------------
+
+TIMEOUT_CASES = [
+    ("", {}),
+    ("rd.retry=60", {"total": 60.0}),
+    ("rd.retry=60 rd.pyiscsi.timeout=90", {"total": 90.0}),
+    ("rd.timeout=0", {}),
+    ("rd.timeout=45", {"disk": 45.0}),
+    ("rd.net.timeout.iflink=5 rd.net.timeout.carrier=3 rd.net.timeout.dhcp=12 rd.net.timeout.ipv6dad=2 "
+     "rd.net.timeout.ipv6auto=9 rd.net.timeout.ifup=99 rd.net.timeout.route=99",
+     {"iflink": 5.0, "carrier": 3.0, "dhcp": 12.0, "ipv6dad": 2.0, "ipv6auto": 9.0}),
+    ("rd.iscsi.param=node.session.timeo.replacement_timeout=86400 rd.iscsi.param=node.conn[0].timeo.login_timeout=15",
+     {"replacement": 86400.0, "login": 15.0}),
+    ("rd.iscsi.param=node.conn[0].timeo.login_timeout=15 rd.pyiscsi.timeout.login=7 rd.pyiscsi.timeout.connect=2 "
+     "rd.pyiscsi.timeout.dhcp6=4 rd.pyiscsi.timeout.disk=1 rd.net.timeout.dhcp=3 rd.pyiscsi.timeout.dhcp=8",
+     {"login": 7.0, "connect": 2.0, "dhcp6": 4.0, "disk": 1.0, "dhcp": 8.0}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "changed"), TIMEOUT_CASES, ids=[c[0][:60] or "defaults" for c in TIMEOUT_CASES])
+def test_waits(plan_of, text, changed):
+    assert plan_of(text).timeouts == Timeouts(**changed)
+
+
+def test_default_waits_are_dracuts_where_dracut_has_them():
+    defaults = Timeouts()
+    assert (defaults.total, defaults.iflink, defaults.carrier, defaults.ipv6dad, defaults.ipv6auto) == (
+        180.0,
+        60.0,
+        10.0,
+        50.0,
+        40.0,
+    )
+
+
+# ---- load_plan: the I/O around build_plan ------------------------------------------------------------------------
+
+
+def test_load_plan_reads_proc_cmdline_and_cmdline_d(tmp_path):
+    proc = tmp_path / "cmdline"
+    proc.write_text("BOOT_IMAGE=/vmlinuz ip=eth0:dhcp\n")
+    conf = tmp_path / "cmdline.d"
+    conf.mkdir()
+    (conf / "90-iscsi.conf").write_text(f"netroot=iscsi:10.0.2.2::::{T0}\nrd.iscsi.initiator=iqn.2026-11.t:x\n")
+    (conf / "ignored.txt").write_text("ip=eth9:dhcp")
+    plan = load_plan(None, "none", cmdline_path=str(proc), cmdline_d=str(conf))
+    assert [i.name for i in plan.interfaces] == ["eth0"]
+    assert [t.name for t in plan.targets] == [T0]
+    assert plan.initiator_name == "iqn.2026-11.t:x"
+
+
+def test_load_plan_with_an_ibft_source():
+    plan = load_plan("rd.iscsi.firmware", str(FIXTURES / "ipxe-chap.bin"))
+    assert plan.targets == (IPXE_TARGET,)
+
+
+def test_load_plan_unreadable_cmdline(tmp_path):
+    with pytest.raises(CmdlineError, match="cannot read"):
+        load_plan(None, "none", cmdline_path=str(tmp_path / "missing"))
+
+
+def test_load_plan_finds_firmware_itself(monkeypatch):
+    from initiator import ibft_sources
+
+    monkeypatch.setattr(ibft_sources, "find_ibft", lambda: IPXE)
+    assert load_plan("", None).targets == (IPXE_TARGET,)
+
+
+def test_a_corrupt_firmware_table_only_matters_when_it_is_needed(monkeypatch):
+    from initiator import ibft_sources
+
+    def broken():
+        raise IbftError("checksum", 7, "bytes sum to 0x07 mod 256, not 0")
+
+    monkeypatch.setattr(ibft_sources, "find_ibft", broken)
+    plan = load_plan(f"ip=eth0:dhcp netroot=iscsi:10.0.2.2::::{T0}", None)
+    assert any("iBFT ignored: checksum" in n for n in plan.notes)
+    with pytest.raises(IbftError, match="checksum"):
+        load_plan("rd.iscsi.firmware", None)
+
+
+# ---- random command lines against the planner: a plan or exit 2 ---------------------------------------------------
+
+WORDS = [
+    "ip=dhcp", "ip=eth0:dhcp", "ip=eth1:auto6", "ip=ibft", "ip=eth0:ibft", "ip=10.0.2.15::10.0.2.2:24::eth0:none",
+    "ip=[2001:db8::5]::[2001:db8::1]:64::eth0:none", "ip=none", "vlan=eth0.5:eth0", "ip=eth0.5:dhcp",
+    f"ifname=eth0:{MAC}", "bond=bond0:eth0", "ip=bond0:dhcp", "nameserver=10.0.2.3", "bootdev=eth0",
+    "BOOTIF=01-52-54-00-12-34-56", "rd.neednet", f"netroot=iscsi:10.0.2.2::::{T0}", "netroot=iscsi:10.0.2.2::::",
+    "netroot=iscsi", "root=/dev/sda1", "rd.iscsi.firmware", "rd.iscsi.ibft", "rd.iscsi.mp", "rd.iscsi.username=u",
+    "rd.iscsi.password=p", "rd.iscsi.in.username=t", "rd.iscsi.in.password=q", "rd.iscsi.target.ip=10.0.0.1",
+    "rd.iscsi.target.name=" + T0, "rd.iscsi.initiator=iqn.2026-11.a:b", "rd.retry=5", "rd.timeout=0",
+    "rd.pyiscsi.timeout=1", "rd.iscsi.param=node.session.timeo.replacement_timeout=5", "ip=eth0:dhcp:bad",
+]  # fmt: skip
+TABLES = [None, IPXE, _ibft([_nic(0), _nic(1)], [_tgt(0), _tgt(1, nic_index=1)]), _ibft([], [], name=None)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(WORDS), max_size=8), st.sampled_from(TABLES))
+def test_random_combinations_plan_or_exit_2(tmp_path_factory, words, table):
+    try:
+        plan = build_plan(parse_cmdline(" ".join(words)), table, initiator_file="/nonexistent")
+    except BadInputError as exc:
+        assert exc.exit_status == ExitStatus.BAD_INPUT and str(exc)
+    else:
+        assert isinstance(plan, BootPlan)
+        plan.to_json()
