@@ -1,0 +1,105 @@
+#!/bin/bash
+# 95pyiscsi: iSCSI root through pyiscsi, a Python initiator frozen into the image (boot.freeze).
+#
+# Opt-in: add_dracutmodules+=" pyiscsi " (or --add pyiscsi). Needs no dracut network module: `pyiscsi boot`
+# brings up the network the plan names itself. Settings a dracut.conf.d file may give:
+#   pyiscsi_python=PATH          the python3 that can import boot.freeze (default: python3 on PATH)
+#   pyiscsi_frozen_tree=DIR      install a tree made earlier with `python3 -m boot.freeze --out DIR --no-libs`
+#   pyiscsi_freeze_args="..."    more arguments for boot.freeze (--extra, --exclude, --skip-missing ...)
+#   pyiscsi_boot_timeout=SECS    TimeoutStartSec of pyiscsi-boot.service (default 300)
+
+PYISCSI_PREFIX=/usr/lib/pyiscsi
+
+_pyiscsi_python() {
+    echo "${pyiscsi_python:-python3}"
+}
+
+# called by dracut
+check() {
+    if [[ -n $pyiscsi_frozen_tree ]]; then
+        [[ -x $pyiscsi_frozen_tree$PYISCSI_PREFIX/bin/python3 ]] || {
+            derror "pyiscsi: pyiscsi_frozen_tree=$pyiscsi_frozen_tree holds no $PYISCSI_PREFIX/bin/python3"
+            return 1
+        }
+    else
+        require_binaries "$(_pyiscsi_python)" || return 1
+        "$(_pyiscsi_python)" -c 'import boot.freeze' 2> /dev/null || {
+            derror "pyiscsi: $(_pyiscsi_python) cannot import boot.freeze (install pyiscsi or set pyiscsi_python=)"
+            return 1
+        }
+    fi
+    # dracut's require_kernel_modules asks modprobe about /lib/modules only; look where --kmoddir points too
+    if [[ $no_kernel != yes ]] && ! grep -qs '/iscsi_tcp\.ko' "${srcmods%/}/modules.dep"; then
+        dinfo "pyiscsi: not installed: kernel $kernel has no iscsi_tcp module in ${srcmods%/}"
+        return 1
+    fi
+    # only when asked for: never picked up by hostonly detection, never pulled in by a root on iSCSI
+    return 255
+}
+
+# called by dracut
+depends() {
+    # nothing network-related: neither `network` nor `iscsi` (see README.md)
+    echo rootfs-block
+    return 0
+}
+
+# called by dracut
+installkernel() {
+    # the iSCSI initiator, the iBFT and the digest; always, whatever hostonly says
+    hostonly='' instmods iscsi_tcp iscsi_ibft iscsi_boot_sysfs crc32c libcrc32c sd_mod af_packet 8021q
+    # wired NIC drivers, as dracut's kernel-network-modules picks them (hostonly: the host's own)
+    local _net_symbols='eth_type_trans|register_virtio_device|usbnet_open'
+    local _unwanted='/(wireless|isdn|uwb|net/ethernet|net/phy|net/team)/'
+    dracut_instmods -o -P ".*${_unwanted}.*" -s "$_net_symbols" "=drivers/net"
+    instmods '=drivers/net/ethernet' '=drivers/net/phy' '=drivers/net/mdio' virtio_net
+    return 0
+}
+
+_pyiscsi_install_runtime() {
+    if [[ -n $pyiscsi_frozen_tree ]]; then
+        mkdir -p "$initdir${PYISCSI_PREFIX%/*}"
+        cp -a "$pyiscsi_frozen_tree$PYISCSI_PREFIX" "$initdir${PYISCSI_PREFIX%/*}/" || return 1
+        inst_simple "$pyiscsi_frozen_tree/usr/sbin/pyiscsi" /usr/sbin/pyiscsi || return 1
+    else
+        # shellcheck disable=SC2086
+        "$(_pyiscsi_python)" -m boot.freeze --out "$initdir" --prefix "$PYISCSI_PREFIX" --no-libs \
+            $pyiscsi_freeze_args || return 1
+    fi
+    # shared libraries of the interpreter and its extension modules: dracut resolves every executable file
+    # in the image at the end (DRACUT_RESOLVE_LAZY); libudev is dlopen()ed by pyudev, and ctypes finds it
+    # through `ldconfig -p` against the cache dracut builds
+    inst_libdir_file 'libudev.so*'
+    inst_multiple -o ldconfig
+    return 0
+}
+
+# called by dracut
+install() {
+    if dracut_module_included "iscsi"; then
+        dwarning "pyiscsi: dracut's iscsi module is in this image too: both would log in to the root target."
+        dwarning "pyiscsi: pyiscsi owns root=iscsi:/netroot=iscsi:; boot with rd.pyiscsi=0 to leave them to iscsi."
+    fi
+    _pyiscsi_install_runtime || {
+        derror "pyiscsi: could not install the frozen runtime"
+        return 1
+    }
+    inst_hook cmdline 90 "$moddir/parse-pyiscsi.sh"
+    inst_simple "$moddir/pyiscsi-lib.sh" /lib/pyiscsi-lib.sh
+    if dracut_module_included "systemd"; then
+        local _unit
+        for _unit in pyiscsi-boot.service pyiscsi-handover.service; do
+            inst_simple "$moddir/$_unit" "$systemdsystemunitdir/$_unit"
+        done
+        if [[ -n $pyiscsi_boot_timeout ]]; then
+            sed -i "s/^TimeoutStartSec=.*/TimeoutStartSec=$pyiscsi_boot_timeout/" \
+                "$initdir$systemdsystemunitdir/pyiscsi-boot.service"
+        fi
+        $SYSTEMCTL -q --root "$initdir" enable pyiscsi-boot.service pyiscsi-handover.service
+    else
+        inst_script "$moddir/pyiscsi-boot.sh" /sbin/pyiscsi-boot
+        inst_hook pre-pivot 50 "$moddir/handover-pyiscsi.sh"
+    fi
+    inst_hook initqueue/timeout 80 "$moddir/timeout-pyiscsi.sh"
+    dracut_need_initqueue
+}

@@ -1,0 +1,69 @@
+#!/bin/sh
+# 95pyiscsi cmdline hook, sourced by dracut: it must `return`, never `exit`.
+#
+# pyiscsi owns the root when the command line asks for an iSCSI root in any of dracut's forms:
+#   root=iscsi:[<server>]:[<protocol>]:[<port>]:[<LUN>]:<targetname>
+#   netroot=iscsi:...            rd.iscsi.firmware[=1] | iscsi_firmware      rd.iscsi.ibft[=1]
+# and rd.pyiscsi=0 is not given. The plan itself (what to log in to, how) is `pyiscsi explain`'s business;
+# this hook only decides whether to run `pyiscsi boot` and tells dracut the root will come.
+
+type getarg > /dev/null 2>&1 || . /lib/dracut-lib.sh
+. /lib/pyiscsi-lib.sh
+
+getargbool 1 rd.pyiscsi || return 0
+
+_pyiscsi_why=
+[ -z "$root" ] && root=$(getarg root=)
+case "$root" in
+    iscsi:*) _pyiscsi_why="root=$root" ;;
+esac
+for _pyiscsi_arg in $(getargs netroot=); do
+    case "$_pyiscsi_arg" in
+        iscsi:*) [ -n "$_pyiscsi_why" ] || _pyiscsi_why="netroot=$_pyiscsi_arg" ;;
+    esac
+done
+if getargbool 0 rd.iscsi.firmware -y iscsi_firmware || getargbool 0 rd.iscsi.ibft; then
+    [ -n "$_pyiscsi_why" ] || _pyiscsi_why="iBFT"
+    modprobe -b -q iscsi_boot_sysfs 2> /dev/null
+    modprobe -b -q iscsi_ibft
+fi
+unset _pyiscsi_arg
+if [ -z "$_pyiscsi_why" ]; then
+    unset _pyiscsi_why
+    return 0
+fi
+
+if [ -x /sbin/iscsiroot ]; then
+    warn "pyiscsi: dracut's iscsi module is in this image too; pyiscsi logs in to the root ($_pyiscsi_why)."
+    warn "pyiscsi: boot with rd.pyiscsi=0 to leave the root to iscsiroot, or rebuild without one of them."
+fi
+
+modprobe -b -q iscsi_tcp || warn "pyiscsi: no iscsi_tcp module in this image"
+mkdir -p "$PYISCSI_STATE"
+echo "$_pyiscsi_why" > "$PYISCSI_WANTED"
+info "pyiscsi: the root is on iSCSI ($_pyiscsi_why)"
+
+# root=iscsi:... names no device: `pyiscsi boot` gives the LUN the udev name /dev/root (boot.rootdev)
+case "$root" in
+    iscsi:* | "")
+        root=/dev/root
+        rootok=1
+        if [ -n "$DRACUT_SYSTEMD" ] && ! grep -qs '^/dev/root /sysroot ' /etc/fstab; then
+            # systemd's fstab generator makes sysroot.mount from this
+            _pyiscsi_type=$(getarg rootfstype=)
+            _pyiscsi_flags=$(getarg rootflags=)
+            echo "/dev/root /sysroot ${_pyiscsi_type:-auto} ro,${_pyiscsi_flags:+$_pyiscsi_flags,}x-initrd.mount 0 0" \
+                >> /etc/fstab
+            unset _pyiscsi_type _pyiscsi_flags
+            systemctl --no-block daemon-reload
+        fi
+        ;;
+esac
+
+echo "[ -e '$PYISCSI_BOOTED' ]" > "$hookdir/initqueue/finished/pyiscsi.sh"
+if [ -z "$DRACUT_SYSTEMD" ]; then
+    # with systemd, pyiscsi-boot.service runs it (ConditionPathExists=/run/pyiscsi/wanted)
+    initqueue --onetime --settled --unique --name pyiscsi-boot /sbin/pyiscsi-boot
+fi
+unset _pyiscsi_why
+return 0

@@ -1,0 +1,11 @@
+#!/bin/sh
+# Shared by 95pyiscsi's hooks (sourced). /run/pyiscsi is the state directory `pyiscsi boot` writes.
+
+PYISCSI_STATE=/run/pyiscsi
+PYISCSI_WANTED=$PYISCSI_STATE/wanted # this boot's root is ours (written by the cmdline hook)
+PYISCSI_BOOTED=$PYISCSI_STATE/booted # the root disk is there (written by `pyiscsi boot`)
+PYISCSI_FAILED=$PYISCSI_STATE/failed # exit status of a failed `pyiscsi boot` (written by /sbin/pyiscsi-boot)
+
+pyiscsi_wanted() {
+    [ -e "$PYISCSI_WANTED" ]
+}

@@ -1,0 +1,410 @@
+"""dracut/95pyiscsi: build real images with Debian's dracut, look inside, run the frozen pyiscsi and the hooks."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from initiator import __version__
+
+REPO = Path(__file__).resolve().parents[2]
+MODULE = REPO / "dracut" / "95pyiscsi"
+HOST_DRACUT = Path("/usr/lib/dracut")
+SOURCED_HOOKS = ("parse-pyiscsi.sh", "handover-pyiscsi.sh", "timeout-pyiscsi.sh", "pyiscsi-lib.sh")
+FLAVOURS = {
+    "sh": "base pyiscsi",
+    "systemd": "base systemd systemd-initrd dracut-systemd pyiscsi",
+}
+
+
+def find_kernel() -> tuple[str, Path] | None:
+    """The test kernel another helper caches under cache/kernel, else the host's own modules."""
+    for moddir in sorted(REPO.glob("cache/kernel/linux-image-*/lib/modules/*")):
+        if (moddir / "modules.dep").is_file():
+            return moddir.name, moddir
+    host = Path("/lib/modules") / os.uname().release
+    if (host / "modules.dep").is_file():
+        return host.name, host
+    return None
+
+
+KERNEL = find_kernel()
+NEEDS_IMAGE = [
+    pytest.mark.skipif(shutil.which("dracut") is None, reason="Debian's dracut is not installed"),
+    pytest.mark.skipif(os.geteuid() != 0, reason="unpacking device nodes and chroot need root"),
+    pytest.mark.skipif(KERNEL is None, reason="no kernel modules: neither cache/kernel/linux-image-* nor the host's"),
+]
+
+
+@dataclass(frozen=True)
+class Image:
+    flavour: str
+    path: Path
+    root: Path  # the image unpacked
+    log: str
+
+
+def dracut_base(tmp: Path) -> Path:
+    """A throw-away dracutbasedir: the host's dracut, by symlinks, with our module added to modules.d."""
+    base = tmp / "dracut-base"
+    (base / "modules.d").mkdir(parents=True)
+    for entry in HOST_DRACUT.iterdir():
+        if entry.name != "modules.d":
+            (base / entry.name).symlink_to(entry)
+    for module in (HOST_DRACUT / "modules.d").iterdir():
+        (base / "modules.d" / module.name).symlink_to(module)
+    (base / "modules.d" / MODULE.name).symlink_to(MODULE)
+    return base
+
+
+def run_dracut(tmp: Path, modules: str, conf: str) -> subprocess.CompletedProcess[str]:
+    assert KERNEL is not None
+    kver, moddir = KERNEL
+    (tmp / "conf.d").mkdir(exist_ok=True)
+    (tmp / "dracut.conf").write_text(conf)
+    base = tmp / "dracut-base" if (tmp / "dracut-base").exists() else dracut_base(tmp)
+    argv = [
+        "dracut", "--force", "--no-hostonly", "--no-compress", "--no-early-microcode",
+        "--kver", kver, "--kmoddir", str(moddir), "--tmpdir", str(tmp),
+        "--conf", str(tmp / "dracut.conf"), "--confdir", str(tmp / "conf.d"),
+        "-m", modules, str(tmp / "initrd.img"),
+    ]  # fmt: skip
+    env = {**os.environ, "dracutbasedir": str(base)}
+    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600, check=False)
+
+
+def conf_for_this_checkout(extra: str = "") -> str:
+    # entries that other helpers have not written yet are reported and skipped rather than failing the build
+    return f'pyiscsi_python={sys.executable}\npyiscsi_freeze_args="--skip-missing"\n{extra}'
+
+
+def unpack(image: Path, into: Path) -> None:
+    into.mkdir()
+    with image.open("rb") as stream:
+        subprocess.run(["cpio", "-idm", "--quiet", "--no-absolute-filenames"], stdin=stream, cwd=into, check=True)
+    dev = into / "dev"
+    dev.mkdir(exist_ok=True)  # at boot a devtmpfs; subprocess (ctypes.util -> ldconfig) wants /dev/null
+    if not (dev / "null").exists():
+        os.mknod(dev / "null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+
+
+_BUILT: dict[str, Image] = {}
+
+
+def build_image(flavour: str, tmp_path_factory: pytest.TempPathFactory) -> Image:
+    """One image per flavour per session, shared by every test that looks at it."""
+    for mark in NEEDS_IMAGE:
+        if mark.args[0]:
+            pytest.skip(mark.kwargs["reason"])
+    if flavour not in _BUILT:
+        tmp = tmp_path_factory.mktemp(f"dracut-{flavour}")
+        result = run_dracut(tmp, FLAVOURS[flavour], conf_for_this_checkout())
+        assert result.returncode == 0, result.stderr[-3000:]
+        unpack(tmp / "initrd.img", tmp / "root")
+        _BUILT[flavour] = Image(flavour, tmp / "initrd.img", tmp / "root", result.stderr)
+    return _BUILT[flavour]
+
+
+@pytest.fixture(scope="module", params=sorted(FLAVOURS))
+def image(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Image:
+    return build_image(request.param, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def sh_image(tmp_path_factory: pytest.TempPathFactory) -> Image:
+    return build_image("sh", tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def systemd_image(tmp_path_factory: pytest.TempPathFactory) -> Image:
+    return build_image("systemd", tmp_path_factory)
+
+
+def chroot(root: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["chroot", str(root), *argv], capture_output=True, text=True, timeout=120, check=False)
+
+
+# --- what dracut put into the image -------------------------------------------------------------------------------
+
+COMMON = [
+    "usr/lib/pyiscsi/bin/python3",
+    "usr/lib/pyiscsi/lib/python311.zip",
+    "usr/lib/pyiscsi/lib/python3.11/lib-dynload",
+    "usr/sbin/pyiscsi",
+    "usr/lib/dracut/hooks/cmdline/90-parse-pyiscsi.sh",
+    "usr/lib/dracut/hooks/initqueue/timeout/80-timeout-pyiscsi.sh",
+    "usr/lib/pyiscsi-lib.sh",
+    "usr/lib/dracut/need-initqueue",
+    "etc/ld.so.cache",
+]
+ONLY = {
+    "sh": ["usr/sbin/pyiscsi-boot", "usr/lib/dracut/hooks/pre-pivot/50-handover-pyiscsi.sh"],
+    "systemd": [
+        "usr/lib/systemd/system/pyiscsi-boot.service",
+        "usr/lib/systemd/system/pyiscsi-handover.service",
+        "etc/systemd/system/initrd-root-device.target.wants/pyiscsi-boot.service",
+        "etc/systemd/system/initrd.target.wants/pyiscsi-handover.service",
+    ],
+}
+
+
+def test_runtime_hooks_and_units_are_inside(image: Image) -> None:
+    other = "systemd" if image.flavour == "sh" else "sh"
+    present = [p for p in COMMON + ONLY[image.flavour] if not os.path.lexists(image.root / p)]
+    assert present == [], f"missing from the {image.flavour} image"
+    assert [p for p in ONLY[other] if os.path.lexists(image.root / p)] == []
+
+
+@pytest.mark.parametrize(
+    "module", ["drivers/scsi/iscsi_tcp", "drivers/firmware/iscsi_ibft", "drivers/net/virtio_net", "net/8021q/8021q"]
+)
+def test_kernel_modules_are_inside(image: Image, module: str) -> None:
+    assert KERNEL is not None
+    found = list((image.root / "usr/lib/modules" / KERNEL[0] / "kernel").glob(f"{module}.ko*"))
+    assert found, f"{module} not in the image"
+
+
+def test_no_network_or_iscsi_module_came_along(image: Image) -> None:
+    included = {line.split("module: ")[1].strip(" *") for line in image.log.splitlines() if "Including module:" in line}
+    assert "pyiscsi" in included
+    assert included.isdisjoint({"network", "network-legacy", "kernel-network-modules", "iscsi"})
+    assert not (image.root / "usr/sbin/iscsiroot").exists()
+
+
+def test_frozen_pyiscsi_runs_from_the_image(image: Image) -> None:
+    result = chroot(image.root, "/usr/sbin/pyiscsi", "--version")
+    assert (result.returncode, result.stdout.strip(), result.stderr) == (0, f"pyiscsi {__version__}", "")
+
+
+def test_pyroute2_and_pyudev_load_with_the_libraries_dracut_resolved(image: Image) -> None:
+    code = (
+        "import sys, pyudev\n"
+        "from pyroute2 import IPRoute\n"
+        "with IPRoute() as ipr: ipr.get_links()\n"
+        "origins = {getattr(getattr(m, '__spec__', None), 'origin', None) for m in list(sys.modules.values())}\n"
+        "outside = sorted(o for o in origins if o and o not in ('built-in', 'frozen')"
+        " and not o.startswith('/usr/lib/pyiscsi/'))\n"
+        "print(pyudev.Context().sys_path, outside)"
+    )
+    result = chroot(image.root, "/usr/lib/pyiscsi/bin/python3", "-I", "-S", "-B", "-c", code)
+    assert (result.returncode, result.stdout.strip(), result.stderr) == (0, "/sys []", "")
+
+
+def test_unit_files_order_and_bound_the_boot(systemd_image: Image) -> None:
+    image = systemd_image
+    unit = (image.root / "usr/lib/systemd/system/pyiscsi-boot.service").read_text()
+    for line in (
+        "ConditionPathExists=/run/pyiscsi/wanted",
+        "Before=initrd-root-device.target sysroot.mount dracut-initqueue.service",
+        "ExecStart=/usr/sbin/pyiscsi boot",
+        "TimeoutStartSec=300",
+    ):
+        assert line in unit.splitlines()
+    handover = (image.root / "usr/lib/systemd/system/pyiscsi-handover.service").read_text().splitlines()
+    assert "ExecStart=/usr/sbin/pyiscsi handover --sysroot /sysroot" in handover
+    assert any(line.startswith("Before=") and "initrd-cleanup.service" in line for line in handover)
+
+
+# --- the hooks, run in the unpacked image -------------------------------------------------------------------------
+
+HOOK_RUNNER = r"""
+. /lib/dracut-lib.sh
+modprobe() { echo "modprobe $*" >> /tmp/t/modprobe; }
+. $hookdir/cmdline/90-parse-pyiscsi.sh
+echo "status=$? root=$root rootok=$rootok"
+"""
+
+IQN = "iqn.2026-01.org.example:root"
+
+
+@dataclass(frozen=True)
+class HookRun:
+    stdout: str
+    wanted: str | None
+    finished: str | None
+    job: str | None
+    modprobe: str
+
+
+def run_cmdline_hook(root: Path, cmdline: str, iscsiroot: bool = False) -> HookRun:
+    queue = root / "usr/lib/dracut/hooks/initqueue"
+    for stale in (root / "run/pyiscsi", root / "tmp/t"):
+        shutil.rmtree(stale, ignore_errors=True)
+    for stale in (queue / "finished/pyiscsi.sh", queue / "settled/pyiscsi-boot.sh"):
+        stale.unlink(missing_ok=True)
+    (root / "tmp/t").mkdir(parents=True)
+    (root / "etc/cmdline.d").mkdir(exist_ok=True)
+    (root / "etc/cmdline.d/90-test.conf").write_text(cmdline + "\n")
+    fake = root / "sbin/iscsiroot"
+    if iscsiroot:
+        fake.write_text("#!/bin/sh\nexit 0\n")
+        fake.chmod(0o755)
+    try:
+        result = chroot(root, "/bin/sh", "-c", HOOK_RUNNER)
+    finally:
+        fake.unlink(missing_ok=True)
+    assert result.returncode == 0, result.stderr
+
+    def read(path: str) -> str | None:
+        target = root / path
+        return target.read_text().strip() if target.exists() else None
+
+    return HookRun(
+        stdout=result.stdout + result.stderr,
+        wanted=read("run/pyiscsi/wanted"),
+        finished=read("usr/lib/dracut/hooks/initqueue/finished/pyiscsi.sh"),
+        job=read("usr/lib/dracut/hooks/initqueue/settled/pyiscsi-boot.sh"),
+        modprobe=read("tmp/t/modprobe") or "",
+    )
+
+
+@pytest.mark.parametrize(
+    ("cmdline", "wanted", "root", "rootok", "modules"),
+    [
+        (f"root=iscsi:10.0.2.2::3260:0:{IQN}", f"root=iscsi:10.0.2.2::3260:0:{IQN}", "/dev/root", "1", ["iscsi_tcp"]),
+        (f"root=UUID=0a1b netroot=iscsi:[fec0::2]::::{IQN}", f"netroot=iscsi:[fec0::2]::::{IQN}", "UUID=0a1b", "",
+         ["iscsi_tcp"]),
+        ("rd.iscsi.firmware=1", "iBFT", "/dev/root", "1", ["iscsi_boot_sysfs", "iscsi_ibft", "iscsi_tcp"]),
+        ("iscsi_firmware", "iBFT", "/dev/root", "1", ["iscsi_boot_sysfs", "iscsi_ibft", "iscsi_tcp"]),
+        ("rd.iscsi.ibft", "iBFT", "/dev/root", "1", ["iscsi_boot_sysfs", "iscsi_ibft", "iscsi_tcp"]),
+        ("root=/dev/vda1", None, "/dev/vda1", "", []),
+        (f"root=iscsi:10.0.2.2::::{IQN} rd.pyiscsi=0", None, "", "", []),  # left alone entirely
+        ("netroot=nfs:10.0.2.2:/srv root=/dev/nfs", None, "/dev/nfs", "", []),
+    ],
+)  # fmt: skip
+def test_cmdline_hook_decides_who_owns_the_root(
+    sh_image: Image, cmdline: str, wanted: str | None, root: str, rootok: str, modules: list[str]
+) -> None:
+    run = run_cmdline_hook(sh_image.root, cmdline)
+    assert f"status=0 root={root} rootok={rootok}" in run.stdout
+    assert run.wanted == wanted
+    assert sorted(line.split()[-1] for line in run.modprobe.splitlines()) == modules
+    if wanted is None:
+        assert (run.finished, run.job) == (None, None)
+    else:
+        assert run.finished == "[ -e '/run/pyiscsi/booted' ]"
+        assert run.job is not None and run.job.splitlines()[-1] == "/sbin/pyiscsi-boot"
+
+
+def test_cmdline_hook_warns_when_95iscsi_is_in_the_image_too(sh_image: Image) -> None:
+    run = run_cmdline_hook(sh_image.root, f"root=iscsi:10.0.2.2::::{IQN}", iscsiroot=True)
+    assert "dracut's iscsi module is in this image too" in run.stdout and "rd.pyiscsi=0" in run.stdout
+    assert run.wanted is not None
+
+
+@pytest.mark.parametrize(("booted", "stub_status", "expected"), [(True, 0, 0), (True, 4, 4), (False, 4, 0)])
+def test_pre_pivot_hook_passes_the_status_on(sh_image: Image, booted: bool, stub_status: int, expected: int) -> None:
+    root = sh_image.root
+    wrapper = root / "usr/sbin/pyiscsi"
+    saved = wrapper.read_bytes()
+    shutil.rmtree(root / "run/pyiscsi", ignore_errors=True)
+    (root / "run/pyiscsi").mkdir(parents=True)
+    if booted:
+        (root / "run/pyiscsi/booted").write_text("/dev/sda\n")
+    wrapper.write_text(f'#!/bin/sh\necho "$@" > /run/pyiscsi/called\nexit {stub_status}\n')
+    try:
+        script = ". /lib/dracut-lib.sh; NEWROOT=/sysroot; . /usr/lib/dracut/hooks/pre-pivot/50-handover-pyiscsi.sh; "
+        result = chroot(root, "/bin/sh", "-c", script + 'echo "status=$?"')
+    finally:
+        wrapper.write_bytes(saved)
+    assert f"status={expected}" in result.stdout
+    called = root / "run/pyiscsi/called"
+    assert (called.read_text().strip() if called.exists() else None) == (
+        "handover --sysroot /sysroot" if booted else None
+    )
+    if expected:
+        assert "handover failed (exit 4)" in result.stdout + result.stderr
+
+
+# --- the module's functions, without building an image ------------------------------------------------------------
+
+
+def call_module_function(
+    function: str, env: dict[str, str], cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Source module-setup.sh in bash with dracut's helpers stubbed, call one function, print its status."""
+    stubs = (
+        'dinfo() { echo "info: $*" >&2; }; derror() { echo "error: $*" >&2; }; dwarning() { :; }\n'
+        'require_binaries() { for b in "$@"; do command -v "$b" > /dev/null || return 1; done; }\n'
+    )
+    script = f'{stubs}. "{MODULE}/module-setup.sh"\n{function}\necho "status=$?"\n'
+    return subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, env=env, cwd=cwd, timeout=60, check=False
+    )
+
+
+@pytest.fixture
+def moddirs(tmp_path: Path) -> tuple[Path, Path]:
+    with_iscsi = tmp_path / "with"
+    with_iscsi.mkdir()
+    (with_iscsi / "modules.dep").write_text("kernel/drivers/scsi/iscsi_tcp.ko: kernel/drivers/scsi/libiscsi.ko\n")
+    without = tmp_path / "without"
+    without.mkdir()
+    (without / "modules.dep").write_text("kernel/drivers/net/virtio_net.ko:\n")
+    return with_iscsi, without
+
+
+@pytest.mark.parametrize(
+    ("python", "srcmods", "frozen", "status", "says"),
+    [
+        (sys.executable, "with", "", 255, ""),  # installable, but only when asked for
+        ("/nonexistent/python3", "with", "", 1, ""),
+        ("fake", "with", "", 1, "cannot import boot.freeze"),  # a python3 without pyiscsi
+        (sys.executable, "without", "", 1, "no iscsi_tcp module"),
+        ("/nonexistent/python3", "with", "prebuilt", 255, ""),  # a prebuilt tree needs no python3 at build time
+        ("/nonexistent/python3", "with", "empty", 1, "holds no /usr/lib/pyiscsi/bin/python3"),
+    ],
+)
+def test_check_is_opt_in_and_names_what_is_missing(
+    moddirs: tuple[Path, Path], tmp_path: Path, python: str, srcmods: str, frozen: str, status: int, says: str
+) -> None:
+    if python == "fake":
+        python = str(tmp_path / "python3")
+        Path(python).write_text("#!/bin/sh\nexit 1\n")
+        Path(python).chmod(0o755)
+    tree = tmp_path / frozen if frozen else None
+    if tree is not None:
+        (tree / "usr/lib/pyiscsi/bin").mkdir(parents=True)
+        if frozen == "prebuilt":
+            (tree / "usr/lib/pyiscsi/bin/python3").write_text("")
+            (tree / "usr/lib/pyiscsi/bin/python3").chmod(0o755)
+    env = {
+        "PATH": os.environ["PATH"],
+        "pyiscsi_python": python,
+        "srcmods": str(moddirs[0] if srcmods == "with" else moddirs[1]) + "/",
+        "kernel": "6.1.0-test",
+        "pyiscsi_frozen_tree": str(tree) if tree else "",
+    }
+    result = call_module_function("check", env, cwd=tmp_path)
+    assert f"status={status}" in result.stdout, result.stderr
+    assert says in result.stderr
+
+
+def test_depends_names_nothing_network_related() -> None:
+    result = call_module_function("depends", {"PATH": os.environ["PATH"]})
+    assert result.stdout.split() == ["rootfs-block", "status=0"]
+
+
+# --- the scripts themselves ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", SOURCED_HOOKS)
+def test_sourced_hooks_return_and_never_exit(name: str) -> None:
+    code = [line.split("#", 1)[0] for line in (MODULE / name).read_text().splitlines()]
+    assert [line for line in code if re.search(r"(^|[;&|{]\s*)exit\b", line.strip())] == []
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in MODULE.glob("*.sh")))
+def test_scripts_parse_and_are_executable(name: str) -> None:
+    shell = "bash" if name == "module-setup.sh" else "sh"  # hooks run under the image's /bin/sh (dash, busybox)
+    result = subprocess.run([shell, "-n", str(MODULE / name)], capture_output=True, text=True, timeout=30, check=False)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert (MODULE / name).stat().st_mode & 0o111
