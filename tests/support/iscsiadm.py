@@ -8,8 +8,8 @@ on a test host, and how they are met without touching the host's own open-iscsi:
   (discovery itself is a userspace TCP exchange; the kernel transport is never used).
 - iscsiadm asks iscsid for session information first and sleeps a second per failed connect when none runs,
   and iscsid cannot run without NETLINK_ISCSI. `iscsid_stand_in()` accepts on iscsid's abstract socket and
-  ends the exchange at once (EOF), so iscsiadm carries on immediately ("daemon died?" on stderr). If a real iscsid holds the
-  socket, it answers instead.
+  ends the exchange at once (EOF), so iscsiadm carries on immediately ("daemon died?" on stderr). If a real
+  iscsid holds the socket, it answers instead.
 """
 
 from __future__ import annotations
