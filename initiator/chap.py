@@ -17,6 +17,7 @@ Public API
     ChapExchange(credentials, algorithms=DEFAULT_ALGORITHMS, random_bytes=os.urandom)
         .algorithm_offer() -> list[(key, value)]
         .fallback_offer() -> list[(key, value)] | None     after the target rejected our CHAP_A list
+        .can_fall_back -> bool
         .answer_challenge(keys: Mapping) -> list[(key, value)]
         .verify_target(keys: Mapping) -> None              mutual only
         .expects_target_response -> bool, .algorithm -> ChapAlgorithm | None
@@ -153,9 +154,15 @@ class ChapExchange:
         self._offered = self.algorithms
         return [("CHAP_A", ",".join(str(int(a)) for a in self._offered))]
 
+    @property
+    def can_fall_back(self) -> bool:
+        """Whether offering MD5 alone would differ from what we offered (and has not been tried yet)."""
+        md5 = ChapAlgorithm.MD5
+        return not self._fell_back and self._offered != (md5,) and md5 in self.algorithms
+
     def fallback_offer(self) -> list[tuple[str, str]] | None:
         """After the target rejected our CHAP_A list: offer MD5 alone, once; None if there is nothing left."""
-        if self._fell_back or self._offered == (ChapAlgorithm.MD5,) or ChapAlgorithm.MD5 not in self.algorithms:
+        if not self.can_fall_back:
             return None
         self._fell_back = True
         self._offered = (ChapAlgorithm.MD5,)
