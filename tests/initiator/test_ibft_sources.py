@@ -103,8 +103,7 @@ def _lun_free(table: Ibft) -> Ibft:
 
 
 BOTH = IbftFlags.VALID | IbftFlags.BOOT_SELECTED
-RICH = parse_ibft(
-    encode_ibft(
+RICH_BYTES = encode_ibft(
         parse_ibft(CHAP_TABLE).initiator,
         [
             IbftNic(0, BOTH, IP("192.0.2.10"), 24, Origin.MANUAL, IP("192.0.2.1"), (IP("192.0.2.53"), IP("192.0.2.54")),
@@ -117,8 +116,8 @@ RICH = parse_ibft(
                        Secret("pw:@x"), "t", Secret("rpw")),
             IbftTarget(1, BOTH, IP("2001:db8::1"), 3261, 0x4005, "iqn.2026-11.test:b", 1, ChapType.NONE),
         ],
-    )
-)  # fmt: skip
+    )  # fmt: skip
+RICH = parse_ibft(RICH_BYTES)
 
 
 @pytest.mark.parametrize("table", [parse_ibft(CHAP_TABLE), RICH], ids=["ipxe-chap", "rich"])
@@ -301,3 +300,51 @@ def test_real_dev_mem_is_scanned_without_error():
         assert "cannot" in str(exc)
     else:
         assert result is None or isinstance(result, Ibft)
+
+
+# ---- a real kernel: QEMU hands it the table as ACPI, iscsi_ibft shows it in sysfs ---------------------------------
+
+LAB_SCRIPT = """
+import json, subprocess
+from initiator.ibft_sources import load_ibft
+subprocess.run(["modprobe", "iscsi_ibft"], check=True)
+acpi = load_ibft("/sys/firmware/acpi/tables/iBFT").to_json(show_secrets=True)
+sysfs = load_ibft("/sys/firmware/ibft").to_json(show_secrets=True)
+auto = load_ibft(None).source
+plan = subprocess.run([".venv/bin/pyiscsi", "explain", "--json"], capture_output=True, text=True)
+print(json.dumps({"acpi": acpi, "sysfs": sysfs, "auto": auto, "explain": plan.stdout, "err": plan.stderr}))
+"""
+
+
+@pytest.mark.vm
+def test_real_kernel_acpi_table_and_iscsi_ibft_sysfs_agree(tmp_path):
+    import json
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    sys.path.insert(0, str(repo / "vm-tests"))
+    from harness.lab import run_in_lab
+
+    table = tmp_path / "ibft.bin"
+    table.write_bytes(RICH_BYTES)
+    result = run_in_lab(
+        [str(repo / ".venv/bin/python"), "-c", LAB_SCRIPT],
+        bound=240,
+        cwd=repo,
+        acpi_tables=[table],
+        append="rd.iscsi.firmware rd.iscsi.mp rd.pyiscsi.timeout=77",
+    )
+    assert result.status == 0, result.stderr + result.console.summary()
+    seen = json.loads(result.stdout)
+    expected = RICH.to_json(show_secrets=True)
+    assert seen["acpi"] | {"source": None} == expected | {"source": None}
+    # sysfs loses only what the kernel does not print (the PCI address)
+    expected_sysfs = expected | {"nics": [n | {"pci_bdf": None} for n in expected["nics"]]}
+    assert seen["sysfs"] | {"source": None, "oem_id": None, "oem_table_id": None} == expected_sysfs | {
+        "source": None, "oem_id": None, "oem_table_id": None,
+    }  # fmt: skip
+    assert seen["auto"] == "/sys/firmware/acpi/tables/iBFT"
+    plan = json.loads(seen["explain"])
+    assert plan["timeouts"]["total"] == 77
+    assert [t["name"] for t in plan["targets"]] == ["iqn.2026-11.test:a", "iqn.2026-11.test:b"]
+    assert [i["mac"] for i in plan["interfaces"]] == ["52:54:00:aa:bb:cc", "52:54:00:aa:bb:cd"]
