@@ -1,0 +1,104 @@
+"""`pyiscsi probe` / `pyiscsi discover` through the CLI entry point: option errors and their exit statuses, the
+human-readable form. (The contract against a real target: test_cli_{discover,probe}_tgt.py.)"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from initiator.cli import main
+from initiator.commands.probe import human
+from tests.support.sockets import free_port, silent_listener
+
+IQN = "iqn.2026-11.org.example:disk"
+
+
+@pytest.mark.parametrize(
+    ("argv", "status", "words"),
+    [
+        (["probe", "--portal", "127.0.0.1"], 1, "--target"),
+        (["probe", "--target", IQN], 1, "--portal"),
+        (["probe", "--portal", "127.0.0.1", "--target", IQN, "--lun", "x"], 1, "--lun"),
+        (["probe", "--portal", "127.0.0.1", "--target", IQN, "--header-digest", "md5"], 1, "--header-digest"),
+        (["probe", "--portal", "10.0.0.256", "--target", IQN], 2, "portal"),
+        (["probe", "--portal", "127.0.0.1", "--target", "not-a-name"], 2, "--target"),
+        (["probe", "--portal", "127.0.0.1", "--target", IQN, "--lun", "-1"], 2, "--lun"),
+        (["probe", "--portal", "127.0.0.1", "--target", IQN, "--initiator", "bad name"], 2, "--initiator"),
+        (["probe", "--portal", "127.0.0.1", "--target", IQN, "--timeout", "0"], 2, "--timeout"),
+        (["probe", "--portal", "127.0.0.1", "--target", IQN, "--password", "p"], 1, "--username"),
+        (["discover"], 1, "PORTAL"),
+        (["discover", "[::1"], 2, "portal"),
+    ],
+)
+def test_option_errors(capsys, argv: list[str], status: int, words: str) -> None:
+    assert main(argv) == status
+    err = capsys.readouterr().err
+    assert words in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["discover", "probe"])
+def test_refused_port_is_exit_3_and_names_the_portal(capsys, command: str) -> None:
+    port = free_port()
+    argv = [command, f"127.0.0.1:{port}"] if command == "discover" else [command, "--portal", f"127.0.0.1:{port}"]
+    if command == "probe":
+        argv += ["--target", IQN]
+    assert main([*argv, "--timeout", "5"]) == 3
+    assert f"127.0.0.1:{port}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["discover", "probe"])
+def test_silent_target_is_exit_5_naming_the_wait(capsys, command: str) -> None:
+    with silent_listener() as port:
+        argv = [command, f"127.0.0.1:{port}"] if command == "discover" else [command, "--portal", f"127.0.0.1:{port}"]
+        if command == "probe":
+            argv += ["--target", IQN]
+        started = time.monotonic()
+        assert main([*argv, "--timeout", "0.5"]) == 5
+        assert time.monotonic() - started < 3
+    err = capsys.readouterr().err
+    assert f"wait '{command}' ran out after 0.5s" in err and "login" in err
+
+
+def test_secret_never_printed(capsys) -> None:
+    with silent_listener() as port:
+        argv = ["probe", "--portal", f"127.0.0.1:{port}", "--target", IQN, "--username", "u"]
+        assert main([*argv, "--password", "s3cr3t-value", "--timeout", "0.3"]) == 5
+    out = capsys.readouterr()
+    assert "s3cr3t-value" not in out.out + out.err
+
+
+def test_human_form() -> None:
+    report = {
+        "target": IQN,
+        "portal": "127.0.0.1:3260",
+        "tsih": 3,
+        "negotiated": {"HeaderDigest": "None", "DataDigest": "CRC32C"},
+        "luns": [
+            {
+                "lun": 0,
+                "vendor": "IET",
+                "product": "Controller",
+                "block_size": None,
+                "blocks": None,
+                "size_bytes": None,
+            },
+            {
+                "lun": 1,
+                "vendor": "IET",
+                "product": "VIRTUAL-DISK",
+                "block_size": 512,
+                "blocks": 2048,
+                "size_bytes": 1048576,
+            },
+        ],
+        "block0_sha256": "ab" * 32,
+        "lun": 1,
+    }
+    text = human(report)
+    assert f"target      {IQN}" in text
+    assert "negotiated  HeaderDigest=None DataDigest=CRC32C" in text
+    assert "LUN 0       IET Controller  (not a disk)" in text
+    assert "LUN 1       IET VIRTUAL-DISK  2048 blocks of 512 bytes = 1048576 bytes (1.0 MiB)" in text
+    assert f"block 0     LUN 1: sha256 {'ab' * 32}" in text
