@@ -5,10 +5,12 @@ from __future__ import annotations
 import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from initiator import pdu as P
 from initiator import scsi
-from initiator.errors import IscsiError, LocalProtocolError, RemoteProtocolError
+from initiator.errors import IscsiError, LocalProtocolError, PyiscsiError, RemoteProtocolError
 from initiator.session import (
     AsyncNotice,
     CommandDone,
@@ -268,3 +270,57 @@ def test_itt_skips_reserved_and_busy_tags() -> None:
     a, _ = s.scsi_command(0, READ)
     b, _ = s.scsi_command(0, READ)
     assert (a, b) == (0xFFFFFFFE, 0)
+
+
+_TAGS = st.sampled_from([0, 1, 2, 3, P.RESERVED_TAG, 0x1234])
+_SMALL = st.integers(0, 4)
+_SN = st.integers(0, 0xFFFFFFFF)
+_HOSTILE_PDUS = st.one_of(
+    st.builds(
+        P.DataIn,
+        itt=_TAGS,
+        datasn=_SMALL,
+        buffer_offset=st.integers(0, 2048),
+        data=st.binary(max_size=600),
+        final=st.booleans(),
+        has_status=st.booleans(),
+        status=st.integers(0, 255),
+        statsn=_SN,
+        exp_cmdsn=_SN,
+        max_cmdsn=_SN,
+    ),
+    st.builds(
+        P.ScsiResponse,
+        itt=_TAGS,
+        status=st.integers(0, 255),
+        response=st.integers(0, 255),
+        data=st.binary(max_size=40),
+        statsn=_SN,
+        exp_cmdsn=_SN,
+        max_cmdsn=_SN,
+    ),
+    st.builds(P.NopIn, itt=_TAGS, ttt=_TAGS, data=st.binary(max_size=20), statsn=_SN, exp_cmdsn=_SN, max_cmdsn=_SN),
+    st.builds(P.TextResponse, itt=_TAGS, ttt=_TAGS, final=st.booleans(), cont=st.booleans(), statsn=_SN),
+    st.builds(P.LogoutResponse, itt=_TAGS, response=st.integers(0, 255), statsn=_SN),
+    st.builds(P.AsyncMessage, event=st.integers(0, 255), parameter3=st.integers(0, 0xFFFF), statsn=_SN),
+    st.builds(P.Reject, reason=st.integers(0, 255), data=st.binary(max_size=60), statsn=_SN),
+    st.builds(P.R2T, itt=_TAGS),
+    st.builds(P.TaskMgmtResponse, itt=_TAGS),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_HOSTILE_PDUS, max_size=8))
+def test_hostile_pdu_sequences_give_typed_errors_only(pdus: list[P.Pdu]) -> None:
+    s = Session(cmdsn=1, exp_statsn=1, max_cmdsn=50)
+    s.scsi_command(0, READ)
+    s.scsi_command(1, scsi.inquiry())
+    s.text(b"SendTargets=All\x00")
+    for pdu in pdus:
+        try:
+            events = s.receive(pdu)
+        except PyiscsiError:
+            break
+        for event in events:
+            if isinstance(event, CommandDone):
+                assert len(event.data) <= event.command.data_in_length
