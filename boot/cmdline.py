@@ -165,18 +165,21 @@ class Cmdline:
 # ---- words ----------------------------------------------------------------------------------------------------
 
 
+KERNEL_SPACE = frozenset(" \t\n\v\f\r")  # the kernel's isspace() on ASCII; other bytes are word characters
+
+
 def split_words(text: str) -> list[str]:
     """Whitespace-separated words; double quotes group (and are kept here: `split_word` strips them)."""
     words: list[str] = []
     i, n = 0, len(text)
     while i < n:
-        while i < n and text[i].isspace():
+        while i < n and text[i] in KERNEL_SPACE:
             i += 1
         if i >= n:
             break
         start = i
         in_quote = False
-        while i < n and (in_quote or not text[i].isspace()):
+        while i < n and (in_quote or text[i] not in KERNEL_SPACE):
             if text[i] == '"':
                 in_quote = not in_quote
             i += 1

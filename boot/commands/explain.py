@@ -72,7 +72,7 @@ def format_plan(plan: BootPlan, show_secrets: bool = False) -> str:
     lines.append("targets:")
     lines += [_target_line(t, show_secrets) for t in plan.targets] or ["  (none)"]
     lines.append("waits (seconds): " + " ".join(f"{k}={v:g}" for k, v in plan.timeouts.to_json().items()))
-    lines.append(f"root: {plan.root or '(the LUN dracut finds)'}")
+    lines.append(f"root: {plan.root or ('(the first target LUN)' if plan.targets else '-')}")
     options = plan.options_json()
     params = " ".join(f"{k}={v}" for k, v in options.pop("iscsi_params").items())
     lines.append(

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from initiator import cli
 from initiator.errors import ExitStatus
@@ -144,3 +146,36 @@ def test_errors(capsys, argv, status, message):
         assert out == ""
     if message is not None:
         assert err == message
+
+
+def test_text_root_line(capsys):
+    _, out, _ = run(capsys, "--cmdline", "root=LABEL=r", "--ibft", "none")
+    assert "root: LABEL=r" in out
+    _, out, _ = run(capsys, "--cmdline", f"root=iscsi:10.0.2.2::::{T0}", "--ibft", "none")
+    assert "root: (the first target LUN)" in out
+
+
+CMDLINE_WORDS = st.sampled_from([
+    "ip=dhcp", "ip=eth0:dhcp", "ip=ibft", "rd.iscsi.firmware", "rd.iscsi.mp", f"netroot=iscsi:10.0.2.2::::{T0}",
+    "netroot=iscsi:[fec0::2]::::", "vlan=eth0.5:eth0", "bond", "rd.pyiscsi.timeout=5", "ip=10.0.2.15:::24::eth0:none",
+    "rd.iscsi.username=u", "rd.iscsi.password=p", "nameserver=10.0.2.3", "ip=", "netroot=iscsi:", "rd.timeout=x",
+])  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    words=st.lists(st.one_of(CMDLINE_WORDS, st.text(max_size=30)), max_size=6),
+    table=st.one_of(st.just(None), st.binary(max_size=300), st.binary(max_size=300).map(lambda b: b"iBFT" + b)),
+)
+def test_random_command_lines_and_tables_exit_0_or_2_with_one_line(capsys, tmp_path, words, table):
+    source = "none"
+    if table is not None:
+        path = tmp_path / "table.bin"
+        path.write_bytes(table)
+        source = str(path)
+    status = cli.main(["explain", "--cmdline=" + " ".join(words), "--ibft", source])
+    out, err = capsys.readouterr()
+    assert status in (ExitStatus.OK, ExitStatus.BAD_INPUT), err
+    if status == ExitStatus.BAD_INPUT:
+        assert out == "" and err.startswith("pyiscsi explain: ") and err.count("\n") == 1
+        assert "internal error" not in err and "Traceback" not in err

@@ -43,6 +43,7 @@ IFACE = ipaddress.ip_interface
         ('"quoted"', [("quoted", None)]),
         ("x= =y", [("x", ""), ("", "y")]),
         ("a=b=c", [("a", "b=c")]),
+        ("a\u00a0b\x0bc", [("a\u00a0b", None), ("c", None)]),  # only ASCII white space separates
         ("root=/dev/sda1 -- single ip=dhcp", [("root", "/dev/sda1"), ("single", None), ("ip", "dhcp")]),
         ('foo="ip=eth0:dhcp rd.iscsi.firmware"', [("foo", "ip=eth0:dhcp rd.iscsi.firmware")]),
     ],
