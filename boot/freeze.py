@@ -547,7 +547,7 @@ def _chroot_command(tree: FrozenTree, args: Sequence[str], chroot: bool) -> list
     python = [str(tree.interpreter), "-I", "-S", "-B", *args]
     if chroot:
         return ["chroot", str(tree.root), *python]
-    return [str(tree.root / _rel(tree.interpreter)), *python[1:]]
+    return [str(tree.root.resolve() / _rel(tree.interpreter)), *python[1:]]
 
 
 def _run(command: list[str], what: str, bound: float) -> subprocess.CompletedProcess[str]:
@@ -595,9 +595,14 @@ def verify(tree: FrozenTree, extra: Sequence[str] = (), chroot: bool | None = No
         return _verify(tree, [*tree.entries, *tree.probes, *extra], chroot, runs)
 
 
+def _seen_prefix(tree: FrozenTree, chroot: bool) -> str:
+    """The prefix as the frozen interpreter sees it: itself in a chroot, under the tree's root otherwise."""
+    return str(tree.prefix) if chroot else str(tree.root.resolve() / _rel(tree.prefix))
+
+
 def _verify(tree: FrozenTree, names: list[str], chroot: bool, runs: int) -> Verification:
     seconds, result = _best_of(
-        _chroot_command(tree, ["-c", _PROBE, str(tree.prefix), *names], chroot), "frozen tree import", runs
+        _chroot_command(tree, ["-c", _PROBE, _seen_prefix(tree, chroot), *names], chroot), "frozen tree import", runs
     )
     where = "chroot" if chroot else "tree"
     if result.returncode != 0 or not result.stdout.strip():
@@ -614,9 +619,9 @@ def _verify(tree: FrozenTree, names: list[str], chroot: bool, runs: int) -> Veri
             name,
             f"does not import in the {where}: {error} (a module missing from the closure: add it with --extra)",
         )
-    if chroot and probe["outside"]:
+    if probe["outside"]:
         name, origin = sorted(probe["outside"].items())[0]
-        raise BadInputError("frozen tree", name, f"was loaded from outside {tree.prefix}: {origin}")
+        raise BadInputError("frozen tree", name, f"was loaded from outside {_seen_prefix(tree, chroot)}: {origin}")
     version_s, version = _best_of(_chroot_command(tree, ["-m", "initiator", "--version"], chroot), "pyiscsi", runs)
     if version.returncode != 0 or not version.stdout.startswith("pyiscsi "):
         raise BadInputError(

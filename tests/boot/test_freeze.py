@@ -184,6 +184,29 @@ def test_a_module_missing_from_the_closure_fails_verification(tmp_path: Path) ->
     assert "initiator.cli" in message and "No module named 'argparse'" in message and "--extra" in message
 
 
+def test_verify_runs_without_a_chroot_too(tree: freeze.FrozenTree) -> None:
+    assert freeze.verify(tree, chroot=False, runs=1).loaded > 100
+
+
+@pytest.mark.parametrize("use_chroot", [pytest.param(True, marks=ROOT_ONLY), False])
+def test_a_module_loaded_from_outside_the_tree_is_named(tmp_path: Path, use_chroot: bool) -> None:
+    sources = tmp_path / "src"
+    sources.mkdir()
+    outside = tmp_path / "root" / "elsewhere"  # inside the chroot, outside the prefix
+    outside.mkdir(parents=True)
+    (outside / "stray.py").write_text("")
+    where = "/elsewhere" if use_chroot else str(outside)
+    (sources / "sneaky.py").write_text(f"import sys\nsys.path.append({where!r})\nimport stray\n")
+    built = freeze.build(
+        options(
+            tmp_path / "root", entries=("initiator.cli", "sneaky"), search_path=(sources, *freeze.default_search_path())
+        )
+    )
+    with pytest.raises(BadInputError) as caught:
+        freeze.verify(built, chroot=use_chroot, runs=1)
+    assert caught.value.value == "stray" and "was loaded from outside" in str(caught.value)
+
+
 def test_a_missing_entry_is_named(tmp_path: Path) -> None:
     with pytest.raises(BadInputError) as caught:
         freeze.build(options(tmp_path, entries=("initiator.cli", "boot.commands.nonesuch")))

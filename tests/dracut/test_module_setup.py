@@ -22,7 +22,9 @@ SOURCED_HOOKS = ("parse-pyiscsi.sh", "handover-pyiscsi.sh", "timeout-pyiscsi.sh"
 FLAVOURS = {
     "sh": "base pyiscsi",
     "systemd": "base systemd systemd-initrd dracut-systemd pyiscsi",
+    "prebuilt": "base pyiscsi",  # a tree frozen beforehand, installed without running python3 in dracut
 }
+BOOT_TIMEOUT = 120  # pyiscsi_boot_timeout= in the systemd image's configuration
 
 
 def find_kernel() -> tuple[str, Path] | None:
@@ -81,9 +83,14 @@ def run_dracut(tmp: Path, modules: str, conf: str) -> subprocess.CompletedProces
     return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600, check=False)
 
 
-def conf_for_this_checkout(extra: str = "") -> str:
-    # entries that other helpers have not written yet are reported and skipped rather than failing the build
-    return f'pyiscsi_python={sys.executable}\npyiscsi_freeze_args="--skip-missing"\n{extra}'
+def conf_for(flavour: str, tmp: Path) -> str:
+    if flavour == "prebuilt":
+        tree = tmp / "frozen"
+        argv = [sys.executable, "-m", "boot.freeze", "--out", str(tree), "--no-libs"]
+        subprocess.run(argv, check=True, capture_output=True, timeout=300)
+        return f"pyiscsi_python=/nonexistent/python3\npyiscsi_frozen_tree={tree}\n"
+    conf = f"pyiscsi_python={sys.executable}\n"
+    return conf + (f"pyiscsi_boot_timeout={BOOT_TIMEOUT}\n" if flavour == "systemd" else "")
 
 
 def unpack(image: Path, into: Path) -> None:
@@ -106,7 +113,7 @@ def build_image(flavour: str, tmp_path_factory: pytest.TempPathFactory) -> Image
             pytest.skip(mark.kwargs["reason"])
     if flavour not in _BUILT:
         tmp = tmp_path_factory.mktemp(f"dracut-{flavour}")
-        result = run_dracut(tmp, FLAVOURS[flavour], conf_for_this_checkout())
+        result = run_dracut(tmp, FLAVOURS[flavour], conf_for(flavour, tmp))
         assert result.returncode == 0, result.stderr[-3000:]
         unpack(tmp / "initrd.img", tmp / "root")
         _BUILT[flavour] = Image(flavour, tmp / "initrd.img", tmp / "root", result.stderr)
@@ -145,8 +152,10 @@ COMMON = [
     "usr/lib/dracut/need-initqueue",
     "etc/ld.so.cache",
 ]
+SH_ONLY = ["usr/sbin/pyiscsi-boot", "usr/lib/dracut/hooks/pre-pivot/50-handover-pyiscsi.sh"]
 ONLY = {
-    "sh": ["usr/sbin/pyiscsi-boot", "usr/lib/dracut/hooks/pre-pivot/50-handover-pyiscsi.sh"],
+    "sh": SH_ONLY,
+    "prebuilt": SH_ONLY,
     "systemd": [
         "usr/lib/systemd/system/pyiscsi-boot.service",
         "usr/lib/systemd/system/pyiscsi-handover.service",
@@ -157,7 +166,7 @@ ONLY = {
 
 
 def test_runtime_hooks_and_units_are_inside(image: Image) -> None:
-    other = "systemd" if image.flavour == "sh" else "sh"
+    other = "sh" if image.flavour == "systemd" else "systemd"
     present = [p for p in COMMON + ONLY[image.flavour] if not os.path.lexists(image.root / p)]
     assert present == [], f"missing from the {image.flavour} image"
     assert [p for p in ONLY[other] if os.path.lexists(image.root / p)] == []
@@ -205,7 +214,7 @@ def test_unit_files_order_and_bound_the_boot(systemd_image: Image) -> None:
         "ConditionPathExists=/run/pyiscsi/wanted",
         "Before=initrd-root-device.target sysroot.mount dracut-initqueue.service",
         "ExecStart=/usr/sbin/pyiscsi boot",
-        "TimeoutStartSec=300",
+        f"TimeoutStartSec={BOOT_TIMEOUT}",
     ):
         assert line in unit.splitlines()
     handover = (image.root / "usr/lib/systemd/system/pyiscsi-handover.service").read_text().splitlines()
