@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from typing import Any
 
@@ -16,11 +17,13 @@ from initiator.commands.chap_args import (
     timeout_from_args,
 )
 from initiator.deadline import Deadline
-from initiator.errors import BadInputError
+from initiator.errors import BadInputError, PyiscsiError
 from initiator.initiator_name import validate_name
 from initiator.portal import parse_portal
+from initiator.scsi import ScsiCommandError
 
 DEFAULT_TIMEOUT = 60.0
+LOGOUT_AFTER_FAILURE = 2.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -89,6 +92,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = client.probe(conn, deadline, lun=args.lun)
         client.logout(conn, deadline)
+    except (ScsiCommandError, BadInputError):
+        # The session still works after a SCSI error or a LUN we do not have: log out, under a bound of its own.
+        with contextlib.suppress(PyiscsiError):
+            client.logout(conn, Deadline("logout", LOGOUT_AFTER_FAILURE))
+        raise
     finally:
         conn.close()
     report = {

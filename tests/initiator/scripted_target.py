@@ -39,6 +39,7 @@ class Script:
     data_in_piece: int = 0  # >0: split Data-In into pieces of this size
     async_logout_after: int = 0  # >0: after this many commands, ask for a logout
     luns_list_extra: int = 0  # claim this many more LUN entries than returned (a truncated list)
+    no_report_luns: bool = False  # an SPC-2 device: REPORT LUNS is an invalid opcode
 
 
 def _sense(key: int, asc: int, ascq: int = 0) -> bytes:
@@ -154,6 +155,9 @@ class ScriptedTarget:
         if self._ua_pending:
             self._ua_pending = False
             self._respond(cmd, scsi.ScsiStatus.CHECK_CONDITION, sense=_sense(scsi.SenseKey.UNIT_ATTENTION, 0x29))
+            return
+        if op == 0xA0 and self.script.no_report_luns:
+            self._respond(cmd, 2, sense=_sense(scsi.SenseKey.ILLEGAL_REQUEST, 0x20))
             return
         if op == 0xA0:
             body = b"".join(scsi.encode_lun(n) for n in sorted(self.script.luns))

@@ -135,3 +135,17 @@ def test_async_logout_request_logs_out_and_fails_the_probe(connect) -> None:
         client.probe(conn, _deadline())
     target.thread.join(5)
     assert target.logged_out and target.errors == []
+
+
+def test_no_report_luns_means_lun_0_alone(connect) -> None:
+    conn, target = connect(Script(luns={0: Lun()}, no_report_luns=True))
+    result = client.probe(conn, _deadline())
+    assert [info.lun for info in result.luns] == [0] and result.chosen_lun == 0
+    assert target.errors == []
+
+
+def test_scsi_error_other_than_unit_attention_is_raised_with_its_sense(connect) -> None:
+    conn, _ = connect(Script())
+    with pytest.raises(scsi.ScsiCommandError, match=r"READ\(10\) failed: CHECK_CONDITION.*ILLEGAL_REQUEST.*0x25"):
+        client.command(conn, 7, scsi.read_10(0, 1, 512), _deadline())
+    assert client.probe(conn, _deadline()).chosen_lun == 1  # the session is still usable

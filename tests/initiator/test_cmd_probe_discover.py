@@ -102,3 +102,14 @@ def test_human_form() -> None:
     assert "LUN 0       IET Controller  (not a disk)" in text
     assert "LUN 1       IET VIRTUAL-DISK  2048 blocks of 512 bytes = 1048576 bytes (1.0 MiB)" in text
     assert f"block 0     LUN 1: sha256 {'ab' * 32}" in text
+
+
+@pytest.mark.tgt
+def test_probe_of_a_lun_the_target_lacks_is_bad_input_and_logs_out(capsys, tgtd) -> None:
+    from tests.support.tgtd import LunSpec
+
+    tgtd.add_target(IQN, [LunSpec(1 << 20)])
+    assert main(["probe", "--portal", tgtd.portal, "--target", IQN, "--lun", "9", "--timeout", "10"]) == 2
+    assert "--lun: the target reports no such LUN (it has: 0, 1) (got 9)" in capsys.readouterr().err
+    # The session was closed by a logout, so a new login with the same name and a fresh ISID is served at once.
+    assert main(["probe", "--portal", tgtd.portal, "--target", IQN, "--json", "--timeout", "10"]) == 0
