@@ -85,6 +85,20 @@ class LoggedInConnection:
     def negotiated(self) -> dict[str, str]:
         return self.result.negotiated_text()
 
+    @property
+    def statsn(self) -> int:
+        """StatSN of the final Login Response (what the kernel's EXP_STATSN follows, before any command)."""
+        return self.result.statsn
+
+    @property
+    def exp_statsn(self) -> int:
+        """The StatSN we expect next, counting the commands this connection ran since login."""
+        return self.session.exp_statsn
+
+    @property
+    def sock(self) -> socket.socket:
+        return self.stream.transport.sock
+
     def detach(self) -> socket.socket:
         """The socket, for the kernel: refuses when any byte beyond the last PDU arrived."""
         self.stream.assert_drained()

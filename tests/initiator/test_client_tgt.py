@@ -148,7 +148,10 @@ def test_refused_and_silent() -> None:
 
 def test_socket_can_be_detached_with_nothing_unread(tgtd: Tgtd) -> None:
     tgtd.add_target(T1, [LunSpec(1 << 20)])
-    conn = client.login(_portal(tgtd), T1, INITIATOR, _deadline())
+    conn = client.login(_portal(tgtd), T1, INITIATOR, _deadline(), isid=bytes.fromhex("80aabbccddee"), initial_cmdsn=7)
+    assert conn.isid == bytes.fromhex("80aabbccddee") and conn.result.initial_cmdsn == 7
+    assert conn.exp_statsn == (conn.statsn + 1) & 0xFFFFFFFF
+    assert conn.session.cmdsn == 7
     sock = conn.detach()
     try:
         assert isinstance(sock, socket.socket) and sock.gettimeout() is None
