@@ -348,3 +348,25 @@ def test_real_kernel_acpi_table_and_iscsi_ibft_sysfs_agree(tmp_path):
     assert plan["timeouts"]["total"] == 77
     assert [t["name"] for t in plan["targets"]] == ["iqn.2026-11.test:a", "iqn.2026-11.test:b"]
     assert [i["mac"] for i in plan["interfaces"]] == ["52:54:00:aa:bb:cc", "52:54:00:aa:bb:cd"]
+
+
+# ---- what a real kernel printed for the captured iPXE tables (the sidecars' linux_sysfs) ----------------------------
+
+SYSFS_SIDECARS = [p for p in sorted(FIXTURES.glob("*.json")) if p.with_suffix(".bin").exists()]
+
+
+@pytest.mark.parametrize("sidecar", SYSFS_SIDECARS or [None], ids=lambda p: getattr(p, "name", "-"))
+def test_real_kernel_sysfs_reads_as_the_table(tmp_path, sidecar):
+    import json
+
+    if sidecar is None:
+        pytest.skip("no captured sidecar with linux_sysfs yet (vm-tests/harness/capture_ibft.py)")
+    files = json.loads(sidecar.read_text()).get("linux_sysfs") or {}
+    if not files:
+        pytest.skip(f"{sidecar.name} holds no linux_sysfs")
+    for relative, value in files.items():
+        path = tmp_path / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(value if relative.endswith("subnet-mask") else f"{value}\n")
+    table = parse_ibft(sidecar.with_suffix(".bin").read_bytes())
+    assert _lun_free(read_sysfs(str(tmp_path))) == _lossless(table, str(tmp_path))
