@@ -3,17 +3,23 @@ in test_client_tgt.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import socket
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 
+from boot.plan import Chap
 from initiator import client, scsi
+from initiator import pdu as P
 from initiator.deadline import Deadline
-from initiator.errors import BadInputError, IscsiError
+from initiator.errors import BadInputError, IscsiError, NetworkError, RemoteProtocolError, UsageError
+from initiator.framing import PduReader, frame
 from initiator.portal import Portal
+from initiator.secret import Secret
 from initiator.session import Session
 from initiator.transport import PduStream, Transport
 from tests.initiator.scripted_target import Lun, Script, ScriptedTarget
@@ -149,3 +155,71 @@ def test_scsi_error_other_than_unit_attention_is_raised_with_its_sense(connect) 
     with pytest.raises(scsi.ScsiCommandError, match=r"READ\(10\) failed: CHECK_CONDITION.*ILLEGAL_REQUEST.*0x25"):
         client.command(conn, 7, scsi.read_10(0, 1, 512), _deadline())
     assert client.probe(conn, _deadline()).chosen_lun == 1  # the session is still usable
+
+
+def _login_peer(answer) -> tuple[Portal, threading.Thread, socket.socket]:
+    """A listener that reads one Login Request and sends what `answer(request)` gives (bytes, then holds on;
+    None: hangs up)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    server.settimeout(5)
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.settimeout(5)
+            reader = PduReader(from_target=False)
+            while (pdu := reader.next_pdu()) is None:
+                reader.feed(conn.recv(reader.bytes_needed()))
+            reply = answer(pdu)
+            if reply is None:  # hang up
+                return
+            conn.sendall(reply)
+            with contextlib.suppress(OSError):
+                conn.recv(1)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return Portal("127.0.0.1", server.getsockname()[1]), thread, server
+
+
+@pytest.mark.parametrize(
+    ("answer", "error", "match"),
+    [
+        (
+            lambda req: frame(P.LoginResponse(status_class=1, status_detail=1, data=b"TargetAddress=[::1:3260,1\x00")),
+            RemoteProtocolError,
+            "TargetAddress",
+        ),
+        (
+            lambda req: frame(P.LoginResponse(status_class=1, status_detail=1, data=b"TargetAddress=bad_host!,1\x00")),
+            RemoteProtocolError,
+            "redirect to 'bad_host!'",
+        ),
+        (lambda req: None, NetworkError, "closed the connection"),
+        (lambda req: frame(P.NopIn(itt=req.itt)), RemoteProtocolError, "expected a Login Response"),
+        (
+            lambda req: frame(P.LoginResponse(itt=req.itt, isid=req.isid, status_class=2, status_detail=3)),
+            IscsiError,
+            r"target not found \(0x0203\)",
+        ),
+    ],
+    ids=["bad-redirect-address", "bad-redirect-host", "closed", "not-a-login-response", "refused"],
+)
+def test_hostile_login_peers(answer, error: type, match: str) -> None:
+    portal, thread, server = _login_peer(answer)
+    try:
+        with pytest.raises(error, match=match):
+            client.login(portal, "iqn.2026-11.org.example:t", "iqn.2026-11.org.example:i", _deadline())
+    finally:
+        thread.join(5)
+        server.close()
+
+
+def test_credentials() -> None:
+    assert client.credentials(None, None) is None
+    creds = client.credentials(Chap("u", Secret("s" * 12)), Chap("t", Secret("r" * 12)))
+    assert creds is not None and creds.mutual
+    with pytest.raises(UsageError):
+        client.credentials(None, Chap("t", Secret("r" * 12)))
