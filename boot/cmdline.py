@@ -150,7 +150,7 @@ class Cmdline:
     password: Secret | None = None
     in_username: str | None = None
     in_password: Secret | None = None
-    firmware: bool = False
+    firmware: bool | None = None  # None: not given (the planner may still use a present iBFT); False: refused
     ibft: bool = False
     multipath: bool = False
     waitnet: bool = True

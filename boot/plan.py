@@ -137,12 +137,15 @@ class BootPlan:
     login_retry_max: int | None = None  # rd.iscsi.login_retry_max
     notes: tuple[str, ...] = ()  # what the planner decided or ignored, in words (unsupported options, conflicts)
 
-    def options_json(self) -> dict[str, Any]:
+    def options_json(self, show_secrets: bool = False) -> dict[str, Any]:
+        """The extras as `explain` prints them; an iscsiadm parameter naming a password shows as ***."""
         return {
             "log_level": self.log_level,
             "waitnet": self.waitnet,
             "testroute": self.testroute,
-            "iscsi_params": {k: v for k, v in self.iscsi_params},
+            "iscsi_params": {
+                k: v if show_secrets or "password" not in k.lower() else REDACTED for k, v in self.iscsi_params
+            },
             "login_retry_max": self.login_retry_max,
         }
 

@@ -8,7 +8,8 @@ Rules where the two inputs meet (the command line wins, except where dracut lets
 |                             | then the iBFT's targets (valid or boot-selected) when rd.iscsi.firmware=1,        |
 |                             | bare netroot=iscsi, ip=ibft/rd.iscsi.ibft, or when the command line names no      |
 |                             | target at all. A firmware target equal to a command-line one (address, port,      |
-|                             | name) is dropped: the command line's CHAP and LUN win.                            |
+|                             | name) is dropped: the command line's CHAP and LUN win. rd.iscsi.firmware=0       |
+|                             | refuses the iBFT's targets even then.                                            |
 | CHAP of a command-line      | the netroot spec's own user:pass@, else rd.iscsi.username/password (and .in.)   |
 | target                      |                                                                                 |
 | which interfaces            | every ip= in order (ip=ibft / <if>:ibft expands to the iBFT's NICs); no ip= and  |
@@ -387,7 +388,7 @@ def build_plan(
         notes_out.append(f"netroot={other}: not an iSCSI root, ignored")
     cmd_targets = plan_cmdline_targets(cmdline)
     ibft_wanted = (
-        cmdline.firmware
+        bool(cmdline.firmware)
         or cmdline.netroot_firmware
         or cmdline.ibft
         or any(ip.method is IpMethod.IBFT for ip in cmdline.ips)
@@ -396,7 +397,7 @@ def build_plan(
     if ibft is None:
         if cmdline.firmware or cmdline.netroot_firmware:
             raise IbftError("ibft", None, "rd.iscsi.firmware (or netroot=iscsi) asks for the iBFT but none was found")
-    elif ibft_wanted or not cmd_targets:
+    elif cmdline.firmware is not False and (ibft_wanted or not cmd_targets):
         firmware_targets = usable_ibft_targets(ibft)
         if not cmd_targets and not ibft_wanted and firmware_targets:
             notes_out.append("no target on the command line: using the iBFT's")
@@ -471,7 +472,7 @@ def load_plan(
     elif ibft_source is not None:
         ibft = load_ibft(ibft_source)
     else:
-        needed = parsed.firmware or parsed.netroot_firmware or parsed.ibft
+        needed = bool(parsed.firmware) or parsed.netroot_firmware or parsed.ibft
         needed = needed or any(ip.method is IpMethod.IBFT for ip in parsed.ips)
         try:
             ibft = find_ibft()

@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def explain_json(plan: BootPlan, show_secrets: bool = False) -> dict:
     out = plan.to_json(show_secrets)
-    out["options"] = plan.options_json()
+    out["options"] = plan.options_json(show_secrets)
     out["notes"] = list(plan.notes)
     return out
 
@@ -73,7 +73,7 @@ def format_plan(plan: BootPlan, show_secrets: bool = False) -> str:
     lines += [_target_line(t, show_secrets) for t in plan.targets] or ["  (none)"]
     lines.append("waits (seconds): " + " ".join(f"{k}={v:g}" for k, v in plan.timeouts.to_json().items()))
     lines.append(f"root: {plan.root or ('(the first target LUN)' if plan.targets else '-')}")
-    options = plan.options_json()
+    options = plan.options_json(show_secrets)
     params = " ".join(f"{k}={v}" for k, v in options.pop("iscsi_params").items())
     lines.append(
         "options: " + " ".join(f"{k}={v}" for k, v in options.items()) + (f" params: {params}" if params else "")

@@ -107,6 +107,18 @@ def test_extra_keys_options_and_notes(capsys):
     assert any("bond=bond0:eth1,eth2" in n for n in doc["notes"])
 
 
+def test_password_parameters_are_hidden(capsys):
+    line = "rd.iscsi.param=node.session.auth.password=zz9 rd.iscsi.param=node.session.auth.username=u"
+    doc = explain_json(capsys, line)
+    assert doc["options"]["iscsi_params"] == {"node.session.auth.password": "***", "node.session.auth.username": "u"}
+    assert (
+        explain_json(capsys, line, "none", "--show-secrets")["options"]["iscsi_params"]["node.session.auth.password"]
+        == "zz9"
+    )
+    _, out, _ = run(capsys, "--cmdline", line, "--ibft", "none")
+    assert "zz9" not in out
+
+
 def test_text_output(capsys):
     status, out, _ = run(
         capsys, "--cmdline", f"vlan=eth0.7:eth0 ip=eth0.7:dhcp netroot=iscsi:[fec0::2]::::{T0}", "--ibft", "none"

@@ -227,6 +227,20 @@ def test_merging_with_the_ipxe_table(plan_of, text, interfaces, targets):
     assert plan.initiator_name == "iqn.2026-11.test:client"
 
 
+@pytest.mark.parametrize(
+    ("text", "macs", "targets"),
+    [
+        ("rd.iscsi.firmware=0", [], []),
+        ("rd.iscsi.firmware=0 ip=ibft", [MAC], []),
+        ("rd.iscsi.firmware=0 netroot=iscsi:10.0.2.9::::" + T0, [None], [T0]),
+    ],
+)
+def test_firmware_refused(plan_of, text, macs, targets):
+    plan = plan_of(text, IPXE)
+    assert [i.mac for i in plan.interfaces] == macs
+    assert [t.name for t in plan.targets] == targets
+
+
 def test_command_line_target_wins_over_its_ibft_twin_with_a_note(plan_of):
     plan = plan_of("rd.iscsi.firmware netroot=iscsi:10.0.2.2::::iqn.2026-11.test:chap", IPXE)
     assert any("the command line's wins" in n for n in plan.notes)
