@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import importlib.machinery
 import importlib.util
 import io
 import json
@@ -101,6 +102,7 @@ FILE_MODE = 0o644
 EXEC_MODE = 0o755
 VERIFY_BOUND = 60.0
 ZIP_BOUND = 300.0
+MAX_LINKS = 40  # as the kernel's ELOOP limit
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,26 +183,20 @@ def _excluded(name: str, excludes: Iterable[str]) -> bool:
 
 
 def _find_spec(name: str, search_path: Sequence[Path]) -> bool:
-    """Whether `name` exists on the search path, without importing it (parents are looked up as packages)."""
-    parts = name.split(".")
-    paths = [str(p) for p in search_path]
-    if name in sys.builtin_module_names:
+    """Whether `name` is on the search path or built into the interpreter, found without importing anything."""
+    if name in sys.builtin_module_names or importlib.machinery.FrozenImporter.find_spec(name) is not None:
         return True
+    paths = [str(p) for p in search_path]
+    parts = name.split(".")
     for depth, part in enumerate(parts):
-        finder = importlib.machinery.PathFinder
-        spec = finder.find_spec(part, paths)
+        spec = importlib.machinery.PathFinder.find_spec(part, paths)
         if spec is None:
-            return depth == 0 and importlib.util.find_spec(part) is not None and _frozen_or_builtin(part)
+            return False
         if depth < len(parts) - 1:
             if not spec.submodule_search_locations:
                 return False
             paths = list(spec.submodule_search_locations)
     return True
-
-
-def _frozen_or_builtin(name: str) -> bool:
-    spec = importlib.util.find_spec(name)
-    return spec is not None and spec.origin in ("built-in", "frozen")
 
 
 def _submodules(package: str, search_path: Sequence[Path]) -> list[str]:
@@ -373,49 +369,58 @@ def find_dlopen_library(soname: str) -> str:
 
 def install_host_file(host_path: str, root: Path, mode: int | None = None) -> None:
     """Copy a host file to the same path under root, recreating symlinked directories and symlink chains as
-    the host has them (usr-merged /lib, libfoo.so.1 -> libfoo.so.1.2.3); files already there are kept."""
-    path = PurePosixPath(host_path)
-    current = PurePosixPath("/")
-    for part in path.parts[1:-1]:
-        current = current / part
-        host = Path(current)
-        inside = root / _rel(current)
-        if host.is_symlink():
-            if not inside.is_symlink() and not inside.exists():
-                inside.parent.mkdir(parents=True, exist_ok=True)
-                inside.symlink_to(os.readlink(host))
-            target = PurePosixPath(os.path.normpath(current.parent / os.readlink(host)))
-            install_host_dir(target, root)
-    inside = root / _rel(path)
+    the host has them (usr-merged /lib, libfoo.so.1 -> libfoo.so.1.2.3); files already there are kept.
+    Paths under root are resolved as a chroot would see them, so no link, absolute or not, leads out of root."""
+    path = PurePosixPath(os.path.normpath(host_path))
+    _install_dirs(path.parent, root)
     host = Path(path)
     if host.is_symlink():
         link = os.readlink(host)
-        if not inside.is_symlink() and not inside.exists():
-            inside.parent.mkdir(parents=True, exist_ok=True)
-            inside.symlink_to(link)
-        install_host_file(os.path.normpath(str(path.parent / link)), root, mode)
+        spot = _resolve_in(root, path.parent) / path.name
+        if not spot.is_symlink() and not spot.exists():
+            spot.symlink_to(link)
+        install_host_file(os.path.normpath(path.parent / link), root, mode)
         return
-    if inside.exists():
+    dest = _resolve_in(root, path)
+    if dest.exists():
         return
-    inside.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(host, inside)
-    os.chmod(inside, mode if mode is not None else (host.stat().st_mode & 0o777))
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(host, dest)
+    os.chmod(dest, mode if mode is not None else (host.stat().st_mode & 0o777))
 
 
-def install_host_dir(path: PurePosixPath, root: Path) -> None:
-    """Make a host directory exist under root, as a symlink where the host has one."""
-    if path == PurePosixPath("/"):
-        return
-    install_host_dir(path.parent, root)
-    host = Path(path)
-    inside = root / _rel(path)
-    if inside.is_symlink() or inside.exists():
-        return
-    if host.is_symlink():
-        inside.symlink_to(os.readlink(host))
-        install_host_dir(PurePosixPath(os.path.normpath(path.parent / os.readlink(host))), root)
-    else:
-        inside.mkdir(mode=0o755)
+def _install_dirs(directory: PurePosixPath, root: Path, depth: int = 0) -> None:
+    """Every directory of a host path exists under root: a symlink where the host has one, else a directory."""
+    if depth > MAX_LINKS:
+        raise BadInputError("host path", str(directory), "too many levels of symbolic links")
+    current = PurePosixPath("/")
+    for part in directory.parts[1:]:
+        current = current / part
+        spot = _resolve_in(root, current.parent) / part
+        if not spot.is_symlink() and not spot.exists():
+            host = Path(current)
+            if host.is_symlink():
+                spot.symlink_to(os.readlink(host))
+            else:
+                spot.mkdir(mode=0o755)
+        if spot.is_symlink():
+            target = PurePosixPath(os.path.normpath(current.parent / os.readlink(spot)))
+            _install_dirs(target, root, depth + 1)
+
+
+def _resolve_in(root: Path, path: PurePosixPath, depth: int = 0) -> Path:
+    """Where an absolute path lands under root, following symlinks as if root were / (never above root)."""
+    if depth > MAX_LINKS:
+        raise BadInputError("tree path", str(path), "too many levels of symbolic links")
+    current = PurePosixPath("/")
+    for part in path.parts[1:]:
+        candidate = root / _rel(current / part)
+        if candidate.is_symlink():
+            joined = PurePosixPath(os.path.normpath(current / os.readlink(candidate)))  # an absolute link restarts
+            current = PurePosixPath("/") / _resolve_in(root, joined, depth + 1).relative_to(root)
+        else:
+            current = current / part
+    return root / _rel(current)
 
 
 def _rel(path: PurePosixPath) -> str:

@@ -172,6 +172,18 @@ def test_libraries_resolve_inside_the_tree(tree: freeze.FrozenTree) -> None:
     assert (result.returncode, result.stdout.strip()) == (0, "[]")
 
 
+def test_host_files_never_land_outside_the_root(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "usr/lib").mkdir(parents=True)
+    (root / "lib").symlink_to("/usr/lib")  # absolute, as a staging tree may have it: means root/usr/lib here
+    libc = next(lib for lib in freeze.shared_libraries(freeze.host_interpreter()) if "/libc.so" in lib)
+    before = Path(libc).stat().st_mtime_ns
+    freeze.install_host_file(libc, root)
+    expected = root / "usr/lib" / libc.split("/lib/", 1)[1] if libc.startswith("/lib/") else root / libc.lstrip("/")
+    assert expected.is_file() and not expected.is_symlink()
+    assert Path(libc).stat().st_mtime_ns == before  # the host's own file was not written through the link
+
+
 # --- failures name what is wrong ----------------------------------------------------------------------------------
 
 
