@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from initiator import pdu as P
 from initiator.discovery import (
@@ -10,7 +12,7 @@ from initiator.discovery import (
     SendTargets,
     parse_send_targets,
 )
-from initiator.errors import IscsiError, LocalProtocolError, RemoteProtocolError
+from initiator.errors import IscsiError, LocalProtocolError, PyiscsiError, RemoteProtocolError
 from initiator.portal import Portal
 from initiator.session import Session, TextReply
 
@@ -164,3 +166,35 @@ def test_reply_for_another_exchange() -> None:
     _, st, request = _exchange()
     with pytest.raises(RemoteProtocolError, match="ours is"):
         st.receive(TextReply(request.itt + 1, b"", True, False, P.RESERVED_TAG))
+
+
+_PIECES = st.sampled_from(
+    [
+        b"TargetName=iqn.2000-01.com.x:y\x00",
+        b"TargetAddress=",
+        b"10.0.0.1",
+        b":3260",
+        b",1",
+        b"[::1]",
+        b"\x00",
+        b"=",
+        b",",
+        b"[",
+        b"]",
+        b":",
+        b"\xff",
+        b"SendTargets=Reject\x00",
+        b"X-a=b\x00",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_PIECES, max_size=12).map(b"".join) | st.binary(max_size=100))
+def test_any_answer_gives_targets_or_a_typed_error(data: bytes) -> None:
+    try:
+        targets = parse_send_targets(data, HERE)
+    except PyiscsiError:
+        return
+    for target in targets:
+        assert target.portals and all(0 < p.port < 65536 for p in target.portals)

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from initiator.errors import BadInputError
 from initiator.portal import Portal, parse_portal
@@ -56,3 +58,15 @@ def test_field_name_and_default_port_are_inputs() -> None:
     assert parse_portal("10.0.0.1", default_port=860).port == 860
     with pytest.raises(BadInputError, match=r"^TargetAddress:"):
         parse_portal("x:y", field="TargetAddress")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="0123456789abcdef.:[]%-_ xyz", max_size=40))
+def test_any_text_gives_a_portal_or_bad_input(text: str) -> None:
+    try:
+        portal = parse_portal(text)
+    except BadInputError as exc:
+        assert exc.field == "portal"
+        return
+    assert 0 < portal.port < 65536 and portal.address
+    assert parse_portal(str(portal)) == portal
