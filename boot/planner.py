@@ -401,7 +401,12 @@ def build_plan(
         firmware_targets = usable_ibft_targets(ibft)
         if not cmd_targets and not ibft_wanted and firmware_targets:
             notes_out.append("no target on the command line: using the iBFT's")
-    targets = list(cmd_targets)
+    targets: list[TargetPlan] = []
+    for target in cmd_targets:  # root=iscsi: and netroot= naming the same LUN log in once
+        if any(_same(target, t) and target.lun == t.lun for t in targets):
+            notes_out.append(f"target {target.name} at {target.address}:{target.port} lun {target.lun}: given twice")
+            continue
+        targets.append(target)
     for target in firmware_targets:
         plan = target_from_ibft(target)
         if any(_same(plan, t) for t in targets):

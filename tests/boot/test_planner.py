@@ -171,6 +171,8 @@ TARGET_CASES = [
     ("rd.iscsi.target.ip=10.0.0.1 rd.iscsi.target.name=" + T0 + " rd.iscsi.username=u rd.iscsi.password=p",
      [TargetPlan(T0, "10.0.0.1", chap=Chap("u", Secret("p")))]),
     ("rd.iscsi.target.name=ignored netroot=iscsi:10.0.2.2::::" + T0, [TargetPlan(T0, "10.0.2.2")]),
+    (f"root=iscsi:10.0.2.2::::{T0} netroot=iscsi:10.0.2.2::::{T0} netroot=iscsi:10.0.2.2:::1:{T0}",
+     [TargetPlan(T0, "10.0.2.2"), TargetPlan(T0, "10.0.2.2", lun=1)]),
 ]  # fmt: skip
 
 
