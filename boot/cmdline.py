@@ -424,8 +424,6 @@ def _ip_long(fields: list[str], mac: str | None, token: str) -> IpConfig:
                     if mac is not None:
                         raise _err(key, token, "two MAC addresses")
                     mac = parse_mac(extra[1], key, token)
-    if address is not None and method is IpMethod.NONE and gateway is not None and gateway.version != address.version:
-        pass  # a v4 address with a v6 gateway is fine: the planner files each gateway by family
     return IpConfig(
         token,
         method,
