@@ -39,8 +39,8 @@ if [ ! -e /sys/class/iscsi_transport/tcp ]; then
     echo 1 > /sys/class/iscsi_transport/tcp/handle
     echo 0x39 > /sys/class/iscsi_transport/tcp/caps
 fi
-exec iscsiadm -m discovery -t st -p "$1" -I "$3" -o nonpersistent
 """
+_DISCOVER = 'exec iscsiadm -m discovery -t st -p "$1" -I "$3" -o nonpersistent\n'
 
 
 def unavailable_reason() -> str | None:
@@ -52,9 +52,13 @@ def unavailable_reason() -> str | None:
     return None
 
 
-def sendtargets_command(portal: str, initiator: str) -> list[str]:
-    """The argv that runs one private `iscsiadm -m discovery -t st -p portal` (stdout: iscsiadm's lines)."""
-    return ["unshare", "-m", "--propagation", "private", "sh", "-c", _SCRIPT, "sh", portal, initiator, IFACE]
+def sendtargets_command(portal: str, initiator: str, *, wrapper_only: bool = False) -> list[str]:
+    """The argv that runs one private `iscsiadm -m discovery -t st -p portal` (stdout: iscsiadm's lines).
+
+    wrapper_only: the same namespace and mounts, then `true` instead of iscsiadm (what the wrapper costs).
+    """
+    script = _SCRIPT + ("exec true\n" if wrapper_only else _DISCOVER)
+    return ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", portal, initiator, IFACE]
 
 
 def sendtargets(portal: str, initiator: str, timeout: float = 15.0) -> subprocess.CompletedProcess[str]:

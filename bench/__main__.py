@@ -1,0 +1,42 @@
+"""`python -m bench [NAME ...] [--runs N]`: run the named benchmarks (all of them without a name)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+
+import bench  # noqa: F401  (puts the repository root on sys.path)
+
+# name -> (module, what it measures). A new benchmark is one module with run() and RUNS, and one line here.
+BENCHMARKS: dict[str, tuple[str, str]] = {
+    "login": ("bench.login_latency", "iSCSI login and discovery latency: pyiscsi vs open-iscsi's iscsiadm, on tgtd"),
+    "net": ("bench.net_bringup", "network bring-up per method: pyiscsi vs dhclient and dracut's shell loops"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"benchmarks to run: {', '.join(BENCHMARKS)}")
+    parser.add_argument("--runs", type=int, metavar="N", help="samples per measurement (default: each one's own)")
+    args = parser.parse_args(argv)
+    unknown = [name for name in args.names if name not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
+    if args.runs is not None and args.runs < 1:
+        parser.error("--runs must be at least 1")
+    for name in args.names or list(BENCHMARKS):
+        module_name, summary = BENCHMARKS[name]
+        print(f"== {name}: {summary}", flush=True)
+        module = importlib.import_module(module_name)
+        if args.runs is not None:
+            module.RUNS = args.runs
+        started = time.monotonic()
+        module.run()
+        print(f"== {name}: done in {time.monotonic() - started:.1f}s\n", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
