@@ -338,12 +338,18 @@ def generated_initiator_name(machine_id_path: str = MACHINE_ID) -> str:
     return GENERATED_PREFIX + tail
 
 
-def resolve_initiator(cmdline: Cmdline, ibft: Ibft | None, initiator_file: str, machine_id_path: str) -> str:
+def resolve_initiator(
+    cmdline: Cmdline, ibft: Ibft | None, initiator_file: str, machine_id_path: str
+) -> tuple[str, str]:
+    """(name, where it came from)."""
     if cmdline.initiator:
-        return check_initiator_name(cmdline.initiator, "rd.iscsi.initiator")
+        return check_initiator_name(cmdline.initiator, "rd.iscsi.initiator"), "rd.iscsi.initiator"
     if ibft is not None and ibft.initiator is not None and ibft.initiator.name:
-        return ibft.initiator.name
-    return read_initiator_file(initiator_file) or generated_initiator_name(machine_id_path)
+        return ibft.initiator.name, "the iBFT"
+    from_file = read_initiator_file(initiator_file)
+    if from_file:
+        return from_file, initiator_file
+    return generated_initiator_name(machine_id_path), f"generated (no rd.iscsi.initiator, iBFT or {initiator_file})"
 
 
 def plan_timeouts(cmdline: Cmdline) -> Timeouts:
@@ -385,7 +391,10 @@ def build_plan(
     """Merge by the rules in this module's docstring. Pure: no I/O beyond the two small name files."""
     notes_out = list(notes)
     for other in cmdline.other_netroots:
-        notes_out.append(f"netroot={other}: not an iSCSI root, ignored")
+        if other == "dhcp":
+            notes_out.append("netroot=dhcp: a root path from DHCP is not supported; give netroot=iscsi:... instead")
+        else:
+            notes_out.append(f"netroot={other}: not an iSCSI root, ignored")
     cmd_targets = plan_cmdline_targets(cmdline)
     ibft_wanted = (
         bool(cmdline.firmware)
@@ -420,10 +429,12 @@ def build_plan(
         interfaces = (_default_interface(cmdline, notes_out),)
         if cmdline.nameservers:
             interfaces = (dataclasses.replace(interfaces[0], dns=cmdline.nameservers),)
+    initiator_name, initiator_from = resolve_initiator(cmdline, ibft, initiator_file, machine_id_path)
+    notes_out.append(f"initiator name from {initiator_from}")
     if cmdline.target_group is not None:
         notes_out.append(f"rd.iscsi.target.group={cmdline.target_group}: the portal group is taken from the target")
     return BootPlan(
-        initiator_name=resolve_initiator(cmdline, ibft, initiator_file, machine_id_path),
+        initiator_name=initiator_name,
         interfaces=interfaces,
         targets=tuple(targets),
         timeouts=plan_timeouts(cmdline),

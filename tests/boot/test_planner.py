@@ -120,6 +120,9 @@ def test_interfaces_from_the_command_line(plan_of, text, interfaces):
         ("netroot=iscsi:10.0.2.2::::" + T0, "DHCP on the first link with carrier"),
         ("netroot=nfs:10.0.0.1:/srv", "not an iSCSI root"),
         ("rd.iscsi.target.ip=10.0.0.1 rd.iscsi.target.group=3", "portal group"),
+        ("netroot=dhcp", "a root path from DHCP is not supported"),
+        ("rd.iscsi.initiator=iqn.2026-11.a:b", "initiator name from rd.iscsi.initiator"),
+        ("", "initiator name from generated (no rd.iscsi.initiator, iBFT or"),
     ],
 )
 def test_notes(plan_of, text, note):
