@@ -8,6 +8,8 @@ import ipaddress
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from initiator.errors import IbftError
 from initiator.ibft import ChapType, Ibft, IbftFlags, IbftNic, IbftTarget, Origin, parse_ibft
@@ -362,3 +364,26 @@ def test_real_kernel_sysfs_reads_as_the_table(tmp_path, sidecar):
         path.write_text(value if relative.endswith("subnet-mask") else f"{value}\n")
     table = parse_ibft(sidecar.with_suffix(".bin").read_bytes())
     assert _lun_free(read_sysfs(str(tmp_path))) == _lossless(table, str(tmp_path))
+
+
+SYSFS_FILES = [
+    "initiator/index", "initiator/flags", "initiator/initiator-name", "initiator/isns-server", "ethernet0/ip-addr",
+    "ethernet0/prefix-len", "ethernet0/subnet-mask", "ethernet0/origin", "ethernet0/gateway", "ethernet0/vlan",
+    "ethernet0/mac", "ethernet0/hostname", "ethernet0/index", "target0/ip-addr", "target0/port", "target0/lun",
+    "target0/chap-type", "target0/nic-assoc", "target0/target-name", "target0/chap-secret", "target0/flags",
+]  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(SYSFS_FILES), st.binary(max_size=80))
+def test_random_sysfs_file_contents_read_or_raise_ibft_error(name, content):
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        write_sysfs(parse_ibft(CHAP_TABLE), Path(tmp))
+        path = Path(tmp) / name
+        path.write_bytes(content)
+        try:
+            read_sysfs(tmp)
+        except IbftError as exc:
+            assert str(exc)
