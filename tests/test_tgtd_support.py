@@ -199,3 +199,17 @@ def test_stock_iscsiadm_discovers_our_targets(tgtd: Tgtd) -> None:
             result6 = iscsiadm.sendtargets(tgtd.portal6, f"{IQN}:initiator")
         assert result6.returncode == 0, result6.stderr
         assert sorted(result6.stdout.splitlines()) == [f"{tgtd.portal6},1 {IQN}:a", f"{tgtd.portal6},1 {IQN}:b"]
+
+
+def test_pause_holds_connections_silent_and_resume_answers_again(tgtd: Tgtd) -> None:
+    tgtd.add_target(f"{IQN}:p", [1 << 20])
+    tgtd.pause()
+    try:
+        with socket.create_connection(("127.0.0.1", tgtd.port), timeout=2) as conn:
+            conn.sendall(b"\x43" + bytes(47))  # the kernel completes the handshake; tgtd reads nothing
+            conn.settimeout(0.3)
+            with pytest.raises(TimeoutError):
+                conn.recv(1)
+    finally:
+        tgtd.resume()
+    assert f"{IQN}:p" in tgtd.show()

@@ -256,6 +256,18 @@ def test_silent_peer_runs_out_the_named_wait() -> None:
     assert re.search(r"wait '[\w -]+' ran out after 2s", result.stderr), result.stderr
 
 
+def test_target_that_hangs_mid_login(tgtd: Tgtd) -> None:
+    """tgtd frozen (SIGSTOP): TCP connects, the login request is never answered; the bound names the wait."""
+    _disks(tgtd)
+    tgtd.pause()
+    try:
+        result = _probe(tgtd, DISK, "--timeout", "2")
+    finally:
+        tgtd.resume()
+    _refused(result, 5)
+    assert re.search(r"wait '[\w -]+' ran out after 2s", result.stderr), result.stderr
+
+
 # -- redirect -------------------------------------------------------------------------------------------------
 
 

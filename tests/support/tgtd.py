@@ -13,7 +13,10 @@ tgt facts the callers should know:
   outgoing account (the target proves itself). tgt accounts are global to the daemon.
 - Redirect: target parameters RedirectAddress/RedirectPort/RedirectReason (Temporary|Permanent); a login to
   that target is then answered with status 0x0101/0x0102 and TargetAddress.
-- tgtd ignores SIGTERM while idle; stop() kills its process group, which is also what a crashed target is.
+- tgtd ignores SIGTERM while idle; stop() kills its process group, which is also what a crashed target is;
+  pause()/resume() freeze and thaw it (a target that hangs with its connections open).
+- tgt never redirects a login to the address the initiator itself has: redirect tests put the second tgtd on
+  127.0.0.2 (`Tgtd(host="127.0.0.2")`), the rest of 127.0.0.0/8 works without setup.
 
 Usage: `with Tgtd() as tgt: t = tgt.add_target("iqn...:disk", [LunSpec(64 << 20)]); tgt.portal ...`
 """
@@ -192,6 +195,17 @@ class Tgtd:
             for leftover in (f"socket.{self.control_port}", f"socket.{self.control_port}.lock"):
                 with contextlib.suppress(FileNotFoundError):
                     (CONTROL_DIR / leftover).unlink()
+
+    def pause(self) -> None:
+        """Freeze tgtd (SIGSTOP): connections stay open and nothing answers, a hung target for bounded-wait tests."""
+        if not self.running or self.pid is None:
+            raise TgtdError("pause: tgtd is not running")
+        os.killpg(self.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGCONT)
 
     def restart(self) -> None:
         """Stop, then start again on the same portal port with the same targets, LUNs, accounts and ACLs."""
