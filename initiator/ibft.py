@@ -47,6 +47,7 @@ class StructureId(enum.IntEnum):
 
 STRUCTURE_LENGTH = {StructureId.INITIATOR: 74, StructureId.NIC: 102, StructureId.TARGET: 54}
 CONTROL_MIN_LENGTH = 18  # header, extensions, initiator, NIC0, target0, NIC1, target1
+MAX_STRUCTURES = 65  # the initiator and 32 NIC/target pairs: far beyond any firmware, and bounds the work
 
 
 class IbftFlags(enum.IntFlag):
@@ -425,6 +426,9 @@ def parse_ibft(data: bytes, source: str = "") -> Ibft:
     table.need("control.length", control, control_length)
     offsets = [table.u16(f"control.offset{i}", control + 8 + 2 * i) for i in range((control_length - 8) // 2)]
 
+    used = sum(1 for o in offsets if o)
+    if used > MAX_STRUCTURES:
+        raise IbftError("control.length", control_length, f"{used} structures listed, at most {MAX_STRUCTURES}")
     initiator: IbftInitiator | None = None
     nics: list[IbftNic] = []
     targets: list[IbftTarget] = []

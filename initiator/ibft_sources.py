@@ -38,6 +38,8 @@ SCAN_START = 0x80000
 SCAN_END = 0x100000
 VGA_HOLE = (0xA0000, 0xC0000)
 MAX_SYSFS_FILE = 4096  # a sysfs attribute is at most one page
+MAX_SCANNED_LENGTH = 0x10000  # a candidate claiming more is not taken (real tables are a few hundred bytes)
+MAX_CANDIDATES = 64  # signatures whose checksum is tried: bounds the scan of a hostile memory image
 
 
 # ---- raw table file --------------------------------------------------------------------------------------------
@@ -63,14 +65,15 @@ def find_in_memory(image: bytes, base: int = SCAN_START) -> bytes | None:
     """
     end = base + len(image)
     candidate: bytes | None = None
-    start = (-base) % 16
+    tried = 0
     for signature in SIGNATURES:
-        pos = image.find(signature, start)
-        while pos != -1:
+        pos = image.find(signature)
+        while pos != -1 and tried < MAX_CANDIDATES:
             address = base + pos
             if address % 16 == 0 and not VGA_HOLE[0] <= address < VGA_HOLE[1]:
                 length = int.from_bytes(image[pos + 4 : pos + 8], "little") if pos + 8 <= len(image) else 0
-                if 48 <= length <= end - address:
+                if 48 <= length <= min(end - address, MAX_SCANNED_LENGTH):
+                    tried += 1
                     table = image[pos : pos + length]
                     if sum(table) % 256 == 0:
                         return table

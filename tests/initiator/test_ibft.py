@@ -335,6 +335,15 @@ def test_corrupt_tables_name_the_field(raw, field):
     assert str(caught.value).startswith(field)
 
 
+def test_too_many_structures_is_refused_before_any_is_read():
+    nics = [_nic(i) for i in range(33)]
+    with pytest.raises(IbftError) as caught:
+        parse_ibft(encode_ibft(INITIATOR, nics, [_target(i) for i in range(33)]))
+    assert caught.value.field == "control.length"
+    assert "67 structures listed, at most 65" in str(caught.value)
+    assert len(parse_ibft(encode_ibft(INITIATOR, nics[:32], [_target(i) for i in range(32)])).targets) == 32
+
+
 def test_secret_never_in_an_error():
     target = _target(0, chap_type=ChapType.CHAP, chap_name="u", chap_secret=Secret("s\x01zqzq"))
     with pytest.raises(IbftError) as caught:

@@ -241,6 +241,20 @@ def test_memory_scan_of_a_short_image(tmp_path):
     assert find_in_memory(bytes(64), SCAN_START) is None
 
 
+def test_a_memory_full_of_signatures_is_scanned_quickly(tmp_path):
+    import time
+
+    # every 16 bytes a signature claiming 0xfff0 bytes whose checksum fails: 64K candidates of 64 KiB each,
+    # which summed one by one would take minutes; only the first MAX_CANDIDATES are tried
+    bait = (b"iBFT" + (0xFFF0).to_bytes(4, "little") + bytes(8)) * (0x20000 // 16)
+    path = _image(tmp_path, {0x80000: bait, 0xC0000: bait * 2})
+    started = time.monotonic()
+    with pytest.raises(IbftError) as caught:
+        scan_memory(str(path))
+    assert caught.value.field == "checksum"
+    assert time.monotonic() - started < 5
+
+
 def test_length_running_past_the_window_is_not_taken(tmp_path):
     table = bytearray(CHAP_TABLE)
     table[4:8] = (0x100000).to_bytes(4, "little")
