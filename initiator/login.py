@@ -28,8 +28,9 @@ Public API
     LoginResult (frozen): every negotiated key, ISID, TSIH, CID, StatSN/ExpStatSN, ExpCmdSN/MaxCmdSN, ...
         .negotiated_text() -> dict[str, str]
     LoginState, LoginEvent, TRANSITIONS, make_isid(random_bytes) -> bytes, parse_target_address(text)
-    A LoginRejected raised while the target was answering our CHAP_A list carries `retry_with_md5 = True`: some
-    targets refuse a list that is not `5` alone; the driver may log in again with chap_algorithms=(5,).
+    A LoginRejected raised during CHAP with a non-MD5 algorithm carries `retry_with_md5 = True` (else False):
+    some targets refuse a CHAP_A list that is not `5` alone, and tgt 1.0.x takes CHAP_A=7 as SHA-1 and then
+    fails our SHA-256 answer with 0x0200; the driver may log in once more with chap_algorithms=(5,).
 """
 
 from __future__ import annotations
@@ -40,7 +41,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from initiator.chap import DEFAULT_ALGORITHMS, ChapCredentials, ChapExchange, MutualAuthenticationFailed
+from initiator.chap import (
+    DEFAULT_ALGORITHMS,
+    ChapAlgorithm,
+    ChapCredentials,
+    ChapExchange,
+    MutualAuthenticationFailed,
+)
 from initiator.errors import LocalProtocolError, PyiscsiError, RemoteProtocolError
 from initiator.framing import LOGIN_MAX_DATA_SEGMENT
 from initiator.negotiation import (
@@ -328,8 +335,13 @@ class LoginStateMachine:
             return self._redirect(resp)
         if code:
             err = login_error(code, self.config.target_name)
+            # Some targets refuse a CHAP_A list that is not 5 alone; others (tgt 1.0.x) take CHAP_A=7 meaning
+            # SHA-1 and then fail our SHA-256 answer. Either way one more login offering MD5 alone may succeed.
             err.retry_with_md5 = (  # type: ignore[attr-defined]
-                self.state is LoginState.AWAIT_CHAP_CHALLENGE and self.chap is not None and self.chap.can_fall_back
+                self.state in (LoginState.AWAIT_CHAP_CHALLENGE, LoginState.AWAIT_CHAP_RESULT)
+                and self.chap is not None
+                and self.chap.can_fall_back
+                and self.chap.algorithm is not ChapAlgorithm.MD5
             )
             raise err
         self._exp_statsn = (resp.statsn + 1) & 0xFFFFFFFF

@@ -355,6 +355,20 @@ def test_refusal_during_chap_a_hints_md5_retry() -> None:
     assert info.value.retry_with_md5 is True
 
 
+@pytest.mark.parametrize(
+    ("algorithms", "target_algs", "hint"),
+    [((7, 8, 6, 5), (7,), True), ((7, 8, 6, 5), (5,), False), ((5,), (5,), False), ((7, 6), (7,), False)],
+)
+def test_refusal_after_a_non_md5_answer_hints_md5_retry(
+    algorithms: tuple[int, ...], target_algs: tuple[int, ...], hint: bool
+) -> None:
+    # A tgt-1.0.x-like target: it picks an algorithm, then refuses the answer (here: a different secret).
+    target = FakeTarget(auth="CHAP", algorithms=target_algs, secret=b"not-what-we-use")
+    with pytest.raises(AuthenticationFailed) as info:
+        run_login(_config(chap=ONE_WAY, chap_algorithms=algorithms), target)
+    assert info.value.retry_with_md5 is hint
+
+
 def test_target_chap_without_credentials() -> None:
     with pytest.raises(AuthenticationFailed):
         run_login(_config(), FakeTarget(auth="CHAP"))
