@@ -12,6 +12,8 @@ Rules where the two inputs meet (the command line wins, except where dracut lets
 |                             | refuses the iBFT's targets even then.                                            |
 | CHAP of a command-line      | the netroot spec's own user:pass@, else rd.iscsi.username/password (and .in.)   |
 | target                      |                                                                                 |
+| rd.iscsi.param=node.session | applied to every target over its CHAP, as iscsistart --param does              |
+| .auth.*                     |                                                                                 |
 | which interfaces            | every ip= in order (ip=ibft / <if>:ibft expands to the iBFT's NICs); no ip= and  |
 |                             | firmware targets or rd.iscsi.ibft: the iBFT's NICs (dracut's `iscsistart -N`);    |
 |                             | no ip= otherwise: DHCP on bootdev= / BOOTIF= / the first link with carrier       |
@@ -54,7 +56,7 @@ NO_IBFT = "none"  # --ibft none: do not look for firmware
 NAME_RE = re.compile(r"(iqn\.\d{4}-\d{2}\.[^\s]+|eui\.[0-9A-Fa-f]{16}|naa\.[0-9A-Fa-f]{16}([0-9A-Fa-f]{16})?)")
 MAX_NAME = 223  # RFC 7143 section 4.2.7.1
 
-IBFT_TIMEOUT_PARAMS = {
+PARAM_TIMEOUTS = {
     "node.session.timeo.replacement_timeout": "replacement",
     "node.conn[0].timeo.login_timeout": "login",
 }
@@ -300,6 +302,45 @@ def plan_cmdline_targets(cmdline: Cmdline) -> list[TargetPlan]:
     return targets
 
 
+AUTH_PARAMS = ("node.session.auth.authmethod", "node.session.auth.username", "node.session.auth.password",
+               "node.session.auth.username_in", "node.session.auth.password_in")  # fmt: skip
+
+
+def apply_auth_params(
+    targets: list[TargetPlan], params: tuple[tuple[str, str], ...], notes: list[str]
+) -> list[TargetPlan]:
+    """rd.iscsi.param=node.session.auth.* as iscsistart applies them: to every node, over what it had."""
+    auth = {k: v for k, v in params if k in AUTH_PARAMS}
+    if not auth or not targets:
+        return targets
+    method = auth.get("node.session.auth.authmethod", "").upper()
+    if method not in ("", "NONE", "CHAP"):
+        raise CmdlineError("rd.iscsi.param", f"node.session.auth.authmethod={method}", "expected None or CHAP")
+    if method == "NONE":
+        notes.append("rd.iscsi.param=node.session.auth.authmethod=None: no CHAP for any target")
+        return [dataclasses.replace(t, chap=None, reverse_chap=None) for t in targets]
+    out = []
+    for target in targets:
+        chap, reverse = target.chap, target.reverse_chap
+        if "node.session.auth.username" in auth or "node.session.auth.password" in auth:
+            chap = _chap(
+                auth.get("node.session.auth.username", chap.username if chap else None),
+                Secret(auth["node.session.auth.password"]) if "node.session.auth.password" in auth else
+                (chap.password if chap else None),
+                "rd.iscsi.param",
+            )  # fmt: skip
+        if "node.session.auth.username_in" in auth or "node.session.auth.password_in" in auth:
+            reverse = _chap(
+                auth.get("node.session.auth.username_in", reverse.username if reverse else None),
+                Secret(auth["node.session.auth.password_in"]) if "node.session.auth.password_in" in auth else
+                (reverse.password if reverse else None),
+                "rd.iscsi.param",
+            )  # fmt: skip
+        out.append(dataclasses.replace(target, chap=chap, reverse_chap=reverse))
+    notes.append("rd.iscsi.param=node.session.auth.*: CHAP of every target set from the parameters")
+    return out
+
+
 def _same(a: TargetPlan, b: TargetPlan) -> bool:
     return (a.address, a.port, a.name) == (b.address, b.port, b.name)
 
@@ -363,7 +404,7 @@ def plan_timeouts(cmdline: Cmdline) -> Timeouts:
         if name in known:
             values[name] = seconds
     for key, value in cmdline.params:
-        wait = IBFT_TIMEOUT_PARAMS.get(key)
+        wait = PARAM_TIMEOUTS.get(key)
         if wait is not None:
             try:
                 seconds = float(value)
@@ -423,6 +464,7 @@ def build_plan(
             continue
         targets.append(plan)
 
+    targets = apply_auth_params(targets, cmdline.params, notes_out)
     firmware_nics = bool(firmware_targets) or cmdline.ibft
     interfaces = plan_interfaces(cmdline, ibft, firmware_nics, firmware_targets, notes_out)
     if not interfaces and not cmdline.ips and (targets or cmdline.neednet):

@@ -405,6 +405,12 @@ def test_password_errors_do_not_echo_the_word():
     assert str(caught.value) == "rd.iscsi.in.password: empty value"
 
 
+def test_a_bad_parameter_naming_a_password_is_not_echoed():
+    with pytest.raises(CmdlineError) as caught:
+        parse_cmdline("rd.iscsi.param=node.session.auth.pass word=hunter2")
+    assert "hunter2" not in str(caught.value) and "rd.iscsi.param=***" in str(caught.value)
+
+
 def test_secrets_stay_hidden_in_the_parsed_value():
     parsed = parse_cmdline(f"rd.iscsi.password=topsecret netroot=iscsi:u:alsosecret@10.0.0.1::::{T0}")
     assert "topsecret" not in repr(parsed) and "alsosecret" not in repr(parsed)

@@ -184,6 +184,41 @@ def test_targets_from_the_command_line(plan_of, text, targets):
     assert list(plan_of(text).targets) == targets
 
 
+P = "rd.iscsi.param=node.session.auth."
+
+
+@pytest.mark.parametrize(
+    ("text", "chaps"),
+    [
+        (f"rd.iscsi.firmware {P}username=pu {P}password=pp",
+         [(Chap("pu", Secret("pp")), None)]),
+        (f"rd.iscsi.firmware {P}password=only",
+         [(Chap("bootuser", Secret("only")), None)]),
+        (f"rd.iscsi.firmware {P}username_in=ru {P}password_in=rp",
+         [(Chap("bootuser", Secret("Secret-12345")), Chap("ru", Secret("rp")))]),
+        (f"rd.iscsi.firmware {P}authmethod=None", [(None, None)]),
+        (f"rd.iscsi.firmware {P}authmethod=CHAP {P}username=x {P}password=y", [(Chap("x", Secret("y")), None)]),
+        (f"netroot=iscsi:10.0.2.9::::{T0} {P}username=pu {P}password=pp", [(Chap("pu", Secret("pp")), None)]),
+    ],
+)  # fmt: skip
+def test_auth_parameters_apply_to_every_target(plan_of, text, chaps):
+    plan = plan_of(text, IPXE)
+    assert [(t.chap, t.reverse_chap) for t in plan.targets] == chaps
+    assert any("node.session.auth" in n for n in plan.notes)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (f"netroot=iscsi:10.0.2.9::::{T0} {P}username=pu", "needs its password"),
+        (f"netroot=iscsi:10.0.2.9::::{T0} {P}authmethod=Kerberos", "expected None or CHAP"),
+    ],
+)
+def test_bad_auth_parameters(plan_of, text, reason):
+    with pytest.raises(CmdlineError, match=reason):
+        plan_of(text)
+
+
 def test_root_device_and_options_pass_through(plan_of):
     plan = plan_of(
         "root=LABEL=root netroot=iscsi:10.0.2.2::::" + T0 + " rd.iscsi.waitnet=0 rd.iscsi.testroute=0 "
