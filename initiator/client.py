@@ -1,10 +1,14 @@
 """Blocking client functions: drive the sans-I/O login, session and discovery objects over a socket.
 
-    discover(portal, initiator, chap, deadline, ...) -> list[DiscoveredTarget]
-    login(portal, target, initiator, chap, deadline, isid=None, initial_cmdsn=1, digests=..., max_redirects=3)
-        -> LoggedInConnection
+    discover(portal, initiator, [chap, [reverse_chap,]] deadline, *, header_digest, data_digest, max_redirects)
+        -> list[DiscoveredTarget]
+    login(portal, target, initiator, [chap, [reverse_chap,]] deadline, *, isid=None, initial_cmdsn=1,
+          header_digest="None", data_digest="None", max_redirects=3, connect_bound, login_bound)
+        -> LoggedInConnection (.result: LoginResult, .tsih, .isid, .statsn, .exp_statsn, .sock, .portal,
+           .redirected_from, .detach() for the kernel)
     probe(conn, deadline, lun=None) -> ProbeResult
     logout(conn, deadline)
+    (chap and reverse_chap are boot.plan.Chap or None; they may also be given as keywords)
 
 Every wait runs under a child of the caller's deadline ('connect', 'login', 'read', 'logout'), so the error
 names the wait that ran out, or the caller's overall bound when that is tighter.
@@ -189,14 +193,36 @@ def _connection(portal: Portal, target: str | None, stream: PduStream, result: L
     return LoggedInConnection(portal, target, result, stream, session)
 
 
+def _credentials_and_deadline(
+    args: tuple[Chap | Deadline | None, ...], chap: Chap | None, reverse_chap: Chap | None, deadline: Deadline | None
+) -> tuple[Chap | None, Chap | None, Deadline]:
+    """The positional tail of login()/discover(): `deadline`, `chap, deadline` or `chap, reverse_chap, deadline`
+    (callers use all three shapes); keywords work too."""
+    if args:
+        *creds, last = args
+        if not isinstance(last, Deadline) or len(creds) > 2 or deadline is not None:
+            raise LocalProtocolError("client: positional arguments are [chap, [reverse_chap,]] deadline")
+        deadline = last
+        if creds:
+            chap = creds[0]  # type: ignore[assignment]
+        if len(creds) == 2:
+            reverse_chap = creds[1]  # type: ignore[assignment]
+    if deadline is None:
+        raise LocalProtocolError("client: every login needs a deadline")
+    for value in (chap, reverse_chap):
+        if value is not None and not isinstance(value, Chap):
+            raise LocalProtocolError(f"client: CHAP credentials must be Chap or None, got {type(value).__name__}")
+    return chap, reverse_chap, deadline
+
+
 def login(
     portal: Portal,
     target: str | None,
     initiator: str,
-    deadline: Deadline,
-    *,
+    *args: Chap | Deadline | None,
     chap: Chap | None = None,
     reverse_chap: Chap | None = None,
+    deadline: Deadline | None = None,
     isid: bytes | None = None,
     initial_cmdsn: int = 1,
     header_digest: str = "None",
@@ -207,10 +233,13 @@ def login(
 ) -> LoggedInConnection:
     """Log in to `target` (None: a discovery session) at `portal`, following up to `max_redirects` redirects.
 
-    Every Login Request carries CmdSN = `initial_cmdsn` (what the kernel continues from after a hand-over).
-    Refusals raise the status's typed IscsiError (`authentication failed (0x0201)`); a target that rejects
-    our CHAP_A list is retried once with MD5 alone, on a new connection.
+    Call as `login(portal, target, initiator, deadline)`, `login(..., chap, deadline)` or
+    `login(..., chap, reverse_chap, deadline)`. Every Login Request carries CmdSN = `initial_cmdsn` (what the
+    kernel continues from after a hand-over). Refusals raise the status's typed IscsiError (`authentication
+    failed (0x0201)`); a refusal after a CHAP response computed with a stronger hash than MD5 is retried once
+    with MD5 alone, on a new connection (targets that pick SHA-256 and then fail it exist: tgt 1.0.x).
     """
+    chap, reverse_chap, deadline = _credentials_and_deadline(args, chap, reverse_chap, deadline)
     config = LoginConfig(
         initiator_name=initiator,
         target_name=target,
@@ -246,15 +275,17 @@ def login(
 def discover(
     portal: Portal,
     initiator: str,
-    deadline: Deadline,
-    *,
+    *args: Chap | Deadline | None,
     chap: Chap | None = None,
     reverse_chap: Chap | None = None,
+    deadline: Deadline | None = None,
     header_digest: str = "None",
     data_digest: str = "None",
     max_redirects: int = 3,
 ) -> list[DiscoveredTarget]:
-    """SendTargets=All in a discovery session. A logout the target fumbles after a whole answer is forgiven."""
+    """SendTargets=All in a discovery session. Positional tail as login()'s: [chap, [reverse_chap,]] deadline.
+    A logout the target fumbles after a whole answer is forgiven."""
+    chap, reverse_chap, deadline = _credentials_and_deadline(args, chap, reverse_chap, deadline)
     conn = login(
         portal,
         None,

@@ -16,7 +16,14 @@ from boot.plan import Chap
 from initiator import client, scsi
 from initiator import pdu as P
 from initiator.deadline import Deadline
-from initiator.errors import BadInputError, IscsiError, NetworkError, RemoteProtocolError, UsageError
+from initiator.errors import (
+    BadInputError,
+    IscsiError,
+    LocalProtocolError,
+    NetworkError,
+    RemoteProtocolError,
+    UsageError,
+)
 from initiator.framing import PduReader, frame
 from initiator.portal import Portal
 from initiator.secret import Secret
@@ -223,3 +230,17 @@ def test_credentials() -> None:
     assert creds is not None and creds.mutual
     with pytest.raises(UsageError):
         client.credentials(None, Chap("t", Secret("r" * 12)))
+
+
+def test_positional_tail_shapes() -> None:
+    d = _deadline()
+    chap, rev = Chap("u", Secret("s" * 12)), Chap("t", Secret("r" * 12))
+    split = client._credentials_and_deadline
+    assert split((d,), None, None, None) == (None, None, d)
+    assert split((chap, d), None, None, None) == (chap, None, d)
+    assert split((chap, rev, d), None, None, None) == (chap, rev, d)
+    assert split((None, None, d), None, None, None) == (None, None, d)
+    assert split((), chap, None, d) == (chap, None, d)
+    for bad in [(), (chap,), (d, chap), (chap, rev, None, d), ("secret", d)]:
+        with pytest.raises(LocalProtocolError):
+            split(bad, None, None, None)
