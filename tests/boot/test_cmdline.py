@@ -407,7 +407,7 @@ def test_password_errors_do_not_echo_the_word():
 
 def test_a_bad_parameter_naming_a_password_is_not_echoed():
     with pytest.raises(CmdlineError) as caught:
-        parse_cmdline("rd.iscsi.param=node.session.auth.pass word=hunter2")
+        parse_cmdline('rd.iscsi.param="node.session.auth.pass word=hunter2"')
     assert "hunter2" not in str(caught.value) and "rd.iscsi.param=***" in str(caught.value)
 
 
