@@ -744,7 +744,7 @@ def parse_cmdline(text: str) -> Cmdline:
                 handler = _pyiscsi
             else:
                 continue
-        secret = key in SECRET_KEYS or (key == "rd.iscsi.param" and "password" in (value or "").lower())
+        secret = key in SECRET_KEYS or (key == "rd.iscsi.param" and "auth" in (value or "").lower())
         token = f"{raw_key}=***" if secret else word
         handler(state, key, value, token)
     return replace(Cmdline(), **state)
