@@ -368,8 +368,15 @@ def _logout_now(conn: LoggedInConnection, deadline: Deadline) -> None:
         return
     bound = deadline.child("logout", LOGOUT_BOUND)
     request = conn.session.logout()
+    conn.stream.activity = "logout"
     conn.stream.send(request, bound)
-    _pump(conn, bound, LoggedOut)
+    try:
+        done = _pump(conn, bound, LoggedOut)
+    except NetworkError:
+        return  # the target hung up instead of answering: the session is gone all the same
+    assert isinstance(done, LoggedOut)
+    if done.response != 0:
+        raise IscsiError(f"portal {conn.portal}: logout refused (response {done.response})")
 
 
 def logout(conn: LoggedInConnection, deadline: Deadline) -> None:

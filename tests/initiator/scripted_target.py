@@ -40,6 +40,7 @@ class Script:
     async_logout_after: int = 0  # >0: after this many commands, ask for a logout
     luns_list_extra: int = 0  # claim this many more LUN entries than returned (a truncated list)
     no_report_luns: bool = False  # an SPC-2 device: REPORT LUNS is an invalid opcode
+    logout_response: int | None = 0  # None: hang up instead of answering the Logout Request
 
 
 def _sense(key: int, asc: int, ascq: int = 0) -> bytes:
@@ -109,8 +110,15 @@ class ScriptedTarget:
             return
         if isinstance(pdu, P.LogoutRequest):
             self._check_numbers(pdu)
-            self._send(P.LogoutResponse(itt=pdu.itt, time2wait=0, time2retain=0, **self._status_sn()))
             self.logged_out = True
+            if self.script.logout_response is None:
+                self.sock.shutdown(socket.SHUT_RDWR)
+                return
+            self._send(
+                P.LogoutResponse(
+                    itt=pdu.itt, response=self.script.logout_response, time2wait=0, time2retain=0, **self._status_sn()
+                )
+            )
             return
         if not isinstance(pdu, P.ScsiCommand):
             self.errors.append(f"unexpected {pdu.kind}")

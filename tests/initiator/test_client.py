@@ -244,3 +244,15 @@ def test_positional_tail_shapes() -> None:
     for bad in [(), (chap,), (d, chap), (chap, rev, None, d), ("secret", d)]:
         with pytest.raises(LocalProtocolError):
             split(bad, None, None, None)
+
+
+@pytest.mark.parametrize(("response", "error"), [(None, None), (0, None), (1, "logout refused \\(response 1\\)")])
+def test_logout_answers(connect, response: int | None, error: str | None) -> None:
+    conn, target = connect(Script(logout_response=response))
+    if error is None:
+        client.logout(conn, _deadline())
+    else:
+        with pytest.raises(IscsiError, match=error):
+            client.logout(conn, _deadline())
+    target.thread.join(5)
+    assert target.logged_out and target.errors == []
