@@ -1,4 +1,5 @@
 #!/bin/bash
+# shellcheck disable=SC2154 # dracut's globals: initdir, moddir, srcmods, kernel, no_kernel, systemdsystemunitdir
 # 95pyiscsi: iSCSI root through pyiscsi, a Python initiator frozen into the image (boot.freeze).
 #
 # Opt-in: add_dracutmodules+=" pyiscsi " (or --add pyiscsi). Needs no dracut network module: `pyiscsi boot`

@@ -1,4 +1,5 @@
 #!/bin/sh
+# shellcheck disable=SC1091,SC2154,SC2034 # dracut's files and globals (hookdir, rootok) exist in the image
 # 95pyiscsi cmdline hook, sourced by dracut: it must `return`, never `exit`.
 #
 # pyiscsi owns the root when the command line asks for an iSCSI root in any of dracut's forms:

@@ -1,4 +1,5 @@
 #!/bin/sh
+# shellcheck disable=SC1091 # /lib/pyiscsi-lib.sh exists in the image
 # /sbin/pyiscsi-boot: the initqueue job of 95pyiscsi (images without systemd). A program, not a hook: it runs
 # `pyiscsi boot` once and passes its exit status on; a failure is kept for the timeout hook to repeat.
 . /lib/pyiscsi-lib.sh

@@ -1,4 +1,5 @@
 #!/bin/sh
+# shellcheck disable=SC2034 # these names are for the scripts that source this file
 # Shared by 95pyiscsi's hooks (sourced). /run/pyiscsi is the state directory `pyiscsi boot` writes.
 
 PYISCSI_STATE=/run/pyiscsi

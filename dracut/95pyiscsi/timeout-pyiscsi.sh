@@ -1,4 +1,5 @@
 #!/bin/sh
+# shellcheck disable=SC1091 # dracut's files exist in the image
 # 95pyiscsi initqueue/timeout hook, sourced by dracut: it must `return`, never `exit`.
 # The root did not come: repeat why, where the emergency shell's user will read it.
 type warn > /dev/null 2>&1 || . /lib/dracut-lib.sh

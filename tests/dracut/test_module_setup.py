@@ -439,3 +439,12 @@ def test_scripts_parse_and_are_executable(name: str) -> None:
     result = subprocess.run([shell, "-n", str(MODULE / name)], capture_output=True, text=True, timeout=30, check=False)
     assert (result.returncode, result.stderr) == (0, "")
     assert (MODULE / name).stat().st_mode & 0o111
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed (Debian: shellcheck)")
+@pytest.mark.parametrize("name", sorted(p.name for p in MODULE.glob("*.sh")))
+def test_scripts_pass_shellcheck(name: str) -> None:
+    dialect = "bash" if name == "module-setup.sh" else "sh"
+    argv = ["shellcheck", "-s", dialect, str(MODULE / name)]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert (result.returncode, result.stdout) == (0, "")
