@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -213,3 +217,34 @@ def test_pause_holds_connections_silent_and_resume_answers_again(tgtd: Tgtd) -> 
     finally:
         tgtd.resume()
     assert f"{IQN}:p" in tgtd.show()
+
+
+def test_tgtd_dies_with_the_process_that_started_it() -> None:
+    """A test process killed outright (a CI timeout) leaves no tgtd behind holding a port."""
+    if unavailable_reason():
+        pytest.skip(unavailable_reason())
+    script = (
+        "import sys, time\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})\n"
+        "from tests.support.tgtd import Tgtd\n"
+        "t = Tgtd().start()\n"
+        "print(t.pid, t.port, t.workdir, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        pid_text, port_text, workdir = parent.stdout.readline().split()
+        pid, port = int(pid_text), int(port_text)
+        assert _connects("127.0.0.1", port)
+    finally:
+        parent.kill()
+        parent.wait(timeout=10)
+        parent.stdout.close()
+    shutil.rmtree(workdir, ignore_errors=True)  # the one thing a killed owner cannot clean up
+    for _ in range(100):
+        if not Path(f"/proc/{pid}").exists() or "Z (zombie)" in Path(f"/proc/{pid}/status").read_text():
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail(f"tgtd {pid} outlived the process that started it")
+    assert not _connects("127.0.0.1", port)

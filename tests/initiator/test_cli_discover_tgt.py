@@ -55,6 +55,16 @@ def test_ipv6_portal_in_brackets(tgtd: Tgtd) -> None:
     ]
 
 
+def test_a_long_answer(tgtd: Tgtd) -> None:
+    """120 targets with 200-byte names: a SendTargets answer of about 27 KB, every name intact."""
+    names = [f"{IQN}:{'n' * 180}-{n:03d}" for n in range(120)]
+    for name in names:
+        tgtd.add_target(name)
+    result = pyiscsi("discover", tgtd.portal, "--initiator", INITIATOR)
+    assert result.returncode == 0, result.stderr
+    assert sorted(result.stdout.splitlines()) == sorted(f"127.0.0.1:{tgtd.port},1 {name}" for name in names)
+
+
 def test_same_lines_as_stock_iscsiadm(tgtd: Tgtd) -> None:
     """The contract says: as `iscsiadm -m discovery -t st` prints. Compare with the real thing."""
     from tests.support import iscsiadm

@@ -24,6 +24,7 @@ Usage: `with Tgtd() as tgt: t = tgt.add_target("iqn...:disk", [LunSpec(64 << 20)
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import os
 import random
@@ -234,6 +235,7 @@ class Tgtd:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: stop() kills everything it forked
+                preexec_fn=_die_with_parent,
             )
         self.port, self.control_port = port, control
         deadline = Deadline("tgtd start", START_BOUND)
@@ -377,6 +379,19 @@ class Tgtd:
         self.set_param(target, "RedirectAddress", address)
         self.set_param(target, "RedirectPort", str(port))
         self.set_param(target, "RedirectReason", "Permanent" if permanent else "Temporary")
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL tgtd when the test process dies, even by SIGKILL (no orphaned targets).
+
+    Linux ties this to the thread that started tgtd: start Tgtd from a thread that outlives it (the main one).
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        os._exit(126)
 
 
 def _free_port(host: str, *, both_families: bool) -> int:
