@@ -176,7 +176,7 @@ class ChapExchange:
             if key not in keys:
                 raise RemoteProtocolError(f"key {key}: missing from the target's CHAP challenge")
         chosen = keys["CHAP_A"]
-        if not chosen.isdigit() or int(chosen) not in [int(a) for a in self._offered]:
+        if not re.fullmatch(r"[0-9]{1,3}", chosen) or int(chosen) not in [int(a) for a in self._offered]:
             offered = ",".join(str(int(a)) for a in self._offered)
             raise RemoteProtocolError(f"key CHAP_A: {chosen[:40]!r} is not one we offered ({offered})")
         self.algorithm = ChapAlgorithm(int(chosen))

@@ -157,6 +157,7 @@ def test_reflected_challenge_is_refused() -> None:
         ({"CHAP_A": "5", "CHAP_I": "1"}, "CHAP_C: missing"),
         ({"CHAP_A": "9", "CHAP_I": "1", "CHAP_C": "0x00"}, r"CHAP_A: '9' is not one we offered \(7,8,6,5\)"),
         ({"CHAP_A": "5,7", "CHAP_I": "1", "CHAP_C": "0x00"}, "CHAP_A: '5,7' is not one we offered"),
+        ({"CHAP_A": "\u00b2", "CHAP_I": "1", "CHAP_C": "0x00"}, "CHAP_A: '\u00b2' is not one we offered"),
         ({"CHAP_A": "5", "CHAP_I": "256", "CHAP_C": "0x00"}, "CHAP_I: '256' is not an identifier"),
         ({"CHAP_A": "5", "CHAP_I": "-1", "CHAP_C": "0x00"}, "CHAP_I"),
         ({"CHAP_A": "5", "CHAP_I": "1", "CHAP_C": "hello"}, "CHAP_C: 'hello' is neither 0x-hex nor 0b-base64"),
