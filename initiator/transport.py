@@ -84,6 +84,7 @@ class Transport:
                 last = exc
                 continue
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.settimeout(None)
             return cls(sock, portal)
         if last is None:
             raise NetworkError(f"portal {portal}: no address to connect to")
@@ -101,6 +102,12 @@ class Transport:
             raise deadline.timeout(detail)
         self.sock.settimeout(remaining)
 
+    def _disarm(self) -> None:
+        # Between operations the socket stays in blocking mode, as the kernel (and a MSG_DONTWAIT peek) expects it.
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.settimeout(None)
+
     def send(self, data: bytes, deadline: Deadline) -> None:
         detail = f"sending to {self.portal}"
         self._arm(deadline, detail)
@@ -110,6 +117,8 @@ class Transport:
             raise deadline.timeout(detail) from None
         except OSError as exc:
             raise _network_error(self.portal, "send", exc) from None
+        finally:
+            self._disarm()
 
     def recv_at_most(self, count: int, deadline: Deadline, what: str = "reading") -> bytes:
         """Between 1 and `count` bytes; never more than asked for. `what` goes into a timeout's message."""
@@ -123,6 +132,8 @@ class Transport:
             raise deadline.timeout(detail) from None
         except OSError as exc:
             raise _network_error(self.portal, "receive", exc) from None
+        finally:
+            self._disarm()
         if not data:
             raise NetworkError(f"portal {self.portal}: the target closed the connection")
         return data

@@ -6,6 +6,7 @@ import contextlib
 import re
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -197,3 +198,15 @@ def test_pdu_stream_digests_both_ways() -> None:
         stream.send(out, _deadline())
         assert stream.recv(_deadline()) == reply
     assert received == [frame(out, True, True)]
+
+
+def test_socket_is_blocking_between_operations_so_a_handover_peek_cannot_wait() -> None:
+    from initiator.handoff import assert_no_unread_bytes
+
+    with peer(lambda c: c.sendall(b"x" * 48)) as portal, Transport.connect(portal, _deadline("connect")) as t:
+        assert t.sock.gettimeout() is None
+        t.recv_exactly(48, _deadline())
+        assert t.sock.gettimeout() is None
+        started = time.monotonic()
+        assert_no_unread_bytes(t.sock)  # returns at once: nothing unread, and no timeout to wait out
+        assert time.monotonic() - started < 0.5
