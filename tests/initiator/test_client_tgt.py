@@ -157,3 +157,19 @@ def test_socket_can_be_detached_with_nothing_unread(tgtd: Tgtd) -> None:
         assert isinstance(sock, socket.socket) and sock.gettimeout() is None
     finally:
         sock.close()
+
+
+@pytest.mark.parametrize("digest", ["None", "CRC32C"])
+def test_large_read_reassembles_many_data_in_pdus(tgtd: Tgtd, digest: str) -> None:
+    payload = bytes(range(256)) * 1024  # 256 KiB with a pattern, so a misplaced Data-In shows
+    target = tgtd.add_target(T1, [LunSpec(4 << 20, block0=payload)])
+    if digest == "CRC32C":
+        tgtd.set_digests(target)
+    lun = target.disk_luns()[0]
+    conn = client.login(_portal(tgtd), T1, INITIATOR, _deadline(), header_digest=digest, data_digest=digest)
+    try:
+        data = client.read_blocks(conn, lun.lun, 0, len(payload) // 512, 512, _deadline())
+        client.logout(conn, _deadline())
+    finally:
+        conn.close()
+    assert data == lun.path.read_bytes()[: len(payload)] == payload
