@@ -14,7 +14,15 @@ import pytest
 
 from tests.support import iscsiadm
 from tests.support.sockets import free_port, silent_listener
-from tests.support.tgtd import CONTROL_DIR, LunSpec, Tgtd, TgtdError, _process_listens, unavailable_reason
+from tests.support.tgtd import (
+    CONTROL_DIR,
+    LunSpec,
+    Tgtd,
+    TgtdError,
+    _process_listens,
+    ipv6_loopback_available,
+    unavailable_reason,
+)
 
 pytestmark = pytest.mark.tgt
 
@@ -248,3 +256,14 @@ def test_tgtd_dies_with_the_process_that_started_it() -> None:
     else:
         pytest.fail(f"tgtd {pid} outlived the process that started it")
     assert not _connects("127.0.0.1", port)
+
+
+def test_ipv6_only_instance() -> None:
+    if unavailable_reason():
+        pytest.skip(unavailable_reason())
+    if not ipv6_loopback_available():
+        pytest.fail("::1 is not available on this host")
+    with Tgtd(host="::1") as server:
+        assert server.portal == f"[::1]:{server.port}"
+        assert _connects("::1", server.port)
+        assert not _connects("127.0.0.1", server.port)

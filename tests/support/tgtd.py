@@ -138,8 +138,8 @@ class Tgtd:
     # -- addresses -----------------------------------------------------------------------------------------
     @property
     def portal(self) -> str:
-        """`ADDR:PORT` of the IPv4 portal (as `pyiscsi discover` takes it)."""
-        return f"{self.host}:{self.port}"
+        """`ADDR:PORT` of the main portal (as `pyiscsi discover` takes it; `[ADDR]:PORT` for an IPv6 host)."""
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
     @property
     def portal6(self) -> str:
@@ -226,7 +226,7 @@ class Tgtd:
 
     def _spawn(self, port: int, control: int) -> str | None:
         """Start tgtd; None when it serves on port, else what went wrong (it is killed again then)."""
-        portal = f"[{self.host}]:{port}" if ":" in self.host else f"{self.host}:{port}"
+        portal = f"[{self.host}]:{port}" if ":" in self.host else f"{self.host}:{port}"  # not self.portal: port
         self._log_start = self._log.stat().st_size if self._log.exists() else 0
         with self._log.open("ab") as log:
             self._process = subprocess.Popen(
@@ -240,7 +240,7 @@ class Tgtd:
         self.port, self.control_port = port, control
         deadline = Deadline("tgtd start", START_BOUND)
         problem = self._wait_serving(deadline)
-        if problem is None and self.ipv6:
+        if problem is None and self.ipv6 and ":" not in self.host:  # an IPv6 host has its portal already
             self._tgtadm_raw("--op", "new", "--mode", "portal", "--param", f"portal=[::1]:{port}")
             problem = self._wait_listening(deadline, port, socket.AF_INET6)
         if problem is not None:
