@@ -120,7 +120,7 @@ class FreezeOptions:
     wrapper: PurePosixPath | None = WRAPPER
     skip_missing: bool = False  # missing entries become warnings (a partial build while commands are written)
     copy_libraries: bool = True
-    dlopen: tuple[str, ...] = tuple(DEFAULT_DLOPEN)
+    dlopen: tuple[tuple[str, str], ...] = tuple(DEFAULT_DLOPEN.items())  # (soname, module that dlopens it)
     ldconfig: bool = True
     optimize: int = 0  # asserts and docstrings stay: argparse help and error paths rely on them
 
@@ -477,7 +477,7 @@ def build(options: FreezeOptions) -> FrozenTree:
         wrapper.write_text(wrapper_script(prefix))
         os.chmod(wrapper, EXEC_MODE)
     libraries: set[str] = set()
-    dlopen = [soname for soname in options.dlopen if DEFAULT_DLOPEN.get(soname, "") in finder.modules]
+    dlopen = [soname for soname, user in options.dlopen if user in finder.modules]
     if options.copy_libraries:
         for elf in [interpreter, *extensions.values()]:
             libraries.update(shared_libraries(elf))

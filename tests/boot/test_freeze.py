@@ -172,6 +172,13 @@ def test_libraries_resolve_inside_the_tree(tree: freeze.FrozenTree) -> None:
     assert (result.returncode, result.stdout.strip()) == (0, "[]")
 
 
+def test_dlopened_library_comes_only_with_the_module_that_opens_it(tmp_path: Path) -> None:
+    extras = tuple(name for name in freeze.DEFAULT_EXTRAS if name not in ("pyudev", "ctypes.util"))
+    built = freeze.build(options(tmp_path, extras=extras, ldconfig=False))
+    assert "pyudev" not in {m.split("/")[0] for m in built.modules}
+    assert [lib for lib in built.libraries if "libudev" in lib] == []
+
+
 def test_host_files_never_land_outside_the_root(tmp_path: Path) -> None:
     root = tmp_path / "root"
     (root / "usr/lib").mkdir(parents=True)
