@@ -118,8 +118,17 @@ def test_lun_that_does_not_exist(tgtd: Tgtd) -> None:
     _disks(tgtd)
     result = _probe(tgtd, DISK, "--lun", "9")
     assert result.returncode in (2, 4), result.stderr
+    assert "--lun" in result.stderr
     assert "9" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_lun_that_is_not_a_disk(tgtd: Tgtd) -> None:
+    """LUN 0 is tgt's controller: it is described, and block 0 is absent (null), not invented."""
+    _disks(tgtd)
+    report = _json(_probe(tgtd, DISK, "--json", "--lun", "0"))
+    assert report["block0_sha256"] is None
+    assert {entry["lun"] for entry in report["luns"]} == {0, 1, 2, 3}
 
 
 def test_ipv6_portal(tgtd: Tgtd) -> None:
