@@ -50,7 +50,7 @@ def frame(
             f"{pdu.kind}: data segment of {len(pdu.data)} bytes exceeds the peer's "
             f"MaxRecvDataSegmentLength {max_data_segment}"
         )
-    header = pdu.encode_bhs() + pdu._ahs_bytes()
+    header = pdu.encode_header()
     parts = [header]
     if header_digest:
         parts.append(digest_bytes(header))

@@ -9,12 +9,14 @@ generic codec turns the table into bytes.
 Public API
     Opcode, Stage, INITIATOR_OPCODES, TARGET_OPCODES, BHS_LEN, MAX_AHS_LEN, MAX_DATA_SEGMENT_LEN, RESERVED_TAG
     Pdu                   base: `encode() -> bytes` (BHS + AHS + padded data, no digests), `encode_bhs() -> bytes`,
+                          `encode_header() -> bytes` (BHS + AHS), `kind` (class name, for messages),
                           fields `immediate`, `ahs` (raw AHS bytes), `data` (unpadded data segment)
     Initiator PDUs        NopOut, ScsiCommand, TaskMgmtRequest, LoginRequest, TextRequest, DataOut,
                           LogoutRequest, SnackRequest
     Target PDUs           NopIn, ScsiResponse, TaskMgmtResponse, LoginResponse, TextResponse, DataIn,
                           LogoutResponse, R2T, AsyncMessage, Reject
     BhsInfo, parse_bhs(bhs) -> BhsInfo           opcode and lengths, enough for framing to size the PDU
+    decode_bytes(raw, *, from_target=True) -> Pdu  one whole PDU without digests (e.g. a kernel recv-PDU event)
     decode_pdu(bhs, ahs=b"", data=b"", *, from_target=True) -> Pdu
                           raises RemoteProtocolError for unknown/reserved opcodes, initiator opcodes from a
                           target (when from_target), or lengths that disagree with the BHS
@@ -333,9 +335,13 @@ class Pdu:
         bhs[5:8] = len(self.data).to_bytes(3, "big")
         return bytes(bhs)
 
+    def encode_header(self) -> bytes:
+        """BHS + AHS: what a header digest covers."""
+        return self.encode_bhs() + self._ahs_bytes()
+
     def encode(self) -> bytes:
         """BHS + AHS + data segment + padding, without digests (see framing.frame for those)."""
-        return self.encode_bhs() + self._ahs_bytes() + padded(self.data)
+        return self.encode_header() + padded(self.data)
 
     # -- decoding -------------------------------------------------------------------------------------------
     @classmethod
