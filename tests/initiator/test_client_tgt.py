@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import socket
+import time
 
 import pytest
 
@@ -173,3 +174,18 @@ def test_large_read_reassembles_many_data_in_pdus(tgtd: Tgtd, digest: str) -> No
     finally:
         conn.close()
     assert data == lun.path.read_bytes()[: len(payload)] == payload
+
+
+def test_target_nop_in_pings_are_answered(tgtd: Tgtd) -> None:
+    """tgt pings every second (nop_interval) and drops a session after nop_count unanswered pings."""
+    target = tgtd.add_target(T1, [LunSpec(1 << 20)])
+    tgtd.set_param(target, "nop_interval", "1")
+    tgtd.set_param(target, "nop_count", "3")
+    conn = client.login(_portal(tgtd), T1, INITIATOR, _deadline())
+    try:
+        for _ in range(3):
+            time.sleep(2.2)  # pings pile up unread; the next command's loop answers each
+            assert client.probe(conn, _deadline()).block0_sha256 == target.disk_luns()[0].block0_sha256()
+        client.logout(conn, _deadline())
+    finally:
+        conn.close()
