@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -27,6 +28,7 @@ FLAVOURS = {
     "systemd": "base systemd systemd-initrd dracut-systemd pyiscsi",
     "prebuilt": "base pyiscsi",  # a tree frozen beforehand, installed without running python3 in dracut
 }
+IQN = "iqn.2026-01.org.example:root"
 BOOT_TIMEOUT = 120  # pyiscsi_boot_timeout= in the systemd image's configuration
 
 
@@ -220,6 +222,27 @@ def test_pyroute2_and_pyudev_load_with_the_libraries_dracut_resolved(image: Imag
     assert (result.returncode, result.stdout.strip(), result.stderr) == (0, "/sys []", "")
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["ibft", "/tmp/ibft.bin", "--json"],
+        ["explain", "--cmdline", f"root=iscsi:10.0.2.2::3260:0:{IQN} ip=dhcp rd.iscsi.initiator={IQN}:i", "--json"],
+    ],
+)
+def test_frozen_commands_answer_as_the_checkout_does(sh_image: Image, argv: list[str]) -> None:
+    shutil.copyfile(REPO / "tests/fixtures/ibft/ipxe-chap.bin", sh_image.root / "tmp/ibft.bin")
+    frozen = chroot(sh_image.root, "/usr/sbin/pyiscsi", *argv)
+    local = [str(REPO / "tests/fixtures/ibft/ipxe-chap.bin") if arg == "/tmp/ibft.bin" else arg for arg in argv]
+    here = subprocess.run(
+        [sys.executable, "-m", "initiator", *local], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (frozen.returncode, frozen.stderr) == (here.returncode, here.stderr) == (0, "")
+    answers = [json.loads(out) for out in (frozen.stdout, here.stdout)]
+    for answer in answers:
+        answer.pop("source", None)  # the file's path differs inside the image
+    assert answers[0] == answers[1]
+
+
 def test_unit_files_order_and_bound_the_boot(systemd_image: Image) -> None:
     image = systemd_image
     unit = (image.root / "usr/lib/systemd/system/pyiscsi-boot.service").read_text()
@@ -252,8 +275,6 @@ modprobe() { echo "modprobe $*" >> /tmp/t/modprobe; }
 . $hookdir/cmdline/90-parse-pyiscsi.sh
 echo "status=$? root=$root rootok=$rootok"
 """
-
-IQN = "iqn.2026-01.org.example:root"
 
 
 @dataclass(frozen=True)
