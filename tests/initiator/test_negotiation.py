@@ -315,3 +315,46 @@ def test_random_target_keys_give_typed_errors_only(offer_first: bool, pairs: lis
         neg.finish()
     except PyiscsiError:
         pass
+
+
+def _legal_answer(key: str, offered: str) -> st.SearchStrategy[str]:
+    """Every answer the key's rule allows to our offer (RFC 7143 6.2), as a target might give it."""
+    spec = KEYS[key]
+    if spec.rule is Rule.LIST:
+        return st.sampled_from(offered.split(","))
+    if spec.rule is Rule.AND:
+        return st.sampled_from(["Yes", "No"] if offered == "Yes" else ["No"])
+    if spec.rule is Rule.OR:
+        return st.sampled_from(["Yes"] if offered == "Yes" else ["Yes", "No"])
+    low, high = (spec.lo, int(offered)) if spec.rule is Rule.MIN else (int(offered), spec.hi)
+    return st.integers(low, high).flatmap(lambda n: st.sampled_from([str(n), hex(n)]))
+
+
+_OFFER_SETS = st.builds(
+    Offers,
+    header_digest=st.sampled_from([("None",), ("CRC32C",), ("CRC32C", "None"), ("None", "CRC32C")]),
+    data_digest=st.sampled_from([("None",), ("CRC32C", "None")]),
+    initial_r2t=st.booleans(),
+    immediate_data=st.booleans(),
+    max_burst_length=st.sampled_from([8192, 65536, 262144, (1 << 24) - 1]),
+    first_burst_length=st.sampled_from([512, 8192]),
+    default_time2wait=st.integers(0, 3600),
+    error_recovery_level=st.integers(0, 2),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_OFFER_SETS, st.booleans(), st.data())
+def test_every_legal_answer_is_accepted_and_becomes_the_result(offers: Offers, discovery: bool, data) -> None:
+    neg = Negotiator(offers, discovery=discovery)
+    sent = [(k, v) for k, v in neg.offers() if k in neg.unanswered()]
+    answers = {k: data.draw(_legal_answer(k, v), label=k) for k, v in sent}
+    assert neg.receive(list(answers.items())) == []
+    first, most = answers.get("FirstBurstLength"), answers.get("MaxBurstLength")
+    if first and most and int(first, 0) > int(most, 0):
+        with pytest.raises(RemoteProtocolError, match="FirstBurstLength"):
+            neg.finish()  # each answer is legal alone, together they break RFC 7143 13.14
+        return
+    values = neg.finish().values
+    for key, answer in answers.items():
+        assert values[key] == (str(int(answer, 0)) if answer[:1].isdigit() else answer)
