@@ -267,3 +267,20 @@ def test_ipv6_only_instance() -> None:
         assert server.portal == f"[::1]:{server.port}"
         assert _connects("::1", server.port)
         assert not _connects("127.0.0.1", server.port)
+
+
+def test_control_port_collision_leaves_the_other_instance_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two of us pick the same control port: the second moves on, and never removes the first one's socket."""
+    if unavailable_reason():
+        pytest.skip(unavailable_reason())
+    from tests.support import tgtd as module
+
+    with Tgtd() as first:
+        first.add_target(f"{IQN}:first")
+        picks = iter([first.control_port])
+        original = module._free_control_port
+        monkeypatch.setattr(module, "_free_control_port", lambda: next(picks, None) or original())
+        with Tgtd() as second:
+            assert second.control_port != first.control_port
+        assert (CONTROL_DIR / f"socket.{first.control_port}").exists()
+        assert f"{IQN}:first" in first.show()

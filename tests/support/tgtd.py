@@ -134,6 +134,7 @@ class Tgtd:
         self._process: subprocess.Popen[bytes] | None = None
         self._log = self.workdir / "tgtd.log"
         self._log_start = 0
+        self._owns_control = False
 
     # -- addresses -----------------------------------------------------------------------------------------
     @property
@@ -192,7 +193,8 @@ class Tgtd:
                 os.killpg(process.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=TGTADM_BOUND)
-        if self.control_port:
+        if self._owns_control:  # never another instance's socket (a control port two of us picked at once)
+            self._owns_control = False
             for leftover in (f"socket.{self.control_port}", f"socket.{self.control_port}.lock"):
                 with contextlib.suppress(FileNotFoundError):
                     (CONTROL_DIR / leftover).unlink()
@@ -249,17 +251,26 @@ class Tgtd:
         return problem
 
     def _wait_serving(self, deadline: Deadline) -> str | None:
-        while True:
+        """Our tgtd holds its control socket (not a namesake's), answers tgtadm, and listens on its portal."""
+        control = f"tgtd/socket.{self.control_port}"
+        while not _process_holds_unix_socket(self.pid or 0, control):
             if not self.running:
-                return "tgtd exited"
+                return "tgtd exited (control port taken?)"
+            if deadline.expired():
+                return f"tgtd did not open {control} within {deadline.bound:g}s"
+            time.sleep(0.02)
+        self._owns_control = True
+        while True:
             answer = subprocess.run(
                 [TGTADM, "-C", str(self.control_port), "--lld", "iscsi", "--mode", "target", "--op", "show"],
                 capture_output=True,
                 timeout=max(deadline.remaining(), 0.5),
                 check=False,
             )
-            if answer.returncode == 0 and self.running:  # running: the answer came from our tgtd
+            if answer.returncode == 0:
                 break
+            if not self.running:
+                return "tgtd exited"
             if deadline.expired():
                 return f"tgtadm got no answer within {deadline.bound:g}s"
             time.sleep(0.02)
@@ -421,21 +432,37 @@ def _free_control_port() -> int:
     raise TgtdError(f"no free tgtd control port under {CONTROL_DIR}")
 
 
-def _process_listens(pid: int, port: int, family: socket.AddressFamily) -> bool:
-    """Does process pid hold a TCP socket listening on port? (/proc/net/tcp* joined with /proc/PID/fd)."""
+def _socket_inodes(pid: int) -> set[str]:
+    """The inodes of the sockets process pid holds open (from /proc/PID/fd)."""
+    inodes = set()
     try:
-        inodes = set()
         for fd in Path(f"/proc/{pid}/fd").iterdir():
             with contextlib.suppress(OSError):
                 link = os.readlink(fd)
                 if link.startswith("socket:["):
                     inodes.add(link[8:-1])
     except OSError:
-        return False
+        return set()
+    return inodes
+
+
+def _process_listens(pid: int, port: int, family: socket.AddressFamily) -> bool:
+    """Does process pid hold a TCP socket listening on port? (/proc/net/tcp* joined with /proc/PID/fd)."""
+    inodes = _socket_inodes(pid)
     table = Path("/proc/net/tcp6" if family == socket.AF_INET6 else "/proc/net/tcp")
     for line in table.read_text().splitlines()[1:]:
         fields = line.split()
         local, state, inode = fields[1], fields[3], fields[9]
         if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port and inode in inodes:
+            return True
+    return False
+
+
+def _process_holds_unix_socket(pid: int, path_suffix: str) -> bool:
+    """Does process pid hold the unix socket bound at a path ending in path_suffix? (/proc/net/unix)."""
+    inodes = _socket_inodes(pid)
+    for line in Path("/proc/net/unix").read_text().splitlines()[1:]:
+        fields = line.split()
+        if len(fields) >= 8 and fields[7].endswith("/" + path_suffix) and fields[6] in inodes:
             return True
     return False
