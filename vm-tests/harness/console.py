@@ -23,6 +23,7 @@ from initiator.deadline import Deadline
 MARK_RE = re.compile(r"PYISCSI-MARK (?P<name>[\w.:-]+) (?P<uptime>\d+\.\d+)(?: (?P<detail>.*))?$")
 KERNEL_STAMP_RE = re.compile(r"^\[\s*(?P<secs>\d+\.\d+)\]")
 PANIC_RE = re.compile(r"Kernel panic - not syncing")
+NO_BOOT_RE = re.compile(r"No bootable device")  # SeaBIOS gave up: nothing more will come
 MAX_LINE = 64 * 1024  # a guest that never sends a newline must not make us hold unbounded memory
 
 
@@ -32,12 +33,14 @@ class ExitReason(enum.Enum):
     TIMEOUT = "timeout"  # the deadline ran out first; QEMU was killed
     QEMU_FAILED = "qemu-failed"  # QEMU exited non-zero (bad option, missing file)
     STOPPED = "stopped"  # the marker the caller waited for arrived; the host stopped QEMU
+    NO_BOOT = "no-boot"  # the firmware found nothing to boot; the host stopped QEMU
 
 
 class ReadEnd(enum.Enum):
     EOF = "eof"
     DEADLINE = "deadline"
     MARKER = "marker"
+    NO_BOOT = "no-boot"
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,7 @@ class ConsoleParser:
     markers: list[Marker] = field(default_factory=list)
     kernel_uptime: float | None = None
     panicked: bool = False
+    no_boot: bool = False
     last_lines: deque[str] = field(default_factory=deque)
 
     def feed(self, line: str) -> Marker | None:
@@ -97,6 +101,8 @@ class ConsoleParser:
             self.kernel_uptime = float(stamp.group("secs"))
         if PANIC_RE.search(line):
             self.panicked = True
+        if NO_BOOT_RE.search(line):
+            self.no_boot = True
         found = MARK_RE.search(line)
         if not found:
             return None
@@ -153,6 +159,8 @@ def read_console(
                 marker = parser.feed(line)
                 if stop_on is not None and marker is not None and marker.name == stop_on:
                     return parser, ReadEnd.MARKER
+                if parser.no_boot:
+                    return parser, ReadEnd.NO_BOOT
 
 
 def finish(
@@ -163,6 +171,8 @@ def finish(
         reason = ExitReason.TIMEOUT
     elif end is ReadEnd.MARKER:
         reason = ExitReason.STOPPED
+    elif end is ReadEnd.NO_BOOT:
+        reason = ExitReason.NO_BOOT
     elif parser.panicked:
         reason = ExitReason.PANIC
     elif returncode not in (0, None):

@@ -17,7 +17,7 @@ from pathlib import Path
 from harness.console import ConsoleResult, read_console
 from harness.console import finish as finish_console
 from harness.errors import HarnessError
-from harness.paths import CACHE, IPXE_VIRTIO_ROM
+from harness.paths import CACHE
 from initiator.deadline import Deadline
 
 QEMU = "qemu-system-x86_64"
@@ -48,7 +48,7 @@ class VmSpec:
     acpi_tables: tuple[Path, ...] = ()
     virtfs: tuple[VirtFs, ...] = ()
     drives: tuple[Path, ...] = ()
-    nic_rom: Path = IPXE_VIRTIO_ROM
+    nic_rom: Path | None = None  # None: QEMU's default for the NIC, which is ipxe-qemu's efi-virtio.rom
     extra: tuple[str, ...] = ()
 
     @property
@@ -74,7 +74,8 @@ def build_command(spec: VmSpec, accel: str) -> list[str]:
         raise HarnessError("VmSpec: no kernel and no bootfile: nothing to boot")
     argv = [QEMU, "-accel", accel, "-M", "pc", "-m", str(spec.memory_mb), "-smp", str(spec.cpus)]
     argv += ["-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio", "-monitor", "none"]
-    argv += ["-netdev", netdev_option(spec), "-device", f"virtio-net-pci,netdev=n0,romfile={spec.nic_rom}"]
+    nic = "virtio-net-pci,netdev=n0" + (f",romfile={spec.nic_rom}" if spec.nic_rom else "")
+    argv += ["-netdev", netdev_option(spec), "-device", nic]
     if spec.netboot:
         argv += ["-boot", "n"]
     else:

@@ -1,0 +1,94 @@
+"""iPXE script rendering: network, CHAP, initiator name, sanhooks with drive numbers, kernel/initrd/boot."""
+
+from __future__ import annotations
+
+import stat
+
+import pytest
+
+from harness.errors import HarnessError
+from harness.ipxe import Chap, IpxeScript, SanTarget, StaticNet
+from initiator.secret import Secret
+
+T1 = SanTarget("10.0.2.2", 3260, 1, "iqn.2026-11.org.pyiscsi:a")
+T2 = SanTarget("10.0.2.2", 3261, 2, "iqn.2026-11.org.pyiscsi:b")
+
+
+def _lines(script: IpxeScript) -> list[str]:
+    return script.render().splitlines()
+
+
+def test_dhcp_script_hooks_then_boots_the_kernel_over_http():
+    lines = _lines(IpxeScript((T1,), "http://10.0.2.2:8000/vmlinuz", "http://10.0.2.2:8000/initrd.img", "quiet"))
+    assert lines[0] == "#!ipxe"
+    assert "dhcp net0 || goto failed" in lines
+    hook = lines.index("sanhook iscsi:10.0.2.2::3260:1:iqn.2026-11.org.pyiscsi:a || goto failed")
+    kernel = lines.index("kernel http://10.0.2.2:8000/vmlinuz quiet || goto failed")
+    assert hook < kernel < lines.index("initrd http://10.0.2.2:8000/initrd.img || goto failed")
+    assert lines[-4:] == ["boot || goto failed", ":failed", "echo pyiscsi-ipxe: failed", "poweroff"]
+    assert not any(line.startswith("set username") for line in lines)
+
+
+def test_static_script_sets_net0_and_never_runs_dhcp():
+    lines = _lines(IpxeScript((T1,), "http://h/k", static=StaticNet()))
+    assert "dhcp net0 || goto failed" not in lines
+    for expected in [
+        "set net0/ip 10.0.2.15",
+        "set net0/netmask 255.255.255.0",
+        "set net0/gateway 10.0.2.2",
+        "set net0/dns 10.0.2.3",
+    ]:
+        assert expected in lines
+    assert lines.index("set net0/dns 10.0.2.3") < lines.index("ifopen net0 || goto failed")
+
+
+def test_second_target_gets_its_own_drive_number():
+    lines = [line for line in _lines(IpxeScript((T1, T2), "http://h/k")) if line.startswith("sanhook")]
+    assert lines == [
+        "sanhook iscsi:10.0.2.2::3260:1:iqn.2026-11.org.pyiscsi:a || goto failed",
+        "sanhook --drive 0x81 iscsi:10.0.2.2::3261:2:iqn.2026-11.org.pyiscsi:b || goto failed",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("chap", "expected", "absent"),
+    [
+        (Chap("u", Secret("s3cretsecret")), ["set username u", "set password s3cretsecret"], "set reverse-username"),
+        (
+            Chap("u", Secret("s3cretsecret"), "t", Secret("tgtsecretsecret")),
+            ["set reverse-username t", "set reverse-password tgtsecretsecret"],
+            None,
+        ),
+    ],
+)
+def test_chap_settings_precede_the_sanhook(chap, expected, absent):
+    lines = _lines(IpxeScript((T1,), "http://h/k", chap=chap, initiator_iqn="iqn.2026-11.org.pyiscsi:i"))
+    hook = next(i for i, line in enumerate(lines) if line.startswith("sanhook"))
+    for line in [*expected, "set initiator-iqn iqn.2026-11.org.pyiscsi:i"]:
+        assert lines.index(line) < hook
+    assert absent is None or not any(line.startswith(absent) for line in lines)
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        IpxeScript((SanTarget("10.0.2.2", 3260, 1, "iqn.x:${evil}"),), "http://h/k"),
+        IpxeScript((T1,), "http://h/k", chap=Chap("user name", Secret("s"))),
+        IpxeScript((T1,), "http://h/k", chap=Chap("u", Secret("pass word"))),
+    ],
+)
+def test_values_ipxe_would_mangle_are_refused(script):
+    with pytest.raises(HarnessError, match="iPXE would mangle"):
+        script.render()
+
+
+def test_refusal_never_shows_a_password():
+    with pytest.raises(HarnessError) as err:
+        IpxeScript((T1,), "http://h/k", chap=Chap("u", Secret("pass word"))).render()
+    assert "pass word" not in str(err.value)
+
+
+def test_script_with_secrets_is_written_0600(tmp_path):
+    path = IpxeScript((T1,), "http://h/k", chap=Chap("u", Secret("s3cretsecret"))).write(tmp_path / "boot.ipxe")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert "set password s3cretsecret" in path.read_text()
