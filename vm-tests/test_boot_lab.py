@@ -40,3 +40,16 @@ def test_lab_runs_the_project_python_with_the_guest_kernel_iscsi_transport(pinne
     assert result.status == 0, result.stderr + result.console.summary()
     assert result.stdout.splitlines() == ["['tcp']", "True"]
     assert not Path("/etc/written-in-guest").exists()  # writes stayed in the guest overlay
+
+
+def test_lab_hands_an_acpi_ibft_to_the_guest_and_shares_a_writable_dir(pinned_kernel, tmp_path):
+    """The UEFI-style path: QEMU's -acpitable with a captured iBFT; iscsi_ibft and NETLINK_ISCSI answer."""
+    fixture = REPO / "tests/fixtures/ibft/ipxe-two-targets.bin"
+    script = (
+        f"modprobe iscsi_ibft && cat /sys/firmware/ibft/target1/target-name > {tmp_path}/name && "
+        f"cmp /sys/firmware/acpi/tables/iBFT {fixture} && "
+        "python3 -c 'import socket; s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 8); s.bind((0, 0))'"
+    )
+    result = run_in_lab(["sh", "-c", script], bound=LAB_BOUND, acpi_tables=[fixture], shares=[tmp_path])
+    assert result.status == 0, result.stderr + result.console.summary()
+    assert (tmp_path / "name").read_text() == "iqn.2026-11.org.pyiscsi:second\n"

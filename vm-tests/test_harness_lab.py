@@ -48,3 +48,19 @@ def test_lab_spec_shares_host_root_read_only_and_the_run_dir_writable(tmp_path):
 def test_lab_init_reports_the_exit_status_and_powers_off():
     assert "mark exit $status" in lab.LAB_INIT
     assert "poweroff -f" in lab.LAB_INIT
+
+
+def test_share_table_names_each_share_by_tag():
+    assert lab.share_table([Path("/a"), Path("/b/c")]) == "share0 /a\nshare1 /b/c\n"
+    assert lab.share_table([]) == ""
+
+
+@pytest.mark.parametrize("path", [Path("rel"), Path("/with space")])
+def test_share_table_refuses_paths_the_guest_cannot_read_back(path):
+    with pytest.raises(ValueError, match="absolute path without whitespace"):
+        lab.share_table([path])
+
+
+def test_lab_spec_adds_writable_shares_after_the_fixed_ones(tmp_path):
+    spec = lab.lab_spec(Kernel(Path("/k"), "r"), Path("/i"), tmp_path, shares=[Path("/out")])
+    assert [(v.tag, v.path, v.readonly) for v in spec.virtfs][2:] == [("share0", Path("/out"), False)]

@@ -7,7 +7,8 @@ guest kernel's modules at /lib/modules/<release>, chroots and runs the command f
 also collects its stdout, stderr and exit status. Kernel-facing code (NETLINK_ISCSI, sysfs, the iBFT) is thus
 exercised in seconds without building anything.
 
-    python -m harness.lab [--timeout S] [--acpitable FILE] [--drive IMG] -- .venv/bin/python -m initiator ...
+    python -m harness.lab [--timeout S] [--acpitable FILE] [--drive IMG] [--share DIR] -- CMD ...
+    e.g. python -m harness.lab --acpitable tests/fixtures/ibft/ipxe-static.bin -- .venv/bin/pyiscsi ...
 
 Exit status: the command's, or 124 if the VM did not report one before the deadline.
 """
@@ -68,6 +69,9 @@ fi
 cp /etc/resolv.conf $R/run/lab-resolv.conf 2>/dev/null
 mkdir -p $R/run/lab
 mount -t 9p -o $NINEP,cache=none labrun $R/run/lab || die "9p labrun"
+while read -r tag path; do
+    mkdir -p "$R$path" && mount -t 9p -o $NINEP,cache=none "$tag" "$R$path" || die "9p $tag at $path"
+done < $R/run/lab/shares
 mark chroot
 chroot $R /bin/sh /run/lab/cmd.sh > $R/run/lab/stdout 2> $R/run/lab/stderr
 status=$?
@@ -105,6 +109,17 @@ def command_script(argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> st
     return "\n".join(lines) + "\n"
 
 
+def share_table(shares: Sequence[Path]) -> str:
+    """`tag path` lines the guest mounts from; paths must be absolute and free of whitespace."""
+    lines = []
+    for index, path in enumerate(shares):
+        text = str(path)
+        if not path.is_absolute() or any(ch.isspace() for ch in text):
+            raise ValueError(f"lab share: need an absolute path without whitespace, got {text!r}")
+        lines.append(f"share{index} {text}")
+    return "".join(line + "\n" for line in lines)
+
+
 def lab_initramfs(kern: kernel.Kernel) -> Path:
     return images.build_initramfs(kern, LAB_INIT)
 
@@ -117,7 +132,9 @@ def lab_spec(
     drives: Sequence[Path] = (),
     memory_mb: int = 1024,
     append: str = "",
+    shares: Sequence[Path] = (),
 ) -> VmSpec:
+    writable = tuple(VirtFs(path, f"share{index}", readonly=False) for index, path in enumerate(shares))
     return VmSpec(
         kernel=kern.vmlinuz,
         initrd=initrd,
@@ -125,7 +142,7 @@ def lab_spec(
         memory_mb=memory_mb,
         acpi_tables=tuple(acpi_tables),
         drives=tuple(drives),
-        virtfs=(VirtFs(Path("/"), "hostroot", readonly=True), VirtFs(rundir, "labrun", readonly=False)),
+        virtfs=(VirtFs(Path("/"), "hostroot", readonly=True), VirtFs(rundir, "labrun", readonly=False), *writable),
     )
 
 
@@ -138,8 +155,13 @@ def run_in_lab(
     drives: Sequence[Path] = (),
     memory_mb: int = 1024,
     append: str = "",
+    shares: Sequence[Path] = (),
 ) -> LabResult:
-    """Boot the lab VM, run `argv` as root in the chroot, return its status and output."""
+    """Boot the lab VM, run `argv` as root in the chroot, return its status and output.
+
+    The root is the host's `/` (read-only, with a guest-only tmpfs overlay); each directory in `shares` is
+    mounted writable at the same path, so the command can leave files for the host there.
+    """
     if not argv:
         raise ValueError("run_in_lab: empty command")
     kern = kernel.require()
@@ -149,7 +171,8 @@ def run_in_lab(
         rundir = Path(tmp)
         rundir.chmod(0o755)
         (rundir / "cmd.sh").write_text(command_script(argv, cwd, env or {}))
-        spec = lab_spec(kern, initrd, rundir, acpi_tables, drives, memory_mb, append)
+        (rundir / "shares").write_text(share_table(shares))
+        spec = lab_spec(kern, initrd, rundir, acpi_tables, drives, memory_mb, append, shares)
         console = run(spec, bound, name="lab", log_path=rundir.parent / f"{rundir.name}.log")
         status_file = rundir / "status"
         status = int(status_file.read_text()) if status_file.is_file() else None
@@ -164,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--acpitable", type=Path, action="append", default=[], help="hand QEMU an ACPI table")
     parser.add_argument("--drive", type=Path, action="append", default=[], help="raw image as a virtio disk")
     parser.add_argument("--append", default="", help="extra kernel command line")
+    parser.add_argument("--share", type=Path, action="append", default=[], help="host dir mounted writable")
     parser.add_argument("-v", "--verbose", action="store_true", help="print the console summary")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
@@ -177,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         acpi_tables=args.acpitable,
         drives=args.drive,
         append=args.append,
+        shares=[p.resolve() for p in args.share],
     )
     sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
