@@ -53,3 +53,20 @@ def test_lab_hands_an_acpi_ibft_to_the_guest_and_shares_a_writable_dir(pinned_ke
     result = run_in_lab(["sh", "-c", script], bound=LAB_BOUND, acpi_tables=[fixture], shares=[tmp_path])
     assert result.status == 0, result.stderr + result.console.summary()
     assert (tmp_path / "name").read_text() == "iqn.2026-11.org.pyiscsi:second\n"
+
+
+def test_lab_through_ipxe_sanhook_sees_the_firmware_ibft_of_a_live_target(pinned_kernel):
+    """The legacy-BIOS path for the lead's boot tests: iPXE logs in to our tgtd, Linux finds its iBFT."""
+    from harness.ipxe import SanTarget
+    from harness.lab import LabSanhook
+    from tests.support.tgtd import LunSpec, Tgtd
+
+    iqn = "iqn.2026-11.org.pyiscsi:lab-sanhook"
+    with Tgtd() as tgt:
+        tgt.add_target(iqn, [LunSpec(16 << 20)])
+        hook = LabSanhook((SanTarget("10.0.2.2", tgt.port, 1, iqn),), "iqn.2026-11.org.pyiscsi:lab")
+        script = "modprobe iscsi_ibft && cat /sys/firmware/ibft/target0/target-name /sys/firmware/ibft/target0/port"
+        result = run_in_lab(["sh", "-c", script], bound=LAB_BOUND, sanhook=hook)
+    assert result.status == 0, result.stderr + result.console.summary()
+    assert result.stdout.splitlines() == [iqn, str(tgt.port)]
+    assert "pyiscsi-ipxe: sanhooked" in result.console.log()

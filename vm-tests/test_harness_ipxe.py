@@ -92,3 +92,21 @@ def test_script_with_secrets_is_written_0600(tmp_path):
     path = IpxeScript((T1,), "http://h/k", chap=Chap("u", Secret("s3cretsecret"))).write(tmp_path / "boot.ipxe")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert "set password s3cretsecret" in path.read_text()
+
+
+@pytest.mark.parametrize(
+    ("uri", "target"),
+    [
+        ("iscsi:10.0.2.2::3260:1:iqn.a:b", SanTarget("10.0.2.2", 3260, 1, "iqn.a:b")),
+        ("iscsi:10.0.2.2:6::0:iqn.a:b:c", SanTarget("10.0.2.2", 3260, 0, "iqn.a:b:c")),
+    ],
+)
+def test_sanhook_uri_round_trips(uri, target):
+    assert SanTarget.parse(uri) == target
+    assert SanTarget.parse(target.uri()) == target
+
+
+@pytest.mark.parametrize("uri", ["iscsi:1.2.3.4::x:1:iqn.a", "nfs:1::1:1:i", "iscsi:1.2.3.4::1:1", "iscsi:h:17:1:1:i"])
+def test_bad_sanhook_uris_are_named(uri):
+    with pytest.raises(HarnessError, match="sanhook uri"):
+        SanTarget.parse(uri)

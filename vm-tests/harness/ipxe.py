@@ -44,6 +44,18 @@ class SanTarget:
     lun: int
     iqn: str
 
+    @classmethod
+    def parse(cls, uri: str) -> SanTarget:
+        """The inverse of `uri()`; only TCP (empty or "6" protocol) is meant here."""
+        parts = uri.split(":", 5)
+        if len(parts) != 6 or parts[0] != "iscsi" or parts[2] not in ("", "6"):
+            raise HarnessError(f"sanhook uri: expected iscsi:<server>::<port>:<lun>:<iqn>, got {uri!r}")
+        _, server, _, port, lun, iqn = parts
+        try:
+            return cls(server, int(port or 3260), int(lun or 0), iqn)
+        except ValueError as exc:
+            raise HarnessError(f"sanhook uri: port and lun must be numbers in {uri!r}") from exc
+
     def uri(self) -> str:
         return f"iscsi:{_check('server', self.server)}::{self.port}:{self.lun}:{_check('iqn', self.iqn)}"
 

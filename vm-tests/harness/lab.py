@@ -7,7 +7,8 @@ guest kernel's modules at /lib/modules/<release>, chroots and runs the command f
 also collects its stdout, stderr and exit status. Kernel-facing code (NETLINK_ISCSI, sysfs, the iBFT) is thus
 exercised in seconds without building anything.
 
-    python -m harness.lab [--timeout S] [--acpitable FILE] [--drive IMG] [--share DIR] -- CMD ...
+    python -m harness.lab [--timeout S] [--acpitable FILE] [--drive IMG] [--share DIR]
+                          [--sanhook iscsi:10.0.2.2::PORT:LUN:IQN [--initiator-iqn IQN]] -- CMD ...
     e.g. python -m harness.lab --acpitable tests/fixtures/ibft/ipxe-static.bin -- .venv/bin/pyiscsi ...
 
 Exit status: the command's, or 124 if the VM did not report one before the deadline.
@@ -20,12 +21,15 @@ import os
 import shlex
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from harness import images, kernel
 from harness.console import ConsoleResult
+from harness.http import StaticServer
+from harness.ipxe import Chap, IpxeScript, SanTarget, StaticNet
 from harness.paths import CACHE, REPO
 from harness.qemu import VirtFs, VmSpec, run
 
@@ -81,6 +85,17 @@ mark exit $status
 poweroff -f
 sleep 5
 """
+
+
+@dataclass(frozen=True)
+class LabSanhook:
+    """Boot the lab through iPXE instead of -kernel: `sanhook` these targets first, so the guest finds the
+    firmware iBFT in low memory (the legacy-BIOS path) describing a target that is really there."""
+
+    targets: tuple[SanTarget, ...]
+    initiator_iqn: str | None = None
+    chap: Chap | None = None
+    static: StaticNet | None = None
 
 
 @dataclass(frozen=True)
@@ -156,11 +171,13 @@ def run_in_lab(
     memory_mb: int = 1024,
     append: str = "",
     shares: Sequence[Path] = (),
+    sanhook: LabSanhook | None = None,
 ) -> LabResult:
     """Boot the lab VM, run `argv` as root in the chroot, return its status and output.
 
     The root is the host's `/` (read-only, with a guest-only tmpfs overlay); each directory in `shares` is
-    mounted writable at the same path, so the command can leave files for the host there.
+    mounted writable at the same path, so the command can leave files for the host there. With `sanhook`,
+    iPXE logs in to the targets (which the caller serves, e.g. with tests.support.tgtd) before Linux starts.
     """
     if not argv:
         raise ValueError("run_in_lab: empty command")
@@ -173,12 +190,38 @@ def run_in_lab(
         (rundir / "cmd.sh").write_text(command_script(argv, cwd, env or {}))
         (rundir / "shares").write_text(share_table(shares))
         spec = lab_spec(kern, initrd, rundir, acpi_tables, drives, memory_mb, append, shares)
-        console = run(spec, bound, name="lab", log_path=rundir.parent / f"{rundir.name}.log")
+        log_path = rundir.parent / f"{rundir.name}.log"
+        if sanhook is None:
+            console = run(spec, bound, name="lab", log_path=log_path)
+        else:
+            with _ipxe_served(spec, sanhook) as netboot:
+                console = run(netboot, bound, name="lab-ipxe", log_path=log_path, probe_kernel=kern.vmlinuz)
         status_file = rundir / "status"
         status = int(status_file.read_text()) if status_file.is_file() else None
         stdout = (rundir / "stdout").read_text(errors="replace") if (rundir / "stdout").exists() else ""
         stderr = (rundir / "stderr").read_text(errors="replace") if (rundir / "stderr").exists() else ""
     return LabResult(status, stdout, stderr, console)
+
+
+@contextmanager
+def _ipxe_served(spec: VmSpec, sanhook: LabSanhook) -> Iterator[VmSpec]:
+    """Serve the spec's kernel and initrd over HTTP, write the iPXE script, and turn the spec into a netboot."""
+    assert spec.kernel is not None and spec.initrd is not None
+    with tempfile.TemporaryDirectory(dir=CACHE / "lab", prefix="serve-") as tmp, StaticServer(Path(tmp)) as http:
+        serve = Path(tmp)
+        serve.chmod(0o755)
+        (serve / "vmlinuz").symlink_to(spec.kernel)
+        (serve / "initrd.img").symlink_to(spec.initrd)
+        IpxeScript(
+            targets=sanhook.targets,
+            kernel_url=http.guest_url("vmlinuz"),
+            initrd_url=http.guest_url("initrd.img"),
+            cmdline=spec.append,
+            initiator_iqn=sanhook.initiator_iqn,
+            chap=sanhook.chap,
+            static=sanhook.static,
+        ).write(serve / "boot.ipxe")
+        yield replace(spec, kernel=None, initrd=None, append="", tftp_dir=serve, bootfile="boot.ipxe")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -188,12 +231,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drive", type=Path, action="append", default=[], help="raw image as a virtio disk")
     parser.add_argument("--append", default="", help="extra kernel command line")
     parser.add_argument("--share", type=Path, action="append", default=[], help="host dir mounted writable")
+    parser.add_argument(
+        "--sanhook",
+        action="append",
+        default=[],
+        metavar="iscsi:SERVER::PORT:LUN:IQN",
+        help="boot through iPXE and sanhook this target first (the host's 127.0.0.1 is 10.0.2.2)",
+    )
+    parser.add_argument("--initiator-iqn", help="with --sanhook: iPXE's initiator-iqn")
     parser.add_argument("-v", "--verbose", action="store_true", help="print the console summary")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("no command given (use: python -m harness.lab -- CMD ...)")
+    targets = tuple(SanTarget.parse(uri) for uri in args.sanhook)
     result = run_in_lab(
         command,
         bound=args.timeout,
@@ -202,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         drives=args.drive,
         append=args.append,
         shares=[p.resolve() for p in args.share],
+        sanhook=LabSanhook(targets, args.initiator_iqn) if targets else None,
     )
     sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
