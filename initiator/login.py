@@ -22,7 +22,8 @@ Public API
                 initial_cmdsn=1, exp_statsn=0, chap=None, chap_algorithms=DEFAULT_ALGORITHMS, offers=Offers(),
                 initiator_alias=None, strict_itt=True, max_rounds=32)
     LoginStateMachine(config, random_bytes=os.urandom): .start() -> LoginRequest,
-        .receive(pdu) -> LoginRequest | Redirect | LoggedIn, .state, .isid
+        .receive(pdu) -> LoginRequest | Redirect | LoggedIn, .receive_bytes(raw) (the same from one PDU's bytes,
+        e.g. a NETLINK_ISCSI recv-PDU event), .state, .isid
     Redirect(address, port, permanent, tpgt)   (status 0x0101 / 0x0102)
     LoggedIn(result)
     LoginResult (frozen): every negotiated key, ISID, TSIH, CID, StatSN/ExpStatSN, ExpCmdSN/MaxCmdSN, ...
@@ -59,7 +60,7 @@ from initiator.negotiation import (
     Offers,
     parse_number,
 )
-from initiator.pdu import LoginRequest, LoginResponse, Pdu, Reject, Stage
+from initiator.pdu import LoginRequest, LoginResponse, Pdu, Reject, Stage, decode_bytes
 from initiator.status import describe, login_error
 from initiator.text import TextAssembler, as_dict, decode_text, encode_text
 
@@ -321,6 +322,20 @@ class LoginStateMachine:
         except PyiscsiError:
             self.state = LoginState.FAILED
             raise
+
+    def receive_bytes(self, raw: bytes) -> LoginRequest | Redirect | LoggedIn:
+        """One whole Login Response as bytes without digests (BHS + data), as the kernel's recv-PDU event gives it.
+
+        To send through the kernel, pass a request's `encode_bhs()` as the header and its `data` as the payload.
+        """
+        if self.state in _TERMINAL or self.state is LoginState.IDLE:
+            raise LocalProtocolError(f"login: receive() in state {self.state.value}")
+        try:
+            pdu = decode_bytes(raw)
+        except PyiscsiError:
+            self.state = LoginState.FAILED
+            raise
+        return self.receive(pdu)
 
     def _receive(self, pdu: Pdu) -> LoginRequest | Redirect | LoggedIn:
         resp = self._check(pdu)

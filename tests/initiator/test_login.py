@@ -679,3 +679,22 @@ def test_random_responses_give_typed_results_or_errors(chap: ChapCredentials | N
                 break
     except PyiscsiError:
         assert machine.state is LoginState.FAILED
+
+
+def test_kernel_channel_bytes_without_padding() -> None:
+    """The kernel hands over BHS + data without padding or digests, and may have rewritten our ITT."""
+    target = FakeTarget()
+    machine = LoginStateMachine(_config(strict_itt=False, itt=3))
+    out = machine.start()
+    while isinstance(out, LoginRequest):
+        resp = dataclasses.replace(target.respond(out), itt=0x1234)
+        out = machine.receive_bytes(resp.encode_bhs() + resp.data)
+    assert isinstance(out, LoggedIn)
+
+
+@pytest.mark.parametrize("raw", [b"", bytes(47), NopIn().encode(), LoginResponse(data=b"abc").encode_bhs()])
+def test_receive_bytes_refuses_what_is_not_one_login_response(raw: bytes) -> None:
+    machine, _ = _after_start()
+    with pytest.raises(RemoteProtocolError):
+        machine.receive_bytes(raw)
+    assert machine.state is LoginState.FAILED
