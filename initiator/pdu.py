@@ -10,6 +10,7 @@ Public API
     Opcode, Stage, INITIATOR_OPCODES, TARGET_OPCODES, BHS_LEN, MAX_AHS_LEN, MAX_DATA_SEGMENT_LEN, RESERVED_TAG
     Pdu                   base: `encode() -> bytes` (BHS + AHS + padded data, no digests), `encode_bhs() -> bytes`,
                           `encode_header() -> bytes` (BHS + AHS), `kind` (class name, for messages),
+                          classmethod `decode(raw) -> Pdu` (whole PDU bytes of exactly this kind),
                           fields `immediate`, `ahs` (raw AHS bytes), `data` (unpadded data segment)
     Initiator PDUs        NopOut, ScsiCommand, TaskMgmtRequest, LoginRequest, TextRequest, DataOut,
                           LogoutRequest, SnackRequest
@@ -362,6 +363,14 @@ class Pdu:
     @classmethod
     def _build(cls, values: dict[str, object], *, immediate: bool, ahs: bytes, data: bytes) -> Pdu:
         return cls(immediate=immediate, ahs=ahs, data=data, **values)  # type: ignore[arg-type]
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Pdu:
+        """One whole PDU of this kind from its bytes (no digests); RemoteProtocolError if it is another kind."""
+        pdu = decode_bytes(raw, from_target=False)
+        if not isinstance(pdu, cls):
+            raise RemoteProtocolError(f"{cls.__name__}: got a {pdu.kind} (opcode {pdu.OPCODE:#04x})")
+        return pdu
 
     @property
     def kind(self) -> str:

@@ -341,3 +341,11 @@ def test_random_pieces_give_typed_errors_only(bhs: bytes, ahs: bytes, data: byte
 def test_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         NopOut().itt = 3  # type: ignore[misc]
+
+
+def test_class_decode() -> None:
+    raw = NopIn(ttt=3).encode()
+    assert NopIn.decode(raw) == NopIn(ttt=3)
+    assert Pdu.decode(raw) == NopIn(ttt=3)
+    with pytest.raises(RemoteProtocolError, match="LoginResponse: got a NopIn"):
+        LoginResponse.decode(raw)
