@@ -319,6 +319,8 @@ class Negotiator:
             return None
         if key in self._settled or key in self._declared:
             previous = self._settled.get(key, self._declared.get(key))
+            if spec is not None and spec.rule in (Rule.DECLARE, Rule.DECLARE_NUMBER) and previous == value:
+                return None  # a declaration repeated unchanged (some targets resend their TPGT): harmless
             raise RemoteProtocolError(f"key {key}: negotiated twice ({previous!r}, then {value!r})")
         if value in SPECIAL_ANSWERS:
             raise RemoteProtocolError(f"key {key}: answer {value!r} to an offer we never made")

@@ -189,6 +189,14 @@ def test_hostile_target_keys(pairs: list[tuple[str, str]], message: str) -> None
         neg.receive(pairs)
 
 
+def test_a_declaration_repeated_unchanged_is_tolerated() -> None:
+    neg = Negotiator()
+    neg.receive([("TargetPortalGroupTag", "1"), ("TargetAlias", "disk")])
+    assert neg.receive([("TargetPortalGroupTag", "1"), ("TargetAlias", "disk")]) == []
+    with pytest.raises(RemoteProtocolError, match=r"TargetPortalGroupTag: negotiated twice \('1', then '2'\)"):
+        neg.receive([("TargetPortalGroupTag", "2")])
+
+
 def test_answer_then_repeat_is_refused() -> None:
     neg = Negotiator()
     neg.offers()
