@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -70,3 +72,29 @@ def test_lab_through_ipxe_sanhook_sees_the_firmware_ibft_of_a_live_target(pinned
     assert result.status == 0, result.stderr + result.console.summary()
     assert result.stdout.splitlines() == [iqn, str(tgt.port)]
     assert "pyiscsi-ipxe: sanhooked" in result.console.log()
+
+
+def test_lab_guest_reaches_a_host_loopback_service_as_10_0_2_2(pinned_kernel):
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        server.settimeout(LAB_BOUND)
+        port = server.getsockname()[1]
+        got: list[bytes] = []
+
+        def accept_one():
+            conn, _ = server.accept()
+            with conn:
+                got.append(conn.recv(64))
+
+        thread = threading.Thread(target=accept_one, daemon=True)
+        thread.start()
+        code = f"import socket; socket.create_connection(('10.0.2.2', {port}), timeout=10).sendall(b'from-guest')"
+        result = run_in_lab(["python3", "-c", code], bound=LAB_BOUND)
+        thread.join(timeout=5)
+    assert result.status == 0, result.stderr + result.console.summary()
+    assert got == [b"from-guest"]
+
+
+def test_lab_without_net_leaves_eth0_down_for_our_own_bring_up(pinned_kernel):
+    result = run_in_lab(["ip", "-4", "-o", "addr", "show", "dev", "eth0"], bound=LAB_BOUND, configure_net=False)
+    assert result.status == 0, result.stderr + result.console.summary()
+    assert result.stdout == ""

@@ -42,10 +42,14 @@ for m in virtio_pci virtio_net 9pnet_virtio 9p overlay crc32c_generic iscsi_tcp 
 done
 mark modules
 ip link set lo up
-ip link set eth0 up || die "no eth0"
-ip addr add 10.0.2.15/24 dev eth0
-ip route add default via 10.0.2.2
-printf 'nameserver 10.0.2.3\\n' > /etc/resolv.conf
+if ! grep -qw lab.nonet /proc/cmdline; then
+    ip link set eth0 up || die "no eth0"
+    ip addr add 10.0.2.15/24 dev eth0
+    ip route add default via 10.0.2.2
+    printf 'nameserver 10.0.2.3\\n' > /etc/resolv.conf
+    n=0  # carrier follows link-up a moment later; wait at most 5 s so the command starts with a working link
+    while [ "$(cat /sys/class/net/eth0/operstate 2>/dev/null)" != up ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n+1)); done
+fi
 mark net
 NINEP=trans=virtio,version=9p2000.L,msize=262144
 mkdir -p /host /upper /new
@@ -172,12 +176,15 @@ def run_in_lab(
     append: str = "",
     shares: Sequence[Path] = (),
     sanhook: LabSanhook | None = None,
+    configure_net: bool = True,
 ) -> LabResult:
     """Boot the lab VM, run `argv` as root in the chroot, return its status and output.
 
     The root is the host's `/` (read-only, with a guest-only tmpfs overlay); each directory in `shares` is
     mounted writable at the same path, so the command can leave files for the host there. With `sanhook`,
     iPXE logs in to the targets (which the caller serves, e.g. with tests.support.tgtd) before Linux starts.
+    With `configure_net=False` eth0 is left down and unaddressed, for testing our own bring-up (QEMU's DHCP
+    server answers on it).
     """
     if not argv:
         raise ValueError("run_in_lab: empty command")
@@ -189,7 +196,8 @@ def run_in_lab(
         rundir.chmod(0o755)
         (rundir / "cmd.sh").write_text(command_script(argv, cwd, env or {}))
         (rundir / "shares").write_text(share_table(shares))
-        spec = lab_spec(kern, initrd, rundir, acpi_tables, drives, memory_mb, append, shares)
+        extra = append if configure_net else f"{append} lab.nonet"
+        spec = lab_spec(kern, initrd, rundir, acpi_tables, drives, memory_mb, extra, shares)
         log_path = rundir.parent / f"{rundir.name}.log"
         if sanhook is None:
             console = run(spec, bound, name="lab", log_path=log_path)
@@ -239,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         help="boot through iPXE and sanhook this target first (the host's 127.0.0.1 is 10.0.2.2)",
     )
     parser.add_argument("--initiator-iqn", help="with --sanhook: iPXE's initiator-iqn")
+    parser.add_argument("--no-net", action="store_true", help="leave eth0 down (to test our own bring-up)")
     parser.add_argument("-v", "--verbose", action="store_true", help="print the console summary")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
@@ -255,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         append=args.append,
         shares=[p.resolve() for p in args.share],
         sanhook=LabSanhook(targets, args.initiator_iqn) if targets else None,
+        configure_net=not args.no_net,
     )
     sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
