@@ -68,6 +68,7 @@ def test_split_lines_keeps_partial_lines_and_cuts_endless_ones():
         (ReadEnd.EOF, False, 1, ExitReason.QEMU_FAILED),
         (ReadEnd.DEADLINE, False, -15, ExitReason.TIMEOUT),
         (ReadEnd.MARKER, False, -15, ExitReason.STOPPED),
+        (ReadEnd.NO_BOOT, False, -15, ExitReason.NO_BOOT),
     ],
 )
 def test_finish_names_why_the_run_ended(tmp_path, end, panicked, returncode, reason):
@@ -115,4 +116,13 @@ def test_read_console_stops_at_the_awaited_marker(tmp_path: Path):
     parser, end = read_console(stream, tmp_path / "log", Deadline("boot", 5), stop_on="ready")
     assert end is ReadEnd.MARKER
     assert parser.markers[-1].name == "ready"
+    os.close(wfd)
+
+
+def test_read_console_stops_when_the_firmware_finds_nothing_to_boot(tmp_path: Path):
+    chunks = [b"Booting from Hard Disk...\n", b"No bootable device.\n"]
+    stream, wfd, _ = _pipe_with_writer(chunks, then_close=False)
+    parser, end = read_console(stream, tmp_path / "log", Deadline("boot", 5))
+    assert end is ReadEnd.NO_BOOT
+    assert parser.no_boot
     os.close(wfd)

@@ -56,3 +56,28 @@ def test_ext4_image_holds_the_files_and_os_release(tmp_path):
     assert cat("/sbin/init") == "#!/bin/sh\necho hi\n"
     mode = subprocess.run(["debugfs", "-R", "stat /sbin/init", str(img)], capture_output=True, text=True, timeout=30)
     assert "Mode:  0755" in mode.stdout
+
+
+def _cpio_listing(img) -> set[str]:
+    unpacked = subprocess.run(["gzip", "-dc", str(img)], capture_output=True, timeout=60, check=True).stdout
+    listing = subprocess.run(["cpio", "-it", "--quiet"], input=unpacked, capture_output=True, timeout=60, check=True)
+    return set(listing.stdout.decode().split())
+
+
+def test_initramfs_has_busybox_init_files_and_the_module_closure(pinned_kernel, tmp_path):
+    img = images.build_initramfs(
+        pinned_kernel, "mark hello\n", files={"/etc/extra": b"x"}, modules=["iscsi_tcp"], cache=tmp_path
+    )
+    names = _cpio_listing(img)
+    moddir = f"lib/modules/{pinned_kernel.release}"
+    for name in ["init", "bin/busybox", "bin/sh", "bin/modprobe", "etc/extra", f"{moddir}/modules.dep"]:
+        assert name in names
+    kos = {n.rsplit("/", 1)[-1] for n in names if n.startswith(moddir) and ".ko" in n}
+    assert {"iscsi_tcp.ko", "libiscsi_tcp.ko", "libiscsi.ko", "scsi_transport_iscsi.ko"} <= kos
+    assert "virtio_net.ko" not in kos  # only what was asked for, and its dependencies
+    assert (
+        images.build_initramfs(
+            pinned_kernel, "mark hello\n", files={"/etc/extra": b"x"}, modules=["iscsi_tcp"], cache=tmp_path
+        )
+        == img
+    )  # same inputs: the cached image
