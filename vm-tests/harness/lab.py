@@ -1,11 +1,11 @@
 """Lab mode: run one command inside a VM with the pinned kernel, using the host's own files as its root.
 
-The guest is a busybox initramfs that loads the modules (virtio, 9p, iscsi_tcp, iscsi_ibft, sd_mod, ...), brings
-up eth0 as 10.0.2.15/24 (QEMU user networking, so the host's 127.0.0.1 is 10.0.2.2), mounts the host's `/`
-read-only over 9p with a tmpfs overlay on top (writes stay in the guest), mounts /proc /sys /dev /run, puts the
-guest kernel's modules at /lib/modules/<release>, chroots and runs the command from a per-run 9p share that
-also collects its stdout, stderr and exit status. Kernel-facing code (NETLINK_ISCSI, sysfs, the iBFT) is thus
-exercised in seconds without building anything.
+The guest is a busybox initramfs that loads the modules (virtio, 9p, iscsi_tcp, sd_mod, ...), brings up eth0
+as 10.0.2.15/24 (QEMU user networking, so the host's 127.0.0.1 is 10.0.2.2), mounts the host's `/` read-only
+over 9p with a tmpfs overlay on top (writes stay in the guest), mounts /proc /sys /dev /run, binds the pinned
+kernel's whole module tree (from the host's cache) at /lib/modules/<release> so plain `modprobe` works, chroots
+and runs the command from a per-run 9p share that also collects its stdout, stderr and exit status.
+Kernel-facing code (NETLINK_ISCSI, sysfs, the iBFT) is thus exercised in seconds without building anything.
 
     python -m harness.lab [--timeout S] [--acpitable FILE] [--drive IMG] [--share DIR]
                           [--sanhook iscsi:10.0.2.2::PORT:LUN:IQN [--initiator-iqn IQN]] -- CMD ...
@@ -71,8 +71,12 @@ mount -t tmpfs tmpfs $R/dev/shm
 mount -t tmpfs -o mode=0755 tmpfs $R/run
 mount -t tmpfs -o mode=1777 tmpfs $R/tmp
 KREL=$(uname -r)
+MODS=/lib/modules/$KREL  # the initramfs's few; the whole depmod'ed tree from the host's cache when we have it
+for arg in $(cat /proc/cmdline); do
+    case "$arg" in lab.modules=*) [ -f "$R${arg#lab.modules=}/modules.dep" ] && MODS="$R${arg#lab.modules=}";; esac
+done
 if mkdir -p $R/lib/modules/$KREL 2>/dev/null; then
-    mount --bind /lib/modules/$KREL $R/lib/modules/$KREL
+    mount --bind $MODS $R/lib/modules/$KREL
 fi
 cp /etc/resolv.conf $R/run/lab-resolv.conf 2>/dev/null
 mkdir -p $R/run/lab
@@ -196,7 +200,7 @@ def run_in_lab(
         rundir.chmod(0o755)
         (rundir / "cmd.sh").write_text(command_script(argv, cwd, env or {}))
         (rundir / "shares").write_text(share_table(shares))
-        extra = append if configure_net else f"{append} lab.nonet"
+        extra = f"{append} lab.modules={kern.modules}" + ("" if configure_net else " lab.nonet")
         spec = lab_spec(kern, initrd, rundir, acpi_tables, drives, memory_mb, extra, shares)
         log_path = rundir.parent / f"{rundir.name}.log"
         if sanhook is None:
