@@ -140,8 +140,9 @@ def write_cpio(staging: Path, out: Path) -> None:
     """newc cpio of `staging`, gzip'ed (fast to unpack under TCG, understood by every kernel)."""
     names = sorted(str(p.relative_to(staging)) for p in staging.rglob("*"))
     listing = ("\n".join([".", *names]) + "\n").encode()
-    tmp = out.with_suffix(".tmp")
-    with tmp.open("wb") as sink:
+    fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=".cpio-")  # unique: parallel builds never share it
+    tmp = Path(tmp_name)
+    with os.fdopen(fd, "wb") as sink:
         cpio = subprocess.Popen(
             ["cpio", "--quiet", "-o", "-H", "newc", "-R", "0:0"],
             cwd=staging,
@@ -154,8 +155,10 @@ def write_cpio(staging: Path, out: Path) -> None:
         cpio.stdin.write(listing)
         cpio.stdin.close()
         if cpio.wait(timeout=300) != 0 or gz.wait(timeout=300) != 0:
+            tmp.unlink()
             raise HarnessError(f"cpio|gzip of {staging} failed")
-    tmp.rename(out)
+    tmp.chmod(0o644)
+    os.replace(tmp, out)
 
 
 def build_initramfs(

@@ -12,6 +12,7 @@ named in the pin file depends on today, print that loudly, and remember it in `c
 from __future__ import annotations
 
 import argparse
+import fcntl
 import re
 import shutil
 import subprocess
@@ -154,6 +155,15 @@ def fetch(pin: Pin | None = None, cache: Path | None = None, log=print) -> Kerne
     if have is not None:
         return have
     cache.mkdir(parents=True, exist_ok=True)
+    with (cache / ".lock").open("w") as lock:
+        # Two test runs fetching at once: the second waits, then finds it. Bounded through the holder, whose
+        # every step (apt-get, dpkg-deb, depmod) runs under a timeout.
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        have = cached(pin, cache)
+        return have if have is not None else _fetch_locked(pin, cache, log)
+
+
+def _fetch_locked(pin: Pin, cache: Path, log) -> Kernel:
     with tempfile.TemporaryDirectory(dir=cache, prefix=".fetch-") as tmp:
         work = Path(tmp)
         package, version = pin.package, pin.version
