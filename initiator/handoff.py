@@ -8,6 +8,7 @@ Login Request of this login carried, and the socket must hold no unread byte whe
 
 from __future__ import annotations
 
+import errno
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from initiator import iscsi_if as nl
 from initiator.deadline import Deadline
 from initiator.errors import NetworkError, RemoteProtocolError
-from initiator.kernel import NetlinkIscsi
+from initiator.kernel import KernelError, NetlinkIscsi
 from initiator.secret import Secret
 
 
@@ -49,6 +50,20 @@ class KernelSession:
     sid: int
     cid: int
     host_no: int
+    unsupported: tuple[str, ...] = ()  # optional parameters this kernel does not take (ENOSYS)
+
+
+# Parameters a kernel may not implement (libiscsi answers ENOSYS): markers are gone from newer kernels, and
+# 6.1's libiscsi keeps ISID and the Time2Wait/Retain values to itself. Any other refusal fails the handover.
+OPTIONAL_PARAMS = frozenset(
+    {
+        nl.IscsiParam.IFMARKER_EN,
+        nl.IscsiParam.OFMARKER_EN,
+        nl.IscsiParam.DEF_TIME2WAIT,
+        nl.IscsiParam.DEF_TIME2RETAIN,
+        nl.IscsiParam.ISID,
+    }
+)
 
 
 def _flag(value: str) -> str:
@@ -118,7 +133,14 @@ def hand_over(netlink: NetlinkIscsi, sock: socket.socket, p: HandoffParams, dead
     conn = netlink.request(nl.create_conn(h, sid, 0), deadline)
     cid = conn.fields["cid"]
     netlink.request(nl.bind_conn(h, sid, cid, sock.fileno()), deadline)
+    unsupported: list[str] = []
     for param, value in kernel_params(p):
-        netlink.request(nl.set_param(h, sid, cid, param, value), deadline)
+        try:
+            netlink.request(nl.set_param(h, sid, cid, param, value), deadline)
+        except KernelError as exc:
+            if exc.errno == errno.ENOSYS and param in OPTIONAL_PARAMS:
+                unsupported.append(param.name)
+                continue
+            raise KernelError(f"{exc} (parameter {param.name})", exc.errno) from None
     netlink.request(nl.start_conn(h, sid, cid), deadline)
-    return KernelSession(sid=sid, cid=cid, host_no=host_no)
+    return KernelSession(sid=sid, cid=cid, host_no=host_no, unsupported=tuple(unsupported))

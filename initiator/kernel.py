@@ -24,6 +24,10 @@ RECV_BUFFER = 1 << 18  # a received PDU event carries up to MaxRecvDataSegmentLe
 class KernelError(NetworkError):
     """The kernel refused a NETLINK_ISCSI request (the message names the request and the errno)."""
 
+    def __init__(self, message: str, errno: int = 0) -> None:
+        super().__init__(message)
+        self.errno = errno
+
 
 def transport_handle(path: Path = TRANSPORT_HANDLE_PATH) -> int:
     try:
@@ -71,12 +75,13 @@ class NetlinkIscsi:
                     if msg.type == nl.NLMSG_ERROR and msg.retcode == 0:
                         continue  # a plain ACK
                     code = msg.iferror or msg.retcode
-                    raise KernelError(f"kernel refused {req.type.name}: {_errno_text(code)}")
+                    raise KernelError(f"kernel refused {req.type.name}: {_errno_text(code)}", abs(code))
                 if msg.type == req.type:
                     if req.type in (nl.UEvent.BIND_CONN, nl.UEvent.START_CONN, nl.UEvent.SEND_PDU) and msg.retcode:
                         raise KernelError(f"kernel refused {req.type.name}: retcode {msg.retcode}")
                     if msg.iferror:
-                        raise KernelError(f"kernel refused {req.type.name}: {_errno_text(msg.iferror)}")
+                        text = _errno_text(msg.iferror)
+                        raise KernelError(f"kernel refused {req.type.name}: {text}", abs(msg.iferror))
                     return msg
 
     def next_event(self, deadline: Deadline) -> nl.Message:

@@ -1,0 +1,63 @@
+"""`pyiscsi boot`: the initramfs entry point. Plan, network, login, kernel handover, the root disk, state.
+
+Prints a milestone line per step (`PYISCSI-MARK ...`, see boot.timeline), one line naming the cause on any
+failure (console and kernel log), and writes `<state-dir>/booted` (the root disk's path) only when the root
+disk is there: dracut's initqueue and the systemd unit wait for that file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from initiator.console import KMSG_WARNING, to_kmsg
+
+KMSG = True
+STATE_DIR = "/run/pyiscsi"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from boot.commands.plan_args import add_plan_arguments
+
+    add_plan_arguments(parser)
+    parser.add_argument("--state-dir", default=STATE_DIR, metavar="DIR", help=f"where state goes (default {STATE_DIR})")
+    parser.add_argument(
+        "--root-link",
+        metavar="NAME",
+        help="give the root LUN this /dev name through udev (default: 'root' when root=iscsi:..., else none)",
+    )
+
+
+def _warn(line: str) -> None:
+    print(f"pyiscsi boot: warning: {line}", file=sys.stderr, flush=True)
+    to_kmsg(f"boot: {line}", KMSG_WARNING)
+
+
+def run(args: argparse.Namespace) -> int:
+    from boot.atomic import write_atomic
+    from boot.commands.plan_args import plan_from_args
+    from boot.live import LiveSteps
+    from boot.orchestrate import run_boot
+    from boot.rootdev import link_root
+    from boot.sessions import write_sessions
+    from boot.timeline import Timeline
+
+    timeline = Timeline()
+    timeline.mark("start")
+    plan = plan_from_args(args)
+    state_dir = Path(args.state_dir)
+    steps = LiveSteps(state_dir=str(state_dir))
+    try:
+        sessions = run_boot(plan, steps, timeline, warn=_warn)
+    finally:
+        steps.close()
+    write_sessions(sessions, state_dir / "sessions.json")
+    root = sessions[0]
+    link = args.root_link or ("root" if (plan.root or "").startswith("iscsi:") else None)
+    if link and root.device:
+        link_root(root.device, link)
+        timeline.mark("root-link", f"/dev/{link} -> {root.device}")
+    write_atomic(state_dir / "booted", f"{root.device}\n")
+    timeline.mark("booted", f"{len(sessions)} session(s), root {root.device}")
+    return 0

@@ -1,0 +1,62 @@
+"""`pyiscsi handover --sysroot DIR`: leave the real root what it needs to keep and recover the boot sessions.
+
+Run before switch_root (dracut's pre-pivot hook, or `pyiscsi-handover.service`). Reads what `pyiscsi boot`
+recorded under the state directory and reloads the plan (same command line and iBFT) for the CHAP secrets,
+which are never stored in /run. Writes node records and the initiator name into the new root, and the
+keep-the-network files into this /run, which moves into the real root with switch_root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from initiator.console import KMSG_WARNING, to_kmsg
+from initiator.errors import BadInputError
+
+KMSG = True
+STATE_DIR = "/run/pyiscsi"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from boot.commands.plan_args import add_plan_arguments
+
+    parser.add_argument("--sysroot", required=True, metavar="DIR", help="the real root, mounted (dracut: $NEWROOT)")
+    parser.add_argument("--state-dir", default=STATE_DIR, metavar="DIR", help="where `pyiscsi boot` recorded state")
+    parser.add_argument("--run-root", default="/", metavar="DIR", help="root under which run/... files go")
+    add_plan_arguments(parser)
+
+
+def _warn(line: str) -> None:
+    print(f"pyiscsi handover: warning: {line}", file=sys.stderr, flush=True)
+    to_kmsg(f"handover: {line}", KMSG_WARNING)
+
+
+def run(args: argparse.Namespace) -> int:
+    from boot.commands.plan_args import plan_from_args
+    from boot.handover import INITIATORNAME, run_files, sysroot_files, write_files
+    from boot.net.state import read_state_file
+    from boot.sessions import read_sessions
+
+    sysroot = Path(args.sysroot)
+    if not sysroot.is_dir():
+        raise BadInputError("--sysroot", args.sysroot, "not a directory (is the real root mounted?)")
+    state_dir = Path(args.state_dir)
+    sessions = read_sessions(state_dir / "sessions.json")
+    net_file = state_dir / "net.json"
+    interfaces = read_state_file(net_file) if net_file.exists() else ()
+    plan = plan_from_args(args)
+    try:
+        existing = (sysroot / INITIATORNAME).read_text(errors="replace")[:65536]
+    except OSError:
+        existing = None
+    files, warnings = sysroot_files(sessions, plan, existing)
+    for warning in warnings:
+        _warn(warning)
+    written = write_files(sysroot, files, _warn) + write_files(Path(args.run_root), run_files(interfaces), _warn)
+    for session in sessions:
+        role = "root" if session.root else "data"
+        print(f"{role} session {session.sid}: {session.target} {session.address}:{session.port} -> {session.device}")
+    print(f"{len(written)} file(s) written for the real root")
+    return 0

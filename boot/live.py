@@ -1,0 +1,165 @@
+"""The real steps of `pyiscsi boot` (see boot.orchestrate for the order and the rules).
+
+Network through boot.net, login in userspace on a plain socket (CmdSN = the kernel session's initial CmdSN on
+every Login Request), the logged-in socket handed to iscsi_tcp over NETLINK_ISCSI, then a SCSI scan and a
+bounded wait for the LUN's block device.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+from boot.net.state import STATE_FILE, InterfaceState
+from boot.plan import BootPlan, TargetPlan
+from boot.sessions import SessionState
+from initiator.deadline import Deadline
+from initiator.errors import NetworkError, WaitTimeout
+
+INITRD_RELEASE = "/etc/initrd-release"
+INITIAL_CMDSN = 1
+KERNEL_MODULES = ("iscsi_tcp",)
+WILDCARDS = ("0.0.0.0", "::", "")
+
+
+def load_modules(deadline: Deadline, modules: tuple[str, ...] = KERNEL_MODULES) -> None:
+    """iscsi_tcp must be there before NETLINK_ISCSI answers; dracut may not have loaded it yet."""
+    if Path("/sys/class/iscsi_transport/tcp").exists():
+        return
+    try:
+        done = subprocess.run(
+            ["modprobe", "-q", *modules], capture_output=True, text=True, timeout=max(0.1, deadline.remaining())
+        )
+    except FileNotFoundError:
+        raise NetworkError("modprobe not found: cannot load iscsi_tcp") from None
+    except subprocess.TimeoutExpired:
+        raise deadline.timeout("modprobe iscsi_tcp") from None
+    if done.returncode != 0:
+        raise NetworkError(f"modprobe {' '.join(modules)} failed: {done.stderr.strip() or done.returncode}")
+
+
+class LiveSteps:
+    def __init__(self, *, in_initramfs: bool | None = None, state_dir: str = "/run/pyiscsi") -> None:
+        self.in_initramfs = os.path.exists(INITRD_RELEASE) if in_initramfs is None else in_initramfs
+        self.state_dir = state_dir
+        self._netlink = None
+
+    def _kernel(self):  # type: ignore[no-untyped-def]
+        from initiator.kernel import NetlinkIscsi
+
+        if self._netlink is None:
+            self._netlink = NetlinkIscsi()
+        return self._netlink
+
+    def close(self) -> None:
+        if self._netlink is not None:
+            self._netlink.close()
+            self._netlink = None
+
+    def bring_up(self, plan: BootPlan, deadline: Deadline) -> tuple[InterfaceState, ...]:
+        from boot.net.bringup import bring_up
+
+        return bring_up(
+            plan,
+            deadline,
+            resolv_conf="/etc/resolv.conf" if self.in_initramfs else None,
+            state_file=os.path.join(self.state_dir, os.path.basename(STATE_FILE)),
+            set_hostname=self.in_initramfs,
+        )
+
+    def discover(self, target: TargetPlan, initiator: str, deadline: Deadline) -> list[TargetPlan]:
+        from dataclasses import replace
+
+        from initiator.client import discover
+        from initiator.portal import Portal
+
+        found = discover(Portal(target.address, target.port), initiator, target.chap, target.reverse_chap, deadline)
+        plans: list[TargetPlan] = []
+        for entry in found:
+            portal = entry.portals[0] if entry.portals else None
+            address = target.address if portal is None or portal.address in WILDCARDS else portal.address
+            port = target.port if portal is None else portal.port
+            plans.append(replace(target, name=entry.name, address=address, port=port))
+        return plans
+
+    def attach(self, target: TargetPlan, initiator: str, plan: BootPlan, deadline: Deadline) -> SessionState:
+        from boot.disk import scan_host
+        from initiator.client import login
+        from initiator.handoff import HandoffParams, hand_over
+        from initiator.portal import Portal
+
+        assert target.name is not None
+        started = time.monotonic()
+        load_modules(deadline)
+        conn = login(
+            Portal(target.address, target.port),
+            target.name,
+            initiator,
+            target.chap,
+            target.reverse_chap,
+            deadline,
+            initial_cmdsn=INITIAL_CMDSN,
+        )
+        result = conn.result
+        tpgt = result.target_portal_group_tag if result.target_portal_group_tag is not None else 1
+        try:
+            params = HandoffParams(
+                target_name=target.name,
+                tpgt=tpgt,
+                address=conn.portal.address,
+                port=conn.portal.port,
+                initiator_name=initiator,
+                isid=result.isid,
+                tsih=result.tsih,
+                initial_cmdsn=INITIAL_CMDSN,
+                exp_statsn=result.exp_statsn,
+                negotiated=result.negotiated_text(),
+                target_max_recv=result.target_max_recv_data_segment_length,
+                username=target.chap.username if target.chap else None,
+                password=target.chap.password if target.chap else None,
+                username_in=target.reverse_chap.username if target.reverse_chap else None,
+                password_in=target.reverse_chap.password if target.reverse_chap else None,
+                recovery_timeout=int(plan.timeouts.replacement),
+            )
+            sock = conn.detach()
+        except BaseException:
+            conn.close(abort=True)
+            raise
+        try:
+            kernel = hand_over(self._kernel(), sock, params, deadline)
+        finally:
+            sock.close()  # iscsi_tcp holds its own reference once bound
+        scan_host(kernel.host_no)
+        negotiated = params.negotiated
+        return SessionState(
+            target=target.name,
+            address=conn.portal.address,
+            port=conn.portal.port,
+            tpgt=tpgt,
+            lun=target.lun,
+            sid=kernel.sid,
+            host_no=kernel.host_no,
+            isid=result.isid.hex(),
+            tsih=result.tsih,
+            initiator_name=initiator,
+            header_digest=negotiated.get("HeaderDigest", "None"),
+            data_digest=negotiated.get("DataDigest", "None"),
+            username=params.username,
+            username_in=params.username_in,
+            device=None,
+            root=False,
+            seconds=round(time.monotonic() - started, 3),
+        )
+
+    def wait_disk(self, session: SessionState, deadline: Deadline) -> str:
+        from boot.disk import wait_for_block_device
+
+        return wait_for_block_device(session.sid, session.lun, deadline)
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+__all__ = ["LiveSteps", "WaitTimeout", "load_modules"]
