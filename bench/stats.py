@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,3 +48,14 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def ratio(ours: Summary, stock: Summary) -> str:
     """ours/stock of the medians: below 1 means pyiscsi is faster."""
     return f"{ours.median / stock.median:.2f}x" if stock.median > 0 else "n/a"
+
+
+def percentile(samples: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile `q` (0 < q <= 100) of the samples, in their own unit: always a sample that happened."""
+    if not samples:
+        raise ValueError("no samples")
+    if not 0 < q <= 100:
+        raise ValueError(f"percentile {q} outside (0, 100]")
+    ordered = sorted(samples)
+    rank = max(1, math.ceil(q * len(ordered) / 100 - 1e-9))
+    return ordered[min(rank, len(ordered)) - 1]
