@@ -17,6 +17,10 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "login": ("bench.login_latency", "iSCSI login and discovery latency: pyiscsi vs open-iscsi's iscsiadm, on tgtd"),
     "net": ("bench.net_bringup", "network bring-up per method: pyiscsi vs dhclient and dracut's shell loops"),
     "storm": ("bench.storm", "boot storm: N logins at once to one tgtd (N = 50, 200), pyiscsi vs iscsiadm discovery"),
+    "frozen": (
+        "bench.frozen",
+        "frozen runtime: size of boot.freeze's tree and zip, start-up of pyiscsi --version vs iscsistart",
+    ),
 }
 
 

@@ -1,0 +1,164 @@
+"""Bench: the frozen runtime `boot.freeze` builds for the initramfs: its size and its start-up, against open-iscsi's.
+
+Size: the tree `boot.freeze.build()` writes (interpreter, the bytecode zip, lib-dynload, the shared libraries
+it copies) and the zip alone, against the stock tools dracut's 95iscsi installs (`iscsistart`, `iscsiadm`,
+`iscsid`) plus the shared libraries they link that are not libc's (ldd), as a like-for-like "what the
+iSCSI initiator costs in bytes" (the initramfs bench measures the whole images).
+
+Start-up: a whole process that prints its version and exits, which is the fixed cost every call in the
+initramfs pays. Ours: the frozen `pyiscsi --version` (`python3 -I -S -B -m initiator --version` in a chroot of the
+tree, as the initramfs runs it), the same without the chroot, and the checkout's venv for contrast; stock:
+`iscsistart --version` (what 95iscsi runs at boot) and `iscsiadm --version`; the floor: the frozen
+interpreter's `-c pass`. Rounds rotate the order; ours/stock compares medians with `iscsistart --version`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from bench.stats import Summary, table
+from boot import freeze
+
+RUNS = 20
+QUICK_RUNS = 5
+BOUND = 30.0
+STOCK_TOOLS = ("iscsistart", "iscsiadm", "iscsid")
+LIBC = ("libc.so", "ld-linux", "linux-vdso", "libm.so", "libpthread", "libdl.so", "librt.so")
+
+
+def ldd_libraries(text: str) -> list[str]:
+    """Paths of the resolved libraries in ldd's output, libc's own family left out (every image has it)."""
+    found = []
+    for line in text.splitlines():
+        parts = line.split()
+        if "=>" in parts:
+            path = parts[parts.index("=>") + 1]
+            if path.startswith("/") and not any(name in path for name in LIBC):
+                found.append(path)
+    return found
+
+
+def stock_size(tools: Iterable[str] = STOCK_TOOLS) -> tuple[int, list[str]]:
+    """Bytes of the stock tools and their non-libc libraries (each counted once), and the files counted."""
+    files: list[str] = []
+    for tool in tools:
+        path = shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin")
+        if path is None:
+            continue
+        files.append(os.path.realpath(path))
+        ldd = subprocess.run(["ldd", path], capture_output=True, text=True, timeout=BOUND, check=False)
+        files += [os.path.realpath(lib) for lib in ldd_libraries(ldd.stdout)]
+    unique = sorted(set(files))
+    return sum(os.path.getsize(f) for f in unique), unique
+
+
+def _timed(argv: list[str], expect: str) -> Callable[[], float]:
+    def sample() -> float:
+        started = time.perf_counter()
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=BOUND, check=False)
+        took = time.perf_counter() - started
+        if expect not in result.stdout + result.stderr:
+            raise RuntimeError(f"{' '.join(argv[:5])}: exit {result.returncode}, {result.stdout!r} {result.stderr!r}")
+        return took
+
+    return sample
+
+
+def commands(tree: Path) -> dict[str, tuple[list[str], str]]:
+    python = str(freeze.PREFIX / "bin" / "python3")
+    outside = str(tree / str(freeze.PREFIX).lstrip("/") / "bin" / "python3")
+    flags = ["-I", "-S", "-B"]
+    return {
+        "ours: frozen `pyiscsi --version` (chroot, as in the initramfs)": (
+            ["chroot", str(tree), python, *flags, "-m", "initiator", "--version"],
+            "pyiscsi ",
+        ),
+        "ours: frozen `pyiscsi --version` (tree, no chroot)": (
+            [outside, *flags, "-m", "initiator", "--version"],
+            "pyiscsi ",
+        ),
+        "ours: checkout venv `python -m initiator --version`": (
+            [sys.executable, "-m", "initiator", "--version"],
+            "pyiscsi ",
+        ),
+        "stock: `iscsistart --version`": (["iscsistart", "--version"], "iscsistart version"),
+        "stock: `iscsiadm --version`": (["iscsiadm", "--version"], "iscsiadm version"),
+        "floor: frozen interpreter `-c pass` (chroot)": (["chroot", str(tree), python, *flags, "-c", "print(1)"], "1"),
+    }
+
+
+def measure(runs: int, tree: Path) -> dict[str, Summary]:
+    samplers = {name: _timed(argv, expect) for name, (argv, expect) in commands(tree).items()}
+    names = list(samplers)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for name in names:  # warm-up
+        samplers[name]()
+    for index in range(runs):
+        shift = index % len(names)
+        for name in names[shift:] + names[:shift]:
+            samples[name].append(samplers[name]())
+    return {name: Summary.of_seconds(values) for name, values in samples.items()}
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1 << 20):.2f}"
+
+
+def size_report(tree_bytes: int, zip_bytes: int, modules: int, stock_bytes: int, stock_files: int) -> str:
+    rows = [
+        [
+            "ours: frozen tree (interpreter, zip, lib-dynload, libraries)",
+            _mib(tree_bytes),
+            f"{tree_bytes / stock_bytes:.2f}x",
+        ],
+        [f"ours: the bytecode zip alone ({modules} modules)", _mib(zip_bytes), f"{zip_bytes / stock_bytes:.2f}x"],
+        [f"stock: {' + '.join(STOCK_TOOLS)} + non-libc libraries ({stock_files} files)", _mib(stock_bytes), ""],
+    ]
+    return table(["runtime size", "MiB", "ours/stock"], rows)
+
+
+def startup_report(results: dict[str, Summary]) -> str:
+    stock = results["stock: `iscsistart --version`"]
+    rows = []
+    for name, summary in results.items():
+        versus = (
+            f"{summary.median / stock.median:.2f}x"
+            if not name.startswith("stock: ") or name != "stock: `iscsistart --version`"
+            else ""
+        )
+        rows.append([name, *summary.cells(), versus if stock.median > 0 else "n/a"])
+    count = next(iter(results.values())).count
+    note = f"({count} samples each; ratio: medians against `iscsistart --version`)"
+    return f"{table(['start-up (ms)', 'median', 'p90', 'min', 'max', 'vs iscsistart'], rows)}\n{note}"
+
+
+def run() -> None:
+    if os.geteuid() != 0 or shutil.which("iscsistart") is None:
+        print("frozen: skipped: needs root (chroot) and open-iscsi's iscsistart")
+        return
+    with tempfile.TemporaryDirectory(prefix="pyiscsi-bench-frozen-") as tmp:
+        tree_dir = Path(tmp) / "tree"
+        frozen = freeze.build(freeze.FreezeOptions(out=tree_dir, skip_missing=True))
+        dev = tree_dir / "dev"
+        dev.mkdir(exist_ok=True)
+        if not (dev / "null").exists():
+            os.mknod(dev / "null", 0o666 | 0o020000, os.makedev(1, 3))
+        tree_bytes = freeze.tree_size(tree_dir)
+        zip_bytes = frozen.zip_path.stat().st_size
+        stock_bytes, stock_files = stock_size()
+        if frozen.missing_entries:
+            print(f"frozen: entries not present yet (skipped): {', '.join(frozen.missing_entries)}")
+        print(size_report(tree_bytes, zip_bytes, len(frozen.modules), stock_bytes, len(stock_files)))
+        print()
+        print(startup_report(measure(RUNS, tree_dir)))
+
+
+if __name__ == "__main__":
+    run()
