@@ -128,12 +128,8 @@ def startup_report(results: dict[str, Summary]) -> str:
     stock = results["stock: `iscsistart --version`"]
     rows = []
     for name, summary in results.items():
-        versus = (
-            f"{summary.median / stock.median:.2f}x"
-            if not name.startswith("stock: ") or name != "stock: `iscsistart --version`"
-            else ""
-        )
-        rows.append([name, *summary.cells(), versus if stock.median > 0 else "n/a"])
+        versus = "" if summary is stock else f"{summary.median / stock.median:.2f}x" if stock.median > 0 else "n/a"
+        rows.append([name, *summary.cells(), versus])
     count = next(iter(results.values())).count
     note = f"({count} samples each; ratio: medians against `iscsistart --version`)"
     return f"{table(['start-up (ms)', 'median', 'p90', 'min', 'max', 'vs iscsistart'], rows)}\n{note}"
