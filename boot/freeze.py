@@ -65,6 +65,7 @@ DEFAULT_EXTRAS = (
     "encodings.ascii",
     "encodings.latin_1",
     "encodings.utf_8",
+    "encodings.idna",  # socket.getaddrinfo/create_connection encode every host name with it (C code, no import)
     "pyroute2.iproute",  # boot.net reaches IPRoute; named here so verify() imports it (and all of pyroute2/__init__)
     "pyudev",  # boot.disk imports it inside a function, guarded
     "ctypes.util",  # pyudev finds libudev through it

@@ -1,0 +1,191 @@
+"""The real root the boot tests land in: an ext4 image (`mke2fs -d`, no loop mount) served as a tgtd LUN.
+
+It holds static busybox, Debian's open-iscsi `iscsid` and `iscsiadm` with their shared libraries (the host's
+files, found through `ldd`), /etc/os-release (systemd's switch-root refuses a root without it) and an
+`/sbin/init` that proves the handover:
+
+  PYISCSI-MARK realroot         the real root runs (uptime = time to the real root)
+  PYISCSI-MARK rootstate ...    what the initramfs left: /run/pyiscsi/booted, node records, initiator name
+  PYISCSI-MARK iscsid           iscsid started
+  PYISCSI-MARK adopted ...      `iscsiadm -m session -P 1` shows our session known to iscsid and LOGGED IN
+  PYISCSI-MARK await-failure    the host may now break the connection (it restarts tgtd)
+  PYISCSI-MARK conn-lost        the kernel reported the connection error
+  PYISCSI-MARK recovered ...    iscsid logged in again and the disk reads (O_DIRECT) after it
+  PYISCSI-MARK realroot-fail .. any of those did not happen in its bound (the line says which)
+
+then powers off. `recovery=False` in the kernel command line option `pyiscsi.test=adopt` stops after adoption.
+The image is built once per content (cache/rootimg); each boot gets its own sparse copy (the root is mounted rw).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from harness import images
+from harness.errors import HarnessError
+from harness.paths import BUSYBOX, CACHE
+
+BINARIES = ("/usr/sbin/iscsid", "/usr/sbin/iscsiadm")
+SIZE_MB = 48
+ADOPT_BOUND = 60  # seconds for iscsid to adopt the session
+LOST_BOUND = 60  # for the kernel to report the connection error once the host broke it
+RECOVER_BOUND = 90  # for iscsid to log in again
+
+INIT = r"""#!/bin/sh
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+mountpoint -q /proc || mount -t proc proc /proc
+mountpoint -q /sys || mount -t sysfs sysfs /sys
+mountpoint -q /dev || mount -t devtmpfs devtmpfs /dev
+mountpoint -q /run || mount -t tmpfs tmpfs /run
+mkdir -p /tmp /run/lock/iscsi /var/lib/iscsi /var/lock
+mark() { echo "PYISCSI-MARK $1 $(cut -d' ' -f1 /proc/uptime)${2:+ $2}" > /dev/console; }
+fail() { mark realroot-fail "$*"; sync; poweroff -f; sleep 10; }
+mark realroot "$(cat /proc/cmdline | tr ' ' '\n' | grep -c .) args"
+mode=recover
+for arg in $(cat /proc/cmdline); do
+    case "$arg" in pyiscsi.test=*) mode=${arg#pyiscsi.test=} ;; esac
+done
+nodes=$(find /etc/iscsi/nodes -type f 2>/dev/null | wc -l)
+startup=$(grep -h '^node.startup' $(find /etc/iscsi/nodes -type f 2>/dev/null) /dev/null | tr -d ' ' | tr '\n' ,)
+perms=$(find /etc/iscsi/nodes -type f -perm 0600 2>/dev/null | wc -l)
+keep=$(ls /run/systemd/network /run/NetworkManager/system-connections 2>/dev/null | grep -c pyiscsi)
+mark rootstate "booted=$(cat /run/pyiscsi/booted 2>/dev/null) nodes=$nodes startup=$startup mode0600=$perms keepnet=$keep $(grep -h InitiatorName= /etc/iscsi/initiatorname.iscsi 2>/dev/null)"
+ls /sys/class/iscsi_session/ | grep -q session || fail "no iSCSI session in sysfs after switch_root"
+sid=$(ls /sys/class/iscsi_session/ | head -n1)
+dev=$(cat /run/pyiscsi/booted 2>/dev/null)
+[ -b "$dev" ] || dev=/dev/sda
+iscsid || fail "iscsid did not start"
+mark iscsid
+i=0
+while :; do
+    out=$(iscsiadm -m session -P 1 2>&1)
+    if echo "$out" | grep -q 'Internal iscsid Session State: NO CHANGE' &&
+        echo "$out" | grep -q 'iSCSI Connection State: LOGGED IN'; then
+        break
+    fi
+    i=$((i + 1))
+    [ $i -gt $((ADOPT_BOUND * 2)) ] && { echo "$out"; fail "iscsid did not adopt $sid within ADOPT_BOUNDs"; }
+    sleep 0.5
+done
+echo "$out" | grep -E 'Target:|Current Portal|Iface Name|State' | sed 's/^/  iscsiadm: /'
+mark adopted "$sid $(echo "$out" | grep -m1 'Target:' | sed 's/.*Target: *//; s/ .*//')"
+[ "$mode" = adopt ] && { sync; poweroff -f; sleep 10; }
+dd if="$dev" of=/dev/null bs=4096 count=16 iflag=direct 2> /dev/null || fail "$dev does not read before the failure"
+mark await-failure
+i=0
+until dmesg | grep -q 'detected conn error'; do
+    i=$((i + 1))
+    [ $i -gt $((LOST_BOUND * 2)) ] && fail "no connection error reported within LOST_BOUNDs"
+    sleep 0.5
+done
+mark conn-lost "$(dmesg | grep -m1 'detected conn error' | sed 's/^\[[^]]*\] *//')"
+i=0
+while :; do
+    state=$(cat /sys/class/iscsi_session/$sid/state 2>/dev/null)
+    if [ "$state" = LOGGED_IN ] && iscsiadm -m session -P 1 2>&1 | grep -q 'iSCSI Connection State: LOGGED IN'; then
+        break
+    fi
+    i=$((i + 1))
+    [ $i -gt $((RECOVER_BOUND * 2)) ] && fail "iscsid did not recover $sid within RECOVER_BOUNDs (state $state)"
+    sleep 0.5
+done
+dd if="$dev" of=/dev/null bs=4096 count=16 skip=64 iflag=direct 2> /dev/null || fail "$dev does not read after recovery"
+mark recovered "$sid $state, $dev reads"
+sync
+poweroff -f
+sleep 10
+"""
+
+
+def init_script() -> str:
+    return (
+        INIT.replace("ADOPT_BOUND", str(ADOPT_BOUND))
+        .replace("LOST_BOUND", str(LOST_BOUND))
+        .replace("RECOVER_BOUND", str(RECOVER_BOUND))
+    )
+
+
+def library_closure(binaries: tuple[str, ...] = BINARIES) -> list[str]:
+    """Absolute paths of every shared library (and the loader) the binaries load, as `ldd` resolves them."""
+    found: set[str] = set()
+    for binary in binaries:
+        done = subprocess.run(["ldd", binary], capture_output=True, text=True, timeout=30, check=False)
+        if done.returncode != 0:
+            raise HarnessError(f"ldd {binary}: {done.stderr.strip()} (Debian package open-iscsi)")
+        for line in done.stdout.splitlines():
+            parts = line.split()
+            if "=>" in parts:
+                path = parts[parts.index("=>") + 1]
+                if path.startswith("/"):
+                    found.add(path)
+            elif parts and parts[0].startswith("/"):
+                found.add(parts[0])
+    return sorted(found)
+
+
+def _copy_host(path: str, root: Path) -> None:
+    dest = root / path.lstrip("/")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(os.path.realpath(path), dest)
+
+
+def build(cache: Path | None = None) -> Path:
+    """The root image (cached by its inputs); callers copy it before a boot writes to it."""
+    for binary in BINARIES:
+        if not Path(binary).is_file():
+            raise HarnessError(f"{binary}: not installed (Debian package open-iscsi)")
+    libs = library_closure()
+    script = init_script()
+    digest = hashlib.sha256(script.encode() + images.OS_RELEASE.encode())
+    for path in (*BINARIES, *libs, str(BUSYBOX), "/etc/iscsi/iscsid.conf"):
+        digest.update(path.encode() + Path(path).read_bytes())
+    cache = cache or CACHE / "rootimg"
+    cache.mkdir(parents=True, exist_ok=True)
+    out = cache / f"root-{digest.hexdigest()[:16]}.ext4"
+    if out.is_file():
+        return out
+    with tempfile.TemporaryDirectory(dir=cache, prefix=".stage-") as tmp:
+        root = Path(tmp)
+        for name in ("proc", "sys", "dev", "run", "tmp", "etc/iscsi", "var/lib/iscsi", "root", "sysroot"):
+            (root / name).mkdir(parents=True, exist_ok=True)
+        images.stage_busybox(root)  # /bin/busybox + applets; sbin, usr/bin, usr/sbin -> /bin
+        for binary in BINARIES:
+            shutil.copy2(binary, root / "bin" / Path(binary).name)
+        for lib in libs:
+            _copy_host(lib, root)
+        (root / "etc/os-release").write_text(images.OS_RELEASE)
+        shutil.copy2("/etc/iscsi/iscsid.conf", root / "etc/iscsi/iscsid.conf")
+        (root / "init").unlink(missing_ok=True)
+        init = root / "bin" / "pyiscsi-test-init"
+        init.write_text(script)
+        init.chmod(0o755)
+        (root / "bin" / "init").unlink(missing_ok=True)
+        (root / "bin" / "init").symlink_to("pyiscsi-test-init")  # /sbin -> /bin: /sbin/init is ours
+        part = cache / f".{out.name}.part"
+        done = subprocess.run(
+            ["mke2fs", "-q", "-F", "-t", "ext4", "-L", "pyiscsi-root", "-d", str(root), str(part), f"{SIZE_MB}M"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise HarnessError(f"mke2fs: {done.stderr.strip()}")
+        os.replace(part, out)
+    return out
+
+
+def copy_for_boot(image: Path, dest: Path) -> Path:
+    """A sparse private copy of the root image: a boot mounts it read-write."""
+    subprocess.run(["cp", "--sparse=always", str(image), str(dest)], check=True, timeout=60)
+    return dest
+
+
+def root_uuid(image: Path) -> str:
+    done = subprocess.run(["blkid", "-o", "value", "-s", "UUID", str(image)], capture_output=True, text=True, timeout=30)
+    return done.stdout.strip()
