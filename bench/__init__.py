@@ -13,3 +13,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # `tests.support.*` (tgtd, iscsiadm) are shared with the tests
+VM_TESTS = REPO / "vm-tests"
+if str(VM_TESTS) not in sys.path:
+    sys.path.insert(1, str(VM_TESTS))  # `harness.*` (kernel, images, qemu, initramfs) for the boot benchmarks

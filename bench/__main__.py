@@ -21,6 +21,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
         "bench.frozen",
         "frozen runtime: size of boot.freeze's tree and zip, start-up of pyiscsi --version vs iscsistart",
     ),
+    "size": ("bench.initramfs_size", "initramfs size (raw, zstd): base, + pyiscsi, + stock iscsi/network-legacy"),
+    "boot": ("bench.boot", "whole boots in QEMU, iBFT and cmdline: root disk and real-root uptime, failure time"),
 }
 
 

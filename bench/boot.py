@@ -1,0 +1,254 @@
+"""Bench: whole boots of an iSCSI root in QEMU, pyiscsi's initramfs against the stock one, same kernel and target.
+
+Both images are Debian's dracut for the pinned kernel with the same flavour (systemd), the same modules apart from
+the iSCSI ones (ours: `pyiscsi`, harness.initramfs; stock: `iscsi network-legacy` + the fixes in bench.stock) and
+the same drivers. Both boot the same real root (bench.stock.root_image: ext4 with /etc/os-release, an init that
+prints `PYISCSI-MARK realroot <uptime>` and powers off), a private copy per boot, served as LUN 1 of a private
+tgtd on 127.0.0.1. Boots alternate ours/stock, RUNS pairs per scenario, and each figure is the median.
+
+Figures, guest uptime (s, /proc/uptime and the kernel's printk stamps, so firmware and iPXE time is not in them):
+- root disk: the kernel's `[sdX] Attached SCSI disk` line (loglevel=6 on both command lines makes it show);
+- real root: the `realroot` marker, printed by the real root's init right after switch_root;
+- failure, target down (cmdline only: tgtd is stopped before the boot, its port refuses): the last kernel stamp
+  before the guest powers off or panics (`rd.emergency=poweroff panic=-1`, QEMU `-no-reboot`), and the host's wall
+  clock to that moment. Both get the same `rd.retry` / `rd.timeout`, which bound how long either may try.
+Scenarios: `ibft` (iPXE `sanhook` installs the iBFT; `rd.iscsi.firmware=1 ip=ibft`) and `cmdline`
+(`netroot=iscsi:10.0.2.2::PORT:1:IQN ip=dhcp rd.iscsi.initiator=...`), both with `root=UUID=...`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import bench  # noqa: F401  (repository root and vm-tests on sys.path)
+from bench import stock
+from bench.stats import table
+
+RUNS = 3  # boots per stack per scenario (alternating)
+QUICK_RUNS = 1
+BOUND = 300.0  # one boot, wall clock (TCG)
+IQN = "iqn.2026-12.org.pyiscsi.bench:root"
+INITIATOR = stock.BENCH_INITIATOR
+LUN = 1
+FLAVOUR = "systemd"
+COMMON = (
+    "console=ttyS0 loglevel=6 systemd.show_status=0 rw rd.shell=0 rd.emergency=poweroff panic=-1"
+    " rd.retry=10 rd.timeout=60 root=UUID={uuid}"
+)
+CMDLINES = {
+    "ibft": "rd.iscsi.firmware=1 ip=ibft",
+    "cmdline": "netroot=iscsi:{host}::{port}:{lun}:{iqn} ip=dhcp rd.iscsi.initiator={initiator}",
+}
+ATTACHED_RE = re.compile(r"^\[\s*(?P<secs>\d+\.\d+)\].*\[sd[a-z]+\] Attached SCSI disk", re.M)
+STAMP_RE = re.compile(r"^\[\s*(?P<secs>\d+\.\d+)\]", re.M)
+
+
+@dataclass(frozen=True)
+class Sample:
+    stack: str
+    scenario: str
+    disk: float | None  # guest uptime when the root disk appeared
+    realroot: float | None  # guest uptime when the real root's init ran
+    wall: float  # host seconds, QEMU start to end
+    last_stamp: float | None  # the last kernel timestamp on the console
+    reason: str
+    log: Path
+
+
+def append_for(scenario: str, values: dict[str, str]) -> str:
+    text = f"{COMMON} {CMDLINES[scenario]}"
+    for key, value in values.items():
+        text = text.replace("{" + key + "}", value)
+    return text
+
+
+def disk_uptime(log: str) -> float | None:
+    found = ATTACHED_RE.search(log)
+    return float(found.group("secs")) if found else None
+
+
+def last_stamp(log: str) -> float | None:
+    stamps = STAMP_RE.findall(log)
+    return float(stamps[-1]) if stamps else None
+
+
+def alternate(runs: int, stacks: Sequence[str] = ("ours", "stock")) -> list[str]:
+    """ours, stock, stock, ours, ours, stock, ...: each stack goes first as often as the other."""
+    order: list[str] = []
+    for index in range(runs):
+        pair = list(stacks) if index % 2 == 0 else list(reversed(stacks))
+        order += pair
+    return order
+
+
+def boot_once(
+    stack: str, initrd: Path, scenario: str, root: Path, target_up: bool = True, bound: float = BOUND
+) -> Sample:
+    """One boot; tgtd, the HTTP server and QEMU are always stopped before it returns."""
+    from harness import kernel
+    from harness.console import ExitReason
+    from harness.http import GUEST_HOST, StaticServer
+    from harness.ipxe import IpxeScript, SanTarget
+    from harness.paths import CACHE
+    from harness.qemu import VmSpec, run
+    from tests.support.tgtd import Tgtd
+
+    kern = kernel.require()
+    logs = CACHE / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log_path = logs / f"bench-boot-{stack}-{scenario}-{os.getpid()}-{time.monotonic_ns()}.log"
+    with tempfile.TemporaryDirectory(dir=CACHE, prefix=".bench-boot-") as tmp_name, Tgtd() as tgt:
+        tmp = Path(tmp_name)
+        tmp.chmod(0o755)
+        disk = tmp / "root.ext4"
+        subprocess.run(["cp", "--sparse=always", str(root), str(disk)], check=True, timeout=60)
+        disk.chmod(0o600)
+        target = tgt.add_target(IQN, [])
+        tgt.tgtadm(
+            "--mode", "logicalunit", "--op", "new", "--tid", str(target.tid), "--lun", str(LUN),
+            "--backing-store", str(disk),
+        )  # fmt: skip
+        uuid = subprocess.run(
+            ["blkid", "-o", "value", "-s", "UUID", str(disk)], capture_output=True, text=True, timeout=30, check=True
+        ).stdout.strip()
+        values = {"host": GUEST_HOST, "port": str(tgt.port), "lun": str(LUN), "iqn": IQN, "initiator": INITIATOR}
+        append = append_for(scenario, {"uuid": uuid, **values})
+        if not target_up:
+            tgt.stop()
+        if scenario == "ibft":
+            shutil.copyfile(kern.vmlinuz, tmp / "vmlinuz")
+            shutil.copyfile(initrd, tmp / "initrd.img")
+            with StaticServer(tmp) as http:
+                IpxeScript(
+                    targets=(SanTarget(GUEST_HOST, tgt.port, LUN, IQN),),
+                    kernel_url=http.guest_url("vmlinuz"),
+                    initrd_url=http.guest_url("initrd.img"),
+                    cmdline=append + " initrd=initrd.img",
+                    initiator_iqn=INITIATOR,
+                ).write(tmp / "boot.ipxe")
+                spec = VmSpec(tftp_dir=tmp, bootfile="boot.ipxe", memory_mb=768)
+                console = run(
+                    spec, bound, name=f"bench {stack} {scenario}", log_path=log_path, probe_kernel=kern.vmlinuz
+                )
+        else:
+            spec = VmSpec(kernel=kern.vmlinuz, initrd=initrd, append=append, memory_mb=768)
+            console = run(spec, bound, name=f"bench {stack} {scenario}", log_path=log_path)
+    text = console.log()
+    mark = console.marker("realroot")
+    reason = console.reason.value if console.reason is not ExitReason.POWEROFF or mark else "poweroff (no real root)"
+    return Sample(
+        stack, scenario, disk_uptime(text), mark.uptime if mark else None, console.wall_seconds, last_stamp(text),
+        reason, log_path,
+    )  # fmt: skip
+
+
+def images(log=print) -> dict[str, Path]:
+    return {
+        "ours": stock.build_image("ours", FLAVOUR, log=log),
+        "stock": stock.build_image("stock", FLAVOUR, log=log),
+    }
+
+
+def _median(values: Sequence[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def _cell(value: float | None) -> str:
+    return f"{value:.2f}" if value is not None else "-"
+
+
+def _ratio(ours: float | None, stock_value: float | None) -> str:
+    return f"{ours / stock_value:.2f}x" if ours is not None and stock_value else "-"
+
+
+def report(samples: Sequence[Sample]) -> str:
+    """Medians per scenario and stack, with ours/stock; failures by the boots that did not reach the real root."""
+    rows = []
+    scenarios = list(dict.fromkeys(s.scenario for s in samples))
+    for scenario in scenarios:
+        by = {st: [s for s in samples if s.scenario == scenario and s.stack == st] for st in ("ours", "stock")}
+        failing = scenario.endswith("-target-down")
+        if failing:
+            fields = [
+                ("clear failure, guest uptime s", lambda s: s.last_stamp),
+                ("clear failure, host wall s", lambda s: s.wall),
+            ]
+        else:
+            fields = [
+                ("root disk appears, uptime s", lambda s: s.disk),
+                ("real root init, uptime s", lambda s: s.realroot),
+            ]
+        for label, get in fields:
+            ours_m = _median([get(s) for s in by["ours"]])
+            stock_m = _median([get(s) for s in by["stock"]])
+            rows.append([scenario, label, _cell(ours_m), _cell(stock_m), _ratio(ours_m, stock_m)])
+        for stack in ("ours", "stock"):
+            good = [s for s in by[stack] if (s.realroot is None) == failing]
+            rows.append([scenario, f"{stack}: boots as expected", f"{len(good)}/{len(by[stack])}", "", ""])
+    return table(["scenario", "figure (median)", "ours", "stock", "ours/stock"], rows)
+
+
+def run() -> None:
+    reason = _unavailable()
+    if reason:
+        print(f"boot: skipped: {reason}")
+        return
+    stock.print_fixes()
+    built = images()
+    root = stock.root_image()
+    samples: list[Sample] = []
+    plan = [("ibft", True), ("cmdline", True), ("cmdline", False)]
+    for scenario, up in plan:
+        name = scenario if up else f"{scenario}-target-down"
+        order = alternate(RUNS if up else max(1, RUNS - 1))
+        for stack in order:
+            sample = boot_once(stack, built[stack], scenario, root, target_up=up)
+            sample = Sample(
+                stack, name, *[getattr(sample, f) for f in ("disk", "realroot", "wall", "last_stamp", "reason", "log")]
+            )
+            samples.append(sample)
+            print(
+                f"  {stack:5} {name:20} disk {_cell(sample.disk):>6}  realroot {_cell(sample.realroot):>6}"
+                f"  end {_cell(sample.last_stamp):>6}  wall {sample.wall:6.1f}s  {sample.reason}  {sample.log.name}",
+                flush=True,
+            )
+    print(report(samples))
+    print(
+        f"(guest uptime in seconds, medians; {FLAVOUR} flavour images; same kernel, root image, tgtd; QEMU accel "
+        f"{_accel()}; logs under cache/logs)"
+    )
+
+
+def _accel() -> str:
+    from harness import kernel, qemu
+
+    return qemu.choose_accel(kernel.require().vmlinuz)
+
+
+def _unavailable() -> str | None:
+    for tool in ("qemu-system-x86_64", "dracut", "tgtd", "mke2fs", "blkid"):
+        if shutil.which(tool) is None:
+            return f"{tool} not installed"
+    if os.geteuid() != 0:
+        return "tgtd and dracut need root"
+    try:
+        from harness import initramfs, kernel  # noqa: F401
+    except ImportError as exc:
+        return f"vm-tests harness missing: {exc}"
+    if kernel.cached() is None:
+        return "the pinned kernel is not fetched (make deps)"
+    return None
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,205 @@
+"""The stock stack the benchmarks compare with: Debian 12's dracut with `95iscsi` + `network-legacy`, and the
+shared pieces both sides boot with (the real-root image, the kernel command lines, one bounded QEMU boot).
+
+Debian 12's stock stack does not boot an iSCSI root as shipped (none of four plain configurations came up from
+an iPXE iBFT). The smallest set of fixes that makes it boot is applied here and printed with every figure
+(`FIXES`): they are part of the comparison, because a user of the stock stack has to make them too. The image
+fixes come as a throw-away dracut module (`99stock-fixes`) next to 95iscsi in a throw-away dracutbasedir, so
+nothing on the host changes.
+
+Images are built with the same dracut options, drivers and flavour module list as ours
+(harness.initramfs.FLAVOURS with `pyiscsi` swapped for `iscsi network-legacy`), cached under cache/bench by a
+hash of their inputs.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import bench  # noqa: F401  (repository root and vm-tests on sys.path)
+from bench import REPO
+
+CACHE = REPO / "cache" / "bench"
+HOST_DRACUT = Path("/usr/lib/dracut")
+STOCK_MODULES = "iscsi network-legacy"
+FIX_MODULE = "99stock-fixes"
+BENCH_INITIATOR = "iqn.2026-12.org.pyiscsi:bench-client"
+
+
+@dataclass(frozen=True)
+class Fix:
+    where: str  # "image" (the initramfs) or "root" (the real root's filesystem)
+    what: str
+    why: str
+
+
+FIXES = (
+    Fix(
+        "image",
+        "/usr/lib/open-iscsi/startup-checks.sh (open-iscsi's)",
+        "iscsid.service runs it as ExecStartPre; 95iscsi installs the unit but not the script, so iscsid never starts",
+    ),
+    Fix(
+        "image",
+        "/etc/iscsi/initiatorname.iscsi (InitiatorName=" + BENCH_INITIATOR + ")",
+        "startup-checks.sh refuses to start iscsid without it; a --no-hostonly image carries only iscsid.conf",
+    ),
+    Fix(
+        "root",
+        "/etc/os-release in the real root",
+        "systemd's initrd-switch-root refuses to switch to a root without it (both stacks get the same root)",
+    ),
+)
+
+FIX_SETUP = f"""#!/bin/bash
+# pyiscsi bench: what Debian 12's 95iscsi needs to boot an iSCSI root at all (see bench/stock.py FIXES)
+check() {{ return 255; }}
+depends() {{ echo iscsi; }}
+install() {{
+    inst_simple /usr/lib/open-iscsi/startup-checks.sh
+    [[ -e "$initdir/lib/open-iscsi/startup-checks.sh" ]] \\
+        || inst_simple /usr/lib/open-iscsi/startup-checks.sh /lib/open-iscsi/startup-checks.sh
+    mkdir -p "$initdir/etc/iscsi"
+    echo "InitiatorName={BENCH_INITIATOR}" > "$initdir/etc/iscsi/initiatorname.iscsi"
+}}
+"""
+
+
+# dracut's check_kernel_module() asks `modprobe -d "$dracutsysrootdir" -S KVER --dry-run`, which looks only in
+# /lib/modules/KVER and ignores --kmoddir, so 95iscsi's check() refuses a kernel that is not installed on the host
+# (the pinned test kernel lives under cache/kernel). In the throw-away dracutbasedir, 95iscsi is a directory of
+# symlinks to Debian's files whose module-setup.sh sources Debian's and then points that one lookup at the pinned
+# kernel's tree. This is about where the bench keeps its kernel, not a fix to the stock stack: every function
+# 95iscsi runs is Debian's own, and nothing on the host changes.
+ISCSI_SETUP_WRAPPER = """#!/bin/bash
+. "{original}/module-setup.sh"
+check_kernel_module() {{ modprobe -d "{root}" -S "$kernel" --dry-run "$1" &> /dev/null; }}
+"""
+
+
+def wrap_stock_module(base: Path, modules_root: Path, name: str = "95iscsi") -> Path:
+    """Replace base/modules.d/NAME (a symlink to the host's) by the wrapper described above."""
+    link = base / "modules.d" / name
+    original = (HOST_DRACUT / "modules.d" / name).resolve()
+    if link.is_symlink():
+        link.unlink()
+    link.mkdir()
+    for entry in original.iterdir():
+        if entry.name != "module-setup.sh":
+            (link / entry.name).symlink_to(entry)
+    setup = link / "module-setup.sh"
+    setup.write_text(ISCSI_SETUP_WRAPPER.format(original=original, root=modules_root))
+    setup.chmod(0o755)
+    return link
+
+
+def print_fixes(out=print) -> None:
+    out("stock-stack fixes applied (Debian 12 dracut 059 + open-iscsi 2.1.8 boot no iSCSI root without them):")
+    for number, fix in enumerate(FIXES, 1):
+        out(f"  {number}. [{fix.where}] {fix.what}: {fix.why}")
+
+
+def fix_module(into: Path) -> Path:
+    module = into / FIX_MODULE
+    module.mkdir(parents=True, exist_ok=True)
+    setup = module / "module-setup.sh"
+    setup.write_text(FIX_SETUP)
+    setup.chmod(0o755)
+    return module
+
+
+def dracut_version() -> str:
+    done = subprocess.run(["dracut", "--version"], capture_output=True, text=True, timeout=30, check=False)
+    return done.stdout.strip()
+
+
+def modules_for(flavour_modules: str, variant: str) -> str:
+    """The -m list: ours' flavour list with `pyiscsi` replaced by nothing (base), itself (ours) or the stock
+    modules + the fix module (stock); `stock-unfixed` leaves the fixes out."""
+    words = [w for w in flavour_modules.split() if w != "pyiscsi"]
+    extra = {
+        "base": [],
+        "ours": ["pyiscsi"],
+        "stock": [*STOCK_MODULES.split(), FIX_MODULE[2:]],
+        "stock-unfixed": STOCK_MODULES.split(),
+    }[variant]
+    return " ".join(words + extra)
+
+
+def build_image(variant: str, flavour: str, log=print) -> Path:
+    """A gzip'ed initramfs for the pinned kernel: `variant` base|ours|stock|stock-unfixed, `flavour` sh|systemd."""
+    from harness import initramfs, kernel
+
+    kern = kernel.require()
+    if variant == "ours":  # the product image, exactly as `make initramfs` builds it
+        return initramfs.build(kern.release, kern.modules, flavour, log=log).path
+    modules = modules_for(initramfs.FLAVOURS[flavour], variant)
+    conf = ""
+    digest = hashlib.sha256()
+    for part in (kern.release, modules, initramfs.DRIVERS, conf, FIX_SETUP, dracut_version()):
+        digest.update(part.encode() + b"\0")
+    digest.update((kern.modules / "modules.dep").read_bytes())
+    CACHE.mkdir(parents=True, exist_ok=True)
+    out = CACHE / f"initramfs-{variant}-{flavour}-{digest.hexdigest()[:16]}.img"
+    with (CACHE / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if out.is_file():
+            return out
+        log(f"bench: building the {variant} {flavour} initramfs with dracut ({modules})")
+        with tempfile.TemporaryDirectory(dir=CACHE, prefix=".dracut-") as tmp_name:
+            tmp = Path(tmp_name)
+            base = initramfs.dracut_base(tmp)
+            fix = fix_module(tmp / "fixes")
+            (base / "modules.d" / FIX_MODULE).symlink_to(fix)
+            part = tmp / "initramfs.img"
+            wrap_stock_module(base, kern.modules.parents[2])
+            result = initramfs.run_dracut(tmp, kern.release, kern.modules, modules, conf, part)
+            (CACHE / f"dracut-{variant}-{flavour}.log").write_text(result.stderr)
+            if result.returncode != 0 or not part.is_file():
+                tail = "\n".join(result.stderr.splitlines()[-15:])
+                raise RuntimeError(f"dracut failed ({result.returncode}) for {variant} {flavour}:\n{tail}")
+            shutil.move(part, out)
+    return out
+
+
+# --- the real root both stacks boot into -----------------------------------------------------------------------
+
+ROOT_INIT = """#!/bin/sh
+# pyiscsi bench real root: say when it runs, then power off
+read up _ < /proc/uptime
+echo "PYISCSI-MARK realroot $up" > /dev/console
+/bin/busybox sync
+/bin/busybox poweroff -f
+/bin/busybox sleep 10
+"""
+
+
+def root_image(log=print) -> Path:
+    """ext4 (harness.images.build_ext4, which adds /etc/os-release): busybox and an /sbin/init that marks."""
+    from harness import images
+    from harness.paths import BUSYBOX
+
+    busybox = BUSYBOX.read_bytes()
+    digest = hashlib.sha256(ROOT_INIT.encode() + images.OS_RELEASE.encode() + busybox).hexdigest()[:16]
+    out = CACHE / f"root-{digest}.ext4"
+    if out.is_file():
+        return out
+    log("bench: building the real-root image")
+    files = {"/bin/busybox": busybox, "/bin/sh": busybox, "/sbin/init": ROOT_INIT.encode()}
+    part = CACHE / f".{out.name}.part"
+    images.build_ext4(part, files, size_mb=32, label="bench-root")
+    part.replace(out)
+    return out
+
+
+if __name__ == "__main__":
+    print_fixes()
+    for flavour in ("systemd",):
+        print(build_image("stock", flavour))
+    print(root_image())
