@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "net": ("boot.commands.net", "bring up only the plan's network and print what each interface got"),
     "boot": ("boot.commands.boot", "the initramfs entry point: network, login, kernel handover"),
     "handover": ("boot.commands.handover", "write what the real root needs to keep the session"),
+    "agent": ("boot.commands.agent", "own recovery of the handed-over sessions until told to stop"),
 }
 
 INTERNAL_ERROR = 70  # EX_SOFTWARE: a bug in pyiscsi, not in its input

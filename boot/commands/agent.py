@@ -1,0 +1,229 @@
+"""`pyiscsi agent`: own the recovery of the sessions `pyiscsi boot` handed to the kernel, until told to stop.
+
+    pyiscsi agent [--sessions FILE] [--pid-file FILE] [--daemon] [--cmdline ... | --cmdline-file F] [--ibft S]
+    pyiscsi agent --stop [--pid-file FILE] [--timeout S]
+
+It reads the sessions file (boot.sessions, default /run/pyiscsi/sessions.json) and reloads the boot plan exactly
+as `pyiscsi handover` does (same command line and iBFT) for the CHAP secrets, which are never stored. It then
+listens on NETLINK_ISCSI group 1 and recovers each session whose connection fails (initiator.recovery): stop
+with recover, wait DefaultTime2Wait, reconnect with backoff, login through the kernel (same ISID, TSIH 0),
+bind, set, start, rescan, within the plan's replacement timeout, one log line per step (console and kmsg).
+
+Ownership protocol: exactly one owner of recovery at any time.
+ 1. Taking ownership. The agent subscribes to the event group *before* it writes its pid file; the pid file
+    existing means "an agent is listening". Whoever starts it (`pyiscsi boot`'s caller in the initramfs) keeps
+    its own ownership until then: `pyiscsi agent --daemon` returns (status 0) only once the child is listening
+    and the pid file is written, so the caller just runs it and waits for its exit status. A second agent
+    refuses to start while the pid file names a live process (status 1).
+ 2. Keeping it across switch_root. The pid file lives in /run, which moves into the real root. systemd kills
+    initramfs processes at switch_root unless argv[0] starts with '@' (systemd's root-storage-daemon rule), so
+    start it as `exec -a @pyiscsi-agent pyiscsi agent --daemon ...` (or from a unit the real root keeps).
+ 3. Passing it on. `pyiscsi agent --stop` (or SIGTERM/SIGINT to the pid in the pid file) asks the agent to stop.
+    It stops listening only when told. A recovery already under way is finished first (bounded by the
+    replacement timeout), so the next owner never meets a half-done re-login; then it closes its netlink
+    sockets, removes the pid file and exits 0. `--stop` returns only after the pid file is gone (bounded by
+    --timeout; status 5 if not). The next owner starts right after: open-iscsi's iscsid, whose start-up sync
+    stops with recover and re-logs every session it finds in sysfs, so even a connection error that came in the
+    short gap between (reported to no listener, the connection stays failed) is recovered by it. For iscsid:
+    `ExecStartPre=-/usr/sbin/pyiscsi agent --stop` in a drop-in for iscsid.service.
+ The agent never logs out or destroys a session, least of all the root one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from initiator.console import KMSG_INFO, KMSG_WARNING, to_kmsg
+from initiator.errors import BadInputError, UsageError, WaitTimeout
+
+KMSG = True
+SESSIONS_FILE = "/run/pyiscsi/sessions.json"
+PID_FILE = "/run/pyiscsi/agent.pid"
+STOP_TIMEOUT = 150.0  # longer than the default replacement timeout: a recovery under way is finished first
+READY_TIMEOUT = 15.0
+DEFAULT_TIME2WAIT = 2.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from boot.commands.plan_args import add_plan_arguments
+
+    parser.add_argument("--sessions", default=SESSIONS_FILE, metavar="FILE", help="what `pyiscsi boot` recorded")
+    parser.add_argument("--pid-file", default=PID_FILE, metavar="FILE", help=f"(default {PID_FILE})")
+    parser.add_argument("--daemon", action="store_true", help="go to the background once listening")
+    parser.add_argument("--stop", action="store_true", help="tell the running agent to stop, wait until it has")
+    parser.add_argument("--timeout", type=float, default=STOP_TIMEOUT, metavar="S", help="bound of --stop")
+    add_plan_arguments(parser)
+
+
+def log(line: str, warning: bool = False) -> None:
+    print(f"pyiscsi agent: {line}", file=sys.stderr if warning else sys.stdout, flush=True)
+    to_kmsg(f"agent: {line}", KMSG_WARNING if warning else KMSG_INFO)
+
+
+# -- the pid file ---------------------------------------------------------------------------------------------
+
+
+def read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def running_agent(path: Path) -> int | None:
+    pid = read_pid(path)
+    return pid if pid is not None and alive(pid) else None
+
+
+def stop_agent(path: Path, timeout: float, sleep=time.sleep, clock=time.monotonic) -> int:  # type: ignore[no-untyped-def]
+    pid = running_agent(path)
+    if pid is None:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()  # a stale file from a dead agent
+        print("pyiscsi agent: no agent running; nothing to stop")
+        return 0
+    os.kill(pid, signal.SIGTERM)
+    end = clock() + timeout
+    while path.exists() and alive(pid):
+        if clock() >= end:
+            raise WaitTimeout("agent stop", timeout, f"agent pid {pid} still owns recovery")
+        sleep(0.1)
+    print(f"pyiscsi agent: agent pid {pid} stopped; recovery is no longer ours")
+    return 0
+
+
+# -- sessions + plan -> what recovery needs -------------------------------------------------------------------
+
+
+def owned_sessions(sessions, plan, time2wait: float = DEFAULT_TIME2WAIT):  # type: ignore[no-untyped-def]
+    """OwnedSession for each recorded session, CHAP secrets from the plan (matched by target name, then portal)."""
+    from initiator.recovery import OwnedSession
+
+    out = []
+    for s in sessions:
+        candidates = [t for t in plan.targets if t.name == s.target] or [
+            t for t in plan.targets if t.name is None and (t.address, t.port) == (s.address, s.port)
+        ]
+        exact = [t for t in candidates if (t.address, t.port) == (s.address, s.port)]
+        target = (exact or candidates or [None])[0]
+        chap = target.chap if target is not None else None
+        reverse = target.reverse_chap if target is not None else None
+        if s.username is not None and (chap is None or chap.username != s.username):
+            raise BadInputError(
+                "plan", s.target, f"session {s.sid} logged in as CHAP user {s.username!r}; the plan has no secret"
+            )
+        if s.username_in is not None and (reverse is None or reverse.username != s.username_in):
+            raise BadInputError(
+                "plan", s.target, f"session {s.sid} used mutual CHAP as {s.username_in!r}; the plan has no secret"
+            )
+        out.append(
+            OwnedSession(
+                sid=s.sid,
+                host_no=s.host_no,
+                target=s.target,
+                address=s.address,
+                port=s.port,
+                tpgt=s.tpgt,
+                initiator_name=s.initiator_name,
+                isid=bytes.fromhex(s.isid),
+                header_digest=s.header_digest,
+                data_digest=s.data_digest,
+                chap=chap if s.username is not None else None,
+                reverse_chap=reverse if s.username_in is not None else None,
+                replacement_timeout=float(plan.timeouts.replacement),
+                time2wait=time2wait,
+                root=s.root,
+            )
+        )
+    return out
+
+
+# -- run -----------------------------------------------------------------------------------------------------
+
+
+def _serve(owned, pid_file: Path, ready_fd: int | None) -> int:  # type: ignore[no-untyped-def]
+    from boot.atomic import write_atomic
+    from initiator.kernel import NetlinkIscsi
+    from initiator.recovery import RecoveryLoop
+
+    stop_r, stop_w = os.pipe()
+    os.set_blocking(stop_w, False)
+
+    def on_signal(signum: int, _frame: object) -> None:
+        with contextlib.suppress(OSError):
+            os.write(stop_w, b"x")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    with NetlinkIscsi() as netlink:  # subscribed from here on: only now may the pid file say "listening"
+        write_atomic(pid_file, f"{os.getpid()}\n", mode=0o644)
+        try:
+            labels = ", ".join(f"{s.sid}{' (root)' if s.root else ''}" for s in owned) or "none"
+            log(f"listening for connection errors; owning recovery of session(s) {labels} (pid {os.getpid()})")
+            if ready_fd is not None:
+                os.write(ready_fd, b"ok")
+                os.close(ready_fd)
+            loop = RecoveryLoop(netlink, owned, lambda line: log(line))
+            loop.run(stop_r)
+        finally:
+            if read_pid(pid_file) == os.getpid():
+                with contextlib.suppress(FileNotFoundError):
+                    pid_file.unlink()
+    log("stopped listening: recovery is now the next owner's")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from boot.commands.plan_args import plan_from_args
+    from boot.sessions import read_sessions
+
+    pid_file = Path(args.pid_file)
+    if args.stop:
+        if args.daemon:
+            raise UsageError("--stop and --daemon exclude each other")
+        return stop_agent(pid_file, args.timeout)
+    other = running_agent(pid_file)
+    if other is not None:
+        raise UsageError(f"agent pid {other} already owns recovery ({pid_file}); stop it first with --stop")
+    owned = owned_sessions(read_sessions(args.sessions), plan_from_args(args))
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    if not args.daemon:
+        return _serve(owned, pid_file, None)
+    ready_r, ready_w = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - exercised in the VM tests
+        os.close(ready_r)
+        os.setsid()
+        status = 1
+        try:
+            status = _serve(owned, pid_file, ready_w)
+        except BaseException as exc:  # the child must never return into the parent's code
+            log(f"failed: {exc}", warning=True)
+        finally:
+            os._exit(status)
+    os.close(ready_w)
+    import select
+
+    ready, _, _ = select.select([ready_r], [], [], READY_TIMEOUT)
+    answer = os.read(ready_r, 2) if ready else b""
+    os.close(ready_r)
+    if answer != b"ok":
+        raise WaitTimeout("agent start", READY_TIMEOUT, f"agent pid {child} did not report listening")
+    print(f"pyiscsi agent: pid {child} listening; pid file {pid_file}")
+    return 0

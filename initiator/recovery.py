@@ -1,0 +1,446 @@
+"""Recovery of kernel-owned sessions after a connection failure (ERL 0), as a sans-I/O policy plus thin drivers.
+
+Theory of operation. The kernel reports a failed connection with a CONN_ERROR event on NETLINK_ISCSI group 1
+and then queues the session's I/O for up to its replacement timeout. `RecoveryPolicy` turns what happens (an
+event, the clock passing a point, the outcome of an attempt) into actions, with no I/O of its own:
+
+    CONN_ERROR for a session we own   -> Log, StopConn (flag RECOVER)   and wait DefaultTime2Wait
+    wait over                          -> Log, Reconnect(attempt n)
+    attempt failed                     -> Log, and wait the next backoff step (BACKOFF), if the bound allows
+    attempt succeeded                  -> Log ("recovered after ..."), watch again
+    replacement timeout passed         -> Log, GiveUp (the kernel fails the queued I/O; we stop trying)
+    K_DESTROY_SESSION for it           -> forget the session (someone else ended it)
+
+`reconnect()` is one attempt, the sequence kernel-facts.md gives: stop with recover (releases the old socket),
+new TCP connection, BIND_CONN on the same sid/cid, login through the kernel with the same ISID and TSIH 0 and
+ExpStatSN = the kernel's last StatSN + 1 (initiator.kernel_login), every SET_PARAM with EXP_STATSN from the new
+login, START_CONN, rescan. `RecoveryLoop` is the driver around `NetlinkIscsi.next_event()`: it waits on the
+event socket (and a stop descriptor) no longer than the policy's next wake-up, and executes the actions.
+
+Every action and step is one log line, to the console and to the kernel log (initiator.console.to_kmsg). CHAP
+secrets travel as `Secret` and are revealed only in SET_PARAM payloads and on the wire.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import errno
+import os
+import select
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from boot.plan import Chap
+from initiator import iscsi_if as nl
+from initiator.chap import DEFAULT_ALGORITHMS
+from initiator.client import MD5_ONLY, credentials
+from initiator.deadline import Clock, Deadline
+from initiator.errors import IscsiError, PyiscsiError, WaitTimeout
+from initiator.handoff import OPTIONAL_PARAMS, HandoffParams, kernel_params
+from initiator.kernel import KernelError
+from initiator.kernel_login import Channel, drop_stale_errors, error_name, login_through_kernel
+from initiator.login import LoggedIn, LoginConfig, Redirect
+from initiator.negotiation import Offers
+from initiator.portal import Portal
+
+BACKOFF = (1.0, 2.0, 4.0, 8.0, 16.0)  # seconds between failed attempts; the last repeats
+ATTEMPT_BOUND = 30.0  # one attempt: connect, login, parameters, start
+SYSFS = Path("/sys")
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class OwnedSession:
+    """What recovering one kernel session needs. Built from the sessions file plus the plan's CHAP secrets."""
+
+    sid: int
+    host_no: int
+    target: str
+    address: str
+    port: int
+    tpgt: int
+    initiator_name: str
+    isid: bytes
+    header_digest: str = "None"
+    data_digest: str = "None"
+    chap: Chap | None = None
+    reverse_chap: Chap | None = None
+    replacement_timeout: float = 120.0
+    time2wait: float = 2.0
+    cid: int = 0
+    root: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"session {self.sid} ({self.target} at {self.address}:{self.port})"
+
+
+# -- actions: what the policy asks its driver to do -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LogLine:
+    text: str
+    warning: bool = False
+
+
+@dataclass(frozen=True)
+class StopConn:
+    sid: int
+    cid: int
+
+
+@dataclass(frozen=True)
+class Reconnect:
+    sid: int
+    attempt: int
+    bound: float  # seconds this attempt may take
+
+
+@dataclass(frozen=True)
+class GiveUp:
+    sid: int
+
+
+Action = LogLine | StopConn | Reconnect | GiveUp
+
+
+class Phase(enum.Enum):
+    WATCHING = "watching"
+    WAITING = "waiting to reconnect"
+    ATTEMPTING = "attempting"
+    GAVE_UP = "gave up"
+
+
+@dataclass
+class _Track:
+    session: OwnedSession
+    phase: Phase = Phase.WATCHING
+    failed_at: float = 0.0
+    wake_at: float = 0.0
+    attempts: int = 0
+
+
+@dataclass
+class RecoveryPolicy:
+    """One policy for every owned session; the clock is injected, so tests need neither kernel nor time."""
+
+    sessions: Iterable[OwnedSession]
+    clock: Clock = time.monotonic
+    backoff: tuple[float, ...] = BACKOFF
+    attempt_bound: float = ATTEMPT_BOUND
+    _tracks: dict[int, _Track] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._tracks = {s.sid: _Track(s) for s in self.sessions}
+
+    def phase(self, sid: int) -> Phase | None:
+        track = self._tracks.get(sid)
+        return None if track is None else track.phase
+
+    def owned(self) -> tuple[OwnedSession, ...]:
+        return tuple(t.session for t in self._tracks.values())
+
+    def busy(self) -> bool:
+        """A recovery is under way (a hand-over of ownership should wait for it to end)."""
+        return any(t.phase in (Phase.WAITING, Phase.ATTEMPTING) for t in self._tracks.values())
+
+    def next_wake(self) -> float | None:
+        times = [t.wake_at for t in self._tracks.values() if t.phase is Phase.WAITING]
+        return min(times) if times else None
+
+    def on_event(self, msg: nl.Message) -> list[Action]:
+        sid = msg.fields.get("sid")
+        track = self._tracks.get(sid) if isinstance(sid, int) else None
+        if track is None:
+            return []
+        if msg.type == nl.UEvent.K_DESTROY_SESSION:
+            del self._tracks[track.session.sid]
+            return [LogLine(f"{track.session.label}: destroyed by the kernel or another owner; no longer ours")]
+        if msg.type != nl.UEvent.CONN_ERROR or msg.fields.get("cid") != track.session.cid:
+            return []
+        reason = error_name(msg.fields.get("error", 0))
+        if track.phase is not Phase.WATCHING:  # the failure we are already recovering from, reported again
+            return []
+        now = self.clock()
+        track.phase, track.failed_at, track.attempts = Phase.WAITING, now, 0
+        track.wake_at = now + track.session.time2wait
+        s = track.session
+        return [
+            LogLine(f"{s.label}: connection failed: {reason}; stopping it for recovery", warning=True),
+            StopConn(s.sid, s.cid),
+            LogLine(
+                f"{s.label}: waiting DefaultTime2Wait {s.time2wait:g}s, then reconnecting "
+                f"(replacement timeout {s.replacement_timeout:g}s)"
+            ),
+        ]
+
+    def due(self) -> list[Action]:
+        """Attempts whose wait is over (or sessions whose bound ran out)."""
+        now = self.clock()
+        out: list[Action] = []
+        for track in self._tracks.values():
+            if track.phase is not Phase.WAITING or now < track.wake_at:
+                continue
+            s = track.session
+            left = track.failed_at + s.replacement_timeout - now
+            if left <= 0:
+                track.phase = Phase.GAVE_UP
+                out += [
+                    LogLine(
+                        f"{s.label}: not recovered within the replacement timeout {s.replacement_timeout:g}s "
+                        f"({track.attempts} attempt(s)); giving up, the kernel fails its queued I/O",
+                        warning=True,
+                    ),
+                    GiveUp(s.sid),
+                ]
+                continue
+            track.phase = Phase.ATTEMPTING
+            track.attempts += 1
+            out.append(Reconnect(s.sid, track.attempts, min(self.attempt_bound, left)))
+        return out
+
+    def attempt_done(self, sid: int, error: str | None) -> list[Action]:
+        track = self._tracks.get(sid)
+        if track is None or track.phase is not Phase.ATTEMPTING:
+            return []
+        s, now = track.session, self.clock()
+        if error is None:
+            track.phase = Phase.WATCHING
+            took = now - track.failed_at
+            return [LogLine(f"{s.label}: recovered after {took:.1f}s ({track.attempts} attempt(s))")]
+        delay = self.backoff[min(track.attempts - 1, len(self.backoff) - 1)]
+        left = track.failed_at + s.replacement_timeout - now
+        track.phase = Phase.WAITING
+        track.wake_at = now + min(delay, max(0.0, left))
+        return [
+            LogLine(
+                f"{s.label}: attempt {track.attempts} failed: {error}; next in {min(delay, max(0.0, left)):.1f}s "
+                f"({max(0.0, left):.0f}s of the replacement timeout left)",
+                warning=True,
+            )
+        ]
+
+
+# -- one attempt, against the kernel ----------------------------------------------------------------------------
+
+
+def last_exp_statsn(sid: int, cid: int, sysfs: Path = SYSFS) -> int:
+    """The kernel's ExpStatSN of the failed connection (0 when sysfs does not say)."""
+    path = sysfs / "class" / "iscsi_connection" / f"connection{sid}:{cid}" / "exp_statsn"
+    try:
+        return int(path.read_text().strip()) & 0xFFFFFFFF
+    except (OSError, ValueError):
+        return 0
+
+
+def set_params(channel: Channel, sid: int, cid: int, params: HandoffParams, deadline: Deadline) -> int:
+    """Every SET_PARAM; optional ones this kernel lacks (ENOSYS) are skipped. Returns how many were set."""
+    count = 0
+    for param, value in kernel_params(params):
+        try:
+            channel.request(nl.set_param(channel.handle, sid, cid, param, value), deadline)
+            count += 1
+        except KernelError as exc:
+            if exc.errno == errno.ENOSYS and param in OPTIONAL_PARAMS:
+                continue
+            raise KernelError(f"{exc} (parameter {param.name})", exc.errno) from None
+    return count
+
+
+def stop_for_recovery(channel: Channel, s: OwnedSession, deadline: Deadline) -> None:
+    channel.request(nl.stop_conn(channel.handle, s.sid, s.cid, nl.StopFlag.RECOVER), deadline)
+
+
+Connect = Callable[[Portal, Deadline], int]  # a connected TCP socket's fd, ours to close after BIND_CONN
+Scan = Callable[[int], None]
+
+
+def tcp_connect(portal: Portal, deadline: Deadline) -> int:
+    from initiator.transport import Transport
+
+    sock = Transport.connect(portal, deadline.child("connect", 10.0)).detach()
+    return sock.detach()  # the bare fd: closed with os.close once the kernel holds its own reference
+
+
+def _connect_and_login(
+    channel: Channel,
+    s: OwnedSession,
+    attempt: int,
+    deadline: Deadline,
+    log: Log,
+    connect: Connect,
+    sysfs: Path,
+    deferred: list[nl.Message] | None,
+    algorithms: tuple[int, ...],
+) -> LoggedIn | Redirect:
+    stop_for_recovery(channel, s, deadline)  # again: a failed try may have left a socket bound
+    drop_stale_errors(channel, s.sid, s.cid, deferred, deadline.clock)
+    exp_statsn = last_exp_statsn(s.sid, s.cid, sysfs)
+    log(f"{s.label}: attempt {attempt}: connecting to {s.address}:{s.port}")
+    fd = connect(Portal(s.address, s.port), deadline)
+    try:
+        channel.request(nl.bind_conn(channel.handle, s.sid, s.cid, fd), deadline)
+    finally:
+        os.close(fd)  # iscsi_tcp holds its own reference once bound; on failure the socket simply goes
+    config = LoginConfig(
+        initiator_name=s.initiator_name,
+        target_name=s.target,
+        isid=s.isid,
+        tsih=0,  # session reinstatement: the target replaces the old session of this ISID
+        cid=s.cid,
+        exp_statsn=exp_statsn,
+        chap=credentials(s.chap, s.reverse_chap),
+        chap_algorithms=algorithms,
+        offers=Offers(header_digest=(s.header_digest,), data_digest=(s.data_digest,)),
+    )
+    return login_through_kernel(channel, s.sid, s.cid, config, deadline, deferred)
+
+
+def reconnect(
+    channel: Channel,
+    s: OwnedSession,
+    attempt: int,
+    deadline: Deadline,
+    log: Log,
+    *,
+    connect: Connect = tcp_connect,
+    scan: Scan | None = None,
+    sysfs: Path = SYSFS,
+    deferred: list[nl.Message] | None = None,
+) -> int:
+    """One recovery attempt; raises PyiscsiError naming the failed step. Returns the new TSIH."""
+    from boot.disk import scan_host
+
+    algorithms = DEFAULT_ALGORITHMS
+    while True:
+        try:
+            outcome = _connect_and_login(channel, s, attempt, deadline, log, connect, sysfs, deferred, algorithms)
+            break
+        except IscsiError as exc:
+            # As client.login: some targets (tgt 1.0.x) pick a hash they then fail; one more try with MD5 alone.
+            if not getattr(exc, "retry_with_md5", False) or algorithms == MD5_ONLY:
+                raise
+            log(f"{s.label}: attempt {attempt}: the target refused our CHAP hash ({exc}); again with MD5 alone")
+            algorithms = MD5_ONLY
+    if not isinstance(outcome, LoggedIn):
+        raise IscsiError(f"{s.label}: the target redirected the re-login to {outcome.address}:{outcome.port}")
+    result = outcome.result
+    params = HandoffParams(
+        target_name=s.target,
+        tpgt=result.target_portal_group_tag if result.target_portal_group_tag is not None else s.tpgt,
+        address=s.address,
+        port=s.port,
+        initiator_name=s.initiator_name,
+        isid=s.isid,
+        tsih=result.tsih,
+        initial_cmdsn=result.initial_cmdsn,
+        exp_statsn=result.exp_statsn,
+        negotiated=result.negotiated_text(),
+        target_max_recv=result.target_max_recv_data_segment_length,
+        username=s.chap.username if s.chap else None,
+        password=s.chap.password if s.chap else None,
+        username_in=s.reverse_chap.username if s.reverse_chap else None,
+        password_in=s.reverse_chap.password if s.reverse_chap else None,
+        recovery_timeout=int(s.replacement_timeout),
+    )
+    count = set_params(channel, s.sid, s.cid, params, deadline)
+    channel.request(nl.start_conn(channel.handle, s.sid, s.cid), deadline)
+    (scan or (lambda host: scan_host(host, sysfs)))(s.host_no)
+    log(
+        f"{s.label}: attempt {attempt}: logged in through the kernel (ISID {s.isid.hex()}, new TSIH {result.tsih}, "
+        f"ExpStatSN {result.exp_statsn}), {count} parameters set, connection started, host{s.host_no} rescanned"
+    )
+    return result.tsih
+
+
+# -- the driver loop ----------------------------------------------------------------------------------------------
+
+
+class EventSource(Channel, Protocol):
+    def events_fileno(self) -> int: ...
+
+
+class RecoveryLoop:
+    """Listens for connection errors and runs the policy's actions until `stop_fd` becomes readable."""
+
+    def __init__(
+        self,
+        channel: EventSource,
+        sessions: Iterable[OwnedSession],
+        log: Log,
+        *,
+        clock: Clock = time.monotonic,
+        reconnect_fn: Callable[..., int] = reconnect,
+    ) -> None:
+        self.channel = channel
+        self.clock = clock
+        self.policy = RecoveryPolicy(sessions, clock)
+        self.log = log
+        self.reconnect_fn = reconnect_fn
+        self.deferred: list[nl.Message] = []
+        self.gave_up: set[int] = set()
+        self.recovered = 0
+
+    def execute(self, actions: list[Action]) -> None:
+        queue = list(actions)
+        while queue:
+            action = queue.pop(0)
+            if isinstance(action, LogLine):
+                self.log(action.text)
+            elif isinstance(action, StopConn):
+                session = self._session(action.sid)
+                try:
+                    stop_for_recovery(self.channel, session, Deadline("stop conn", 5.0, clock=self.clock))
+                except (PyiscsiError, OSError) as exc:
+                    self.log(f"{session.label}: stop for recovery failed: {exc}")
+            elif isinstance(action, Reconnect):
+                session = self._session(action.sid)
+                deadline = Deadline(f"recovery attempt {action.attempt}", action.bound, clock=self.clock)
+                error: str | None = None
+                try:
+                    self.reconnect_fn(self.channel, session, action.attempt, deadline, self.log, deferred=self.deferred)
+                    self.recovered += 1
+                except (PyiscsiError, OSError) as exc:
+                    error = str(exc) or type(exc).__name__
+                queue = self.policy.attempt_done(action.sid, error) + queue
+            elif isinstance(action, GiveUp):
+                self.gave_up.add(action.sid)
+
+    def _session(self, sid: int) -> OwnedSession:
+        return next(s for s in self.policy.owned() if s.sid == sid)
+
+    def step(self, timeout: float, stop_fd: int | None = None) -> bool:
+        """Wait at most `timeout` for an event or the policy's next wake-up; False once told to stop."""
+        while self.deferred:
+            self.execute(self.policy.on_event(self.deferred.pop(0)))
+        self.execute(self.policy.due())
+        wake = self.policy.next_wake()
+        if wake is not None:
+            timeout = max(0.0, min(timeout, wake - self.clock()))
+        fds = [self.channel.events_fileno()] + ([stop_fd] if stop_fd is not None else [])
+        try:
+            ready, _, _ = select.select(fds, [], [], timeout)
+        except InterruptedError:  # pragma: no cover - PEP 475 retries; a signal handler may still land here
+            ready = []
+        if stop_fd is not None and stop_fd in ready:
+            return False
+        if self.channel.events_fileno() in ready:
+            with contextlib.suppress(WaitTimeout):
+                msg = self.channel.next_event(Deadline("netlink event", 0.5, clock=self.clock))
+                self.execute(self.policy.on_event(msg))
+        self.execute(self.policy.due())
+        return True
+
+    def run(self, stop_fd: int, tick: float = 1.0) -> None:
+        """Until stop_fd is readable. A recovery under way is finished first (bounded by its timeout), so that
+        whoever takes ownership next never finds a half-done re-login."""
+        while self.step(tick, stop_fd):
+            pass
+        while self.policy.busy():
+            self.step(tick)

@@ -1,0 +1,113 @@
+"""Runs inside the lab VM: hand a session over, start `pyiscsi agent`, keep writing while the host kills tgtd.
+
+`test_recovery.py` passes one JSON argument: the portal port, target, LUN, CHAP, the boot command line the
+agent reloads its plan (and so the CHAP secret) from, and a share directory. The program hands the session
+over (digests on, as `handover_guest.attach`), records it in a sessions file, starts `pyiscsi agent --daemon`
+(which returns once it listens), then writes a pattern through the kernel disk with O_DIRECT + fsync, chunk
+after chunk, round a region. After its first write it leaves `io-started` in the share; the host then restarts
+tgtd and leaves `restarted`. The writes go on until a good number have completed after that (they stall
+while the session is down and complete once the agent has recovered it), then the region is read back. Finally
+`pyiscsi agent --stop`. It prints one JSON line: checksums, the longest stall, the session's state, statuses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from handover_guest import DirectDisk, attach, chap
+
+from boot.sessions import write_sessions
+from initiator.deadline import Deadline
+from initiator.kernel import NetlinkIscsi
+
+CHUNK = 64 << 10
+REGION_OFFSET, REGION_LEN = 4 << 20, 2 << 20
+WRITES_AFTER_RESTART = 48
+IO_BOUND = 150.0  # the whole write loop, outage included
+AGENT_BOUND = 30.0
+
+
+def pattern(i: int) -> bytes:
+    return hashlib.sha256(f"chunk {i}".encode()).digest() * (CHUNK // 32)
+
+
+def agent(args: list[str], log: Path, timeout: float) -> int:
+    with log.open("a") as out:
+        command = [sys.executable, "-m", "initiator", "agent", *args]
+        return subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, timeout=timeout).returncode
+
+
+def main() -> int:
+    cfg = json.loads(sys.argv[1])
+    share = Path(cfg["share"])
+    state_dir = Path("/run/pyiscsi")
+    state_dir.mkdir(parents=True, exist_ok=True)
+    deadline = Deadline("guest handover", 60)
+    with NetlinkIscsi() as netlink:  # our listener until the agent has its own
+        state, _ = attach(
+            netlink, cfg["target"], cfg["lun"], cfg["initiator"], cfg["port"], deadline,
+            one_way=chap(cfg.get("chap")), digests=True, replacement=int(cfg["replacement"]),
+        )  # fmt: skip
+        state = dataclasses.replace(state, root=True)
+        write_sessions([state], state_dir / "sessions.json")
+        log = share / "agent.log"
+        started = agent(
+            ["--daemon", "--sessions", str(state_dir / "sessions.json"), "--pid-file", str(state_dir / "agent.pid"),
+             "--cmdline", cfg["cmdline"], "--ibft", "none"],
+            log, AGENT_BOUND,
+        )  # fmt: skip
+    out: dict = {"agent_started": started, "sid": state.sid, "device": state.device}
+    if started != 0:
+        print(json.dumps(out), flush=True)
+        return 1
+    assert state.device is not None
+    disk = DirectDisk(state.device)
+    chunks = REGION_LEN // CHUNK
+    expected = bytearray(REGION_LEN)
+    writes, after, longest = 0, -1, 0.0
+    began = time.monotonic()
+    try:
+        while after < WRITES_AFTER_RESTART and time.monotonic() - began < IO_BOUND:
+            data = pattern(writes)
+            offset = (writes % chunks) * CHUNK
+            t0 = time.monotonic()
+            disk.write(REGION_OFFSET + offset, data)
+            longest = max(longest, time.monotonic() - t0)
+            expected[offset : offset + CHUNK] = data
+            writes += 1
+            if writes == 1:
+                (share / "io-started").write_text("1")
+            if after >= 0:
+                after += 1
+            elif (share / "restarted").exists():
+                after = 0
+        back = disk.read(REGION_OFFSET, REGION_LEN)
+    finally:
+        disk.close()
+    session = Path(f"/sys/class/iscsi_session/session{state.sid}")
+    out.update(
+        writes=writes,
+        writes_after_restart=after,
+        longest_write_seconds=round(longest, 2),
+        expected_sha256=hashlib.sha256(expected).hexdigest(),
+        read_back_sha256=hashlib.sha256(back).hexdigest(),
+        session_state=(session / "state").read_text().strip() if (session / "state").exists() else None,
+        device_still=Path(state.device).exists(),
+        region=[REGION_OFFSET, REGION_LEN],
+    )
+    out["agent_stopped"] = agent(["--stop", "--pid-file", str(state_dir / "agent.pid"), "--timeout", "60"], log, 90)
+    out["pid_file_left"] = (state_dir / "agent.pid").exists()
+    dmesg = subprocess.run(["dmesg"], capture_output=True, text=True, timeout=10).stdout
+    out["kmsg_agent"] = [line.split("pyiscsi: ", 1)[1] for line in dmesg.splitlines() if "pyiscsi: agent: " in line]
+    print(json.dumps(out), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

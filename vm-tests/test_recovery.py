@@ -1,0 +1,131 @@
+"""Recovery, proven in the lab VM: tgtd restarted during I/O, `pyiscsi agent` recovers the session.
+
+The guest (`recovery_guest.py`) hands over a CHAP session with CRC32C digests, starts the agent with the boot
+command line it reloads the CHAP secret from, and writes through the kernel disk; the host restarts tgtd while
+those writes run (sequenced through progress files in a shared directory, every wait bounded). The session
+must come back on the same kernel session and disk, every write must complete, what the guest reads back and
+what tgtd's backing file holds must both equal what was written, and the agent must log each step and stop
+when told, leaving no pid file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+
+import pytest
+
+from harness.lab import run_in_lab
+from harness.paths import REPO
+
+pytestmark = pytest.mark.vm
+
+LAB_BOUND = 240.0
+START_BOUND = 150.0  # until the guest's first write: boot, handover, agent start
+INITIATOR = "iqn.2026-11.org.pyiscsi:recovery-guest"
+TARGET = "iqn.2026-11.org.pyiscsi:recovery"
+SECRET = "recovery-secret-1"
+REPLACEMENT = 60
+
+
+@pytest.fixture(scope="module")
+def recovery(pinned_kernel, tmp_path_factory):
+    from tests.support.tgtd import LunSpec, Tgtd
+
+    share = tmp_path_factory.mktemp("recovery-share")
+    share.chmod(0o777)
+    with Tgtd() as tgt:
+        target = tgt.add_target(TARGET, [LunSpec(16 << 20)])
+        tgt.add_chap(target, "alice", SECRET)
+        tgt.set_digests(target, "CRC32C", "CRC32C")
+        cmdline = (
+            f"netroot=iscsi:alice:{SECRET}@10.0.2.2::{tgt.port}:1:{TARGET} rd.iscsi.initiator={INITIATOR} ip=none "
+            f"rd.iscsi.param=node.session.timeo.replacement_timeout={REPLACEMENT}"
+        )
+        config = {
+            "port": tgt.port, "target": TARGET, "lun": 1, "initiator": INITIATOR, "share": str(share),
+            "chap": {"username": "alice", "password": SECRET}, "cmdline": cmdline, "replacement": REPLACEMENT,
+        }  # fmt: skip
+        box: dict = {}
+
+        def guest() -> None:
+            box["result"] = run_in_lab(
+                [str(REPO / ".venv/bin/python"), str(REPO / "vm-tests/recovery_guest.py"), json.dumps(config)],
+                bound=LAB_BOUND,
+                shares=[share],
+            )
+
+        thread = threading.Thread(target=guest, daemon=True)
+        thread.start()
+        end = time.monotonic() + START_BOUND
+        while not (share / "io-started").exists() and thread.is_alive() and time.monotonic() < end:
+            time.sleep(0.2)
+        restarted = (share / "io-started").exists()
+        if restarted:
+            time.sleep(0.5)  # a few writes in flight
+            tgt.restart()  # SIGKILL, then the same port, targets, accounts and digests again
+            (share / "restarted").write_text("1")
+        thread.join(LAB_BOUND + 30)
+        with open(target.luns[1].path, "rb") as f:
+            backing = f.read()
+    result = box.get("result")
+    assert restarted, "the guest never started writing" + ("" if result is None else result.console.summary())
+    assert result is not None and result.status == 0, result and (result.stderr + result.console.summary())
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert lines, result.stdout + result.stderr
+    got = lines[-1]
+    offset, length = got["region"]
+    got["backing_sha256"] = hashlib.sha256(backing[offset : offset + length]).hexdigest()
+    got["agent_log"] = (share / "agent.log").read_text(errors="replace")
+    got["console"] = result.console.log()
+    return got
+
+
+def test_every_write_completes_across_the_restart_and_nothing_is_lost(recovery) -> None:
+    assert recovery["agent_started"] == 0, recovery["agent_log"]
+    assert recovery["writes_after_restart"] >= 48, recovery
+    assert recovery["read_back_sha256"] == recovery["expected_sha256"]
+    assert recovery["backing_sha256"] == recovery["expected_sha256"]  # it reached tgtd's file, too
+    assert recovery["longest_write_seconds"] >= 1.0  # a write did wait out the outage (DefaultTime2Wait 2 s)
+
+
+def test_the_same_kernel_session_and_disk_come_back(recovery) -> None:
+    assert recovery["session_state"] == "LOGGED_IN"
+    assert recovery["device_still"] is True
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        "listening for connection errors; owning recovery of session(s)",
+        "connection failed: ",
+        "stopping it for recovery",
+        "waiting DefaultTime2Wait 2s, then reconnecting (replacement timeout 60s)",
+        "attempt 1: connecting to 10.0.2.2:",
+        "logged in through the kernel (ISID ",
+        "connection started, host",
+        "recovered after ",
+        "stopped listening: recovery is now the next owner's",
+    ],
+)
+def test_the_agent_logs_each_step(recovery, step: str) -> None:
+    assert step in recovery["agent_log"], recovery["agent_log"]
+
+
+def test_recovery_steps_reach_the_kernel_log(recovery) -> None:
+    kmsg = "\n".join(recovery["kmsg_agent"])
+    for step in ("connection failed: ", "logged in through the kernel", "recovered after ", "stopped listening"):
+        assert step in kmsg, kmsg
+    assert SECRET not in kmsg
+
+
+def test_the_agent_hands_ownership_back_when_told(recovery) -> None:
+    assert recovery["agent_stopped"] == 0, recovery["agent_log"]
+    assert recovery["pid_file_left"] is False
+
+
+def test_the_chap_secret_is_never_logged(recovery) -> None:
+    assert SECRET not in recovery["agent_log"]
+    assert SECRET not in recovery["console"]
