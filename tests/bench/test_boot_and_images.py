@@ -1,0 +1,145 @@
+"""bench.stock, bench.boot, bench.initramfs_size: module lists, the fix module, command lines, console parsing,
+ordering, sizes and tables (pure: no dracut, no QEMU, no timing asserts)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench import boot, initramfs_size, stock
+
+SYSTEMD = "base systemd systemd-initrd dracut-systemd udev-rules rootfs-block fs-lib shutdown pyiscsi"
+
+
+@pytest.mark.parametrize(
+    ("variant", "tail"),
+    [
+        ("base", "shutdown"),
+        ("ours", "shutdown pyiscsi"),
+        ("stock", "shutdown iscsi network-legacy stock-fixes"),
+        ("stock-unfixed", "shutdown iscsi network-legacy"),
+    ],
+)
+def test_module_lists_differ_only_in_the_iscsi_modules(variant: str, tail: str) -> None:
+    modules = stock.modules_for(SYSTEMD, variant)
+    assert modules.startswith("base systemd systemd-initrd") and modules.endswith(tail)
+    assert modules.count("pyiscsi") == (1 if variant == "ours" else 0)
+
+
+def test_fix_module_installs_the_recorded_fixes(tmp_path: Path) -> None:
+    module = stock.fix_module(tmp_path)
+    text = (module / "module-setup.sh").read_text()
+    assert module.name == stock.FIX_MODULE and stock.FIX_MODULE[2:] in stock.modules_for(SYSTEMD, "stock")
+    assert "check() { return 255; }" in text  # only when asked for by name
+    assert "startup-checks.sh" in text and f"InitiatorName={stock.BENCH_INITIATOR}" in text
+    image_fixes = [f for f in stock.FIXES if f.where == "image"]
+    assert any("startup-checks" in f.what for f in image_fixes) and any("initiatorname" in f.what for f in image_fixes)
+    assert any("os-release" in f.what for f in stock.FIXES if f.where == "root")
+
+
+def test_fixes_are_printed() -> None:
+    lines: list[str] = []
+    stock.print_fixes(lines.append)
+    assert len(lines) == 1 + len(stock.FIXES) and all(f.what in "\n".join(lines) for f in stock.FIXES)
+
+
+def test_stock_module_wrapper_keeps_debians_files(tmp_path: Path) -> None:
+    host = Path("/usr/lib/dracut/modules.d/95iscsi")
+    if not host.is_dir():
+        pytest.skip("dracut-network not installed")
+    base = tmp_path / "base"
+    (base / "modules.d").mkdir(parents=True)
+    (base / "modules.d" / "95iscsi").symlink_to(host)
+    wrapped = stock.wrap_stock_module(base, Path("/k"))
+    assert (wrapped / "iscsiroot.sh").resolve() == (host / "iscsiroot.sh").resolve()
+    setup = (wrapped / "module-setup.sh").read_text()
+    assert f'. "{host.resolve()}/module-setup.sh"' in setup and 'modprobe -d "/k"' in setup
+
+
+def test_command_lines() -> None:
+    values = {"uuid": "U", "host": "10.0.2.2", "port": "3261", "lun": "1", "iqn": "iqn.x:r", "initiator": "iqn.y:c"}
+    cmdline = boot.append_for("cmdline", values)
+    assert "root=UUID=U" in cmdline and "netroot=iscsi:10.0.2.2::3261:1:iqn.x:r ip=dhcp" in cmdline
+    assert "rd.iscsi.initiator=iqn.y:c" in cmdline and "loglevel=6" in cmdline and "{" not in cmdline
+    ibft = boot.append_for("ibft", values)
+    assert "rd.iscsi.firmware=1" in ibft and "netroot" not in ibft
+
+
+LOG = """\
+[    0.000000] Linux version 6.1.0
+[    9.250001] scsi 2:0:0:0: RAID              IET      Controller       0001 PQ: 0 ANSI: 5
+[   12.345678] sd 2:0:0:1: [sda] Attached SCSI disk
+PYISCSI-MARK realroot 20.50
+[   21.000000] reboot: Power down
+"""
+
+
+def test_console_figures() -> None:
+    assert boot.disk_uptime(LOG) == pytest.approx(12.345678)
+    assert boot.last_stamp(LOG) == pytest.approx(21.0)
+    assert boot.disk_uptime("[ 1.0] nothing") is None and boot.last_stamp("") is None
+
+
+def test_alternation_gives_each_stack_the_first_boot_equally() -> None:
+    assert boot.alternate(3) == ["ours", "stock", "stock", "ours", "ours", "stock"]
+    assert boot.alternate(2).count("ours") == 2
+
+
+def _sample(stack: str, scenario: str, disk, realroot, wall=50.0, stamp=None) -> boot.Sample:
+    return boot.Sample(stack, scenario, disk, realroot, wall, stamp, "poweroff", Path("/l"))
+
+
+def test_boot_report_medians_ratios_and_counts() -> None:
+    samples = [
+        _sample("ours", "ibft", 5.0, 10.0),
+        _sample("ours", "ibft", 7.0, 12.0),
+        _sample("ours", "ibft", 6.0, 11.0),
+        _sample("stock", "ibft", 10.0, 20.0),
+        _sample("stock", "ibft", None, None),
+        _sample("ours", "cmdline-target-down", None, None, 40.0, 30.0),
+        _sample("stock", "cmdline-target-down", None, None, 80.0, 60.0),
+    ]
+    lines = boot.report(samples).splitlines()
+    disk = next(line for line in lines if "ibft" in line and "root disk" in line)
+    assert disk.split()[-3:] == ["6.00", "10.00", "0.60x"]
+    assert any("stock: boots as expected" in line and "1/2" in line for line in lines)
+    fail = next(line for line in lines if "target-down" in line and "guest uptime" in line)
+    assert fail.split()[-1] == "0.50x"
+    assert any("ours: boots as expected" in line and "target-down" in line and "1/1" in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("head", "tool"),
+    [(b"\x1f\x8b\x08\x00", "gzip"), (b"\x28\xb5\x2f\xfd", "zstd"), (b"\xfd7zXZ\x00", "xz"), (b"070701", "cat")],
+)
+def test_decompress_command_by_magic(head: bytes, tool: str) -> None:
+    assert initramfs_size.decompress_command(head)[0] == tool
+
+
+def test_decompress_command_refuses_unknown() -> None:
+    with pytest.raises(ValueError):
+        initramfs_size.decompress_command(b"BZh91AY")
+
+
+def test_size_report_additions_and_ratio() -> None:
+    mib = 1 << 20
+    sizes = [
+        initramfs_size.Size("systemd", "base", 40 * mib, 10 * mib),
+        initramfs_size.Size("systemd", "ours", 70 * mib, 18 * mib),
+        initramfs_size.Size("systemd", "stock", 50 * mib, 12 * mib),
+    ]
+    lines = initramfs_size.report(sizes).splitlines()
+    assert lines[3].split()[-2:] == ["30.00", "8.00"]
+    assert lines[4].split()[-2:] == ["10.00", "2.00"]
+    assert lines[5].split()[-2:] == ["3.00x", "4.00x"]
+
+
+def test_measure_real_gzip_cpio(tmp_path: Path) -> None:
+    import gzip
+
+    raw = b"070701" + b"0" * 4000
+    image = tmp_path / "i.img"
+    image.write_bytes(gzip.compress(raw))
+    got_raw, got_zstd = initramfs_size.measure(image)
+    assert got_raw == len(raw) and 0 < got_zstd < len(raw)
