@@ -18,6 +18,7 @@ from pyroute2 import IPRoute
 
 from boot.net import ipv4, ipv6, links
 from boot.net.dhcp4_socket import obtain_lease
+from boot.net.dhcp6_socket import obtain_lease6
 from boot.net.links import Link, Sleep
 from boot.net.resolv import write_resolv_conf
 from boot.net.state import InterfaceState, LeaseInfo, write_state_file
@@ -52,8 +53,6 @@ def bring_up_one(
     sleep: Sleep = time.sleep,
 ) -> tuple[InterfaceState, Link]:
     """One interface, start to finish: link, VLAN, MTU, up, carrier, addresses, routes."""
-    if plan.method is Method.DHCP6:
-        raise InterfaceError(label(plan), "DHCPv6 (ip=dhcp6) is not implemented yet; use auto6 or static addresses")
     started = deadline.clock()
     with IPRoute() as ipr:
         if plan.name is None and plan.mac is None:
@@ -69,8 +68,10 @@ def bring_up_one(
             link = links.ensure_vlan(ipr, parent, plan.vlan, plan.mtu)
         v6_static = tuple(a for a in plan.addresses if isinstance(a, ipaddress.IPv6Interface))
         v4_static = tuple(a for a in plan.addresses if isinstance(a, ipaddress.IPv4Interface))
-        if plan.method in SLAAC_METHODS or v6_static or plan.gateway6 is not None:
-            ipv6.prepare(link.name, slaac=plan.method in SLAAC_METHODS, root=sysctl_root)
+        dhcp6 = plan.method is Method.DHCP6
+        if plan.method in SLAAC_METHODS or dhcp6 or v6_static or plan.gateway6 is not None:
+            # DHCPv6 gives no prefix or route: router advertisements (accept_ra) bring the on-link prefix and router
+            ipv6.prepare(link.name, slaac=plan.method in SLAAC_METHODS, accept_ra=dhcp6, root=sysctl_root)
         link = links.set_up(ipr, link, plan.mtu)
         link = links.wait_carrier(ipr, link, deadline.child("carrier", timeouts.carrier), sleep)
 
@@ -106,6 +107,23 @@ def bring_up_one(
                 renewal_time=lease.renewal_time,
                 rebinding_time=lease.rebinding_time,
             )
+        ra_router = None
+        if dhcp6:
+            lease6 = obtain_lease6(ipr, link, _mac_bytes(link), deadline.child("dhcp6", timeouts.dhcp6), sleep=sleep)
+            address6 = ipaddress.IPv6Interface(f"{lease6.address}/128")
+            ipv6.add_address(ipr, link, address6)
+            ipv6.wait_dad(ipr, link, (address6,), deadline.child("ipv6dad", timeouts.ipv6dad), sleep)
+            configured.append(str(address6))
+            dns += [str(d) for d in lease6.dns if str(d) not in dns]
+            domain = domain or (lease6.domains[0] if lease6.domains else None)
+            lease_info = LeaseInfo(
+                server=f"duid:{lease6.server_id.hex()}",
+                lease_time=None if lease6.valid_lifetime == 0xFFFFFFFF else lease6.valid_lifetime,
+                obtained_at=time.time(),
+                renewal_time=lease6.t1 or None,
+                rebinding_time=lease6.t2 or None,
+            )
+            ra_router = ipv6.wait_router_advertisement(ipr, link, deadline.child("ipv6auto", timeouts.ipv6auto), sleep)
         if plan.method is not Method.DHCP and gateway is not None:
             ipv4.set_default_route(ipr, link, gateway, v4_static)
         if plan.method in SLAAC_METHODS:
@@ -114,6 +132,7 @@ def bring_up_one(
             gateway6 = gateway6 or slaac.router
         if gateway6 is not None and plan.method not in SLAAC_METHODS:
             ipv6.set_default_route(ipr, link, gateway6)
+        gateway6 = gateway6 or ra_router
         link = links.get_link(ipr, link.index)
     state = InterfaceState(
         name=link.name,

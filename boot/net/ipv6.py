@@ -1,6 +1,6 @@
 """IPv6 on a link: static addresses with duplicate address detection finished, SLAAC (router advertisements),
-and the static default route. DHCPv6 is not implemented: `dhcp6` fails with a clear message, and `either6`
-means SLAAC here (a network that offers only stateful DHCPv6 ends as a bounded 'ipv6auto' timeout)."""
+and the static default route. Stateful DHCPv6 (`dhcp6`) is boot.net.dhcp6; `either6` means SLAAC here (a
+network that offers only stateful DHCPv6 ends as a bounded 'ipv6auto' timeout: use `dhcp6` there)."""
 
 from __future__ import annotations
 
@@ -40,11 +40,13 @@ def sysctl(name: str, key: str, value: str, root: str = SYSCTL_ROOT) -> None:
         raise InterfaceError(name, f"cannot set {key}={value} ({path}): {exc.strerror or exc}") from exc
 
 
-def prepare(name: str, *, slaac: bool, root: str = SYSCTL_ROOT) -> None:
-    """Before the link goes up: IPv6 on, and for SLAAC accept router advertisements (2 = even if forwarding)."""
+def prepare(name: str, *, slaac: bool, accept_ra: bool = False, root: str = SYSCTL_ROOT) -> None:
+    """Before the link goes up: IPv6 on; for SLAAC (or `accept_ra`: routes and on-link prefixes only, as DHCPv6
+    wants) accept router advertisements (2 = even if forwarding)."""
     sysctl(name, "disable_ipv6", "0", root)
-    if slaac:
+    if slaac or accept_ra:
         sysctl(name, "accept_ra", "2", root)
+    if slaac:
         sysctl(name, "autoconf", "1", root)
 
 
@@ -176,4 +178,35 @@ def wait_slaac(ipr: IPRoute, link: Link, deadline: Deadline, sleep: Sleep = time
         if deadline.expired():
             missing = [what for what, ok in (("a global address", found), ("a default route", router)) if not ok]
             raise ran_out(link.name, deadline, f"no router advertisement gave {' or '.join(missing)}")
+        sleep(min(POLL, deadline.remaining()))
+
+
+def ra_routes(ipr: IPRoute, link: Link) -> list[ipaddress.IPv6Network]:
+    """Routes out of `link` that only a router advertisement (or an administrator) gives: not fe80::/64 and not
+    the host routes of our own addresses."""
+    out = []
+    for msg in ipr.get_routes(family=socket.AF_INET6, table=254):
+        if msg.get("RTA_OIF") != link.index or msg["dst_len"] == 128:
+            continue
+        network = ipaddress.IPv6Network(f"{msg.get('RTA_DST') or '::'}/{msg['dst_len']}")
+        if not network.is_link_local:
+            out.append(network)
+    return out
+
+
+def wait_router_advertisement(
+    ipr: IPRoute, link: Link, deadline: Deadline, sleep: Sleep = time.sleep
+) -> ipaddress.IPv6Address | None:
+    """Until an RA gave `link` an on-link prefix or a default route (DHCPv6 gives neither); returns the router.
+    Solicits a router every 4s."""
+    clock = deadline.clock
+    next_rs = clock()
+    while True:
+        if clock() >= next_rs:
+            solicit_router(link.name)
+            next_rs = clock() + RS_INTERVAL
+        if ra_routes(ipr, link):
+            return default_router(ipr, link)
+        if deadline.expired():
+            raise ran_out(link.name, deadline, "no router advertisement gave an on-link prefix or a default route")
         sleep(min(POLL, deadline.remaining()))

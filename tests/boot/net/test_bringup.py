@@ -6,6 +6,7 @@ then holds. Failure cases use short bounds and check the exit status and that th
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import tempfile
 from collections.abc import Iterator
@@ -165,6 +166,55 @@ def test_auto6_from_radvd(linked, workdir):
     assert default_route(client, "-6")[0]["dev"] == "c0"
 
 
+DHCP6_OPTIONS = (
+    "--dhcp-range=2001:db8:9::100,2001:db8:9::1ff,64,2m",
+    "--enable-ra",  # the M flag, the on-link prefix and the default route: what DHCPv6 itself does not give
+    "--ra-param=s0,3",
+    "--dhcp-option=option6:dns-server,[2001:db8:9::53]",
+    "--dhcp-option=option6:domain-search,boot.test",
+)
+
+
+def test_dhcp6_lease_applied(linked, workdir):
+    """Stateful DHCPv6 from dnsmasq: the address as a /128 without DAD pending, DNS and domain from the Reply."""
+    client, server = linked
+    server.sysctl("net.ipv6.conf.all.forwarding", "1")
+    resolv = f"{workdir}/resolv.conf"
+    with netns.server_process(server, netns.dnsmasq_cmd("s0", *DHCP6_OPTIONS, workdir=workdir), ready=1.0):
+        result = netns.run_bring_up(
+            client,
+            {"interfaces": [{"name": "c0", "method": "dhcp6"}], "timeouts": {"dhcp6": 20}, "resolv": resolv},
+        )
+        reachable = client.ping("2001:db8:9::1")
+    assert result.status == 0, result
+    (iface,) = result.document["interfaces"]
+    (address,) = iface["addresses"]
+    assert address.endswith("/128")
+    assert 0x100 <= int(ipaddress.IPv6Interface(address).ip) & 0xFFFF <= 0x1FF
+    assert iface["dns"] == ["2001:db8:9::53"]
+    kernel = {a["local"]: a for a in addresses(client, "c0", "-6")}
+    held = kernel[address.split("/")[0]]
+    assert held["prefixlen"] == 128 and not held.get("tentative")
+    assert "nameserver 2001:db8:9::53" in Path(resolv).read_text()
+    assert "boot.test" in Path(resolv).read_text()
+    assert reachable  # the on-link prefix came from the router advertisement
+    assert iface["gateway6"].startswith("fe80::")
+
+
+def test_dhcp6_without_router_advertisements_names_the_wait(linked, workdir):
+    """A lease alone reaches nothing (a /128, no on-link prefix): the 'ipv6auto' bound runs out and says why."""
+    client, server = linked
+    options = [o for o in DHCP6_OPTIONS if not o.startswith(("--enable-ra", "--ra-param"))]
+    with netns.server_process(server, netns.dnsmasq_cmd("s0", *options, workdir=workdir), ready=1.0):
+        result = netns.run_bring_up(
+            client, {"interfaces": [{"name": "c0", "method": "dhcp6"}], "timeouts": {"dhcp6": 20, "ipv6auto": 3}}
+        )
+    assert result.status == 5, result
+    assert result.document["error"].startswith(
+        "c0: wait 'ipv6auto' ran out after 3s: no router advertisement gave an on-link prefix or a default route"
+    ), result.document
+
+
 def test_vlan_dhcp(linked, workdir):
     client, server = linked
     reason = netns.vlan_unsupported()
@@ -263,10 +313,10 @@ def test_two_interfaces_at_once(linked, workdir):
             id="overall-deadline-wins",
         ),
         pytest.param(
-            {"interfaces": [{"name": "c0", "method": "dhcp6"}]},
-            3,
-            "c0: DHCPv6 (ip=dhcp6) is not implemented yet",
-            id="dhcp6-not-there",
+            {"interfaces": [{"name": "c0", "method": "dhcp6"}], "timeouts": {"dhcp6": 4}},
+            5,
+            "c0: wait 'dhcp6' ran out after 4s: no usable Advertise after",
+            id="no-dhcp6-server",
         ),
     ],
 )

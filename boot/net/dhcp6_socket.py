@@ -1,0 +1,104 @@
+"""The thin driver of Dhcp6Client: a UDP socket on one link, every wait under the caller's Deadline.
+
+DHCPv6 runs over plain UDP from the link-local address, so the link needs one that finished duplicate address
+detection before the first Solicit (a tentative address cannot be bound); that wait is part of the 'dhcp6' bound.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import select
+import socket
+import time
+
+from pyroute2 import IPRoute
+
+from boot.net import ipv6
+from boot.net.dhcp6 import ALL_SERVERS, CLIENT_PORT, SERVER_PORT, Dhcp6Client, Dhcp6PacketError, Lease, LeaseBound
+from boot.net.dhcp6 import SendPacket as Send
+from boot.net.links import POLL, Link, Sleep
+from boot.net.waits import InterfaceError, ran_out
+from initiator.deadline import Deadline
+
+RT_SCOPE_LINK = 253
+RECV_SIZE = 4096
+
+
+def wait_link_local(ipr: IPRoute, link: Link, deadline: Deadline, sleep: Sleep = time.sleep) -> ipaddress.IPv6Address:
+    """The link's fe80:: address once it is no longer tentative."""
+    while True:
+        for addr in ipv6.addresses(ipr, link):
+            if addr.scope == RT_SCOPE_LINK and not addr.tentative and not addr.dad_failed:
+                return addr.address.ip
+        if deadline.expired():
+            raise ran_out(link.name, deadline, "no link-local IPv6 address finished duplicate address detection")
+        sleep(min(POLL, deadline.remaining()))
+
+
+def open_socket(link: Link, source: ipaddress.IPv6Address) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, link.name.encode())
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, link.index)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 1)
+        sock.bind((str(source), CLIENT_PORT, 0, link.index))
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def obtain_lease6(
+    ipr: IPRoute,
+    link: Link,
+    mac: bytes,
+    deadline: Deadline,
+    *,
+    client: Dhcp6Client | None = None,
+    sleep: Sleep = time.sleep,
+) -> Lease:
+    """SOLICIT until an address is bound or `deadline` runs out (InterfaceWaitTimeout naming the bound)."""
+    source = wait_link_local(ipr, link, deadline, sleep)
+    client = client or Dhcp6Client(mac)
+    clock = deadline.clock
+    try:
+        sock = open_socket(link, source)
+    except OSError as exc:
+        raise InterfaceError(link.name, f"cannot open the DHCPv6 client socket: {exc.strerror or exc}") from exc
+    problem: str | None = None
+    with sock:
+
+        def send(payload: bytes) -> None:
+            nonlocal problem
+            try:
+                sock.sendto(payload, (ALL_SERVERS, SERVER_PORT, 0, link.index))
+            except OSError as exc:  # retried at the next timeout, bounded by the deadline
+                problem = f"send failed: {exc.strerror or exc}"
+
+        send(client.start(clock()))
+        while True:
+            now = clock()
+            if deadline.expired():
+                raise ran_out(link.name, deadline, client.progress() + (f"; {problem}" if problem else ""))
+            wait = max(0.0, min(client.next_timeout(), deadline.expires_at) - now)
+            readable, _, _ = select.select([sock], [], [], wait)
+            if not readable:
+                resend = client.on_timeout(clock())
+                if resend is not None:
+                    send(resend)
+                continue
+            try:
+                payload, _peer = sock.recvfrom(RECV_SIZE)
+            except BlockingIOError:
+                continue
+            try:
+                event = client.receive(payload, clock())
+            except Dhcp6PacketError as exc:
+                problem = f"bad message ignored: {exc}"
+                continue
+            if isinstance(event, Send):
+                send(event.payload)
+            elif isinstance(event, LeaseBound):
+                return event.lease
