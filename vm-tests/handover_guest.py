@@ -182,15 +182,51 @@ def run_case(netlink: NetlinkIscsi, port: int, initiator: str, case: dict) -> di
     }
 
 
+def teardown(netlink: NetlinkIscsi, data: dict, root: dict) -> dict:
+    """End a data session (logout, stop, destroy); refuse to end the root one."""
+    from initiator.errors import UsageError
+    from initiator.teardown import end_session
+
+    lines: list[str] = []
+    try:
+        end_session(netlink, root["sid"], Deadline("teardown", 10), root=True, log=lines.append)
+        refused = None
+    except UsageError as exc:
+        refused = str(exc)
+    ended = end_session(netlink, data["sid"], Deadline("teardown", 20), root=False, log=lines.append)
+    deadline = Deadline("device removal", 10)
+    while Path(data["device"]).exists() and not deadline.expired():
+        time.sleep(0.1)
+    return {
+        "case": "teardown",
+        "root_refused": refused,
+        "root_session_still": Path(f"/sys/class/iscsi_session/session{root['sid']}").exists(),
+        "root_device_still": Path(root["device"]).exists(),
+        "logout_response": ended.logout_response,
+        "data_session_gone": not Path(f"/sys/class/iscsi_session/session{data['sid']}").exists(),
+        "data_device_gone": not Path(data["device"]).exists(),
+        "log": lines,
+    }
+
+
 def main() -> int:
     config = json.loads(sys.argv[1])
     status = 0
+    done: dict[str, dict] = {}
     with NetlinkIscsi() as netlink:
         for case in config["cases"]:
             try:
                 line = run_case(netlink, config["port"], config["initiator"], case)
+                done[case["name"]] = line
             except Exception as exc:  # one case failing must not hide the others' results
                 line = {"case": case["name"], "error": f"{type(exc).__name__}: {exc}"}
+                status = 1
+            print(json.dumps(line), flush=True)
+        if "data" in config and config["data"] in done and config["root"] in done:
+            try:
+                line = teardown(netlink, done[config["data"]], done[config["root"]])
+            except Exception as exc:
+                line = {"case": "teardown", "error": f"{type(exc).__name__}: {exc}"}
                 status = 1
             print(json.dumps(line), flush=True)
     return status

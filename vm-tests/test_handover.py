@@ -84,7 +84,7 @@ def handover(pinned_kernel):
                     "host_offset": HOST_OFFSET, "host_len": HOST_LEN,
                 }
             )  # fmt: skip
-        config = {"port": tgt.port, "initiator": INITIATOR, "cases": cases}
+        config = {"port": tgt.port, "initiator": INITIATOR, "cases": cases, "data": "chap", "root": "digests-lun2"}
         result = run_in_lab(
             [str(REPO / ".venv/bin/python"), str(REPO / "vm-tests/handover_guest.py"), json.dumps(config)],
             bound=LAB_BOUND,
@@ -158,5 +158,17 @@ def test_no_secret_reaches_the_guest_output(handover) -> None:
 
 
 def test_every_case_ran_in_one_boot(handover) -> None:
-    assert set(handover["got"]) == set(CASES)
+    assert set(handover["got"]) == {*CASES, "teardown"}
     assert handover["result"].status == 0, handover["result"].stderr[-2000:]
+
+
+def test_a_data_session_is_logged_out_and_destroyed_the_root_session_never(handover) -> None:
+    got = handover["got"]["teardown"]
+    assert "error" not in got, got
+    assert got["root_refused"] == f"session {handover['got']['digests-lun2']['sid']} is the root session: " + (
+        "pyiscsi never logs it out"
+    )
+    assert got["root_session_still"] and got["root_device_still"]
+    assert got["logout_response"] == 0  # the target answered: success
+    assert got["data_session_gone"] and got["data_device_gone"]
+    assert got["log"][-1].endswith("connection stopped, connection and session destroyed")
