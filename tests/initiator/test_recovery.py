@@ -1,0 +1,363 @@
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+
+from boot.plan import Chap
+from initiator import iscsi_if as nl
+from initiator.deadline import Deadline, FakeClock
+from initiator.errors import NetworkError
+from initiator.kernel import KernelError
+from initiator.pdu import LoginRequest
+from initiator.recovery import (
+    BACKOFF,
+    GiveUp,
+    LogLine,
+    OwnedSession,
+    Phase,
+    Reconnect,
+    RecoveryLoop,
+    RecoveryPolicy,
+    StopConn,
+    last_exp_statsn,
+    reconnect,
+)
+from initiator.secret import Secret
+from initiator.status import AuthenticationFailed
+from tests.initiator.fake_kernel import FakeKernel, conn_error, event
+from tests.initiator.test_login import INITIATOR, ISID, TARGET, FakeTarget
+
+SID = 4
+SESSION = OwnedSession(
+    sid=SID,
+    host_no=2,
+    target=TARGET,
+    address="10.0.2.2",
+    port=3260,
+    tpgt=1,
+    initiator_name=INITIATOR,
+    isid=ISID,
+    replacement_timeout=60.0,
+    time2wait=2.0,
+    root=True,
+)
+CHAP = Chap("alice", Secret("alicesecret1"))
+
+
+def _policy(clock: FakeClock, *sessions: OwnedSession) -> RecoveryPolicy:
+    return RecoveryPolicy(sessions or (SESSION,), clock)
+
+
+def _texts(actions) -> list[str]:
+    return [a.text for a in actions if isinstance(a, LogLine)]
+
+
+# -- the policy -------------------------------------------------------------------------------------------------
+
+
+def test_a_connection_error_stops_the_connection_and_waits_time2wait() -> None:
+    clock = FakeClock()
+    policy = _policy(clock)
+    actions = policy.on_event(conn_error(SID))
+    assert [type(a) for a in actions] == [LogLine, StopConn, LogLine]
+    assert actions[1] == StopConn(SID, 0)
+    assert "connection failed: TCP_CONN_CLOSE (1020); stopping it for recovery" in actions[0].text
+    assert "waiting DefaultTime2Wait 2s" in actions[2].text
+    assert policy.phase(SID) is Phase.WAITING and policy.busy()
+    assert policy.next_wake() == clock.now + 2.0
+    assert policy.due() == []
+    clock.advance(2.0)
+    assert policy.due() == [Reconnect(SID, 1, 30.0)]
+    assert policy.phase(SID) is Phase.ATTEMPTING
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        conn_error(SID + 1),  # not ours
+        conn_error(SID, cid=1),  # not our connection
+        event(nl.UEvent.K_CREATE_SESSION, sid=SID, host_no=2),
+        event(nl.UEvent.RECV_PDU, sid=SID, cid=0),
+    ],
+)
+def test_events_that_are_not_our_failures_do_nothing(message: nl.Message) -> None:
+    policy = _policy(FakeClock())
+    assert policy.on_event(message) == []
+    assert policy.phase(SID) is Phase.WATCHING and not policy.busy()
+
+
+def test_the_same_failure_reported_again_while_recovering_is_ignored() -> None:
+    policy = _policy(FakeClock())
+    policy.on_event(conn_error(SID))
+    assert policy.on_event(conn_error(SID, error=nl.IscsiErr.CONN_FAILED)) == []
+
+
+def test_failed_attempts_back_off_and_success_ends_the_recovery() -> None:
+    clock = FakeClock()
+    failed_at = clock.now
+    policy = _policy(clock)
+    policy.on_event(conn_error(SID))
+    clock.advance(2.0)
+    waits = []
+    for attempt in range(1, 7):
+        (action,) = policy.due()
+        assert action == Reconnect(SID, attempt, min(30.0, failed_at + 60.0 - clock.now))
+        (line,) = policy.attempt_done(SID, "connection refused")
+        assert f"attempt {attempt} failed: connection refused" in line.text and line.warning
+        wait = policy.next_wake() - clock.now
+        waits.append(wait)
+        clock.advance(wait)
+    assert waits == [*BACKOFF, BACKOFF[-1]]
+    policy.due()
+    assert _texts(policy.attempt_done(SID, None)) == [
+        f"session {SID} ({TARGET} at 10.0.2.2:3260): recovered after {clock.now - failed_at:.1f}s (7 attempt(s))"
+    ]
+    assert policy.phase(SID) is Phase.WATCHING and not policy.busy()
+    assert policy.on_event(conn_error(SID))[1] == StopConn(SID, 0)  # and the next failure is recovered too
+
+
+def test_attempts_and_waits_stay_within_the_replacement_timeout() -> None:
+    clock = FakeClock()
+    policy = _policy(clock)
+    policy.on_event(conn_error(SID))
+    clock.advance(50.0)  # 10 s of the 60 left
+    assert policy.due() == [Reconnect(SID, 1, 10.0)]
+    clock.advance(9.5)
+    policy.attempt_done(SID, "timed out")
+    assert policy.next_wake() == pytest.approx(clock.now + 0.5)  # not the 1 s backoff: the bound is nearer
+    clock.advance(0.5)
+    actions = policy.due()
+    assert actions[-1] == GiveUp(SID)
+    assert "not recovered within the replacement timeout 60s (1 attempt(s)); giving up" in actions[0].text
+    assert policy.phase(SID) is Phase.GAVE_UP and not policy.busy()
+    assert policy.on_event(conn_error(SID)) == []
+
+
+def test_a_destroyed_session_is_forgotten() -> None:
+    policy = _policy(FakeClock())
+    (line,) = policy.on_event(event(nl.UEvent.K_DESTROY_SESSION, host_no=2, sid=SID))
+    assert "no longer ours" in line.text
+    assert policy.phase(SID) is None and policy.owned() == ()
+
+
+def test_a_late_attempt_result_for_a_session_not_attempting_is_ignored() -> None:
+    policy = _policy(FakeClock())
+    assert policy.attempt_done(SID, None) == []
+    assert policy.attempt_done(99, "x") == []
+
+
+def test_sessions_recover_independently() -> None:
+    clock = FakeClock()
+    other = OwnedSession(**{**SESSION.__dict__, "sid": 5, "time2wait": 0.0})
+    policy = _policy(clock, SESSION, other)
+    policy.on_event(conn_error(SID))
+    policy.on_event(conn_error(5))
+    assert policy.due() == [Reconnect(5, 1, 30.0)]
+    assert policy.phase(SID) is Phase.WAITING
+
+
+# -- one attempt against the fake kernel --------------------------------------------------------------------
+
+
+@pytest.fixture
+def sysfs(tmp_path: Path) -> Path:
+    conn = tmp_path / "class/iscsi_connection" / f"connection{SID}:0"
+    conn.mkdir(parents=True)
+    (conn / "exp_statsn").write_text("1234\n")
+    return tmp_path
+
+
+def _fd_connect(opened: list[int]):
+    def connect(portal, deadline) -> int:
+        fd = os.open(os.devnull, os.O_RDONLY)
+        opened.append(fd)
+        return fd
+
+    return connect
+
+
+def _closed(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return True
+    return False
+
+
+def _kernel(target: FakeTarget) -> FakeKernel:
+    return FakeKernel(lambda pdu: target.respond(pdu) if isinstance(pdu, LoginRequest) else None)
+
+
+def test_one_attempt_stops_binds_logs_in_sets_starts_and_rescans(sysfs: Path) -> None:
+    target = FakeTarget(statsn=500, tsih=0x77)
+    kernel = _kernel(target)
+    opened: list[int] = []
+    scanned: list[int] = []
+    lines: list[str] = []
+    tsih = reconnect(
+        kernel, SESSION, 1, Deadline("attempt", 30, clock=FakeClock()), lines.append,
+        connect=_fd_connect(opened), scan=scanned.append, sysfs=sysfs,
+    )  # fmt: skip
+    assert tsih == 0x77
+    types = kernel.types()
+    assert types[0] == nl.UEvent.STOP_CONN and kernel.requests[0].fields["flag"] == nl.StopFlag.RECOVER
+    assert types[1] == nl.UEvent.BIND_CONN and kernel.requests[1].fields["transport_eph"] == opened[0]
+    assert kernel.requests[1].fields["sid"] == SID and kernel.requests[1].fields["cid"] == 0
+    first_param = types.index(nl.UEvent.SET_PARAM)
+    assert set(types[2:first_param]) == {nl.UEvent.SEND_PDU}  # the login, before any parameter
+    assert types[-1] == nl.UEvent.START_CONN
+    assert _closed(opened[0])  # the kernel holds its own reference
+    assert scanned == [2]
+    first = kernel.sent[0]
+    assert (first.isid, first.tsih, first.exp_statsn) == (ISID, 0, 1234)  # ExpStatSN: the kernel's last + 1
+    params = kernel.params()
+    assert params[nl.IscsiParam.EXP_STATSN] == str(target.statsn)  # final response's StatSN + 1
+    assert params[nl.IscsiParam.TARGET_NAME] == TARGET
+    assert params[nl.IscsiParam.PERSISTENT_ADDRESS] == "10.0.2.2"
+    assert params[nl.IscsiParam.SESS_RECOVERY_TMO] == "60"
+    assert nl.IscsiParam.PASSWORD not in params
+    assert lines[0].endswith("attempt 1: connecting to 10.0.2.2:3260")
+    assert "new TSIH 119" in lines[-1] and "connection started, host2 rescanned" in lines[-1]
+
+
+def test_chap_secrets_go_to_the_kernel_and_never_into_a_log_line(sysfs: Path) -> None:
+    kernel = _kernel(FakeTarget(auth="CHAP"))
+    session = OwnedSession(**{**SESSION.__dict__, "chap": CHAP})
+    lines: list[str] = []
+    reconnect(
+        kernel, session, 1, Deadline("a", 30, clock=FakeClock()), lines.append,
+        connect=_fd_connect([]), scan=lambda host: None, sysfs=sysfs,
+    )  # fmt: skip
+    assert kernel.params()[nl.IscsiParam.PASSWORD] == "alicesecret1"
+    assert kernel.params()[nl.IscsiParam.USERNAME] == "alice"
+    assert not any("alicesecret1" in line for line in lines)
+
+
+def test_a_refused_strong_hash_is_tried_again_with_md5_on_a_new_connection(sysfs: Path) -> None:
+    kernel = _kernel(FakeTarget(auth="CHAP", secret=b"the-target-wants-another"))
+    session = OwnedSession(**{**SESSION.__dict__, "chap": CHAP})
+    lines: list[str] = []
+    opened: list[int] = []
+    with pytest.raises(AuthenticationFailed):
+        reconnect(
+            kernel, session, 1, Deadline("a", 30, clock=FakeClock()), lines.append,
+            connect=_fd_connect(opened), scan=lambda host: None, sysfs=sysfs,
+        )  # fmt: skip
+    assert len(opened) == 2 and kernel.types().count(nl.UEvent.BIND_CONN) == 2
+    assert kernel.types().count(nl.UEvent.STOP_CONN) == 2  # the first socket released before the second bind
+    assert any("again with MD5 alone" in line for line in lines)
+    offers = [p for p in kernel.sent if b"CHAP_A=" in p.data]
+    assert [o.data.split(b"CHAP_A=")[1].split(b"\0")[0] for o in offers] == [b"7,8,6,5", b"5"]
+
+
+@pytest.mark.parametrize(
+    ("refuse", "message"),
+    [
+        ({nl.IscsiParam.ISID: errno.ENOSYS}, None),  # optional on 6.1: skipped
+        ({nl.IscsiParam.TARGET_NAME: errno.ENOSYS}, "parameter TARGET_NAME"),
+        ({nl.IscsiParam.EXP_STATSN: errno.EINVAL}, "parameter EXP_STATSN"),
+    ],
+)
+def test_parameter_refusals(sysfs: Path, refuse, message: str | None) -> None:
+    kernel = _kernel(FakeTarget())
+    kernel.refuse_param.update(refuse)
+    run = lambda: reconnect(  # noqa: E731
+        kernel, SESSION, 1, Deadline("a", 30, clock=FakeClock()), lambda line: None,
+        connect=_fd_connect([]), scan=lambda host: None, sysfs=sysfs,
+    )  # fmt: skip
+    if message is None:
+        run()
+        assert kernel.types()[-1] == nl.UEvent.START_CONN
+    else:
+        with pytest.raises(KernelError, match=message):
+            run()
+        assert nl.UEvent.START_CONN not in kernel.types()
+
+
+def test_a_failed_bind_closes_our_socket(sysfs: Path) -> None:
+    kernel = _kernel(FakeTarget())
+    kernel.refuse[nl.UEvent.BIND_CONN] = errno.EBADF
+    opened: list[int] = []
+    with pytest.raises(KernelError, match="BIND_CONN"):
+        reconnect(
+            kernel, SESSION, 1, Deadline("a", 30, clock=FakeClock()), lambda line: None,
+            connect=_fd_connect(opened), scan=lambda host: None, sysfs=sysfs,
+        )  # fmt: skip
+    assert _closed(opened[0])
+
+
+@pytest.mark.parametrize(("text", "value"), [("1234\n", 1234), ("oops", 0), (None, 0)])
+def test_last_exp_statsn_from_sysfs(tmp_path: Path, text: str | None, value: int) -> None:
+    if text is not None:
+        conn = tmp_path / "class/iscsi_connection/connection4:0"
+        conn.mkdir(parents=True)
+        (conn / "exp_statsn").write_text(text)
+    assert last_exp_statsn(4, 0, tmp_path) == value
+
+
+# -- the driver loop --------------------------------------------------------------------------------------------
+
+
+def test_the_loop_recovers_after_a_failed_attempt_and_logs_every_step() -> None:
+    clock = FakeClock()
+    kernel = FakeKernel()
+    lines: list[str] = []
+    calls: list[int] = []
+
+    def fake_reconnect(channel, session, attempt, deadline, log, deferred=None) -> int:
+        calls.append(attempt)
+        if attempt == 1:
+            raise NetworkError("connection refused")
+        return 9
+
+    loop = RecoveryLoop(kernel, [SESSION], lines.append, clock=clock, reconnect_fn=fake_reconnect)
+    kernel.push(conn_error(SID))
+    assert loop.step(0.0) is True
+    assert kernel.types() == [nl.UEvent.STOP_CONN]
+    clock.advance(2.0)
+    loop.step(0.0)
+    assert calls == [1]
+    clock.advance(1.0)
+    loop.step(0.0)
+    assert calls == [1, 2] and loop.recovered == 1
+    assert not loop.policy.busy()
+    joined = "\n".join(lines)
+    for step in ("connection failed", "waiting DefaultTime2Wait", "attempt 1 failed: connection refused", "recovered"):
+        assert step in joined
+
+
+def test_the_loop_stops_when_its_stop_descriptor_is_readable() -> None:
+    kernel = FakeKernel()
+    loop = RecoveryLoop(kernel, [SESSION], lambda line: None, clock=FakeClock())
+    r, w = os.pipe()
+    try:
+        os.write(w, b"x")
+        loop.run(r, tick=0.01)  # returns: nothing under way
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_a_failing_stop_is_logged_and_recovery_goes_on() -> None:
+    clock = FakeClock()
+    kernel = FakeKernel()
+    kernel.refuse[nl.UEvent.STOP_CONN] = errno.EINVAL
+    lines: list[str] = []
+    loop = RecoveryLoop(kernel, [SESSION], lines.append, clock=clock, reconnect_fn=lambda *a, **k: 1)
+    loop.execute(loop.policy.on_event(conn_error(SID)))
+    assert any("stop for recovery failed" in line for line in lines)
+    clock.advance(2.0)
+    loop.execute(loop.policy.due())
+    assert loop.recovered == 1
+
+
+def test_deferred_events_are_handled_on_the_next_step() -> None:
+    kernel = FakeKernel()
+    other = OwnedSession(**{**SESSION.__dict__, "sid": 8})
+    loop = RecoveryLoop(kernel, [SESSION, other], lambda line: None, clock=FakeClock())
+    loop.deferred.append(conn_error(8))
+    loop.step(0.0)
+    assert loop.policy.phase(8) is Phase.WAITING
