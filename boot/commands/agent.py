@@ -35,6 +35,7 @@ import argparse
 import contextlib
 import os
 import signal
+import stat
 import sys
 import time
 from pathlib import Path
@@ -189,6 +190,19 @@ def _serve(owned, pid_file: Path, ready_fd: int | None) -> int:  # type: ignore[
     return 0
 
 
+def _detach_stdio() -> None:
+    """A daemon must not hold its caller's pipes open (`out=$(pyiscsi agent --daemon)` would never return):
+    stdin from /dev/null; stdout/stderr to /dev/null when they are pipes (the kernel-log copy of every line
+    remains), kept when they are a console or a file."""
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    for fd in (1, 2):
+        with contextlib.suppress(OSError):
+            if stat.S_ISFIFO(os.fstat(fd).st_mode):
+                os.dup2(null, fd)
+    os.close(null)
+
+
 def run(args: argparse.Namespace) -> int:
     from boot.commands.plan_args import plan_from_args
     from boot.sessions import read_sessions
@@ -210,6 +224,7 @@ def run(args: argparse.Namespace) -> int:
     if child == 0:  # pragma: no cover - exercised in the VM tests
         os.close(ready_r)
         os.setsid()
+        _detach_stdio()
         status = 1
         try:
             status = _serve(owned, pid_file, ready_w)

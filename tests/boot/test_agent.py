@@ -1,0 +1,209 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from boot.commands.agent import owned_sessions, read_pid, running_agent, stop_agent
+from boot.plan import BootPlan, Chap, TargetPlan, Timeouts
+from boot.sessions import SessionState, write_sessions
+from initiator.errors import BadInputError, WaitTimeout
+from initiator.secret import Secret
+
+REPO = Path(__file__).resolve().parents[2]
+ROOT = SessionState(
+    target="iqn.2026-11.test:root", address="10.0.2.2", port=3260, tpgt=1, lun=1, sid=3, host_no=2,
+    isid="800000000001", tsih=7, initiator_name="iqn.2026-11.test:init", header_digest="CRC32C",
+    data_digest="None", username="alice", username_in=None, device="/dev/sda", root=True, seconds=1.5,
+)  # fmt: skip
+DATA = SessionState(**{**ROOT.__dict__, "target": "iqn.2026-11.test:data", "sid": 4, "root": False, "username": None})
+ALICE = Chap("alice", Secret("alice-secret"))
+BOB = Chap("bob", Secret("bob-secret"))
+
+
+def _plan(*targets: TargetPlan, replacement: float = 90.0) -> BootPlan:
+    return BootPlan("iqn.2026-11.test:init", targets=targets, timeouts=Timeouts(replacement=replacement))
+
+
+@pytest.mark.parametrize(
+    ("session", "targets", "chap", "reverse"),
+    [
+        (ROOT, [TargetPlan(ROOT.target, "10.0.2.2", chap=ALICE)], ALICE, None),
+        # a SendTargets plan (no name) is matched by portal
+        (ROOT, [TargetPlan(None, "10.0.2.2", 3260, chap=ALICE)], ALICE, None),
+        # the exact portal wins over another portal of the same target
+        (
+            ROOT,
+            [TargetPlan(ROOT.target, "10.9.9.9", chap=BOB), TargetPlan(ROOT.target, "10.0.2.2", chap=ALICE)],
+            ALICE,
+            None,
+        ),
+        # no CHAP in the session: none is used, whatever the plan says
+        (DATA, [TargetPlan(DATA.target, "10.0.2.2", chap=ALICE)], None, None),
+        (
+            SessionState(**{**ROOT.__dict__, "username_in": "bob"}),
+            [TargetPlan(ROOT.target, "10.0.2.2", chap=ALICE, reverse_chap=BOB)],
+            ALICE,
+            BOB,
+        ),
+    ],
+)
+def test_recorded_sessions_get_their_secrets_from_the_plan(session, targets, chap, reverse) -> None:
+    (owned,) = owned_sessions([session], _plan(*targets))
+    assert (owned.chap, owned.reverse_chap) == (chap, reverse)
+    assert (owned.sid, owned.host_no, owned.isid, owned.root) == (
+        session.sid,
+        2,
+        bytes.fromhex(session.isid),
+        session.root,
+    )
+    assert (owned.header_digest, owned.data_digest) == ("CRC32C", "None")
+    assert owned.replacement_timeout == 90.0
+
+
+@pytest.mark.parametrize(
+    ("session", "targets", "message"),
+    [
+        (ROOT, [], "session 3 logged in as CHAP user 'alice'; the plan has no secret"),
+        (ROOT, [TargetPlan(ROOT.target, "10.0.2.2", chap=BOB)], "CHAP user 'alice'"),
+        (
+            SessionState(**{**ROOT.__dict__, "username_in": "bob"}),
+            [TargetPlan(ROOT.target, "10.0.2.2", chap=ALICE)],
+            "used mutual CHAP as 'bob'",
+        ),
+    ],
+)
+def test_a_session_whose_secret_the_plan_lacks_is_refused(session, targets, message: str) -> None:
+    with pytest.raises(BadInputError, match=message) as caught:
+        owned_sessions([session], _plan(*targets))
+    assert "secret'" not in str(caught.value) and "bob-secret" not in str(caught.value)
+
+
+def test_a_stale_pid_file_is_no_agent(tmp_path: Path) -> None:
+    pid_file = tmp_path / "agent.pid"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid_file.write_text(dead.stdout)
+    assert running_agent(pid_file) is None
+    assert stop_agent(pid_file, 1.0) == 0
+    assert not pid_file.exists()
+
+
+@pytest.mark.parametrize(("text", "pid"), [("123\n", 123), ("", None), ("x", None)])
+def test_read_pid(tmp_path: Path, text: str, pid: int | None) -> None:
+    (tmp_path / "p").write_text(text)
+    assert read_pid(tmp_path / "p") == pid
+    assert read_pid(tmp_path / "missing") is None
+
+
+def test_stop_is_bounded_when_the_agent_does_not_go(tmp_path: Path) -> None:
+    pid_file = tmp_path / "agent.pid"
+    stubborn = subprocess.Popen(
+        [sys.executable, "-c", "import signal, time; signal.signal(15, signal.SIG_IGN); time.sleep(30)"]
+    )
+    try:
+        time.sleep(0.3)
+        pid_file.write_text(f"{stubborn.pid}\n")
+        now = [0.0]
+
+        def sleep(seconds: float) -> None:
+            now[0] += seconds
+
+        with pytest.raises(WaitTimeout, match=f"wait 'agent stop' ran out after 2s: agent pid {stubborn.pid}"):
+            stop_agent(pid_file, 2.0, sleep=sleep, clock=lambda: now[0])
+    finally:
+        stubborn.kill()
+        stubborn.wait()
+
+
+# -- the ownership protocol, end to end with a fake kernel ---------------------------------------------------
+
+FAKE_AGENT = """
+import sys
+sys.path[:0] = [{repo!r}]
+import boot.commands.agent as agent
+import initiator.kernel as kernel
+from tests.initiator.fake_kernel import FakeKernel
+
+class FakeNetlink(FakeKernel):
+    def __enter__(self):
+        return self
+    def __exit__(self, *exc):
+        self.close()
+
+kernel.NetlinkIscsi = FakeNetlink
+agent.to_kmsg = lambda *a, **k: False  # never the test machine's kernel log
+from initiator.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.fixture
+def agent_env(tmp_path: Path):
+    sessions = tmp_path / "sessions.json"
+    write_sessions([ROOT], sessions)
+    script = tmp_path / "fake_agent.py"
+    script.write_text(FAKE_AGENT.format(repo=str(REPO)))
+    pid_file = tmp_path / "agent.pid"
+    cmdline = "netroot=iscsi:alice:alice-secret@10.0.2.2::3260:1:iqn.2026-11.test:root ip=none"
+    base = [sys.executable, str(script), "agent", "--sessions", str(sessions), "--pid-file", str(pid_file)]
+    return base, ["--cmdline", cmdline, "--ibft", "none"], pid_file
+
+
+def _wait_for(path: Path, bound: float = 20.0) -> None:
+    end = time.monotonic() + bound
+    while not path.exists():
+        assert time.monotonic() < end, f"{path} did not appear within {bound}s"
+        time.sleep(0.05)
+
+
+def test_the_agent_listens_then_writes_its_pid_file_and_stops_only_when_told(agent_env) -> None:
+    base, plan, pid_file = agent_env
+    first = subprocess.Popen([*base, *plan], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(pid_file)
+        assert read_pid(pid_file) == first.pid
+        time.sleep(0.3)
+        assert first.poll() is None  # it keeps listening until told
+        second = subprocess.run([*base, *plan], capture_output=True, text=True, timeout=30)
+        assert second.returncode == 1
+        assert f"agent pid {first.pid} already owns recovery" in second.stderr
+        stopped = subprocess.run([*base, "--stop", "--timeout", "20"], capture_output=True, text=True, timeout=30)
+        assert stopped.returncode == 0, stopped.stderr
+        assert f"agent pid {first.pid} stopped" in stopped.stdout
+        out, err = first.communicate(timeout=20)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert first.returncode == 0, err
+    assert not pid_file.exists()
+    assert "listening for connection errors; owning recovery of session(s) 3 (root)" in out
+    assert out.rstrip().endswith("stopped listening: recovery is now the next owner's")
+    assert "alice-secret" not in out + err
+
+
+def test_daemon_mode_returns_once_the_child_listens(agent_env) -> None:
+    base, plan, pid_file = agent_env
+    started = subprocess.run([*base, "--daemon", *plan], capture_output=True, text=True, timeout=30)
+    child = read_pid(pid_file)
+    try:
+        assert started.returncode == 0, started.stderr
+        assert child is not None and child != os.getpid()
+        assert f"pid {child} listening" in started.stdout
+        assert running_agent(pid_file) == child
+        assert stop_agent(pid_file, 20.0) == 0
+        assert not pid_file.exists()
+    finally:
+        if child is not None and running_agent(pid_file) == child:
+            os.kill(child, 9)
+
+
+def test_stop_and_daemon_exclude_each_other(agent_env) -> None:
+    base, _plan, _pid_file = agent_env
+    done = subprocess.run([*base, "--stop", "--daemon"], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1
+    assert "--stop and --daemon exclude each other" in done.stderr
