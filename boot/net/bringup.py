@@ -18,11 +18,12 @@ from pyroute2 import IPRoute
 
 from boot.net import ipv4, ipv6, links
 from boot.net.dhcp4_socket import obtain_lease
+from boot.net.dhcp6 import Lease as Lease6
 from boot.net.dhcp6_socket import obtain_lease6
 from boot.net.links import Link, Sleep
 from boot.net.resolv import write_resolv_conf
 from boot.net.state import InterfaceState, LeaseInfo, write_state_file
-from boot.net.waits import InterfaceError
+from boot.net.waits import InterfaceError, InterfaceWaitTimeout
 from boot.plan import BootPlan, InterfacePlan, Method, Timeouts
 from initiator.deadline import Deadline
 from initiator.errors import PyiscsiError, WaitTimeout
@@ -42,6 +43,18 @@ def _mac_bytes(link: Link) -> bytes:
     if len(raw) != 6:
         raise InterfaceError(link.name, f"DHCP needs an Ethernet address, the link has {link.mac or 'none'}")
     return raw
+
+
+def _dhcp6(
+    ipr: IPRoute, link: Link, timeouts: Timeouts, deadline: Deadline, sleep: Sleep
+) -> tuple[ipaddress.IPv6Interface, Lease6, ipaddress.IPv6Address | None]:
+    """A DHCPv6 address as a /128 with DAD done, then the RA that makes it reachable (prefix, router)."""
+    lease = obtain_lease6(ipr, link, _mac_bytes(link), deadline.child("dhcp6", timeouts.dhcp6), sleep=sleep)
+    address = ipaddress.IPv6Interface(f"{lease.address}/128")
+    ipv6.add_address(ipr, link, address)
+    ipv6.wait_dad(ipr, link, (address,), deadline.child("ipv6dad", timeouts.ipv6dad), sleep)
+    router = ipv6.wait_router_advertisement(ipr, link, deadline.child("ipv6auto", timeouts.ipv6auto), sleep)
+    return address, lease, router
 
 
 def bring_up_one(
@@ -108,11 +121,23 @@ def bring_up_one(
                 rebinding_time=lease.rebinding_time,
             )
         ra_router = None
+        leased6 = None
         if dhcp6:
-            lease6 = obtain_lease6(ipr, link, _mac_bytes(link), deadline.child("dhcp6", timeouts.dhcp6), sleep=sleep)
-            address6 = ipaddress.IPv6Interface(f"{lease6.address}/128")
-            ipv6.add_address(ipr, link, address6)
-            ipv6.wait_dad(ipr, link, (address6,), deadline.child("ipv6dad", timeouts.ipv6dad), sleep)
+            leased6 = _dhcp6(ipr, link, timeouts, deadline, sleep)
+        if plan.method is not Method.DHCP and gateway is not None:
+            ipv4.set_default_route(ipr, link, gateway, v4_static)
+        if plan.method in SLAAC_METHODS:
+            try:
+                slaac = ipv6.wait_slaac(ipr, link, deadline.child("ipv6auto", timeouts.ipv6auto), sleep)
+            except InterfaceWaitTimeout:
+                if plan.method is not Method.EITHER6 or deadline.expired():
+                    raise
+                leased6 = _dhcp6(ipr, link, timeouts, deadline, sleep)  # either6: SLAAC, else stateful DHCPv6
+            else:
+                configured += [str(a) for a in slaac.addresses if str(a) not in configured]
+                gateway6 = gateway6 or slaac.router
+        if leased6 is not None:
+            address6, lease6, ra_router = leased6
             configured.append(str(address6))
             dns += [str(d) for d in lease6.dns if str(d) not in dns]
             domain = domain or (lease6.domains[0] if lease6.domains else None)
@@ -123,13 +148,6 @@ def bring_up_one(
                 renewal_time=lease6.t1 or None,
                 rebinding_time=lease6.t2 or None,
             )
-            ra_router = ipv6.wait_router_advertisement(ipr, link, deadline.child("ipv6auto", timeouts.ipv6auto), sleep)
-        if plan.method is not Method.DHCP and gateway is not None:
-            ipv4.set_default_route(ipr, link, gateway, v4_static)
-        if plan.method in SLAAC_METHODS:
-            slaac = ipv6.wait_slaac(ipr, link, deadline.child("ipv6auto", timeouts.ipv6auto), sleep)
-            configured += [str(a) for a in slaac.addresses if str(a) not in configured]
-            gateway6 = gateway6 or slaac.router
         if gateway6 is not None and plan.method not in SLAAC_METHODS:
             ipv6.set_default_route(ipr, link, gateway6)
         gateway6 = gateway6 or ra_router

@@ -1,6 +1,6 @@
 """IPv6 on a link: static addresses with duplicate address detection finished, SLAAC (router advertisements),
-and the static default route. Stateful DHCPv6 (`dhcp6`) is boot.net.dhcp6; `either6` means SLAAC here (a
-network that offers only stateful DHCPv6 ends as a bounded 'ipv6auto' timeout: use `dhcp6` there)."""
+and the static default route. Stateful DHCPv6 (`dhcp6`, and `either6` once SLAAC's 'ipv6auto' bound ran out
+without an address, as dracut.cmdline(7) has it) is boot.net.dhcp6."""
 
 from __future__ import annotations
 

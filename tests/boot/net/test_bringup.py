@@ -201,6 +201,21 @@ def test_dhcp6_lease_applied(linked, workdir):
     assert iface["gateway6"].startswith("fe80::")
 
 
+def test_either6_falls_back_to_dhcp6_when_slaac_gives_no_address(linked, workdir):
+    """dnsmasq's RA here is stateful only (M flag, prefix not autonomous): no SLAAC address, so DHCPv6."""
+    client, server = linked
+    server.sysctl("net.ipv6.conf.all.forwarding", "1")
+    with netns.server_process(server, netns.dnsmasq_cmd("s0", *DHCP6_OPTIONS, workdir=workdir), ready=1.0):
+        result = netns.run_bring_up(
+            client, {"interfaces": [{"name": "c0", "method": "either6"}], "timeouts": {"ipv6auto": 3, "dhcp6": 20}}
+        )
+    assert result.status == 0, result
+    (iface,) = result.document["interfaces"]
+    assert iface["method"] == "either6"
+    assert [a for a in iface["addresses"] if a.endswith("/128")], iface
+    assert iface["gateway6"].startswith("fe80::")
+
+
 def test_dhcp6_without_router_advertisements_names_the_wait(linked, workdir):
     """A lease alone reaches nothing (a /128, no on-link prefix): the 'ipv6auto' bound runs out and says why."""
     client, server = linked
