@@ -37,7 +37,7 @@ INITIATOR = "iqn.2026-12.org.pyiscsi:client"
 USER, SECRET = "pyiscsi-user", "initiatorsecret1"
 RUSER, RSECRET = "pyiscsi-target", "targetsecret22"
 # a failed boot powers off instead of waiting in a shell; the kernel's own panic reboots, which -no-reboot ends
-FAIL_FAST = "rd.shell=0 rd.emergency=poweroff panic=-1 rd.retry=10 rd.timeout=60"
+FAIL_FAST = "rd.shell=0 rd.emergency=poweroff panic=-1 rd.retry=60"
 BASE_APPEND = "console=ttyS0 loglevel=4 systemd.show_status=0 rw " + FAIL_FAST
 BOUND = 300.0  # one boot, wall clock, TCG included
 RESTART_PAUSE = 1.0  # seconds tgtd stays down when the real root asks for a connection failure

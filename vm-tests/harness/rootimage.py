@@ -32,16 +32,17 @@ from harness.paths import BUSYBOX, CACHE
 
 BINARIES = ("/usr/sbin/iscsid", "/usr/sbin/iscsiadm")
 SIZE_MB = 48
-ADOPT_BOUND = 60  # seconds for iscsid to adopt the session
+ADOPT_BOUND = 30  # seconds for iscsid to adopt the session
 LOST_BOUND = 60  # for the kernel to report the connection error once the host broke it
 RECOVER_BOUND = 90  # for iscsid to log in again
 
 INIT = r"""#!/bin/sh
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
-mountpoint -q /proc || mount -t proc proc /proc
-mountpoint -q /sys || mount -t sysfs sysfs /sys
-mountpoint -q /dev || mount -t devtmpfs devtmpfs /dev
-mountpoint -q /run || mount -t tmpfs tmpfs /run
+# switch_root moved /proc, /sys, /dev and /run here; mount only what is missing (/run must stay: it is the handover)
+[ -e /proc/self ] || mount -t proc proc /proc
+[ -d /sys/class ] || mount -t sysfs sysfs /sys
+[ -e /dev/null ] || mount -t devtmpfs devtmpfs /dev
+grep -q ' /run ' /proc/mounts || mount -t tmpfs tmpfs /run
 mkdir -p /tmp /run/lock/iscsi /var/lib/iscsi /var/lock
 mark() { echo "PYISCSI-MARK $1 $(cut -d' ' -f1 /proc/uptime)${2:+ $2}" > /dev/console; }
 fail() { mark realroot-fail "$*"; sync; poweroff -f; sleep 10; }
@@ -59,7 +60,9 @@ ls /sys/class/iscsi_session/ | grep -q session || fail "no iSCSI session in sysf
 sid=$(ls /sys/class/iscsi_session/ | head -n1)
 dev=$(cat /run/pyiscsi/booted 2>/dev/null)
 [ -b "$dev" ] || dev=/dev/sda
-iscsid || fail "iscsid did not start"
+iscsid -f > /dev/console 2>&1 &
+sleep 0.5
+kill -0 $! 2> /dev/null || fail "iscsid did not start"
 mark iscsid
 i=0
 while :; do
@@ -69,7 +72,7 @@ while :; do
         break
     fi
     i=$((i + 1))
-    [ $i -gt $((ADOPT_BOUND * 2)) ] && { echo "$out"; fail "iscsid did not adopt $sid within ADOPT_BOUNDs"; }
+    [ $i -gt $((ADOPT_BOUND * 2)) ] && { echo "$out"; iscsiadm -m session -P 3; dmesg | tail -n 20 | grep -v PYISCSI-MARK; fail "iscsid did not adopt $sid within ADOPT_BOUNDs"; }
     sleep 0.5
 done
 echo "$out" | grep -E 'Target:|Current Portal|Iface Name|State' | sed 's/^/  iscsiadm: /'
@@ -159,6 +162,10 @@ def build(cache: Path | None = None) -> Path:
         for lib in libs:
             _copy_host(lib, root)
         (root / "etc/os-release").write_text(images.OS_RELEASE)
+        # iscsid's IPC checks the peer with getpwuid(): uid 0 must have a name
+        (root / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+        (root / "etc/group").write_text("root:x:0:\n")
+        (root / "etc/nsswitch.conf").write_text("passwd: files\ngroup: files\n")
         shutil.copy2("/etc/iscsi/iscsid.conf", root / "etc/iscsi/iscsid.conf")
         (root / "init").unlink(missing_ok=True)
         init = root / "bin" / "pyiscsi-test-init"
