@@ -28,8 +28,8 @@ from initiator.kernel import NetlinkIscsi
 
 CHUNK = 64 << 10
 REGION_OFFSET, REGION_LEN = 4 << 20, 2 << 20
-WRITES_AFTER_RESTART = 48
-IO_BOUND = 150.0  # the whole write loop, outage included
+WRITES_AFTER_OUTAGE = 32
+IO_BOUND = 170.0  # the whole write loop, outages included
 AGENT_BOUND = 30.0
 
 
@@ -70,31 +70,36 @@ def main() -> int:
     disk = DirectDisk(state.device)
     chunks = REGION_LEN // CHUNK
     expected = bytearray(REGION_LEN)
-    writes, after, longest = 0, -1, 0.0
+    writes = 0
+    phases: list[dict] = []
     began = time.monotonic()
     try:
-        while after < WRITES_AFTER_RESTART and time.monotonic() - began < IO_BOUND:
-            data = pattern(writes)
-            offset = (writes % chunks) * CHUNK
-            t0 = time.monotonic()
-            disk.write(REGION_OFFSET + offset, data)
-            longest = max(longest, time.monotonic() - t0)
-            expected[offset : offset + CHUNK] = data
-            writes += 1
-            if writes == 1:
-                (share / "io-started").write_text("1")
-            if after >= 0:
-                after += 1
-            elif (share / "restarted").exists():
-                after = 0
+        for k, action in enumerate(cfg["phases"]):
+            phase = {"action": action, "writes_after": -1, "longest_write_seconds": 0.0}
+            phases.append(phase)
+            first = True
+            while phase["writes_after"] < WRITES_AFTER_OUTAGE and time.monotonic() - began < IO_BOUND:
+                data = pattern(writes)
+                offset = (writes % chunks) * CHUNK
+                t0 = time.monotonic()
+                disk.write(REGION_OFFSET + offset, data)
+                phase["longest_write_seconds"] = round(max(phase["longest_write_seconds"], time.monotonic() - t0), 2)
+                expected[offset : offset + CHUNK] = data
+                writes += 1
+                if first:  # writes are running: the host may act now
+                    (share / f"ready-{k}").write_text("1")
+                    first = False
+                if phase["writes_after"] >= 0:
+                    phase["writes_after"] += 1
+                elif (share / f"done-{k}").exists():
+                    phase["writes_after"] = 0
         back = disk.read(REGION_OFFSET, REGION_LEN)
     finally:
         disk.close()
     session = Path(f"/sys/class/iscsi_session/session{state.sid}")
     out.update(
         writes=writes,
-        writes_after_restart=after,
-        longest_write_seconds=round(longest, 2),
+        phases=phases,
         expected_sha256=hashlib.sha256(expected).hexdigest(),
         read_back_sha256=hashlib.sha256(back).hexdigest(),
         session_state=(session / "state").read_text().strip() if (session / "state").exists() else None,

@@ -2,8 +2,9 @@
 
 The guest (`recovery_guest.py`) hands over a CHAP session with CRC32C digests, starts the agent with the boot
 command line it reloads the CHAP secret from, and writes through the kernel disk; the host restarts tgtd while
-those writes run (sequenced through progress files in a shared directory, every wait bounded). The session
-must come back on the same kernel session and disk, every write must complete, what the guest reads back and
+those writes run (sequenced through progress files in a shared directory, every wait bounded), and later
+freezes it for 15 s (SIGSTOP: the connection stays open but silent, so the kernel's NOP-Out times out). The
+session must come back on the same kernel session and disk, every write must complete, what the guest reads back and
 what tgtd's backing file holds must both equal what was written, and the agent must log each step and stop
 when told, leaving no pid file.
 """
@@ -28,6 +29,9 @@ INITIATOR = "iqn.2026-11.org.pyiscsi:recovery-guest"
 TARGET = "iqn.2026-11.org.pyiscsi:recovery"
 SECRET = "recovery-secret-1"
 REPLACEMENT = 60
+PHASES = ("restart", "pause")
+PAUSE_SECONDS = 15.0  # past the kernel's NOP-Out interval + timeout (5 + 5 s), so the connection is declared dead
+PHASE_BOUND = 90.0
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +51,7 @@ def recovery(pinned_kernel, tmp_path_factory):
         config = {
             "port": tgt.port, "target": TARGET, "lun": 1, "initiator": INITIATOR, "share": str(share),
             "chap": {"username": "alice", "password": SECRET}, "cmdline": cmdline, "replacement": REPLACEMENT,
+            "phases": list(PHASES),
         }  # fmt: skip
         box: dict = {}
 
@@ -59,19 +64,31 @@ def recovery(pinned_kernel, tmp_path_factory):
 
         thread = threading.Thread(target=guest, daemon=True)
         thread.start()
-        end = time.monotonic() + START_BOUND
-        while not (share / "io-started").exists() and thread.is_alive() and time.monotonic() < end:
-            time.sleep(0.2)
-        restarted = (share / "io-started").exists()
-        if restarted:
+        acted = []
+        for k, action in enumerate(PHASES):
+            end = time.monotonic() + (START_BOUND if k == 0 else PHASE_BOUND)
+            while not (share / f"ready-{k}").exists() and thread.is_alive() and time.monotonic() < end:
+                time.sleep(0.2)
+            if not (share / f"ready-{k}").exists():
+                break
             time.sleep(0.5)  # a few writes in flight
-            tgt.restart()  # SIGKILL, then the same port, targets, accounts and digests again
-            (share / "restarted").write_text("1")
+            if action == "restart":
+                tgt.restart()  # SIGKILL, then the same port, targets, accounts and digests again
+            else:
+                tgt.pause()  # frozen: the connection stays open, nothing answers; the kernel's NOP-Out times out
+                try:
+                    time.sleep(PAUSE_SECONDS)
+                finally:
+                    tgt.resume()
+            (share / f"done-{k}").write_text("1")
+            acted.append(action)
         thread.join(LAB_BOUND + 30)
         with open(target.luns[1].path, "rb") as f:
             backing = f.read()
     result = box.get("result")
-    assert restarted, "the guest never started writing" + ("" if result is None else result.console.summary())
+    assert acted == list(PHASES), f"the guest reached only {acted}" + (
+        "" if result is None else result.console.summary()
+    )
     assert result is not None and result.status == 0, result and (result.stderr + result.console.summary())
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert lines, result.stdout + result.stderr
@@ -83,12 +100,18 @@ def recovery(pinned_kernel, tmp_path_factory):
     return got
 
 
-def test_every_write_completes_across_the_restart_and_nothing_is_lost(recovery) -> None:
+def test_every_write_completes_across_the_outages_and_nothing_is_lost(recovery) -> None:
     assert recovery["agent_started"] == 0, recovery["agent_log"]
-    assert recovery["writes_after_restart"] >= 48, recovery
+    assert [p["action"] for p in recovery["phases"]] == list(PHASES)
+    assert all(p["writes_after"] >= 32 for p in recovery["phases"]), recovery["phases"]
     assert recovery["read_back_sha256"] == recovery["expected_sha256"]
     assert recovery["backing_sha256"] == recovery["expected_sha256"]  # it reached tgtd's file, too
-    assert recovery["longest_write_seconds"] >= 1.0  # a write did wait out the outage (DefaultTime2Wait 2 s)
+
+
+@pytest.mark.parametrize(("phase", "stall"), [(0, 1.0), (1, 8.0)])
+def test_a_write_did_wait_out_each_outage(recovery, phase: int, stall: float) -> None:
+    # restart: DefaultTime2Wait 2 s before the reconnect; pause: the frozen target, then the NOP-Out timeout
+    assert recovery["phases"][phase]["longest_write_seconds"] >= stall, recovery["phases"]
 
 
 def test_the_same_kernel_session_and_disk_come_back(recovery) -> None:
@@ -100,7 +123,8 @@ def test_the_same_kernel_session_and_disk_come_back(recovery) -> None:
     "step",
     [
         "listening for connection errors; owning recovery of session(s)",
-        "connection failed: ",
+        "connection failed: TCP_CONN_CLOSE (1020)",  # the restart
+        "connection failed: NOP_TIMEDOUT (1022)",  # the frozen target
         "stopping it for recovery",
         "waiting DefaultTime2Wait 2s, then reconnecting (replacement timeout 60s)",
         "attempt 1: connecting to 10.0.2.2:",
