@@ -428,14 +428,12 @@ class RecoveryLoop:
             ready, _, _ = select.select(fds, [], [], timeout)
         except InterruptedError:  # pragma: no cover - PEP 475 retries; a signal handler may still land here
             ready = []
-        if stop_fd is not None and stop_fd in ready:
-            return False
-        if self.channel.events_fileno() in ready:
+        if self.channel.events_fileno() in ready:  # before honouring a stop: an error that came is ours
             with contextlib.suppress(WaitTimeout):
                 msg = self.channel.next_event(Deadline("netlink event", 0.5, clock=self.clock))
                 self.execute(self.policy.on_event(msg))
         self.execute(self.policy.due())
-        return True
+        return not (stop_fd is not None and stop_fd in ready)
 
     def run(self, stop_fd: int, tick: float = 1.0) -> None:
         """Until stop_fd is readable. A recovery under way is finished first (bounded by its timeout), so that

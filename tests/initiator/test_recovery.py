@@ -361,3 +361,20 @@ def test_deferred_events_are_handled_on_the_next_step() -> None:
     loop.deferred.append(conn_error(8))
     loop.step(0.0)
     assert loop.policy.phase(8) is Phase.WAITING
+
+
+def test_told_to_stop_during_a_recovery_the_loop_finishes_it_first() -> None:
+    kernel = FakeKernel()
+    quick = OwnedSession(**{**SESSION.__dict__, "time2wait": 0.05})
+    lines: list[str] = []
+    loop = RecoveryLoop(kernel, [quick], lines.append, reconnect_fn=lambda *a, **k: 1)  # the real clock
+    r, w = os.pipe()
+    try:
+        kernel.push(conn_error(SID))  # the error and the stop arrive together: the error is still ours
+        os.write(w, b"x")
+        loop.run(r, tick=0.01)
+    finally:
+        os.close(r)
+        os.close(w)
+    assert loop.recovered == 1 and not loop.policy.busy()
+    assert "recovered after" in lines[-1]
