@@ -2,9 +2,10 @@
 
 Both images are Debian's dracut for the pinned kernel with the same flavour (systemd), the same modules apart from
 the iSCSI ones (ours: `pyiscsi`, harness.initramfs; stock: `iscsi network-legacy` + the fixes in bench.stock) and
-the same drivers. Both boot the same real root (bench.stock.root_image: ext4 with /etc/os-release, an init that
-prints `PYISCSI-MARK realroot <uptime>` and powers off), a private copy per boot, served as LUN 1 of a private
-tgtd on 127.0.0.1. Boots alternate ours/stock, RUNS pairs per scenario, and each figure is the median.
+the same drivers. Both boot through harness.bootvm into the same real root (harness.rootimage: ext4 with
+/etc/os-release, whose init prints `PYISCSI-MARK realroot <uptime>` first; the run stops there), a private copy
+per boot, served as LUN 1 of a private tgtd on 127.0.0.1. Boots alternate ours/stock, RUNS pairs per scenario,
+and each figure is the median.
 
 Figures, guest uptime (s, /proc/uptime and the kernel's printk stamps, so firmware and iPXE time is not in them):
 - root disk: the kernel's `[sdX] Attached SCSI disk` line (loglevel=6 on both command lines makes it show);
@@ -22,9 +23,6 @@ import os
 import re
 import shutil
 import statistics
-import subprocess
-import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,14 +34,10 @@ from bench.stats import table
 RUNS = 3  # boots per stack per scenario (alternating)
 QUICK_RUNS = 1
 BOUND = 300.0  # one boot, wall clock (TCG)
-IQN = "iqn.2026-12.org.pyiscsi.bench:root"
-INITIATOR = stock.BENCH_INITIATOR
-LUN = 1
 FLAVOUR = "systemd"
-COMMON = (
-    "console=ttyS0 loglevel=6 systemd.show_status=0 rw rd.shell=0 rd.emergency=poweroff panic=-1"
-    " rd.retry=10 rd.timeout=60 root=UUID={uuid}"
-)
+# after harness.bootvm.BASE_APPEND (console, rd.shell=0 rd.emergency=poweroff panic=-1 rd.retry=...): the
+# kernel keeps the last loglevel=, and 6 shows sd's `Attached SCSI disk` (KERN_NOTICE) on the console
+COMMON = "loglevel=6 root=UUID={uuid}"
 CMDLINES = {
     "ibft": "rd.iscsi.firmware=1 ip=ibft",
     "cmdline": "netroot=iscsi:{host}::{port}:{lun}:{iqn} ip=dhcp rd.iscsi.initiator={initiator}",
@@ -64,8 +58,12 @@ class Sample:
     log: Path
 
 
+APPEND_ENV = "PYISCSI_BENCH_APPEND"  # extra kernel parameters for both stacks (debugging a boot)
+
+
 def append_for(scenario: str, values: dict[str, str]) -> str:
-    text = f"{COMMON} {CMDLINES[scenario]}"
+    """The scenario's command line; placeholders not in `values` stay for harness.bootvm to fill."""
+    text = f"{COMMON} {CMDLINES[scenario]} {os.environ.get(APPEND_ENV, '')}".strip()
     for key, value in values.items():
         text = text.replace("{" + key + "}", value)
     return text
@@ -93,62 +91,32 @@ def alternate(runs: int, stacks: Sequence[str] = ("ours", "stock")) -> list[str]
 def boot_once(
     stack: str, initrd: Path, scenario: str, root: Path, target_up: bool = True, bound: float = BOUND
 ) -> Sample:
-    """One boot; tgtd, the HTTP server and QEMU are always stopped before it returns."""
-    from harness import kernel
-    from harness.console import ExitReason
-    from harness.http import GUEST_HOST, StaticServer
-    from harness.ipxe import IpxeScript, SanTarget
-    from harness.paths import CACHE
-    from harness.qemu import VmSpec, run
-    from tests.support.tgtd import Tgtd
+    """One boot through harness.bootvm (tgtd on 127.0.0.1, iPXE + HTTP for `ibft`); it stops at `realroot`."""
+    from harness import bootvm, kernel
 
     kern = kernel.require()
-    logs = CACHE / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    log_path = logs / f"bench-boot-{stack}-{scenario}-{os.getpid()}-{time.monotonic_ns()}.log"
-    with tempfile.TemporaryDirectory(dir=CACHE, prefix=".bench-boot-") as tmp_name, Tgtd() as tgt:
-        tmp = Path(tmp_name)
-        tmp.chmod(0o755)
-        disk = tmp / "root.ext4"
-        subprocess.run(["cp", "--sparse=always", str(root), str(disk)], check=True, timeout=60)
-        disk.chmod(0o600)
-        target = tgt.add_target(IQN, [])
-        tgt.tgtadm(
-            "--mode", "logicalunit", "--op", "new", "--tid", str(target.tid), "--lun", str(LUN),
-            "--backing-store", str(disk),
-        )  # fmt: skip
-        uuid = subprocess.run(
-            ["blkid", "-o", "value", "-s", "UUID", str(disk)], capture_output=True, text=True, timeout=30, check=True
-        ).stdout.strip()
-        values = {"host": GUEST_HOST, "port": str(tgt.port), "lun": str(LUN), "iqn": IQN, "initiator": INITIATOR}
-        append = append_for(scenario, {"uuid": uuid, **values})
-        if not target_up:
-            tgt.stop()
-        if scenario == "ibft":
-            shutil.copyfile(kern.vmlinuz, tmp / "vmlinuz")
-            shutil.copyfile(initrd, tmp / "initrd.img")
-            with StaticServer(tmp) as http:
-                IpxeScript(
-                    targets=(SanTarget(GUEST_HOST, tgt.port, LUN, IQN),),
-                    kernel_url=http.guest_url("vmlinuz"),
-                    initrd_url=http.guest_url("initrd.img"),
-                    cmdline=append + " initrd=initrd.img",
-                    initiator_iqn=INITIATOR,
-                ).write(tmp / "boot.ipxe")
-                spec = VmSpec(tftp_dir=tmp, bootfile="boot.ipxe", memory_mb=768)
-                console = run(
-                    spec, bound, name=f"bench {stack} {scenario}", log_path=log_path, probe_kernel=kern.vmlinuz
-                )
-        else:
-            spec = VmSpec(kernel=kern.vmlinuz, initrd=initrd, append=append, memory_mb=768)
-            console = run(spec, bound, name=f"bench {stack} {scenario}", log_path=log_path)
+    spec = bootvm.Boot(
+        name=f"bench-{stack}-{scenario}",
+        cmdline=append_for(scenario, {}),
+        ipxe=scenario == "ibft",
+        target_up=target_up,
+        stop_on="realroot",
+    )
+    result = bootvm.boot(spec, kern.vmlinuz, initrd, root, bound=bound)
+    console = result.console
     text = console.log()
     mark = console.marker("realroot")
-    reason = console.reason.value if console.reason is not ExitReason.POWEROFF or mark else "poweroff (no real root)"
+    reason = "real root" if mark else f"{console.reason.value}, no real root"
     return Sample(
         stack, scenario, disk_uptime(text), mark.uptime if mark else None, console.wall_seconds, last_stamp(text),
-        reason, log_path,
+        reason, console.log_path,
     )  # fmt: skip
+
+
+def root_image() -> Path:
+    from harness import rootimage
+
+    return rootimage.build()
 
 
 def images(log=print) -> dict[str, Path]:
@@ -205,7 +173,7 @@ def run() -> None:
         return
     stock.print_fixes()
     built = images()
-    root = stock.root_image()
+    root = root_image()
     samples: list[Sample] = []
     plan = [("ibft", True), ("cmdline", True), ("cmdline", False)]
     for scenario, up in plan:

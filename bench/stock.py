@@ -1,5 +1,5 @@
-"""The stock stack the benchmarks compare with: Debian 12's dracut with `95iscsi` + `network-legacy`, and the
-shared pieces both sides boot with (the real-root image, the kernel command lines, one bounded QEMU boot).
+"""The stock stack the benchmarks compare with: Debian 12's dracut with `95iscsi` + `network-legacy`, built for
+the pinned kernel with the same flavour, options and drivers as ours (and the base image without either).
 
 Debian 12's stock stack does not boot an iSCSI root as shipped (none of four plain configurations came up from
 an iPXE iBFT). The smallest set of fixes that makes it boot is applied here and printed with every figure
@@ -51,6 +51,12 @@ FIXES = (
         "startup-checks.sh refuses to start iscsid without it; a --no-hostonly image carries only iscsid.conf",
     ),
     Fix(
+        "image",
+        "an awk with and() as /usr/bin/awk (busybox's; Debian's default awk is mawk)",
+        "net-lib's ibft_to_cmdline tests the iBFT NIC flags with gawk's and(); mawk fails ('function and never"
+        " defined'), every iBFT NIC is skipped, no interface is configured and iscsid gets ENETUNREACH",
+    ),
+    Fix(
         "root",
         "/etc/os-release in the real root",
         "systemd's initrd-switch-root refuses to switch to a root without it (both stacks get the same root)",
@@ -65,6 +71,8 @@ install() {{
     inst_simple /usr/lib/open-iscsi/startup-checks.sh
     [[ -e "$initdir/lib/open-iscsi/startup-checks.sh" ]] \\
         || inst_simple /usr/lib/open-iscsi/startup-checks.sh /lib/open-iscsi/startup-checks.sh
+    rm -f "$initdir/usr/bin/awk"
+    cp -L /bin/busybox "$initdir/usr/bin/awk"
     mkdir -p "$initdir/etc/iscsi"
     echo "InitiatorName={BENCH_INITIATOR}" > "$initdir/etc/iscsi/initiatorname.iscsi"
 }}
@@ -168,38 +176,7 @@ def build_image(variant: str, flavour: str, log=print) -> Path:
     return out
 
 
-# --- the real root both stacks boot into -----------------------------------------------------------------------
-
-ROOT_INIT = """#!/bin/sh
-# pyiscsi bench real root: say when it runs, then power off
-read up _ < /proc/uptime
-echo "PYISCSI-MARK realroot $up" > /dev/console
-/bin/busybox sync
-/bin/busybox poweroff -f
-/bin/busybox sleep 10
-"""
-
-
-def root_image(log=print) -> Path:
-    """ext4 (harness.images.build_ext4, which adds /etc/os-release): busybox and an /sbin/init that marks."""
-    from harness import images
-    from harness.paths import BUSYBOX
-
-    busybox = BUSYBOX.read_bytes()
-    digest = hashlib.sha256(ROOT_INIT.encode() + images.OS_RELEASE.encode() + busybox).hexdigest()[:16]
-    out = CACHE / f"root-{digest}.ext4"
-    if out.is_file():
-        return out
-    log("bench: building the real-root image")
-    files = {"/bin/busybox": busybox, "/bin/sh": busybox, "/sbin/init": ROOT_INIT.encode()}
-    part = CACHE / f".{out.name}.part"
-    images.build_ext4(part, files, size_mb=32, label="bench-root")
-    part.replace(out)
-    return out
-
-
 if __name__ == "__main__":
     print_fixes()
     for flavour in ("systemd",):
         print(build_image("stock", flavour))
-    print(root_image())
