@@ -11,7 +11,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from boot.timeline import Timeline
 from initiator.console import KMSG_WARNING, to_kmsg
+from initiator.errors import PyiscsiError
 
 KMSG = True
 STATE_DIR = "/run/pyiscsi"
@@ -35,16 +37,27 @@ def _warn(line: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    timeline = Timeline()
+    timeline.mark("start")
+    try:
+        return _boot(args, timeline)
+    except PyiscsiError as exc:
+        # the harness and `make demo` stop on this marker; the cause line itself comes from initiator.cli
+        timeline.mark("failed", f"exit {int(exc.exit_status)}: {type(exc).__name__}")
+        raise
+    except Exception as exc:
+        timeline.mark("failed", f"internal error: {type(exc).__name__}")
+        raise
+
+
+def _boot(args: argparse.Namespace, timeline: Timeline) -> int:
     from boot.atomic import write_atomic
     from boot.commands.plan_args import plan_from_args
     from boot.live import LiveSteps
     from boot.orchestrate import run_boot
     from boot.rootdev import link_root
     from boot.sessions import write_sessions
-    from boot.timeline import Timeline
 
-    timeline = Timeline()
-    timeline.mark("start")
     plan = plan_from_args(args)
     state_dir = Path(args.state_dir)
     steps = LiveSteps(state_dir=str(state_dir))

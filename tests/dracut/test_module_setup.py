@@ -469,3 +469,10 @@ def test_scripts_pass_shellcheck(name: str) -> None:
     argv = ["shellcheck", "-s", dialect, str(MODULE / name)]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
     assert (result.returncode, result.stdout) == (0, "")
+
+
+def test_a_failed_boot_service_goes_to_the_emergency_path_at_once() -> None:
+    """A refused login is final: emergency.target (dracut's rd.shell / rd.emergency=) rather than rd.retry later."""
+    unit = (MODULE / "pyiscsi-boot.service").read_text()
+    assert "\nOnFailure=emergency.target\n" in unit
+    assert "\nOnFailureJobMode=replace-irreversibly\n" in unit

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -40,6 +41,8 @@ RUSER, RSECRET = "pyiscsi-target", "targetsecret22"
 FAIL_FAST = "rd.shell=0 rd.emergency=poweroff panic=-1 rd.retry=60"
 BASE_APPEND = "console=ttyS0 loglevel=4 systemd.show_status=0 rw " + FAIL_FAST
 BOUND = 300.0  # one boot, wall clock, TCG included
+# a NIC whose frames go to a UDP port on 127.0.0.1 nobody reads: carrier up, no DHCP answer, ever
+DEAD_NETDEV = "socket,id=n0,udp=127.0.0.1:{udp_remote},localaddr=127.0.0.1:{udp_local}"
 RESTART_PAUSE = 1.0  # seconds tgtd stays down when the real root asks for a connection failure
 
 
@@ -57,6 +60,7 @@ class Boot:
     wrong_secret: bool = False  # the initiator gets another secret than the target knows
     extra_targets: tuple[str, ...] = ()  # more targets (each with one blank LUN 1), e.g. a second netroot
     netdev_extra: str = ""  # appended to QEMU's -netdev user,... (e.g. ",restrict=on")
+    netdev: str | None = None  # replaces the -netdev value; DEAD_NETDEV: a link with carrier and nobody on it
     stop_on: str | None = None  # end the run at this marker (failure scenarios need no poweroff)
     memory_mb: int = 768
 
@@ -176,7 +180,10 @@ def boot(spec: Boot, vmlinuz: Path, initrd: Path, root_image: Path, bound: float
         accel = choose_accel(vmlinuz)
         if spec.ipxe:
             shutil.copyfile(vmlinuz, tmp / "vmlinuz")
-            os.link(initrd, tmp / "initrd.img") if _same_fs(initrd, tmp) else shutil.copyfile(initrd, tmp / "initrd.img")
+            if _same_fs(initrd, tmp):
+                os.link(initrd, tmp / "initrd.img")
+            else:
+                shutil.copyfile(initrd, tmp / "initrd.img")
             (tmp / "root.ext4").chmod(0o600)
             with StaticServer(tmp) as http:
                 chap = None
@@ -198,11 +205,11 @@ def boot(spec: Boot, vmlinuz: Path, initrd: Path, root_image: Path, bound: float
                 )
                 script.write(tmp / "boot.ipxe")
                 vm = VmSpec(tftp_dir=tmp, bootfile="boot.ipxe", memory_mb=spec.memory_mb)
-                argv = _with_netdev_extra(build_command(vm, accel), spec.netdev_extra)
+                argv = _netdev(build_command(vm, accel), spec)
                 console = _run_qemu(argv, bound, log_path, {"await-failure": restart}, spec.stop_on)
         else:
             vm = VmSpec(kernel=vmlinuz, initrd=initrd, append=append, memory_mb=spec.memory_mb)
-            argv = _with_netdev_extra(build_command(vm, accel), spec.netdev_extra)
+            argv = _netdev(build_command(vm, accel), spec)
             console = _run_qemu(argv, bound, log_path, {"await-failure": restart}, spec.stop_on)
     return BootResult(spec, console, tgt.port, bool(restarted))
 
@@ -211,11 +218,18 @@ def _same_fs(a: Path, b: Path) -> bool:
     return a.stat().st_dev == b.stat().st_dev
 
 
-def _with_netdev_extra(argv: list[str], extra: str) -> list[str]:
-    if not extra:
-        return argv
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _netdev(argv: list[str], spec: Boot) -> list[str]:
     i = argv.index("-netdev")
-    return [*argv[: i + 1], argv[i + 1] + extra, *argv[i + 2 :]]
+    value = argv[i + 1] + spec.netdev_extra
+    if spec.netdev is not None:
+        value = spec.netdev.format(udp_remote=_free_udp_port(), udp_local=_free_udp_port())
+    return [*argv[: i + 1], value, *argv[i + 2 :]]
 
 
 def require_tools() -> str | None:

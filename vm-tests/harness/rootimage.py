@@ -55,7 +55,9 @@ nodes=$(find /etc/iscsi/nodes -type f 2>/dev/null | wc -l)
 startup=$(grep -h '^node.startup' $(find /etc/iscsi/nodes -type f 2>/dev/null) /dev/null | tr -d ' ' | tr '\n' ,)
 perms=$(find /etc/iscsi/nodes -type f -perm 0600 2>/dev/null | wc -l)
 keep=$(ls /run/systemd/network /run/NetworkManager/system-connections 2>/dev/null | grep -c pyiscsi)
-mark rootstate "booted=$(cat /run/pyiscsi/booted 2>/dev/null) nodes=$nodes startup=$startup mode0600=$perms keepnet=$keep $(grep -h InitiatorName= /etc/iscsi/initiatorname.iscsi 2>/dev/null)"
+name=$(grep -h InitiatorName= /etc/iscsi/initiatorname.iscsi 2> /dev/null)
+booted=$(cat /run/pyiscsi/booted 2> /dev/null)
+mark rootstate "booted=$booted nodes=$nodes startup=$startup mode0600=$perms keepnet=$keep $name"
 ls /sys/class/iscsi_session/ | grep -q session || fail "no iSCSI session in sysfs after switch_root"
 sid=$(ls /sys/class/iscsi_session/ | head -n1)
 dev=$(cat /run/pyiscsi/booted 2>/dev/null)
@@ -72,7 +74,12 @@ while :; do
         break
     fi
     i=$((i + 1))
-    [ $i -gt $((ADOPT_BOUND * 2)) ] && { echo "$out"; iscsiadm -m session -P 3; dmesg | tail -n 20 | grep -v PYISCSI-MARK; fail "iscsid did not adopt $sid within ADOPT_BOUNDs"; }
+    if [ $i -gt $((ADOPT_BOUND * 2)) ]; then
+        echo "$out"
+        iscsiadm -m session -P 3
+        dmesg | tail -n 20 | grep -v PYISCSI-MARK
+        fail "iscsid did not adopt $sid within ADOPT_BOUNDs"
+    fi
     sleep 0.5
 done
 echo "$out" | grep -E 'Target:|Current Portal|Iface Name|State' | sed 's/^/  iscsiadm: /'
@@ -194,5 +201,6 @@ def copy_for_boot(image: Path, dest: Path) -> Path:
 
 
 def root_uuid(image: Path) -> str:
-    done = subprocess.run(["blkid", "-o", "value", "-s", "UUID", str(image)], capture_output=True, text=True, timeout=30)
+    argv = ["blkid", "-o", "value", "-s", "UUID", str(image)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
     return done.stdout.strip()
