@@ -31,6 +31,7 @@ REGION_OFFSET, REGION_LEN = 4 << 20, 2 << 20
 WRITES_AFTER_OUTAGE = 32
 IO_BOUND = 170.0  # the whole write loop, outages included
 AGENT_BOUND = 30.0
+ADOPT_BOUND = 40.0
 
 
 def pattern(i: int) -> bytes:
@@ -41,6 +42,41 @@ def agent(args: list[str], log: Path, timeout: float) -> int:
     with log.open("a") as out:
         command = [sys.executable, "-m", "initiator", "agent", *args]
         return subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, timeout=timeout).returncode
+
+
+def local_port(sid: int) -> str | None:
+    try:
+        return Path(f"/sys/class/iscsi_connection/connection{sid}:0/local_port").read_text().strip()
+    except OSError:
+        return None
+
+
+def hand_to_iscsid(cfg: dict, sid: int, share: Path, state_dir: Path, log: Path) -> tuple[subprocess.Popen, dict]:
+    """The documented hand-over: `pyiscsi handover` writes the node records, `pyiscsi agent --stop` returns once
+    the agent no longer listens, then iscsid starts and adopts the session (stop with recover, its own login:
+    the connection's local port changes)."""
+    Path("/etc/iscsi/initiatorname.iscsi").write_text(f"InitiatorName={cfg['initiator']}\n")  # the guest's overlay
+    with log.open("a") as out:
+        handover = subprocess.run(
+            [sys.executable, "-m", "initiator", "handover", "--sysroot", "/", "--state-dir", str(state_dir),
+             "--cmdline", cfg["cmdline"], "--ibft", "none"],
+            stdout=out, stderr=subprocess.STDOUT, timeout=AGENT_BOUND,
+        ).returncode  # fmt: skip
+    before = local_port(sid)
+    stopped = agent(["--stop", "--pid-file", str(state_dir / "agent.pid"), "--timeout", "60"], log, 90)
+    Path("/run/lock/iscsi").mkdir(parents=True, exist_ok=True)  # iscsid's record lock (the real root has it)
+    daemon = subprocess.Popen(  # its own session: iscsid signals its process group when it shuts down
+        ["iscsid", "-f"], stdout=(share / "iscsid.log").open("w"), stderr=subprocess.STDOUT, start_new_session=True
+    )
+    began = time.monotonic()
+    while local_port(sid) in (before, None) and time.monotonic() - began < ADOPT_BOUND:
+        time.sleep(0.2)
+    after = local_port(sid)
+    adopted = after not in (before, None)
+    return daemon, {
+        "handover": handover, "agent_stopped": stopped, "adopted": adopted,
+        "seconds": round(time.monotonic() - began, 2), "port_before": before, "port_after": after,
+    }  # fmt: skip
 
 
 def main() -> int:
@@ -67,6 +103,13 @@ def main() -> int:
         print(json.dumps(out), flush=True)
         return 1
     assert state.device is not None
+    iscsid = None
+    if cfg.get("owner") == "iscsid":
+        iscsid, out["iscsid"] = hand_to_iscsid(cfg, state.sid, share, state_dir, log)
+        if not out["iscsid"]["adopted"]:
+            iscsid.terminate()
+            print(json.dumps(out), flush=True)
+            return 1
     disk = DirectDisk(state.device)
     chunks = REGION_LEN // CHUNK
     expected = bytearray(REGION_LEN)
@@ -106,6 +149,9 @@ def main() -> int:
         device_still=Path(state.device).exists(),
         region=[REGION_OFFSET, REGION_LEN],
     )
+    if iscsid is not None:
+        iscsid.terminate()
+        out["iscsid_exit"] = iscsid.wait(10)
     out["agent_stopped"] = agent(["--stop", "--pid-file", str(state_dir / "agent.pid"), "--timeout", "60"], log, 90)
     out["pid_file_left"] = (state_dir / "agent.pid").exists()
     dmesg = subprocess.run(["dmesg"], capture_output=True, text=True, timeout=10).stdout

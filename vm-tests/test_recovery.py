@@ -6,7 +6,9 @@ those writes run (sequenced through progress files in a shared directory, every 
 freezes it for 15 s (SIGSTOP: the connection stays open but silent, so the kernel's NOP-Out times out). The
 session must come back on the same kernel session and disk, every write must complete, what the guest reads back and
 what tgtd's backing file holds must both equal what was written, and the agent must log each step and stop
-when told, leaving no pid file.
+when told, leaving no pid file. A second boot passes ownership on as documented in boot.commands.agent:
+`pyiscsi handover` writes the node records, `pyiscsi agent --stop`, then iscsid starts, adopts the session
+(its own re-login on the same kernel session) and recovers it from a tgtd restart during writes.
 """
 
 from __future__ import annotations
@@ -34,12 +36,10 @@ PAUSE_SECONDS = 15.0  # past the kernel's NOP-Out interval + timeout (5 + 5 s), 
 PHASE_BOUND = 90.0
 
 
-@pytest.fixture(scope="module")
-def recovery(pinned_kernel, tmp_path_factory):
+def run_outages(share, phases: tuple[str, ...], owner: str = "agent") -> dict:
+    """Boot the guest, act on tgtd at each phase the guest reaches, and collect what both sides saw."""
     from tests.support.tgtd import LunSpec, Tgtd
 
-    share = tmp_path_factory.mktemp("recovery-share")
-    share.chmod(0o777)
     with Tgtd() as tgt:
         target = tgt.add_target(TARGET, [LunSpec(16 << 20)])
         tgt.add_chap(target, "alice", SECRET)
@@ -51,7 +51,7 @@ def recovery(pinned_kernel, tmp_path_factory):
         config = {
             "port": tgt.port, "target": TARGET, "lun": 1, "initiator": INITIATOR, "share": str(share),
             "chap": {"username": "alice", "password": SECRET}, "cmdline": cmdline, "replacement": REPLACEMENT,
-            "phases": list(PHASES),
+            "phases": list(phases), "owner": owner,
         }  # fmt: skip
         box: dict = {}
 
@@ -65,7 +65,7 @@ def recovery(pinned_kernel, tmp_path_factory):
         thread = threading.Thread(target=guest, daemon=True)
         thread.start()
         acted = []
-        for k, action in enumerate(PHASES):
+        for k, action in enumerate(phases):
             end = time.monotonic() + (START_BOUND if k == 0 else PHASE_BOUND)
             while not (share / f"ready-{k}").exists() and thread.is_alive() and time.monotonic() < end:
                 time.sleep(0.2)
@@ -86,7 +86,7 @@ def recovery(pinned_kernel, tmp_path_factory):
         with open(target.luns[1].path, "rb") as f:
             backing = f.read()
     result = box.get("result")
-    assert acted == list(PHASES), f"the guest reached only {acted}" + (
+    assert acted == list(phases), f"the guest reached only {acted}" + (
         "" if result is None else result.console.summary()
     )
     assert result is not None and result.status == 0, result and (result.stderr + result.console.summary())
@@ -97,7 +97,16 @@ def recovery(pinned_kernel, tmp_path_factory):
     got["backing_sha256"] = hashlib.sha256(backing[offset : offset + length]).hexdigest()
     got["agent_log"] = (share / "agent.log").read_text(errors="replace")
     got["console"] = result.console.log()
+    iscsid_log = share / "iscsid.log"
+    got["iscsid_log"] = iscsid_log.read_text(errors="replace") if iscsid_log.exists() else ""
     return got
+
+
+@pytest.fixture(scope="module")
+def recovery(pinned_kernel, tmp_path_factory):
+    share = tmp_path_factory.mktemp("recovery-share")
+    share.chmod(0o777)
+    return run_outages(share, PHASES)
 
 
 def test_every_write_completes_across_the_outages_and_nothing_is_lost(recovery) -> None:
@@ -153,3 +162,36 @@ def test_the_agent_hands_ownership_back_when_told(recovery) -> None:
 def test_the_chap_secret_is_never_logged(recovery) -> None:
     assert SECRET not in recovery["agent_log"]
     assert SECRET not in recovery["console"]
+
+
+# -- passing ownership on: the agent stops, the real root's iscsid adopts the session and recovers it ----------
+
+
+@pytest.fixture(scope="module")
+def adopted(pinned_kernel, tmp_path_factory):
+    share = tmp_path_factory.mktemp("adoption-share")
+    share.chmod(0o777)
+    return run_outages(share, ("restart",), owner="iscsid")
+
+
+def test_the_agent_lets_go_and_iscsid_adopts_the_session(adopted) -> None:
+    info = adopted["iscsid"]
+    assert (info["handover"], info["agent_stopped"]) == (0, 0), adopted["agent_log"]
+    assert info["adopted"], (info, adopted["iscsid_log"][-2000:])  # iscsid logged in again on the same session
+    agent_log = adopted["agent_log"]
+    assert "stopped listening: recovery is now the next owner's" in agent_log
+    assert "connection failed" not in agent_log  # the outage below was never the agent's
+
+
+def test_iscsid_recovers_the_adopted_session_and_nothing_is_lost(adopted) -> None:
+    (phase,) = adopted["phases"]
+    assert phase["writes_after"] >= 32, adopted["phases"]
+    assert adopted["read_back_sha256"] == adopted["expected_sha256"]
+    assert adopted["backing_sha256"] == adopted["expected_sha256"]
+    assert adopted["session_state"] == "LOGGED_IN"
+    assert "is operational after recovery" in adopted["iscsid_log"], adopted["iscsid_log"]
+    assert SECRET not in adopted["agent_log"] + adopted["console"] + adopted["iscsid_log"]
+
+
+def test_iscsid_reads_the_node_record_pyiscsi_handover_wrote(adopted) -> None:
+    assert "Could not read data from db" not in adopted["iscsid_log"], adopted["iscsid_log"]
