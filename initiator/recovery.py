@@ -313,11 +313,16 @@ def reconnect(
     scan: Scan | None = None,
     sysfs: Path = SYSFS,
     deferred: list[nl.Message] | None = None,
+    md5_learned: set[int] | None = None,
 ) -> int:
-    """One recovery attempt; raises PyiscsiError naming the failed step. Returns the new TSIH."""
+    """One recovery attempt; raises PyiscsiError naming the failed step. Returns the new TSIH.
+
+    `md5_learned`: sessions whose target took only MD5 before; they offer MD5 alone at once, and a session that
+    needed the fallback this time is added, so later recoveries spend no refused login on it."""
     from boot.disk import scan_host
 
-    algorithms = DEFAULT_ALGORITHMS
+    learned = md5_learned if md5_learned is not None else set()
+    algorithms = MD5_ONLY if s.sid in learned else DEFAULT_ALGORITHMS
     while True:
         try:
             outcome = _connect_and_login(channel, s, attempt, deadline, log, connect, sysfs, deferred, algorithms)
@@ -328,6 +333,8 @@ def reconnect(
                 raise
             log(f"{s.label}: attempt {attempt}: the target refused our CHAP hash ({exc}); again with MD5 alone")
             algorithms = MD5_ONLY
+    if algorithms == MD5_ONLY:
+        learned.add(s.sid)
     if not isinstance(outcome, LoggedIn):
         raise IscsiError(f"{s.label}: the target redirected the re-login to {outcome.address}:{outcome.port}")
     result = outcome.result
@@ -386,6 +393,7 @@ class RecoveryLoop:
         self.deferred: list[nl.Message] = []
         self.gave_up: set[int] = set()
         self.recovered = 0
+        self.md5_learned: set[int] = set()
 
     def execute(self, actions: list[Action]) -> None:
         queue = list(actions)
@@ -404,7 +412,10 @@ class RecoveryLoop:
                 deadline = Deadline(f"recovery attempt {action.attempt}", action.bound, clock=self.clock)
                 error: str | None = None
                 try:
-                    self.reconnect_fn(self.channel, session, action.attempt, deadline, self.log, deferred=self.deferred)
+                    self.reconnect_fn(
+                        self.channel, session, action.attempt, deadline, self.log,
+                        deferred=self.deferred, md5_learned=self.md5_learned,
+                    )  # fmt: skip
                     self.recovered += 1
                 except (PyiscsiError, OSError) as exc:
                     error = str(exc) or type(exc).__name__

@@ -147,6 +147,11 @@ def test_the_agent_logs_each_step(recovery, step: str) -> None:
     assert step in recovery["agent_log"], recovery["agent_log"]
 
 
+def test_the_md5_fallback_tgt_needs_is_learned_once(recovery) -> None:
+    # tgt 1.0.x fails a SHA-256 CHAP answer: the first recovery falls back to MD5, the second offers it at once
+    assert recovery["agent_log"].count("again with MD5 alone") == 1, recovery["agent_log"]
+
+
 def test_recovery_steps_reach_the_kernel_log(recovery) -> None:
     kmsg = "\n".join(recovery["kmsg_agent"])
     for step in ("connection failed: ", "logged in through the kernel", "recovered after ", "stopped listening"):

@@ -253,6 +253,28 @@ def test_a_refused_strong_hash_is_tried_again_with_md5_on_a_new_connection(sysfs
     assert [o.data.split(b"CHAP_A=")[1].split(b"\0")[0] for o in offers] == [b"7,8,6,5", b"5"]
 
 
+def test_a_session_that_needed_md5_offers_it_alone_next_time(sysfs: Path) -> None:
+    # tgt 1.0.x: it takes CHAP_A=7 for SHA-1 and fails our SHA-256 answer; MD5 alone succeeds
+    class Tgt10(FakeTarget):
+        def _security(self, req, keys):
+            if "CHAP_R" in keys and self._alg != 5:
+                return self._resp(req, [], status=0x0200, transit=False)
+            return super()._security(req, keys)
+
+    session = OwnedSession(**{**SESSION.__dict__, "chap": CHAP})
+    learned: set[int] = set()
+    for attempt in (1, 2):
+        target = Tgt10(auth="CHAP")
+        kernel = _kernel(target)
+        reconnect(
+            kernel, session, attempt, Deadline("a", 30, clock=FakeClock()), lambda line: None,
+            connect=_fd_connect([]), scan=lambda host: None, sysfs=sysfs, md5_learned=learned,
+        )  # fmt: skip
+        offers = [p.data.split(b"CHAP_A=")[1].split(b"\0")[0] for p in kernel.sent if b"CHAP_A=" in p.data]
+        assert offers == ([b"7,8,6,5", b"5"] if attempt == 1 else [b"5"])
+        assert learned == {SID}
+
+
 @pytest.mark.parametrize(
     ("refuse", "message"),
     [
@@ -307,7 +329,7 @@ def test_the_loop_recovers_after_a_failed_attempt_and_logs_every_step() -> None:
     lines: list[str] = []
     calls: list[int] = []
 
-    def fake_reconnect(channel, session, attempt, deadline, log, deferred=None) -> int:
+    def fake_reconnect(channel, session, attempt, deadline, log, **kwargs) -> int:
         calls.append(attempt)
         if attempt == 1:
             raise NetworkError("connection refused")
