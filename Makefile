@@ -50,10 +50,15 @@ initramfs: deps
 bench: deps
 	$(PY) -m bench
 
-install:
-	install -d $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/95pyiscsi
+# The wheel is built by the venv's pip (pyproject needs setuptools>=77; Debian 12's is 66), then unpacked for the
+# host's python3 where Debian keeps modules ($(PREFIX)/lib/python3/dist-packages; pip --prefix would say local/).
+PYDIR = $(DESTDIR)$(PREFIX)/lib/python3/dist-packages
+install: deps-venv
+	install -d $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/95pyiscsi $(DESTDIR)$(PREFIX)/bin
 	cp -a dracut/95pyiscsi/. $(DESTDIR)$(PREFIX)/lib/dracut/modules.d/95pyiscsi/
-	$(PYTHON_HOST) -m pip install --no-deps --no-build-isolation --root '$(if $(DESTDIR),$(DESTDIR),/)' --prefix $(PREFIX) .
+	rm -rf build/wheel && $(PY) -m pip wheel -q --no-deps -w build/wheel .
+	$(PYTHON_HOST) -m pip install -q --no-deps --no-compile --upgrade --target '$(PYDIR)' build/wheel/pyiscsi-*.whl
+	mv '$(PYDIR)/bin/pyiscsi' $(DESTDIR)$(PREFIX)/bin/pyiscsi && rmdir '$(PYDIR)/bin'
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache .hypothesis
