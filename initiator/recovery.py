@@ -10,6 +10,8 @@ event, the clock passing a point, the outcome of an attempt) into actions, with 
     attempt succeeded                  -> Log ("recovered after ..."), watch again
     replacement timeout passed         -> Log, GiveUp (the kernel fails the queued I/O; we stop trying)
     K_DESTROY_SESSION for it           -> forget the session (someone else ended it)
+    events lost (ENOBUFS on the socket) -> the loop reads each owned session's sysfs `state`: FAILED counts as
+                                          a CONN_ERROR we missed
 
 `reconnect()` is one attempt, the sequence kernel-facts.md gives: stop with recover (releases the old socket),
 new TCP connection, BIND_CONN on the same sid/cid, login through the kernel with the same ISID and TSIH 0 and
@@ -23,7 +25,6 @@ secrets travel as `Secret` and are revealed only in SET_PARAM payloads and on th
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import errno
 import os
@@ -384,7 +385,9 @@ class RecoveryLoop:
         *,
         clock: Clock = time.monotonic,
         reconnect_fn: Callable[..., int] = reconnect,
+        sysfs: Path = SYSFS,
     ) -> None:
+        self.sysfs = sysfs
         self.channel = channel
         self.clock = clock
         self.policy = RecoveryPolicy(sessions, clock)
@@ -423,6 +426,24 @@ class RecoveryLoop:
             elif isinstance(action, GiveUp):
                 self.gave_up.add(action.sid)
 
+    def resync(self) -> None:
+        """Treat every owned session whose sysfs state is FAILED as a connection error we missed."""
+        for session in self.policy.owned():
+            state = self.sysfs / "class" / "iscsi_session" / f"session{session.sid}" / "state"
+            try:
+                failed = state.read_text().strip() == "FAILED"
+            except OSError:
+                continue
+            if failed:
+                missed = nl.Message(
+                    nl.UEvent.CONN_ERROR,
+                    0,
+                    0,
+                    {"sid": session.sid, "cid": session.cid, "error": nl.IscsiErr.CONN_FAILED},
+                    b"",
+                )
+                self.execute(self.policy.on_event(missed))
+
     def _session(self, sid: int) -> OwnedSession:
         return next(s for s in self.policy.owned() if s.sid == sid)
 
@@ -440,8 +461,14 @@ class RecoveryLoop:
         except InterruptedError:  # pragma: no cover - PEP 475 retries; a signal handler may still land here
             ready = []
         if self.channel.events_fileno() in ready:  # before honouring a stop: an error that came is ours
-            with contextlib.suppress(WaitTimeout):
+            try:
                 msg = self.channel.next_event(Deadline("netlink event", 0.5, clock=self.clock))
+            except WaitTimeout:
+                pass
+            except (PyiscsiError, OSError) as exc:  # e.g. ENOBUFS: the kernel dropped events we never saw
+                self.log(f"netlink events: {exc}; looking in sysfs for failed sessions instead")
+                self.resync()
+            else:
                 self.execute(self.policy.on_event(msg))
         self.execute(self.policy.due())
         return not (stop_fd is not None and stop_fd in ready)

@@ -400,3 +400,24 @@ def test_told_to_stop_during_a_recovery_the_loop_finishes_it_first() -> None:
         os.close(w)
     assert loop.recovered == 1 and not loop.policy.busy()
     assert "recovered after" in lines[-1]
+
+
+def test_lost_events_are_made_up_for_from_sysfs(tmp_path: Path) -> None:
+    class Overflowing(FakeKernel):
+        def next_event(self, deadline):
+            os.read(self._r, 1)
+            raise OSError(errno.ENOBUFS, "No buffer space available")
+
+    kernel = Overflowing()
+    for sid, state in ((SID, "FAILED"), (8, "LOGGED_IN")):
+        path = tmp_path / "class/iscsi_session" / f"session{sid}"
+        path.mkdir(parents=True)
+        (path / "state").write_text(state + "\n")
+    other = OwnedSession(**{**SESSION.__dict__, "sid": 8})
+    lines: list[str] = []
+    loop = RecoveryLoop(kernel, [SESSION, other], lines.append, clock=FakeClock(), sysfs=tmp_path)
+    kernel.push(conn_error(SID))  # makes the descriptor readable; the read itself fails
+    assert loop.step(0.0) is True
+    assert "No buffer space available; looking in sysfs for failed sessions instead" in lines[0]
+    assert loop.policy.phase(SID) is Phase.WAITING and loop.policy.phase(8) is Phase.WATCHING
+    assert kernel.types() == [nl.UEvent.STOP_CONN]
