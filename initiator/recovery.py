@@ -475,7 +475,9 @@ class RecoveryLoop:
 
     def run(self, stop_fd: int, tick: float = 1.0) -> None:
         """Until stop_fd is readable. A recovery under way is finished first (bounded by its timeout), so that
-        whoever takes ownership next never finds a half-done re-login."""
+        whoever takes ownership next never finds a half-done re-login. A session that failed before we listened
+        (its error went to no one) is found in sysfs first."""
+        self.resync()
         while self.step(tick, stop_fd):
             pass
         while self.policy.busy():

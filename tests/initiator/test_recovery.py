@@ -421,3 +421,21 @@ def test_lost_events_are_made_up_for_from_sysfs(tmp_path: Path) -> None:
     assert "No buffer space available; looking in sysfs for failed sessions instead" in lines[0]
     assert loop.policy.phase(SID) is Phase.WAITING and loop.policy.phase(8) is Phase.WATCHING
     assert kernel.types() == [nl.UEvent.STOP_CONN]
+
+
+def test_a_session_that_failed_before_the_loop_listened_is_recovered(tmp_path: Path) -> None:
+    path = tmp_path / "class/iscsi_session" / f"session{SID}"
+    path.mkdir(parents=True)
+    (path / "state").write_text("FAILED\n")
+    quick = OwnedSession(**{**SESSION.__dict__, "time2wait": 0.0})
+    lines: list[str] = []
+    loop = RecoveryLoop(FakeKernel(), [quick], lines.append, reconnect_fn=lambda *a, **k: 1, sysfs=tmp_path)
+    r, w = os.pipe()
+    try:
+        os.write(w, b"x")
+        loop.run(r, tick=0.01)
+    finally:
+        os.close(r)
+        os.close(w)
+    assert loop.recovered == 1
+    assert "connection failed: CONN_FAILED (1011)" in lines[0]
