@@ -14,7 +14,8 @@ Ownership protocol: exactly one owner of recovery at any time.
     existing means "an agent is listening". Whoever starts it (`pyiscsi boot`'s caller in the initramfs) keeps
     its own ownership until then: `pyiscsi agent --daemon` returns (status 0) only once the child is listening
     and the pid file is written, so the caller just runs it and waits for its exit status. A second agent
-    refuses to start while the pid file names a live process (status 1).
+    refuses to start while the pid file names a live process (status 1). A session that failed before the
+    agent listened (its error reached no one) is found FAILED in sysfs when the agent starts, and recovered.
  2. Keeping it across switch_root. The pid file lives in /run, which moves into the real root. systemd kills
     initramfs processes at switch_root unless argv[0] starts with '@' (systemd's root-storage-daemon rule), so
     start it as `exec -a @pyiscsi-agent pyiscsi agent --daemon ...` (or from a unit the real root keeps).
