@@ -8,6 +8,7 @@
 #   pyiscsi_frozen_tree=DIR      install a tree made earlier with `python3 -m boot.freeze --out DIR --no-libs`
 #   pyiscsi_freeze_args="..."    more arguments for boot.freeze (--extra, --exclude, --skip-missing ...)
 #   pyiscsi_boot_timeout=SECS    TimeoutStartSec of pyiscsi-boot.service (default 300)
+#   pyiscsi_net_drivers="..."    only these NIC drivers (default: every wired one, or the host's with hostonly)
 
 PYISCSI_PREFIX=/usr/lib/pyiscsi
 
@@ -49,6 +50,12 @@ depends() {
 installkernel() {
     # the iSCSI initiator, the iBFT and the digest; always, whatever hostonly says
     hostonly='' instmods iscsi_tcp iscsi_ibft iscsi_boot_sysfs crc32c libcrc32c sd_mod af_packet 8021q
+    # pyiscsi_net_drivers="virtio_net e1000 ...": exactly these NIC drivers (a small image for known hardware)
+    if [[ -n $pyiscsi_net_drivers ]]; then
+        # shellcheck disable=SC2086 # a list of module names
+        hostonly='' instmods $pyiscsi_net_drivers
+        return 0
+    fi
     # wired NIC drivers, as dracut's kernel-network-modules picks them (hostonly: the host's own)
     local _net_symbols='eth_type_trans|register_virtio_device|usbnet_open'
     local _unwanted='/(wireless|isdn|uwb|net/ethernet|net/phy|net/team)/'

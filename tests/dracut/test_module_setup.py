@@ -17,11 +17,13 @@ from pathlib import Path
 import pytest
 
 from boot import freeze
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "vm-tests"))
+from harness import initramfs  # (vm-tests/harness: the same dracut run `make initramfs` does)
 from initiator import __version__
 
 REPO = Path(__file__).resolve().parents[2]
 MODULE = REPO / "dracut" / "95pyiscsi"
-HOST_DRACUT = Path("/usr/lib/dracut")
 SOURCED_HOOKS = ("parse-pyiscsi.sh", "handover-pyiscsi.sh", "timeout-pyiscsi.sh", "pyiscsi-lib.sh")
 FLAVOURS = {
     "sh": "base pyiscsi",
@@ -59,33 +61,11 @@ class Image:
     log: str
 
 
-def dracut_base(tmp: Path) -> Path:
-    """A throw-away dracutbasedir: the host's dracut, by symlinks, with our module added to modules.d."""
-    base = tmp / "dracut-base"
-    (base / "modules.d").mkdir(parents=True)
-    for entry in HOST_DRACUT.iterdir():
-        if entry.name != "modules.d":
-            (base / entry.name).symlink_to(entry)
-    for module in (HOST_DRACUT / "modules.d").iterdir():
-        (base / "modules.d" / module.name).symlink_to(module)
-    (base / "modules.d" / MODULE.name).symlink_to(MODULE)
-    return base
-
-
 def run_dracut(tmp: Path, modules: str, conf: str) -> subprocess.CompletedProcess[str]:
+    """The harness's dracut run (a throw-away dracutbasedir holding our module), uncompressed for unpacking."""
     assert KERNEL is not None
     kver, moddir = KERNEL
-    (tmp / "conf.d").mkdir(exist_ok=True)
-    (tmp / "dracut.conf").write_text(conf)
-    base = tmp / "dracut-base" if (tmp / "dracut-base").exists() else dracut_base(tmp)
-    argv = [
-        "dracut", "--force", "--no-hostonly", "--no-compress", "--no-early-microcode",
-        "--kver", kver, "--kmoddir", str(moddir), "--tmpdir", str(tmp),
-        "--conf", str(tmp / "dracut.conf"), "--confdir", str(tmp / "conf.d"),
-        "-m", modules, str(tmp / "initrd.img"),
-    ]  # fmt: skip
-    env = {**os.environ, "dracutbasedir": str(base)}
-    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600, check=False)
+    return initramfs.run_dracut(tmp, kver, moddir, modules, conf, tmp / "initrd.img", drivers="", compress=None)
 
 
 def conf_for(flavour: str, tmp: Path) -> str:
@@ -476,3 +456,26 @@ def test_a_failed_boot_service_goes_to_the_emergency_path_at_once() -> None:
     unit = (MODULE / "pyiscsi-boot.service").read_text()
     assert "\nOnFailure=emergency.target\n" in unit
     assert "\nOnFailureJobMode=replace-irreversibly\n" in unit
+
+
+def _installkernel_calls(env: dict[str, str]) -> list[str]:
+    """installkernel() with dracut's instmods/dracut_instmods stubbed: one line per call, the arguments."""
+    script = (
+        f'instmods() {{ echo "instmods $*"; }}; dracut_instmods() {{ echo "dracut_instmods $*"; }}; '
+        f'. "{MODULE / "module-setup.sh"}"; installkernel'
+    )
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env={**os.environ, **env}, timeout=30)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+def test_net_drivers_setting_installs_only_those_nic_drivers() -> None:
+    calls = _installkernel_calls({"pyiscsi_net_drivers": "virtio_net e1000"})
+    assert calls[0].startswith("instmods iscsi_tcp iscsi_ibft")
+    assert calls[1:] == ["instmods virtio_net e1000"]
+
+
+def test_without_the_setting_every_wired_nic_driver_comes() -> None:
+    calls = _installkernel_calls({"pyiscsi_net_drivers": ""})
+    assert any(c.startswith("dracut_instmods ") and "=drivers/net" in c for c in calls)
+    assert any("=drivers/net/ethernet" in c for c in calls)

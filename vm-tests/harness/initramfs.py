@@ -43,6 +43,8 @@ FLAVOURS = {
 }
 DEFAULT_FLAVOUR = "systemd"
 DRIVERS = "ext4 virtio_pci virtio_net virtio_blk sd_mod"
+# the NICs QEMU gives the test machines; every other wired driver would add 40 MB (unpacked) to each boot
+NET_DRIVERS = "virtio_net e1000 e1000e"
 # what the frozen runtime is made of: a change in any of these must give a new image
 SOURCE_DIRS = ("boot", "initiator")
 
@@ -73,14 +75,23 @@ def dracut_base(into: Path, module: Path = MODULE, host_dracut: Path = HOST_DRAC
 
 
 def dracut_argv(
-    kver: str, moddir: Path | None, tmp: Path, conf: Path, modules: str, out: Path, drivers: str = DRIVERS
+    kver: str,
+    moddir: Path | None,
+    tmp: Path,
+    conf: Path,
+    modules: str,
+    out: Path,
+    drivers: str = DRIVERS,
+    compress: str | None = "gzip",
 ) -> list[str]:
-    argv = ["dracut", "--force", "--no-hostonly", "--no-early-microcode", "--compress", "gzip", "--kver", kver]
+    argv = ["dracut", "--force", "--no-hostonly", "--no-early-microcode"]
+    argv += ["--compress", compress] if compress else ["--no-compress"]
+    argv += ["--kver", kver]
     if moddir is not None:
         argv += ["--kmoddir", str(moddir)]
-    argv += ["--tmpdir", str(tmp), "--conf", str(conf), "--confdir", str(tmp / "conf.d")]
-    argv += ["-m", modules, "--add-drivers", drivers, str(out)]
-    return argv
+    argv += ["--tmpdir", str(tmp), "--conf", str(conf), "--confdir", str(tmp / "conf.d"), "-m", modules]
+    argv += ["--add-drivers", drivers] if drivers else []
+    return [*argv, str(out)]
 
 
 def run_dracut(
@@ -92,18 +103,20 @@ def run_dracut(
     out: Path,
     drivers: str = DRIVERS,
     bound: float = DRACUT_BOUND,
+    compress: str | None = "gzip",
 ) -> subprocess.CompletedProcess[str]:
     """One dracut run with our module in a throw-away dracutbasedir; `conf` is the dracut.conf text."""
     (tmp / "conf.d").mkdir(exist_ok=True)
     (tmp / "dracut.conf").write_text(conf)
     base = dracut_base(tmp)
-    argv = dracut_argv(kver, moddir, tmp, tmp / "dracut.conf", modules, out, drivers)
+    argv = dracut_argv(kver, moddir, tmp, tmp / "dracut.conf", modules, out, drivers, compress)
     env = {**os.environ, "dracutbasedir": str(base)}
     return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=bound, check=False)
 
 
-def product_conf(python: Path, freeze_args: str = "") -> str:
+def product_conf(python: Path, freeze_args: str = "", net_drivers: str = NET_DRIVERS) -> str:
     conf = f"pyiscsi_python={python}\n"
+    conf += f'pyiscsi_net_drivers="{net_drivers}"\n' if net_drivers else ""
     return conf + (f'pyiscsi_freeze_args="{freeze_args}"\n' if freeze_args else "")
 
 
@@ -145,12 +158,13 @@ def build(
     python: Path | None = None,
     cache: Path | None = None,
     log=None,
+    net_drivers: str = NET_DRIVERS,
 ) -> Initramfs:
     """The initramfs for `kver` (modules from `moddir`, else /lib/modules/<kver>), built once per content."""
     if flavour not in FLAVOURS:
         raise HarnessError(f"flavour: expected one of {sorted(FLAVOURS)}, got {flavour!r}")
     python = python or (VENV_PYTHON if VENV_PYTHON.exists() else Path(sys.executable))
-    conf = product_conf(python)
+    conf = product_conf(python, net_drivers=net_drivers)
     cache = cache or CACHE / "initramfs"
     cache.mkdir(parents=True, exist_ok=True)
     key = content_key(kver, moddir, flavour, conf, python)
@@ -198,10 +212,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kernel", type=Path, help="kernel image to copy to build/vmlinuz (default: the kver's)")
     parser.add_argument("--flavour", choices=sorted(FLAVOURS), default=DEFAULT_FLAVOUR)
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument(
+        "--net-drivers",
+        help=f"NIC drivers to carry (default: '{NET_DRIVERS}' for the pinned kernel, every wired one for --kver)",
+    )
     args = parser.parse_args(argv)
     try:
         if args.kver is None and args.kernel is None:
-            vmlinuz, image = pinned(args.flavour, log=print)
+            from harness import kernel
+
+            kern = kernel.require()
+            drivers = NET_DRIVERS if args.net_drivers is None else args.net_drivers
+            image = build(kern.release, kern.modules, args.flavour, log=print, net_drivers=drivers)
+            vmlinuz = kern.vmlinuz
         else:
             kver = args.kver or (_kver_of_kernel_file(args.kernel) if args.kernel else None)
             if kver is None:
@@ -218,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
             vmlinuz = args.kernel or (moddir.parents[2] / "boot" / f"vmlinuz-{kver}")
             if not vmlinuz.is_file():
                 vmlinuz = Path("/boot") / f"vmlinuz-{kver}"
-            image = build(kver, moddir, args.flavour, log=print)
+            image = build(kver, moddir, args.flavour, log=print, net_drivers=args.net_drivers or "")
     except HarnessError as exc:
         print(f"initramfs: {exc}", file=sys.stderr)
         return 1

@@ -174,12 +174,15 @@ def build(cache: Path | None = None) -> Path:
         (root / "etc/group").write_text("root:x:0:\n")
         (root / "etc/nsswitch.conf").write_text("passwd: files\ngroup: files\n")
         shutil.copy2("/etc/iscsi/iscsid.conf", root / "etc/iscsi/iscsid.conf")
-        (root / "init").unlink(missing_ok=True)
-        init = root / "bin" / "pyiscsi-test-init"
+        # relative links, as a usrmerged Debian root has them: dracut's sh init resolves $NEWROOT/sbin/init with
+        # `readlink -f` from inside the initramfs, where an absolute /bin would be the initramfs's own
+        for name, target in (("sbin", "bin"), ("usr/bin", "../bin"), ("usr/sbin", "../bin")):
+            (root / name).unlink()
+            (root / name).symlink_to(target)
+        init = root / "bin" / "init"
+        init.unlink(missing_ok=True)
         init.write_text(script)
         init.chmod(0o755)
-        (root / "bin" / "init").unlink(missing_ok=True)
-        (root / "bin" / "init").symlink_to("pyiscsi-test-init")  # /sbin -> /bin: /sbin/init is ours
         part = cache / f".{out.name}.part"
         done = subprocess.run(
             ["mke2fs", "-q", "-F", "-t", "ext4", "-L", "pyiscsi-root", "-d", str(root), str(part), f"{SIZE_MB}M"],
