@@ -42,7 +42,7 @@ import time
 from pathlib import Path
 
 from initiator.console import KMSG_INFO, KMSG_WARNING, to_kmsg
-from initiator.errors import BadInputError, UsageError, WaitTimeout
+from initiator.errors import BadInputError, NetworkError, UsageError, WaitTimeout
 
 KMSG = True
 SESSIONS_FILE = "/run/pyiscsi/sessions.json"
@@ -240,6 +240,10 @@ def run(args: argparse.Namespace) -> int:
     answer = os.read(ready_r, 2) if ready else b""
     os.close(ready_r)
     if answer != b"ok":
+        if ready:  # the pipe closed without a word: the child failed (its one line went to the kernel log)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(child, 0)
+            raise NetworkError(f"agent pid {child} exited before listening (see the kernel log for why)")
         raise WaitTimeout("agent start", READY_TIMEOUT, f"agent pid {child} did not report listening")
     print(f"pyiscsi agent: pid {child} listening; pid file {pid_file}")
     return 0

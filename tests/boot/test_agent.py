@@ -134,6 +134,9 @@ class FakeNetlink(FakeKernel):
     def __exit__(self, *exc):
         self.close()
 
+if {broken!r}:
+    def FakeNetlink():  # noqa: F811
+        raise kernel.KernelError("/sys/class/iscsi_transport/tcp/handle: no iscsi_tcp transport")
 kernel.NetlinkIscsi = FakeNetlink
 agent.to_kmsg = lambda *a, **k: False  # never the test machine's kernel log
 from initiator.cli import main
@@ -142,11 +145,11 @@ sys.exit(main(sys.argv[1:]))
 
 
 @pytest.fixture
-def agent_env(tmp_path: Path):
+def agent_env(tmp_path: Path, request):
     sessions = tmp_path / "sessions.json"
     write_sessions([ROOT], sessions)
     script = tmp_path / "fake_agent.py"
-    script.write_text(FAKE_AGENT.format(repo=str(REPO)))
+    script.write_text(FAKE_AGENT.format(repo=str(REPO), broken=getattr(request, "param", False)))
     pid_file = tmp_path / "agent.pid"
     cmdline = "netroot=iscsi:alice:alice-secret@10.0.2.2::3260:1:iqn.2026-11.test:root ip=none"
     base = [sys.executable, str(script), "agent", "--sessions", str(sessions), "--pid-file", str(pid_file)]
@@ -207,3 +210,22 @@ def test_stop_and_daemon_exclude_each_other(agent_env) -> None:
     done = subprocess.run([*base, "--stop", "--daemon"], capture_output=True, text=True, timeout=30)
     assert done.returncode == 1
     assert "--stop and --daemon exclude each other" in done.stderr
+
+
+@pytest.mark.parametrize("agent_env", [True], indirect=True)
+def test_a_daemon_that_cannot_listen_fails_its_start_in_one_line(agent_env) -> None:
+    base, plan, pid_file = agent_env
+    started = subprocess.run([*base, "--daemon", *plan], capture_output=True, text=True, timeout=30)
+    assert started.returncode == 3
+    assert started.stderr.startswith("pyiscsi agent: agent pid ") and "exited before listening" in started.stderr
+    assert len(started.stderr.splitlines()) == 1
+    assert not pid_file.exists()
+
+
+@pytest.mark.parametrize("agent_env", [True], indirect=True)
+def test_in_the_foreground_the_missing_transport_is_the_error(agent_env) -> None:
+    base, plan, pid_file = agent_env
+    done = subprocess.run([*base, *plan], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 3
+    assert done.stderr.strip() == "pyiscsi agent: /sys/class/iscsi_transport/tcp/handle: no iscsi_tcp transport"
+    assert not pid_file.exists()
