@@ -55,11 +55,22 @@ DEFAULT_TIME2WAIT = 2.0
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from boot.commands.plan_args import add_plan_arguments
 
-    parser.add_argument("--sessions", default=SESSIONS_FILE, metavar="FILE", help="what `pyiscsi boot` recorded")
+    parser.add_argument(
+        "--sessions",
+        default=SESSIONS_FILE,
+        metavar="FILE",
+        help=f"what `pyiscsi boot` recorded (default {SESSIONS_FILE})",
+    )
     parser.add_argument("--pid-file", default=PID_FILE, metavar="FILE", help=f"(default {PID_FILE})")
     parser.add_argument("--daemon", action="store_true", help="go to the background once listening")
     parser.add_argument("--stop", action="store_true", help="tell the running agent to stop, wait until it has")
-    parser.add_argument("--timeout", type=float, default=STOP_TIMEOUT, metavar="S", help="bound of --stop")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=STOP_TIMEOUT,
+        metavar="S",
+        help=f"bound of --stop, seconds (default {STOP_TIMEOUT:g})",
+    )
     add_plan_arguments(parser)
 
 
