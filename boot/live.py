@@ -7,6 +7,7 @@ bounded wait for the LUN's block device.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import subprocess
 import time
@@ -22,6 +23,27 @@ INITRD_RELEASE = "/etc/initrd-release"
 INITIAL_CMDSN = 1
 KERNEL_MODULES = ("iscsi_tcp",)
 WILDCARDS = ("0.0.0.0", "::", "")
+
+
+def _loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return address == "localhost"
+
+
+def usable_portal(portals, asked_address: str, asked_port: int) -> tuple[str, int]:  # type: ignore[no-untyped-def]
+    """Where to log in to a target SendTargets reported. The portal we asked wins when the target lists it; a
+    wildcard or a loopback address (a target behind port forwarding or NAT, as tgtd on 127.0.0.1 looks from a
+    VM) means "where you reached me", so the asked portal then; otherwise the first portal reported."""
+    listed = list(portals or ())
+    if any(p.address == asked_address and p.port == asked_port for p in listed):
+        return asked_address, asked_port
+    for portal in listed:
+        if portal.address in WILDCARDS or (_loopback(portal.address) and not _loopback(asked_address)):
+            continue
+        return portal.address, portal.port
+    return asked_address, asked_port
 
 
 def load_modules(deadline: Deadline, modules: tuple[str, ...] = KERNEL_MODULES) -> None:
@@ -78,9 +100,7 @@ class LiveSteps:
         found = discover(Portal(target.address, target.port), initiator, target.chap, target.reverse_chap, deadline)
         plans: list[TargetPlan] = []
         for entry in found:
-            portal = entry.portals[0] if entry.portals else None
-            address = target.address if portal is None or portal.address in WILDCARDS else portal.address
-            port = target.port if portal is None else portal.port
+            address, port = usable_portal(entry.portals, target.address, target.port)
             plans.append(replace(target, name=entry.name, address=address, port=port))
         return plans
 
@@ -162,4 +182,4 @@ class LiveSteps:
         time.sleep(seconds)
 
 
-__all__ = ["LiveSteps", "WaitTimeout", "load_modules"]
+__all__ = ["LiveSteps", "WaitTimeout", "load_modules", "usable_portal"]

@@ -16,6 +16,7 @@ import pytest
 
 from harness import bootvm, initramfs, rootimage
 from harness.console import ExitReason
+from harness.ipxe import StaticNet
 
 pytestmark = pytest.mark.vm
 
@@ -112,6 +113,28 @@ def test_netroot_chap_discovery_empty_target_name(pinned_kernel, systemd_image, 
     result = bootvm.boot(spec, pinned_kernel.vmlinuz, systemd_image, root_image)
     assert_reached_root(result)
     assert result.console.has("discovery")
+
+
+def test_ibft_static_address_from_ipxe(pinned_kernel, systemd_image, root_image):
+    """iPXE configured net0 by hand: the iBFT's NIC says static (origin manual), pyiscsi sets the address itself."""
+    spec = bootvm.Boot("ibft-static", "rd.iscsi.firmware=1 root=UUID={uuid} pyiscsi.test=adopt", ipxe=True,
+                       static=StaticNet())  # fmt: skip
+    result = bootvm.boot(spec, pinned_kernel.vmlinuz, systemd_image, root_image)
+    assert_reached_root(result)
+    assert "10.0.2.15/24" in result.console.marker("address").detail
+
+
+def test_two_netroots_root_first_and_a_data_disk(pinned_kernel, systemd_image, root_image):
+    extra = "iqn.2026-12.org.pyiscsi:data"
+    cmd = f"{NETROOT} netroot=iscsi:{{host}}::{{port}}:1:{{iqn2}} ip=dhcp root=UUID={{uuid}} pyiscsi.test=adopt"
+    spec = bootvm.Boot("two-netroots", cmd, extra_targets=(extra,))
+    result = bootvm.boot(spec, pinned_kernel.vmlinuz, systemd_image, root_image)
+    console = result.console
+    assert console.has("adopted"), console.summary()
+    assert "2 session(s)" in console.marker("booted").detail
+    state = console.marker("rootstate").detail
+    assert "nodes=2" in state and "mode0600=2" in state and "onboot" in state and "automatic" in state, state
+    report(result)
 
 
 # --- failures: bounded, the cause on the console, then dracut's emergency path ---------------------------------

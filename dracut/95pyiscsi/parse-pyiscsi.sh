@@ -49,7 +49,7 @@ case "$root" in
     iscsi:* | "")
         root=/dev/root
         rootok=1
-        if [ -n "$DRACUT_SYSTEMD" ] && ! grep -qs '^/dev/root /sysroot ' /etc/fstab; then
+        if [ -n "$DRACUT_SYSTEMD" ] && ! pyiscsi_fstab_has_root; then
             # systemd's fstab generator makes sysroot.mount from this
             _pyiscsi_type=$(getarg rootfstype=)
             _pyiscsi_flags=$(getarg rootflags=)

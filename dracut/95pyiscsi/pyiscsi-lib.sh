@@ -10,3 +10,16 @@ PYISCSI_FAILED=$PYISCSI_STATE/failed # exit status of a failed `pyiscsi boot` (w
 pyiscsi_wanted() {
     [ -e "$PYISCSI_WANTED" ]
 }
+
+# is there a /sysroot line for /dev/root in /etc/fstab? (plain sh: a systemd initramfs carries no grep)
+pyiscsi_fstab_has_root() {
+    [ -r /etc/fstab ] || return 1
+    while read -r _pyiscsi_dev _pyiscsi_dir _pyiscsi_rest; do
+        if [ "$_pyiscsi_dev" = /dev/root ] && [ "$_pyiscsi_dir" = /sysroot ]; then
+            unset _pyiscsi_dev _pyiscsi_dir _pyiscsi_rest
+            return 0
+        fi
+    done < /etc/fstab
+    unset _pyiscsi_dev _pyiscsi_dir _pyiscsi_rest
+    return 1
+}

@@ -479,3 +479,28 @@ def test_without_the_setting_every_wired_nic_driver_comes() -> None:
     calls = _installkernel_calls({"pyiscsi_net_drivers": ""})
     assert any(c.startswith("dracut_instmods ") and "=drivers/net" in c for c in calls)
     assert any("=drivers/net/ethernet" in c for c in calls)
+
+
+def test_cmdline_hook_writes_the_sysroot_fstab_line_once_without_grep(systemd_image: Image) -> None:
+    """A systemd initramfs has no grep: the hook once said `grep: command not found` on every root=iscsi: boot."""
+    root = systemd_image.root
+    fstab = root / "etc/fstab"
+    saved = fstab.read_text() if fstab.exists() else None
+    (root / "etc/cmdline.d").mkdir(exist_ok=True)
+    (root / "etc/cmdline.d/90-test.conf").write_text(f"root=iscsi:10.0.2.2::3260:1:{IQN} rootfstype=ext4\n")
+    runner = (
+        "export DRACUT_SYSTEMD=1; . /lib/dracut-lib.sh; modprobe() { :; }; systemctl() { :; }; initqueue() { :; }; "
+        "for i in 1 2; do root=; . $hookdir/cmdline/90-parse-pyiscsi.sh; done; echo root=$root"
+    )
+    try:
+        fstab.unlink(missing_ok=True)
+        result = chroot(root, "/bin/sh", "-c", runner)
+        lines = fstab.read_text().splitlines()
+    finally:
+        fstab.unlink(missing_ok=True)
+        if saved is not None:
+            fstab.write_text(saved)
+        shutil.rmtree(root / "run/pyiscsi", ignore_errors=True)
+    assert "not found" not in result.stdout + result.stderr, result.stdout + result.stderr
+    assert "root=/dev/root" in result.stdout
+    assert lines == ["/dev/root /sysroot ext4 ro,x-initrd.mount 0 0"]

@@ -1,6 +1,6 @@
 """Boot the product initramfs in QEMU to a real root on a local tgtd, and read what happened off the console.
 
-One `Boot` says how: the kernel command line (a template: `{host}`, `{port}`, `{iqn}`, `{lun}`, `{uuid}`,
+One `Boot` says how: the kernel command line (a template: `{host}`, `{port}`, `{iqn}` (`{iqn2}`... the extra targets), `{lun}`, `{uuid}`,
 `{user}`/`{secret}`, `{ruser}`/`{rsecret}` are filled in), whether iPXE `sanhook` boots the machine (an iBFT),
 CHAP accounts on the target, the root LUN's number, whether tgtd is up at all. `boot(b, kernel, initrd)` starts
 tgtd on 127.0.0.1 with the real root image (harness.rootimage) as that LUN, runs QEMU, and when the real root
@@ -165,6 +165,7 @@ def boot(spec: Boot, vmlinuz: Path, initrd: Path, root_image: Path, bound: float
             "ruser": RUSER,
             "rsecret": RSECRET,
             "initiator": INITIATOR,
+            **{f"iqn{n}": name for n, name in enumerate(spec.extra_targets, start=2)},
         }
         append = f"{BASE_APPEND} {fill(spec.cmdline, values)}".strip()
         if not spec.target_up:
