@@ -33,8 +33,10 @@ def test_fix_module_installs_the_recorded_fixes(tmp_path: Path) -> None:
     assert module.name == stock.FIX_MODULE and stock.FIX_MODULE[2:] in stock.modules_for(SYSTEMD, "stock")
     assert "check() { return 255; }" in text  # only when asked for by name
     assert "startup-checks.sh" in text and f"InitiatorName={stock.BENCH_INITIATOR}" in text
+    assert 'cp -L /bin/busybox "$initdir/usr/bin/awk"' in text
     image_fixes = [f for f in stock.FIXES if f.where == "image"]
     assert any("startup-checks" in f.what for f in image_fixes) and any("initiatorname" in f.what for f in image_fixes)
+    assert any("awk" in f.what for f in image_fixes)
     assert any("os-release" in f.what for f in stock.FIXES if f.where == "root")
 
 
