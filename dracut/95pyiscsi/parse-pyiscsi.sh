@@ -50,13 +50,22 @@ case "$root" in
         root=/dev/root
         rootok=1
         if [ -n "$DRACUT_SYSTEMD" ] && ! pyiscsi_fstab_has_root; then
-            # systemd's fstab generator makes sysroot.mount from this
+            # systemd's fstab generator makes sysroot.mount from this line (as dracut's write_fs_tab does); the
+            # generators ran before this hook, so reload them and queue initrd-root-fs.target again: without
+            # that nothing starts the new sysroot.mount and switch-root finds an empty /sysroot
             _pyiscsi_type=$(getarg rootfstype=)
             _pyiscsi_flags=$(getarg rootflags=)
-            echo "/dev/root /sysroot ${_pyiscsi_type:-auto} ro,${_pyiscsi_flags:+$_pyiscsi_flags,}x-initrd.mount 0 0" \
+            _pyiscsi_rw=ro
+            for _pyiscsi_arg in $(getcmdline); do
+                case "$_pyiscsi_arg" in
+                    rw | ro) _pyiscsi_rw=$_pyiscsi_arg ;;
+                esac
+            done
+            echo "/dev/root /sysroot ${_pyiscsi_type:-auto} $_pyiscsi_rw,${_pyiscsi_flags:+$_pyiscsi_flags,}x-initrd.mount 0 0" \
                 >> /etc/fstab
-            unset _pyiscsi_type _pyiscsi_flags
-            systemctl --no-block daemon-reload
+            unset _pyiscsi_type _pyiscsi_flags _pyiscsi_rw _pyiscsi_arg
+            systemctl daemon-reload
+            systemctl --no-block start initrd-root-fs.target
         fi
         ;;
 esac

@@ -489,7 +489,8 @@ def test_cmdline_hook_writes_the_sysroot_fstab_line_once_without_grep(systemd_im
     (root / "etc/cmdline.d").mkdir(exist_ok=True)
     (root / "etc/cmdline.d/90-test.conf").write_text(f"root=iscsi:10.0.2.2::3260:1:{IQN} rootfstype=ext4\n")
     runner = (
-        "export DRACUT_SYSTEMD=1; . /lib/dracut-lib.sh; modprobe() { :; }; systemctl() { :; }; initqueue() { :; }; "
+        "export DRACUT_SYSTEMD=1; . /lib/dracut-lib.sh; modprobe() { :; }; initqueue() { :; }; "
+        'systemctl() { echo "systemctl $*"; }; '
         "for i in 1 2; do root=; . $hookdir/cmdline/90-parse-pyiscsi.sh; done; echo root=$root"
     )
     try:
@@ -504,3 +505,6 @@ def test_cmdline_hook_writes_the_sysroot_fstab_line_once_without_grep(systemd_im
     assert "not found" not in result.stdout + result.stderr, result.stdout + result.stderr
     assert "root=/dev/root" in result.stdout
     assert lines == ["/dev/root /sysroot ext4 ro,x-initrd.mount 0 0"]
+    # the generators already ran: reload them and queue the root file system again, or nothing mounts /sysroot
+    calls = [line for line in result.stdout.splitlines() if line.startswith("systemctl")]
+    assert calls == ["systemctl daemon-reload", "systemctl --no-block start initrd-root-fs.target"]
