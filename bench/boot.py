@@ -33,7 +33,7 @@ from bench.stats import table
 
 RUNS = 3  # boots per stack per scenario (alternating)
 QUICK_RUNS = 1
-BOUND = 300.0  # one boot, wall clock (TCG)
+BOUND = 200.0  # one boot, wall clock (TCG; a good one takes 60-90 s here, a failing one up to ~150 s)
 FLAVOUR = "systemd"
 # after harness.bootvm.BASE_APPEND (console, rd.shell=0 rd.emergency=poweroff panic=-1 rd.retry=...): the
 # kernel keeps the last loglevel=, and 6 shows sd's `Attached SCSI disk` (KERN_NOTICE) on the console
@@ -139,6 +139,11 @@ def _ratio(ours: float | None, stock_value: float | None) -> str:
     return f"{ours / stock_value:.2f}x" if ours is not None and stock_value else "-"
 
 
+def clear_failure(sample: Sample) -> bool:
+    """The guest gave up by itself (emergency -> poweroff, or a panic), not the host's bound."""
+    return sample.realroot is None and sample.reason.startswith(("poweroff", "panic"))
+
+
 def report(samples: Sequence[Sample]) -> str:
     """Medians per scenario and stack, with ours/stock; failures by the boots that did not reach the real root."""
     rows = []
@@ -148,8 +153,8 @@ def report(samples: Sequence[Sample]) -> str:
         failing = scenario.endswith("-target-down")
         if failing:
             fields = [
-                ("clear failure, guest uptime s", lambda s: s.last_stamp),
-                ("clear failure, host wall s", lambda s: s.wall),
+                ("clear failure, guest uptime s", lambda s: s.last_stamp if clear_failure(s) else None),
+                ("clear failure, host wall s", lambda s: s.wall if clear_failure(s) else None),
             ]
         else:
             fields = [
@@ -161,8 +166,9 @@ def report(samples: Sequence[Sample]) -> str:
             stock_m = _median([get(s) for s in by["stock"]])
             rows.append([scenario, label, _cell(ours_m), _cell(stock_m), _ratio(ours_m, stock_m)])
         for stack in ("ours", "stock"):
-            good = [s for s in by[stack] if (s.realroot is None) == failing]
-            rows.append([scenario, f"{stack}: boots as expected", f"{len(good)}/{len(by[stack])}", "", ""])
+            good = [s for s in by[stack] if (clear_failure(s) if failing else s.realroot is not None)]
+            what = "failed clearly (powered off)" if failing else "reached the real root"
+            rows.append([scenario, f"{stack}: {what}", f"{len(good)}/{len(by[stack])}", "", ""])
     return table(["scenario", "figure (median)", "ours", "stock", "ours/stock"], rows)
 
 
@@ -178,7 +184,7 @@ def run() -> None:
     plan = [("ibft", True), ("cmdline", True), ("cmdline", False)]
     for scenario, up in plan:
         name = scenario if up else f"{scenario}-target-down"
-        order = alternate(RUNS if up else max(1, RUNS - 1))
+        order = alternate(RUNS if up else max(1, RUNS // 2))
         for stack in order:
             sample = boot_once(stack, built[stack], scenario, root, target_up=up)
             sample = Sample(

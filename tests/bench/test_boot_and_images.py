@@ -88,8 +88,8 @@ def test_alternation_gives_each_stack_the_first_boot_equally() -> None:
     assert boot.alternate(2).count("ours") == 2
 
 
-def _sample(stack: str, scenario: str, disk, realroot, wall=50.0, stamp=None) -> boot.Sample:
-    return boot.Sample(stack, scenario, disk, realroot, wall, stamp, "poweroff", Path("/l"))
+def _sample(stack: str, scenario: str, disk, realroot, wall=50.0, stamp=None, reason="poweroff") -> boot.Sample:
+    return boot.Sample(stack, scenario, disk, realroot, wall, stamp, reason, Path("/l"))
 
 
 def test_boot_report_medians_ratios_and_counts() -> None:
@@ -100,15 +100,17 @@ def test_boot_report_medians_ratios_and_counts() -> None:
         _sample("stock", "ibft", 10.0, 20.0),
         _sample("stock", "ibft", None, None),
         _sample("ours", "cmdline-target-down", None, None, 40.0, 30.0),
-        _sample("stock", "cmdline-target-down", None, None, 80.0, 60.0),
+        _sample("stock", "cmdline-target-down", None, None, 80.0, 60.0, "poweroff, no real root"),
+        _sample("stock", "cmdline-target-down", None, None, 200.0, 190.0, "timeout, no real root"),
     ]
     lines = boot.report(samples).splitlines()
     disk = next(line for line in lines if "ibft" in line and "root disk" in line)
     assert disk.split()[-3:] == ["6.00", "10.00", "0.60x"]
-    assert any("stock: boots as expected" in line and "1/2" in line for line in lines)
+    assert any("stock: reached the real root" in line and "1/2" in line for line in lines)
     fail = next(line for line in lines if "target-down" in line and "guest uptime" in line)
     assert fail.split()[-1] == "0.50x"
-    assert any("ours: boots as expected" in line and "target-down" in line and "1/1" in line for line in lines)
+    assert any("ours: failed clearly" in line and "target-down" in line and "1/1" in line for line in lines)
+    assert any("stock: failed clearly" in line and "1/2" in line for line in lines)  # the hang is not clear
 
 
 @pytest.mark.parametrize(
