@@ -26,7 +26,7 @@ import random
 import struct
 from dataclasses import dataclass, field
 
-from initiator.errors import NetworkError
+from boot.net.exchange import Event, Ignored, LeaseBound, PacketError, SendPacket
 
 BOOTREQUEST = 1
 BOOTREPLY = 2
@@ -90,14 +90,11 @@ REQUESTED = (
 )
 
 
-class DhcpPacketError(NetworkError):
+class DhcpPacketError(PacketError):
     """A DHCP packet we cannot accept. Names the field and the offending value."""
 
     def __init__(self, field: str, value: object, reason: str) -> None:
-        self.field = field
-        self.value = value
-        self.reason = reason
-        super().__init__(f"DHCP {field}: {reason} (got {value!r})")
+        super().__init__("DHCP", field, value, reason)
 
 
 class State(enum.Enum):
@@ -337,27 +334,6 @@ class Lease:
 # ---------------------------------------------------------------------------------------------------------------
 # The client state machine
 
-
-@dataclass(frozen=True)
-class SendPacket:
-    """Send this DHCP payload (broadcast, from port 68 to port 67)."""
-
-    payload: bytes
-
-
-@dataclass(frozen=True)
-class LeaseBound:
-    lease: Lease
-
-
-@dataclass(frozen=True)
-class Ignored:
-    """A well-formed packet that is not for us, or not now; `reason` is for the log and the timeout message."""
-
-    reason: str
-
-
-Event = SendPacket | LeaseBound | Ignored
 
 BACKOFF = (2.0, 4.0, 8.0, 16.0)  # seconds before each retransmission; the last repeats
 JITTER = 0.5  # +/- seconds (RFC 2131 says +/-1 around 4, 8, 16...; shorter steps, smaller jitter)

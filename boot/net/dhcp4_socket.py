@@ -8,22 +8,13 @@ A classic BPF filter keeps everything but UDP to port 68 out of the socket.
 from __future__ import annotations
 
 import ctypes
-import select
 import socket
 import struct
 import time
 
-from boot.net.dhcp4 import (
-    CLIENT_PORT,
-    Dhcp4Client,
-    DhcpPacketError,
-    Lease,
-    LeaseBound,
-    SendPacket,
-    frame_udp,
-    unframe_udp,
-)
-from boot.net.waits import InterfaceError, ran_out
+from boot.net.dhcp4 import CLIENT_PORT, Dhcp4Client, Lease, frame_udp, unframe_udp
+from boot.net.exchange import run_exchange
+from boot.net.waits import InterfaceError
 from initiator.deadline import Deadline
 
 ETH_P_IP = 0x0800
@@ -77,47 +68,19 @@ def obtain_lease(
 ) -> Lease:
     """DISCOVER until a lease is bound or `deadline` runs out (InterfaceWaitTimeout naming the tighter bound)."""
     client = client or Dhcp4Client(mac, hostname=hostname)
-    clock = deadline.clock
     try:
         sock = open_socket(ifname)
     except OSError as exc:
         raise InterfaceError(ifname, f"cannot open a packet socket for DHCP: {exc.strerror or exc}") from exc
-    bad_packet: str | None = None
     with sock:
-
-        def send(payload: bytes) -> None:
-            try:
-                sock.sendto(frame_udp(payload), (ifname, ETH_P_IP, 0, 0, BROADCAST_MAC))
-            except OSError as exc:  # ENETDOWN and friends: retried at the next timeout, bounded by the deadline
-                nonlocal bad_packet
-                bad_packet = f"send failed: {exc.strerror or exc}"
-
-        send(client.start(clock()))
-        while True:
-            now = clock()
-            if deadline.expired():
-                detail = client.progress() + (f"; {bad_packet}" if bad_packet else "")
-                raise ran_out(ifname, deadline, detail)
-            wait = max(0.0, min(client.next_timeout(), deadline.expires_at) - now)
-            readable, _, _ = select.select([sock], [], [], wait)
-            if not readable:
-                resend = client.on_timeout(clock())
-                if resend is not None:
-                    send(resend)
-                continue
-            try:
-                packet = sock.recv(RECV_SIZE)
-            except BlockingIOError:
-                continue
-            try:
-                payload = unframe_udp(packet)
-                if payload is None:
-                    continue
-                event = client.receive(payload, clock(), wall=time.time())
-            except DhcpPacketError as exc:
-                bad_packet = f"bad packet ignored: {exc}"
-                continue
-            if isinstance(event, SendPacket):
-                send(event.payload)
-            elif isinstance(event, LeaseBound):
-                return event.lease
+        lease = run_exchange(
+            ifname,
+            client,
+            sock,
+            send=lambda payload: sock.sendto(frame_udp(payload), (ifname, ETH_P_IP, 0, 0, BROADCAST_MAC)),
+            read=lambda: unframe_udp(sock.recv(RECV_SIZE)),
+            deadline=deadline,
+            receive=lambda payload, now: client.receive(payload, now, wall=time.time()),
+        )
+    assert isinstance(lease, Lease)
+    return lease

@@ -30,7 +30,7 @@ import random
 import struct
 from dataclasses import dataclass
 
-from initiator.errors import NetworkError
+from boot.net.exchange import Event, Ignored, LeaseBound, PacketError, SendPacket
 
 CLIENT_PORT = 546
 SERVER_PORT = 547
@@ -87,13 +87,11 @@ class Status(enum.IntEnum):
 REQUESTED = (Option.DNS_SERVERS, Option.DOMAIN_LIST)
 
 
-class Dhcp6PacketError(NetworkError):
-    """A DHCPv6 message that cannot be read; the message names the field and the value."""
+class Dhcp6PacketError(PacketError):
+    """A DHCPv6 message we cannot accept. Names the field and the offending value."""
 
     def __init__(self, field: str, value: object, reason: str) -> None:
-        super().__init__(f"DHCPv6 {field}: {reason} ({value!r})")
-        self.field = field
-        self.value = value
+        super().__init__("DHCPv6", field, value, reason)
 
 
 class State(enum.Enum):
@@ -239,27 +237,6 @@ def _ia_na_address(message: Message, iaid: int) -> tuple[ipaddress.IPv6Address, 
             return address, preferred, valid, t1, t2
         return "the IA_NA holds no usable address"
     return "no IA_NA for us in the message"
-
-
-# ---- events ---------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SendPacket:
-    payload: bytes
-
-
-@dataclass(frozen=True)
-class LeaseBound:
-    lease: Lease
-
-
-@dataclass(frozen=True)
-class Ignored:
-    reason: str
-
-
-Event = SendPacket | LeaseBound | Ignored
 
 
 class Dhcp6Client:

@@ -7,15 +7,14 @@ detection before the first Solicit (a tentative address cannot be bound); that w
 from __future__ import annotations
 
 import ipaddress
-import select
 import socket
 import time
 
 from pyroute2 import IPRoute
 
 from boot.net import ipv6
-from boot.net.dhcp6 import ALL_SERVERS, CLIENT_PORT, SERVER_PORT, Dhcp6Client, Dhcp6PacketError, Lease, LeaseBound
-from boot.net.dhcp6 import SendPacket as Send
+from boot.net.dhcp6 import ALL_SERVERS, CLIENT_PORT, SERVER_PORT, Dhcp6Client, Lease
+from boot.net.exchange import run_exchange
 from boot.net.links import POLL, Link, Sleep
 from boot.net.waits import InterfaceError, ran_out
 from initiator.deadline import Deadline
@@ -62,43 +61,18 @@ def obtain_lease6(
     """SOLICIT until an address is bound or `deadline` runs out (InterfaceWaitTimeout naming the bound)."""
     source = wait_link_local(ipr, link, deadline, sleep)
     client = client or Dhcp6Client(mac)
-    clock = deadline.clock
     try:
         sock = open_socket(link, source)
     except OSError as exc:
         raise InterfaceError(link.name, f"cannot open the DHCPv6 client socket: {exc.strerror or exc}") from exc
-    problem: str | None = None
     with sock:
-
-        def send(payload: bytes) -> None:
-            nonlocal problem
-            try:
-                sock.sendto(payload, (ALL_SERVERS, SERVER_PORT, 0, link.index))
-            except OSError as exc:  # retried at the next timeout, bounded by the deadline
-                problem = f"send failed: {exc.strerror or exc}"
-
-        send(client.start(clock()))
-        while True:
-            now = clock()
-            if deadline.expired():
-                raise ran_out(link.name, deadline, client.progress() + (f"; {problem}" if problem else ""))
-            wait = max(0.0, min(client.next_timeout(), deadline.expires_at) - now)
-            readable, _, _ = select.select([sock], [], [], wait)
-            if not readable:
-                resend = client.on_timeout(clock())
-                if resend is not None:
-                    send(resend)
-                continue
-            try:
-                payload, _peer = sock.recvfrom(RECV_SIZE)
-            except BlockingIOError:
-                continue
-            try:
-                event = client.receive(payload, clock())
-            except Dhcp6PacketError as exc:
-                problem = f"bad message ignored: {exc}"
-                continue
-            if isinstance(event, Send):
-                send(event.payload)
-            elif isinstance(event, LeaseBound):
-                return event.lease
+        lease = run_exchange(
+            link.name,
+            client,
+            sock,
+            send=lambda payload: sock.sendto(payload, (ALL_SERVERS, SERVER_PORT, 0, link.index)),
+            read=lambda: sock.recv(RECV_SIZE),
+            deadline=deadline,
+        )
+    assert isinstance(lease, Lease)
+    return lease
