@@ -17,6 +17,7 @@ import pytest
 from harness import bootvm, initramfs, rootimage
 from harness.console import ExitReason
 from harness.ipxe import StaticNet
+from tests.support.tgtd import ipv6_loopback_available
 
 pytestmark = pytest.mark.vm
 
@@ -144,6 +145,17 @@ def test_two_netroots_root_first_and_a_data_disk(pinned_kernel, systemd_image, r
     state = console.marker("rootstate").detail
     assert "nodes=2" in state and "mode0600=2" in state and "onboot" in state and "automatic" in state, state
     report(result)
+
+
+@pytest.mark.skipif(not ipv6_loopback_available(), reason="no IPv6 loopback here: tgtd cannot listen on [::1]")
+def test_ipv6_target_over_slaac(pinned_kernel, systemd_image, root_image):
+    """QEMU's user network announces fec0::/64; the host's [::1] is [fec0::2] from inside."""
+    cmd = "netroot=iscsi:[{host6}]::{port}:{lun}:{iqn} ip=auto6 root=UUID={uuid} pyiscsi.test=adopt"
+    spec = bootvm.Boot("ipv6-slaac", cmd, ipv6=True)
+    result = bootvm.boot(spec, pinned_kernel.vmlinuz, systemd_image, root_image)
+    assert_reached_root(result)
+    assert "fec0::" in result.console.marker("address").detail
+    assert "fec0::2" in result.console.marker("login").detail
 
 
 # --- failures: bounded, the cause on the console, then dracut's emergency path ---------------------------------

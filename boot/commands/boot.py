@@ -17,6 +17,8 @@ from initiator.errors import PyiscsiError
 
 KMSG = True
 STATE_DIR = "/run/pyiscsi"
+# not dracut's /dev/root: util-linux's libmount takes "/dev/root" for the kernel's root= and mount(8) fails on it
+ROOT_LINK = "pyiscsiroot"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--root-link",
         metavar="NAME",
-        help="give the root LUN this /dev name through udev (default: 'root' when root=iscsi:..., else none)",
+        help="give the root LUN this /dev name through udev (default: {ROOT_LINK!r} when root=iscsi:... or no root=, else none)",
     )
 
 
@@ -67,7 +69,8 @@ def _boot(args: argparse.Namespace, timeline: Timeline) -> int:
         steps.close()
     write_sessions(sessions, state_dir / "sessions.json")
     root = sessions[0]
-    link = args.root_link or ("root" if (plan.root or "").startswith("iscsi:") else None)
+    # root=iscsi:... (or no root= at all: rd.iscsi.firmware) names no device; dracut's hook waits for ROOT_LINK
+    link = args.root_link or (ROOT_LINK if not plan.root or plan.root.startswith("iscsi:") else None)
     if link and root.device:
         link_root(root.device, link)
         timeline.mark("root-link", f"/dev/{link} -> {root.device}")

@@ -44,26 +44,23 @@ mkdir -p "$PYISCSI_STATE"
 echo "$_pyiscsi_why" > "$PYISCSI_WANTED"
 info "pyiscsi: the root is on iSCSI ($_pyiscsi_why)"
 
-# root=iscsi:... names no device: `pyiscsi boot` gives the LUN the udev name /dev/root (boot.rootdev)
+# root=iscsi:... names no device: `pyiscsi boot` gives the LUN the udev name /dev/pyiscsiroot (boot.rootdev;
+# not dracut's usual /dev/root, which util-linux's mount resolves through the kernel's root= and fails on)
 case "$root" in
     iscsi:* | "")
-        root=/dev/root
+        root=$PYISCSI_ROOT_DEV
         rootok=1
-        if [ -n "$DRACUT_SYSTEMD" ] && ! pyiscsi_fstab_has_root; then
-            # systemd's fstab generator makes sysroot.mount from this line (as dracut's write_fs_tab does); the
-            # generators ran before this hook, so reload them and queue initrd-root-fs.target again: without
-            # that nothing starts the new sysroot.mount and switch-root finds an empty /sysroot
-            _pyiscsi_type=$(getarg rootfstype=)
-            _pyiscsi_flags=$(getarg rootflags=)
-            _pyiscsi_rw=ro
-            for _pyiscsi_arg in $(getcmdline); do
-                case "$_pyiscsi_arg" in
-                    rw | ro) _pyiscsi_rw=$_pyiscsi_arg ;;
-                esac
-            done
-            echo "/dev/root /sysroot ${_pyiscsi_type:-auto} $_pyiscsi_rw,${_pyiscsi_flags:+$_pyiscsi_flags,}x-initrd.mount 0 0" \
-                >> /etc/fstab
-            unset _pyiscsi_type _pyiscsi_flags _pyiscsi_rw _pyiscsi_arg
+        if [ -n "$DRACUT_SYSTEMD" ] && [ ! -e "$PYISCSI_SYSROOT_UNIT" ]; then
+            # the generators ran before this hook and systemd's own skips a root on iSCSI: write sysroot.mount
+            # (as dracut's rootfs generator would, but under /run/systemd/system, which a reload keeps), reload,
+            # and queue initrd-root-fs.target again so that the new mount is started at all
+            mkdir -p /run/systemd/system/initrd-root-fs.target.requires /run/systemd/system/dev-pyiscsiroot.device.d
+            pyiscsi_sysroot_unit > "$PYISCSI_SYSROOT_UNIT"
+            ln -sf ../sysroot.mount /run/systemd/system/initrd-root-fs.target.requires/sysroot.mount
+            # the disk comes when `pyiscsi boot` has it, under its own bounds: the device job waits as long as
+            # dracut's would (rd.timeout, 0 = no limit of its own), not systemd's default 90 s
+            printf '[Unit]\nJobTimeoutSec=%s\nJobRunningTimeoutSec=%s\n' "$(pyiscsi_rd_timeout)" "$(pyiscsi_rd_timeout)" \
+                > /run/systemd/system/dev-pyiscsiroot.device.d/pyiscsi-timeout.conf
             systemctl daemon-reload
             systemctl --no-block start initrd-root-fs.target
         fi

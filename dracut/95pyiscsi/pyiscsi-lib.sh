@@ -11,15 +11,27 @@ pyiscsi_wanted() {
     [ -e "$PYISCSI_WANTED" ]
 }
 
-# is there a /sysroot line for /dev/root in /etc/fstab? (plain sh: a systemd initramfs carries no grep)
-pyiscsi_fstab_has_root() {
-    [ -r /etc/fstab ] || return 1
-    while read -r _pyiscsi_dev _pyiscsi_dir _pyiscsi_rest; do
-        if [ "$_pyiscsi_dev" = /dev/root ] && [ "$_pyiscsi_dir" = /sysroot ]; then
-            unset _pyiscsi_dev _pyiscsi_dir _pyiscsi_rest
-            return 0
-        fi
-    done < /etc/fstab
-    unset _pyiscsi_dev _pyiscsi_dir _pyiscsi_rest
-    return 1
+PYISCSI_ROOT_DEV=/dev/pyiscsiroot # the root LUN's udev name for root=iscsi: (boot.commands.boot ROOT_LINK)
+PYISCSI_SYSROOT_UNIT=/run/systemd/system/sysroot.mount # root=iscsi: in a systemd initramfs (cmdline hook)
+
+# sysroot.mount for /dev/pyiscsiroot (the name `pyiscsi boot` gives the LUN), from rootfstype=, rootflags=, rw/ro
+pyiscsi_sysroot_unit() {
+    _pyiscsi_rw=ro
+    for _pyiscsi_arg in $(getcmdline); do
+        case "$_pyiscsi_arg" in
+            rw | ro) _pyiscsi_rw=$_pyiscsi_arg ;;
+        esac
+    done
+    _pyiscsi_flags=$(getarg rootflags=)
+    _pyiscsi_type=$(getarg rootfstype=)
+    printf '# written by 95pyiscsi (root=iscsi:...)\n[Unit]\nBefore=initrd-root-fs.target\n'
+    printf '[Mount]\nWhat=%s\nWhere=/sysroot\nOptions=%s\n' "$PYISCSI_ROOT_DEV" "$_pyiscsi_rw${_pyiscsi_flags:+,$_pyiscsi_flags}"
+    [ -z "$_pyiscsi_type" ] || printf 'Type=%s\n' "$_pyiscsi_type"
+    unset _pyiscsi_rw _pyiscsi_arg _pyiscsi_flags _pyiscsi_type
+}
+
+pyiscsi_rd_timeout() {
+    _pyiscsi_t=$(getarg rd.timeout=)
+    echo "${_pyiscsi_t:-0}"
+    unset _pyiscsi_t
 }

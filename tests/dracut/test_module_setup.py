@@ -301,12 +301,13 @@ def run_cmdline_hook(root: Path, cmdline: str, iscsiroot: bool = False) -> HookR
 @pytest.mark.parametrize(
     ("cmdline", "wanted", "root", "rootok", "modules"),
     [
-        (f"root=iscsi:10.0.2.2::3260:0:{IQN}", f"root=iscsi:10.0.2.2::3260:0:{IQN}", "/dev/root", "1", ["iscsi_tcp"]),
+        (f"root=iscsi:10.0.2.2::3260:0:{IQN}", f"root=iscsi:10.0.2.2::3260:0:{IQN}", "/dev/pyiscsiroot", "1",
+         ["iscsi_tcp"]),
         (f"root=UUID=0a1b netroot=iscsi:[fec0::2]::::{IQN}", f"netroot=iscsi:[fec0::2]::::{IQN}", "UUID=0a1b", "",
          ["iscsi_tcp"]),
-        ("rd.iscsi.firmware=1", "iBFT", "/dev/root", "1", ["iscsi_boot_sysfs", "iscsi_ibft", "iscsi_tcp"]),
-        ("iscsi_firmware", "iBFT", "/dev/root", "1", ["iscsi_boot_sysfs", "iscsi_ibft", "iscsi_tcp"]),
-        ("rd.iscsi.ibft", "iBFT", "/dev/root", "1", ["iscsi_boot_sysfs", "iscsi_ibft", "iscsi_tcp"]),
+        ("rd.iscsi.firmware=1", "iBFT", "/dev/pyiscsiroot", "1", ["iscsi_boot_sysfs", "iscsi_ibft", "iscsi_tcp"]),
+        ("iscsi_firmware", "iBFT", "/dev/pyiscsiroot", "1", ["iscsi_boot_sysfs", "iscsi_ibft", "iscsi_tcp"]),
+        ("rd.iscsi.ibft", "iBFT", "/dev/pyiscsiroot", "1", ["iscsi_boot_sysfs", "iscsi_ibft", "iscsi_tcp"]),
         ("root=/dev/vda1", None, "/dev/vda1", "", []),
         (f"root=iscsi:10.0.2.2::::{IQN} rd.pyiscsi=0", None, "", "", []),  # left alone entirely
         ("netroot=nfs:10.0.2.2:/srv root=/dev/nfs", None, "/dev/nfs", "", []),
@@ -481,30 +482,36 @@ def test_without_the_setting_every_wired_nic_driver_comes() -> None:
     assert any("=drivers/net/ethernet" in c for c in calls)
 
 
-def test_cmdline_hook_writes_the_sysroot_fstab_line_once_without_grep(systemd_image: Image) -> None:
-    """A systemd initramfs has no grep: the hook once said `grep: command not found` on every root=iscsi: boot."""
+def test_cmdline_hook_makes_sysroot_mount_for_root_iscsi_once_without_grep(systemd_image: Image) -> None:
+    """root=iscsi: in a systemd initramfs: the generators already ran (and systemd's skips a root on iSCSI), so the
+    hook writes sysroot.mount itself and queues initrd-root-fs.target again. Boots once reached switch-root with
+    nothing on /sysroot; the hook once said `grep: command not found` (no grep in a systemd initramfs)."""
     root = systemd_image.root
-    fstab = root / "etc/fstab"
-    saved = fstab.read_text() if fstab.exists() else None
+    run = root / "run/systemd/system"
     (root / "etc/cmdline.d").mkdir(exist_ok=True)
-    (root / "etc/cmdline.d/90-test.conf").write_text(f"root=iscsi:10.0.2.2::3260:1:{IQN} rootfstype=ext4\n")
+    (root / "etc/cmdline.d/90-test.conf").write_text(f"root=iscsi:10.0.2.2::3260:1:{IQN} rootfstype=ext4 rw\n")
     runner = (
         "export DRACUT_SYSTEMD=1; . /lib/dracut-lib.sh; modprobe() { :; }; initqueue() { :; }; "
         'systemctl() { echo "systemctl $*"; }; '
         "for i in 1 2; do root=; . $hookdir/cmdline/90-parse-pyiscsi.sh; done; echo root=$root"
     )
     try:
-        fstab.unlink(missing_ok=True)
+        shutil.rmtree(run, ignore_errors=True)
         result = chroot(root, "/bin/sh", "-c", runner)
-        lines = fstab.read_text().splitlines()
+        unit = (run / "sysroot.mount").read_text().splitlines()
+        wanted = os.readlink(run / "initrd-root-fs.target.requires/sysroot.mount")
+        timeout = (run / "dev-pyiscsiroot.device.d/pyiscsi-timeout.conf").read_text()
     finally:
-        fstab.unlink(missing_ok=True)
-        if saved is not None:
-            fstab.write_text(saved)
+        shutil.rmtree(run, ignore_errors=True)
         shutil.rmtree(root / "run/pyiscsi", ignore_errors=True)
+        (root / "etc/cmdline.d/90-test.conf").unlink()
     assert "not found" not in result.stdout + result.stderr, result.stdout + result.stderr
-    assert "root=/dev/root" in result.stdout
-    assert lines == ["/dev/root /sysroot ext4 ro,x-initrd.mount 0 0"]
-    # the generators already ran: reload them and queue the root file system again, or nothing mounts /sysroot
+    assert "root=/dev/pyiscsiroot" in result.stdout
+    assert "Before=initrd-root-fs.target" in unit
+    assert [line for line in unit if line.split("=")[0] in ("What", "Where", "Type", "Options")] == [
+        "What=/dev/pyiscsiroot", "Where=/sysroot", "Options=rw", "Type=ext4",
+    ]  # fmt: skip
+    assert wanted == "../sysroot.mount"
+    assert "JobTimeoutSec=0" in timeout  # rd.timeout not given: no limit of its own, as dracut's
     calls = [line for line in result.stdout.splitlines() if line.startswith("systemctl")]
-    assert calls == ["systemctl daemon-reload", "systemctl --no-block start initrd-root-fs.target"]
+    assert calls == ["systemctl daemon-reload", "systemctl --no-block start initrd-root-fs.target"]  # once

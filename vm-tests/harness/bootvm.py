@@ -1,10 +1,11 @@
 """Boot the product initramfs in QEMU to a real root on a local tgtd, and read what happened off the console.
 
-One `Boot` says how: the kernel command line (a template: `{host}`, `{port}`, `{iqn}` (`{iqn2}`... the extra targets), `{lun}`, `{uuid}`,
-`{user}`/`{secret}`, `{ruser}`/`{rsecret}` are filled in), whether iPXE `sanhook` boots the machine (an iBFT),
-CHAP accounts on the target, the root LUN's number, whether tgtd is up at all. `boot(b, kernel, initrd)` starts
-tgtd on 127.0.0.1 with the real root image (harness.rootimage) as that LUN, runs QEMU, and when the real root
-prints `PYISCSI-MARK await-failure` restarts tgtd (a connection failure iscsid must recover from).
+One `Boot` says how: the kernel command line (a template: `{host}` (`{host6}`), `{port}`, `{iqn}` (`{iqn2}`...
+for the extra targets), `{lun}`, `{uuid}`, `{user}`/`{secret}`, `{ruser}`/`{rsecret}` are filled in), whether
+iPXE `sanhook` boots the machine (an iBFT), CHAP accounts on the target, the root LUN's number, whether tgtd is
+up at all. `boot(b, kernel, initrd)` starts tgtd on 127.0.0.1 with the real root image (harness.rootimage) as
+that LUN, runs QEMU, and when the real root prints `PYISCSI-MARK await-failure` restarts tgtd (a connection
+failure iscsid must recover from).
 
 Failing boots end quickly: `rd.shell=0 rd.emergency=poweroff panic=-1` with QEMU's `-no-reboot`.
 """
@@ -40,6 +41,7 @@ RUSER, RSECRET = "pyiscsi-target", "targetsecret22"
 # a failed boot powers off instead of waiting in a shell; the kernel's own panic reboots, which -no-reboot ends
 FAIL_FAST = "rd.shell=0 rd.emergency=poweroff panic=-1 rd.retry=60"
 BASE_APPEND = "console=ttyS0 loglevel=4 systemd.show_status=0 rw " + FAIL_FAST
+GUEST_HOST6 = "fec0::2"  # QEMU user networking's IPv6 alias of the host's loopback
 BOUND = 300.0  # one boot, wall clock, TCG included
 # a NIC whose frames go to a UDP port on 127.0.0.1 nobody reads: carrier up, no DHCP answer, ever
 DEAD_NETDEV = "socket,id=n0,udp=127.0.0.1:{udp_remote},localaddr=127.0.0.1:{udp_local}"
@@ -63,6 +65,7 @@ class Boot:
     netdev: str | None = None  # replaces the -netdev value; DEAD_NETDEV: a link with carrier and nobody on it
     stop_on: str | None = None  # end the run at this marker (failure scenarios need no poweroff)
     memory_mb: int = 768
+    ipv6: bool = False  # tgtd listens on [::1] too; the guest reaches it as [fec0::2] ({host6})
 
 
 @dataclass(frozen=True)
@@ -137,7 +140,7 @@ def boot(spec: Boot, vmlinuz: Path, initrd: Path, root_image: Path, bound: float
     logs.mkdir(parents=True, exist_ok=True)
     log_path = logs / f"boot-{spec.name}-{os.getpid()}-{time.monotonic_ns()}.log"
     restarted = []
-    with tempfile.TemporaryDirectory(dir=CACHE, prefix=f".boot-{spec.name}-") as tmp_name, Tgtd() as tgt:
+    with tempfile.TemporaryDirectory(dir=CACHE, prefix=f".boot-{spec.name}-") as tmp_name, Tgtd(ipv6=spec.ipv6) as tgt:
         tmp = Path(tmp_name)
         tmp.chmod(0o755)
         disk = rootimage.copy_for_boot(root_image, tmp / "root.ext4")
@@ -156,6 +159,7 @@ def boot(spec: Boot, vmlinuz: Path, initrd: Path, root_image: Path, bound: float
                 tgt.add_mutual_chap(target, RUSER, RSECRET)
         values = {
             "host": GUEST_HOST,
+            "host6": GUEST_HOST6,
             "port": str(tgt.port),
             "iqn": spec.iqn,
             "lun": str(spec.lun),

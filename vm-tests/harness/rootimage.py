@@ -48,8 +48,12 @@ mark() { echo "PYISCSI-MARK $1 $(cut -d' ' -f1 /proc/uptime)${2:+ $2}" > /dev/co
 fail() { mark realroot-fail "$*"; sync; poweroff -f; sleep 10; }
 mark realroot "$(cat /proc/cmdline | tr ' ' '\n' | grep -c .) args"
 mode=recover
+debug=0
 for arg in $(cat /proc/cmdline); do
-    case "$arg" in pyiscsi.test=*) mode=${arg#pyiscsi.test=} ;; esac
+    case "$arg" in
+        pyiscsi.test=*) mode=${arg#pyiscsi.test=} ;;
+        pyiscsi.test.iscsid_debug=*) debug=${arg#pyiscsi.test.iscsid_debug=} ;;
+    esac
 done
 nodes=$(find /etc/iscsi/nodes -type f 2>/dev/null | wc -l)
 startup=$(grep -h '^node.startup' $(find /etc/iscsi/nodes -type f 2>/dev/null) /dev/null | tr -d ' ' | tr '\n' ,)
@@ -62,7 +66,7 @@ ls /sys/class/iscsi_session/ | grep -q session || fail "no iSCSI session in sysf
 sid=$(ls /sys/class/iscsi_session/ | head -n1)
 dev=$(cat /run/pyiscsi/booted 2>/dev/null)
 [ -b "$dev" ] || dev=/dev/sda
-iscsid -f > /dev/console 2>&1 &
+iscsid -f -d "$debug" > /dev/console 2>&1 &
 sleep 0.5
 kill -0 $! 2> /dev/null || fail "iscsid did not start"
 mark iscsid
@@ -151,7 +155,8 @@ def build(cache: Path | None = None) -> Path:
             raise HarnessError(f"{binary}: not installed (Debian package open-iscsi)")
     libs = library_closure()
     script = init_script()
-    digest = hashlib.sha256(script.encode() + images.OS_RELEASE.encode())
+    # this file too: how the tree is laid out is part of the image (links, passwd), not only the init script
+    digest = hashlib.sha256(Path(__file__).read_bytes() + script.encode() + images.OS_RELEASE.encode())
     for path in (*BINARIES, *libs, str(BUSYBOX), "/etc/iscsi/iscsid.conf"):
         digest.update(path.encode() + Path(path).read_bytes())
     cache = cache or CACHE / "rootimg"
