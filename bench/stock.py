@@ -57,6 +57,13 @@ FIXES = (
         " defined'), every iBFT NIC is skipped, no interface is configured and iscsid gets ENETUNREACH",
     ),
     Fix(
+        "image",
+        "/etc/iscsi/nodes and /etc/iscsi/send_targets (empty directories)",
+        "Debian's iscsiadm keeps its node records there and does not create nodes/; the image has only iscsid.conf,"
+        " so (netroot=) discovery lists the target but records nothing, `iscsiadm -m node ... --op=update` and"
+        " `--login` say 'No records found', and the boot then waits for a disk that never comes",
+    ),
+    Fix(
         "root",
         "/etc/os-release in the real root",
         "systemd's initrd-switch-root refuses to switch to a root without it (both stacks get the same root)",
@@ -73,7 +80,7 @@ install() {{
         || inst_simple /usr/lib/open-iscsi/startup-checks.sh /lib/open-iscsi/startup-checks.sh
     rm -f "$initdir/usr/bin/awk"
     cp -L /bin/busybox "$initdir/usr/bin/awk"
-    mkdir -p "$initdir/etc/iscsi"
+    mkdir -p "$initdir/etc/iscsi/nodes" "$initdir/etc/iscsi/send_targets"
     echo "InitiatorName={BENCH_INITIATOR}" > "$initdir/etc/iscsi/initiatorname.iscsi"
 }}
 """

@@ -36,7 +36,8 @@ def test_fix_module_installs_the_recorded_fixes(tmp_path: Path) -> None:
     assert 'cp -L /bin/busybox "$initdir/usr/bin/awk"' in text
     image_fixes = [f for f in stock.FIXES if f.where == "image"]
     assert any("startup-checks" in f.what for f in image_fixes) and any("initiatorname" in f.what for f in image_fixes)
-    assert any("awk" in f.what for f in image_fixes)
+    assert any("awk" in f.what for f in image_fixes) and any("/etc/iscsi/nodes" in f.what for f in image_fixes)
+    assert 'mkdir -p "$initdir/etc/iscsi/nodes"' in text
     assert any("os-release" in f.what for f in stock.FIXES if f.where == "root")
 
 
