@@ -15,6 +15,7 @@ is not empty): from then on it is the owner. See dracut/95pyiscsi/README.md.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -92,6 +93,43 @@ def sysroot_files(
         if warning:
             warnings.append(warning)
     return files, warnings
+
+
+# What the real root's iscsid looks up while it re-logs in on an adopted session, i.e. while the root disk's I/O
+# is stopped: OpenSSL (libcrypto, CHAP digests) reads its configuration lazily at the first digest. A lookup that
+# misses the dentry cache then waits for the disk it is recovering, until replacement_timeout fails the I/O
+# (seen in a VM: 120 s of nothing, then I/O errors on the root). Looking each path up here, on the same mount,
+# leaves the answers (found or not) in the caches the real root inherits.
+WARM_PATHS = (
+    "usr/lib/ssl/openssl.cnf",
+    "etc/ssl/openssl.cnf",
+    "usr/lib/ssl/ct_log_list.cnf",
+    "usr/lib/x86_64-linux-gnu/ossl-modules",
+    "usr/lib/x86_64-linux-gnu/engines-3",
+    "usr/local/ssl/openssl.cnf",
+    "etc/iscsi/iscsid.conf",
+    "etc/iscsi/initiatorname.iscsi",
+    "etc/iscsi/ifaces",
+    "etc/iscsi/isns.conf",
+    "var/lib/iscsi",
+)
+WARM_READ_LIMIT = 1 << 20
+
+
+def warm_caches(root: Path, paths: Sequence[str] = WARM_PATHS) -> list[str]:
+    """Look up (and read, for small files) what iscsid will need mid-recovery; returns the paths that exist."""
+    found = []
+    for relative in paths:
+        path = root / relative
+        try:
+            info = path.stat()
+        except OSError:
+            continue  # the negative lookup is cached too
+        found.append(relative)
+        if path.is_file() and info.st_size <= WARM_READ_LIMIT:
+            with contextlib.suppress(OSError):
+                path.read_bytes()
+    return found
 
 
 def run_files(interfaces: Sequence[InterfaceState]) -> Files:

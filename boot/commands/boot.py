@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--root-link",
         metavar="NAME",
-        help="give the root LUN this /dev name through udev (default: {ROOT_LINK!r} when root=iscsi:... or no root=, else none)",
+        help=f"give the root LUN this /dev name through udev (default: {ROOT_LINK} for root=iscsi:... or no root=)",
     )
 
 

@@ -35,7 +35,7 @@ def _warn(line: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from boot.commands.plan_args import plan_from_args
-    from boot.handover import INITIATORNAME, run_files, sysroot_files, write_files
+    from boot.handover import INITIATORNAME, run_files, sysroot_files, warm_caches, write_files
     from boot.net.state import read_state_file
     from boot.sessions import read_sessions
 
@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     for warning in warnings:
         _warn(warning)
     written = write_files(sysroot, files, _warn) + write_files(Path(args.run_root), run_files(interfaces), _warn)
+    warm_caches(sysroot)
     for session in sessions:
         role = "root" if session.root else "data"
         print(f"{role} session {session.sid}: {session.target} {session.address}:{session.port} -> {session.device}")

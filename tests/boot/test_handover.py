@@ -4,6 +4,7 @@ import errno
 import os
 import stat
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -131,3 +132,17 @@ def test_run_files_keep_the_boot_interface():
 
 def test_secrets_never_in_reprs():
     assert "out-secret-1" not in repr(PLAN) and "out-secret-1" not in repr(replace(ROOT_S))
+
+
+def test_warm_caches_looks_up_what_iscsid_reads_mid_recovery(tmp_path: Path) -> None:
+    """iscsid's CHAP digest made OpenSSL read /usr/lib/ssl/openssl.cnf while the root's I/O was stopped: the
+    lookup waited on the disk being recovered until replacement_timeout. The handover looks it up beforehand."""
+    from boot.handover import WARM_PATHS, warm_caches
+
+    assert "usr/lib/ssl/openssl.cnf" in WARM_PATHS
+    (tmp_path / "usr/lib/ssl").mkdir(parents=True)
+    (tmp_path / "usr/lib/ssl/openssl.cnf").write_text("# openssl\n")
+    (tmp_path / "etc/iscsi").mkdir(parents=True)
+    (tmp_path / "etc/iscsi/iscsid.conf").write_text("node.startup = manual\n")
+    assert warm_caches(tmp_path) == ["usr/lib/ssl/openssl.cnf", "etc/iscsi/iscsid.conf"]
+    assert warm_caches(tmp_path / "missing") == []

@@ -44,6 +44,7 @@ export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 [ -e /dev/null ] || mount -t devtmpfs devtmpfs /dev
 grep -q ' /run ' /proc/mounts || mount -t tmpfs tmpfs /run
 mkdir -p /tmp /run/lock/iscsi /var/lib/iscsi /var/lock
+now() { cut -d. -f1 /proc/uptime; }
 mark() { echo "PYISCSI-MARK $1 $(cut -d' ' -f1 /proc/uptime)${2:+ $2}" > /dev/console; }
 fail() { mark realroot-fail "$*"; sync; poweroff -f; sleep 10; }
 mark realroot "$(cat /proc/cmdline | tr ' ' '\n' | grep -c .) args"
@@ -70,15 +71,14 @@ iscsid -f -d "$debug" > /dev/console 2>&1 &
 sleep 0.5
 kill -0 $! 2> /dev/null || fail "iscsid did not start"
 mark iscsid
-i=0
+end=$(($(now) + ADOPT_BOUND))
 while :; do
     out=$(iscsiadm -m session -P 1 2>&1)
     if echo "$out" | grep -q 'Internal iscsid Session State: NO CHANGE' &&
         echo "$out" | grep -q 'iSCSI Connection State: LOGGED IN'; then
         break
     fi
-    i=$((i + 1))
-    if [ $i -gt $((ADOPT_BOUND * 2)) ]; then
+    if [ "$(now)" -ge $end ]; then
         echo "$out"
         iscsiadm -m session -P 3
         dmesg | tail -n 20 | grep -v PYISCSI-MARK
@@ -91,21 +91,19 @@ mark adopted "$sid $(echo "$out" | grep -m1 'Target:' | sed 's/.*Target: *//; s/
 [ "$mode" = adopt ] && { sync; poweroff -f; sleep 10; }
 dd if="$dev" of=/dev/null bs=4096 count=16 iflag=direct 2> /dev/null || fail "$dev does not read before the failure"
 mark await-failure
-i=0
+end=$(($(now) + LOST_BOUND))
 until dmesg | grep -q 'detected conn error'; do
-    i=$((i + 1))
-    [ $i -gt $((LOST_BOUND * 2)) ] && fail "no connection error reported within LOST_BOUNDs"
+    [ "$(now)" -ge $end ] && fail "no connection error reported within LOST_BOUNDs"
     sleep 0.5
 done
 mark conn-lost "$(dmesg | grep -m1 'detected conn error' | sed 's/^\[[^]]*\] *//')"
-i=0
+end=$(($(now) + RECOVER_BOUND))
 while :; do
     state=$(cat /sys/class/iscsi_session/$sid/state 2>/dev/null)
     if [ "$state" = LOGGED_IN ] && iscsiadm -m session -P 1 2>&1 | grep -q 'iSCSI Connection State: LOGGED IN'; then
         break
     fi
-    i=$((i + 1))
-    [ $i -gt $((RECOVER_BOUND * 2)) ] && fail "iscsid did not recover $sid within RECOVER_BOUNDs (state $state)"
+    [ "$(now)" -ge $end ] && fail "iscsid did not recover $sid within RECOVER_BOUNDs (state $state)"
     sleep 0.5
 done
 dd if="$dev" of=/dev/null bs=4096 count=16 skip=64 iflag=direct 2> /dev/null || fail "$dev does not read after recovery"
