@@ -57,13 +57,6 @@ FIXES = (
         " defined'), every iBFT NIC is skipped, no interface is configured and iscsid gets ENETUNREACH",
     ),
     Fix(
-        "image",
-        "/etc/iscsi/nodes and /etc/iscsi/send_targets (empty directories)",
-        "Debian's iscsiadm keeps its node records there and does not create nodes/; the image has only iscsid.conf,"
-        " so (netroot=) discovery lists the target but records nothing, `iscsiadm -m node ... --op=update` and"
-        " `--login` say 'No records found', and the boot then waits for a disk that never comes",
-    ),
-    Fix(
         "root",
         "/etc/os-release in the real root",
         "systemd's initrd-switch-root refuses to switch to a root without it (both stacks get the same root)",
@@ -80,7 +73,7 @@ install() {{
         || inst_simple /usr/lib/open-iscsi/startup-checks.sh /lib/open-iscsi/startup-checks.sh
     rm -f "$initdir/usr/bin/awk"
     cp -L /bin/busybox "$initdir/usr/bin/awk"
-    mkdir -p "$initdir/etc/iscsi/nodes" "$initdir/etc/iscsi/send_targets"
+    mkdir -p "$initdir/etc/iscsi"
     echo "InitiatorName={BENCH_INITIATOR}" > "$initdir/etc/iscsi/initiatorname.iscsi"
 }}
 """
@@ -114,10 +107,22 @@ def wrap_stock_module(base: Path, modules_root: Path, name: str = "95iscsi") -> 
     return link
 
 
+# What the fixes do not cover, printed with them: a limit of this lab, not of Debian.
+LIMITS = (
+    "netroot= (cmdline) boots of the stock stack cannot succeed here: 95iscsi always runs SendTargets discovery,"
+    " then looks the node up by the netroot portal (`iscsiadm -m node -T IQN -p 10.0.2.2:PORT`); tgtd listens on"
+    " the host's 127.0.0.1 (QEMU's NAT shows it to the guest as 10.0.2.2) and advertises TargetAddress=127.0.0.1,"
+    " so the record is filed under 127.0.0.1, the lookup says 'No records found' and the boot waits for a disk that"
+    " never comes (no clear failure). pyiscsi logs in to the netroot portal itself. Any NAT'd portal does this.",
+)
+
+
 def print_fixes(out=print) -> None:
     out("stock-stack fixes applied (Debian 12 dracut 059 + open-iscsi 2.1.8 boot no iSCSI root without them):")
     for number, fix in enumerate(FIXES, 1):
         out(f"  {number}. [{fix.where}] {fix.what}: {fix.why}")
+    for limit in LIMITS:
+        out(f"  not fixed: {limit}")
 
 
 def fix_module(into: Path) -> Path:
