@@ -21,6 +21,7 @@ from initiator.deadline import Deadline
 IFA_F_DADFAILED = 0x08
 IFA_F_TENTATIVE = 0x40
 RT_SCOPE_UNIVERSE = 0
+RT_SCOPE_SITE = 200  # the kernel's scope for site-local fec0::/10, which QEMU's user network hands out
 SYSCTL_ROOT = "/proc/sys/net/ipv6/conf"
 ALL_ROUTERS = "ff02::2"
 RS_INTERVAL = 4.0  # RFC 4861 RTR_SOLICITATION_INTERVAL
@@ -63,6 +64,11 @@ class Addr6:
     @property
     def dad_failed(self) -> bool:
         return bool(self.flags & IFA_F_DADFAILED)
+
+    @property
+    def routable(self) -> bool:
+        """Beyond the link: global, or site-local (fec0::/10 is deprecated but still given out, e.g. by QEMU)."""
+        return self.scope in (RT_SCOPE_UNIVERSE, RT_SCOPE_SITE)
 
 
 def addresses(ipr: IPRoute, link: Link) -> list[Addr6]:
@@ -170,7 +176,7 @@ def wait_slaac(ipr: IPRoute, link: Link, deadline: Deadline, sleep: Sleep = time
         found = tuple(
             a.address
             for a in addresses(ipr, link)
-            if a.scope == RT_SCOPE_UNIVERSE and not a.tentative and not a.dad_failed
+            if a.routable and not a.tentative and not a.dad_failed
         )
         router = default_router(ipr, link)
         if found and router is not None:

@@ -33,3 +33,14 @@ def test_missing_ipv6_stack_names_the_link_and_the_setting(tmp_path):
 def test_address_flags(flags, tentative, failed):
     addr = ipv6.Addr6(ipaddress.IPv6Interface("2001:db8::1/64"), flags, 0)
     assert (addr.tentative, addr.dad_failed) == (tentative, failed)
+
+
+@pytest.mark.parametrize(
+    ("address", "scope", "routable"),
+    [("2001:db8::5/64", 0, True), ("fec0::5054:ff:fe12:3456/64", 200, True), ("fe80::1/64", 253, False),
+     ("::1/128", 254, False)],
+)  # fmt: skip
+def test_site_local_counts_as_a_slaac_address(address, scope, routable):
+    """QEMU's user network gives fec0::/64, which the kernel scopes `site`: the VM boot waited 40 s for a
+    'global address' it already had."""
+    assert ipv6.Addr6(ipaddress.IPv6Interface(address), 0, scope).routable is routable
