@@ -42,6 +42,7 @@ FLAVOURS = {
     "sh": "base udev-rules rootfs-block fs-lib shutdown pyiscsi",
 }
 DEFAULT_FLAVOUR = "systemd"
+KEEP = 3  # cached images kept per flavour and kernel
 DRIVERS = "ext4 virtio_pci virtio_net virtio_blk sd_mod"
 # the NICs QEMU gives the test machines; every other wired driver would add 40 MB (unpacked) to each boot
 NET_DRIVERS = "virtio_net e1000 e1000e"
@@ -185,7 +186,15 @@ def build(
                 tail = "\n".join(result.stderr.splitlines()[-20:])
                 raise HarnessError(f"dracut failed ({result.returncode}) for {kver} ({flavour}):\n{tail}")
             os.replace(part, out)
+            out.chmod(0o644)
+        prune(cache, f"initramfs-{flavour}-{kver}-*.img", keep=KEEP)
     return Initramfs(out, kver, flavour, time.monotonic() - started, False)
+
+
+def prune(cache: Path, pattern: str, keep: int) -> None:
+    """Drop all but the `keep` newest images of one kind (each is 20-30 MB)."""
+    for old in sorted(cache.glob(pattern), key=lambda p: p.stat().st_mtime, reverse=True)[keep:]:
+        old.unlink(missing_ok=True)
 
 
 def pinned(flavour: str = DEFAULT_FLAVOUR, log=None) -> tuple[Path, Initramfs]:
