@@ -83,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copyfile(kern.vmlinuz, initramfs.VMLINUZ)
         print(f"demo: initramfs {initramfs.OUT} ({image.flavour}, {initramfs.OUT.stat().st_size / 1e6:.1f} MB)")
         mode = " pyiscsi.test=adopt" if args.no_recovery else ""
-        # loglevel=6: the kernel's banner and the root mount are info lines, the timeline reads their stamps
-        spec = bootvm.Boot("demo", "rd.iscsi.firmware=1 root=UUID={uuid} loglevel=6" + mode, ipxe=True)
+        # loglevel=7: the kernel's banner and the root mount are info lines, the timeline reads their stamps
+        spec = bootvm.Boot("demo", "rd.iscsi.firmware=1 root=UUID={uuid} loglevel=7" + mode, ipxe=True)
         print("demo: booting QEMU through iPXE sanhook (tgtd on 127.0.0.1; a few minutes under TCG) ...")
         result = bootvm.boot(spec, kern.vmlinuz, image.path, root, bound=args.timeout)
     except HarnessError as exc:
