@@ -1,0 +1,70 @@
+"""harness.initramfs / bootvm / rootimage / demo: the pure parts (no dracut run, no QEMU)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness import bootvm, demo, initramfs, rootimage
+from harness.console import ConsoleResult, ExitReason, Marker
+
+
+def test_dracut_argv_product_and_unpackable_forms(tmp_path: Path) -> None:
+    argv = initramfs.dracut_argv("6.1.0-x", tmp_path / "mods", tmp_path, tmp_path / "c", "base pyiscsi", tmp_path / "o")
+    assert argv[:4] == ["dracut", "--force", "--no-hostonly", "--no-early-microcode"]
+    assert argv[argv.index("--compress") + 1] == "gzip" and argv[-1] == str(tmp_path / "o")
+    assert argv[argv.index("--add-drivers") + 1] == initramfs.DRIVERS
+    bare = initramfs.dracut_argv("6.1.0-x", None, tmp_path, tmp_path / "c", "base", tmp_path / "o", "", None)
+    assert "--no-compress" in bare and "--add-drivers" not in bare and "--kmoddir" not in bare
+
+
+def test_product_conf_names_the_python_and_the_nic_drivers() -> None:
+    conf = initramfs.product_conf(Path("/x/python"))
+    assert conf.splitlines() == ["pyiscsi_python=/x/python", f'pyiscsi_net_drivers="{initramfs.NET_DRIVERS}"']
+    assert "net_drivers" not in initramfs.product_conf(Path("/x/python"), net_drivers="")
+
+
+def test_dracut_base_links_the_host_modules_and_ours(tmp_path: Path) -> None:
+    host = tmp_path / "host"
+    (host / "modules.d" / "90kernel-modules").mkdir(parents=True)
+    (host / "modules.d" / "95pyiscsi").mkdir()  # an installed copy must not shadow the checkout's
+    (host / "dracut-functions.sh").write_text("")
+    base = initramfs.dracut_base(tmp_path / "t", initramfs.MODULE, host)
+    assert (base / "dracut-functions.sh").resolve() == (host / "dracut-functions.sh").resolve()
+    assert (base / "modules.d" / "95pyiscsi").resolve() == initramfs.MODULE.resolve()
+    assert (base / "modules.d" / "90kernel-modules").is_symlink()
+
+
+def test_fill_and_dead_netdev() -> None:
+    assert bootvm.fill("iscsi:{host}::{port}:{lun}:{iqn}", {"host": "h", "port": "1", "lun": "2", "iqn": "q"}) == (
+        "iscsi:h::1:2:q"
+    )
+    argv = ["qemu", "-netdev", "user,id=n0", "-device", "x"]
+    assert bootvm._netdev(argv, bootvm.Boot("x", "", netdev_extra=",restrict=on"))[2] == "user,id=n0,restrict=on"
+    dead = bootvm._netdev(argv, bootvm.Boot("x", "", netdev=bootvm.DEAD_NETDEV))[2]
+    assert dead.startswith("socket,id=n0,udp=127.0.0.1:") and "localaddr=127.0.0.1:" in dead
+
+
+def test_root_init_script_has_no_unfilled_bounds() -> None:
+    script = rootimage.init_script()
+    assert "_BOUND" not in script and script.startswith("#!/bin/sh\n")
+    assert "PYISCSI-MARK" in script and "iscsid -f" in script
+
+
+def test_demo_timeline_reads_markers_and_kernel_stamps(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    log.write_text(
+        "pyiscsi-ipxe: sanhooked\n[    0.000000] Linux version 6.1.0-50-amd64 (x)\n"
+        "[   30.5] EXT4-fs (sda): mounted filesystem with ordered data mode.\n"
+    )
+    console = ConsoleResult(
+        ExitReason.POWEROFF,
+        (Marker("start", 20.0), Marker("login", 25.0, "iqn... session 1"), Marker("adopted", 40.0, "session1")),
+        log,
+        (),
+        40.0,
+        60.0,
+    )
+    lines = demo.timeline(bootvm.BootResult(bootvm.Boot("demo", ""), console, 3260))
+    text = "\n".join(lines)
+    assert "firmware (iPXE)" in text and "Linux version 6.1.0-50-amd64" in text
+    assert "root mounted" in text and "30.50s" in text and "iscsid adopted the session" in text
