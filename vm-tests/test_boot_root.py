@@ -120,6 +120,14 @@ def test_root_iscsi_mutual_chap_port_and_lun_2(pinned_kernel, systemd_image, roo
     assert "lun 2 of" in result.console.marker("disk").detail
 
 
+def test_root_iscsi_sh_flavour_and_ibft_without_root(pinned_kernel, sh_image, root_image):
+    """No root= at all with rd.iscsi.firmware: the LUN becomes /dev/pyiscsiroot, dracut's sh init mounts that."""
+    spec = bootvm.Boot("ibft-noroot-sh", "rd.iscsi.firmware=1 pyiscsi.test=adopt", ipxe=True)
+    result = bootvm.boot(spec, pinned_kernel.vmlinuz, sh_image, root_image)
+    assert_reached_root(result)
+    assert result.console.has("root-link")
+
+
 def test_netroot_chap_discovery_empty_target_name(pinned_kernel, systemd_image, root_image):
     """An empty target name: SendTargets discovery at the portal, then login to what it names (one-way CHAP)."""
     cmd = "netroot=iscsi:{user}:{secret}@{host}::{port}:{lun}: ip=dhcp root=UUID={uuid} pyiscsi.test=adopt"
