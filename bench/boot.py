@@ -165,7 +165,16 @@ def report(samples: Sequence[Sample]) -> str:
         for label, get in fields:
             ours_m = _median([get(s) for s in by["ours"]])
             stock_m = _median([get(s) for s in by["stock"]])
-            rows.append([scenario, label, _cell(ours_m), _cell(stock_m), _ratio(ours_m, stock_m)])
+            cells = [_cell(ours_m), _cell(stock_m)]
+            for index, stack in enumerate(("ours", "stock")):
+                hung = [s for s in by[stack] if s.realroot is None and s.reason.startswith("timeout")]
+                if cells[index] == "-" and hung:  # still trying when the host's bound cut it off
+                    cells[index] = (
+                        f">{min(s.last_stamp or s.wall for s in hung):.0f}"
+                        if "uptime" in label
+                        else (f">{min(s.wall for s in hung):.0f}")
+                    )
+            rows.append([scenario, label, *cells, _ratio(ours_m, stock_m)])
         for stack in ("ours", "stock"):
             good = [s for s in by[stack] if (clear_failure(s) if failing else s.realroot is not None)]
             what = "failed clearly (powered off)" if failing else "reached the real root"

@@ -113,6 +113,8 @@ def test_boot_report_medians_ratios_and_counts() -> None:
     assert fail.split()[-1] == "0.50x"
     assert any("ours: failed clearly" in line and "target-down" in line and "1/1" in line for line in lines)
     assert any("stock: failed clearly" in line and "1/2" in line for line in lines)  # the hang is not clear
+    hung = boot.report([_sample("ours", "x", 3.0, 4.0), _sample("stock", "x", None, None, 200.0, 161.9, "timeout, no")])
+    assert [line.split()[-2] for line in hung.splitlines()[2:4]] == [">162", ">162"]
 
 
 @pytest.mark.parametrize(
