@@ -173,11 +173,7 @@ def wait_slaac(ipr: IPRoute, link: Link, deadline: Deadline, sleep: Sleep = time
         if clock() >= next_rs:
             solicit_router(link.name)
             next_rs = clock() + RS_INTERVAL
-        found = tuple(
-            a.address
-            for a in addresses(ipr, link)
-            if a.routable and not a.tentative and not a.dad_failed
-        )
+        found = tuple(a.address for a in addresses(ipr, link) if a.routable and not a.tentative and not a.dad_failed)
         router = default_router(ipr, link)
         if found and router is not None:
             return Slaac(found, router)
