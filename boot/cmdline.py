@@ -160,6 +160,7 @@ class Cmdline:
     login_retry_max: int | None = None
     pyiscsi_timeouts: tuple[tuple[str, float], ...] = ()  # rd.pyiscsi.timeout[.<name>]; "total" for the bare one
     log_level: str = "info"
+    agent: bool = True  # rd.pyiscsi.agent: `pyiscsi boot` starts the recovery agent (boot.commands.agent)
 
 
 # ---- words ----------------------------------------------------------------------------------------------------
@@ -657,8 +658,13 @@ def _pyiscsi(state: dict, key: str, value: str | None, token: str) -> None:
             raise _err(key, token, f"log level must be one of {', '.join(LOG_LEVELS)}")
         state["log_level"] = level
         return
+    elif key == "rd.pyiscsi.agent":
+        state["agent"] = parse_bool(value, key, token)
+        return
     else:
-        raise _err(key, token, "unknown rd.pyiscsi option (rd.pyiscsi.timeout[.<wait>], rd.pyiscsi.loglevel)")
+        raise _err(
+            key, token, "unknown rd.pyiscsi option (rd.pyiscsi.timeout[.<wait>], rd.pyiscsi.loglevel, rd.pyiscsi.agent)"
+        )
     state["pyiscsi_timeouts"] = (*state.get("pyiscsi_timeouts", ()), (name, parse_seconds(value, key, token)))
 
 

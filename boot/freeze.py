@@ -57,6 +57,7 @@ DEFAULT_ENTRIES = (
     "boot.commands.net",
     "boot.commands.boot",
     "boot.commands.handover",
+    "boot.commands.agent",  # started by `pyiscsi boot` (`-m initiator agent --daemon`)
 )
 # Imported at run time without an import statement the finder can see.
 DEFAULT_EXTRAS = (

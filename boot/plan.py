@@ -135,6 +135,7 @@ class BootPlan:
     testroute: bool = True  # rd.iscsi.testroute: skip a target without a route to it
     iscsi_params: tuple[tuple[str, str], ...] = ()  # rd.iscsi.param=<key>=<value>, in order
     login_retry_max: int | None = None  # rd.iscsi.login_retry_max
+    agent: bool = True  # rd.pyiscsi.agent: the recovery agent owns recovery from `pyiscsi boot` to iscsid
     notes: tuple[str, ...] = ()  # what the planner decided or ignored, in words (unsupported options, conflicts)
 
     def options_json(self, show_secrets: bool = False) -> dict[str, Any]:
@@ -147,6 +148,7 @@ class BootPlan:
                 k: v if show_secrets or "password" not in k.lower() else REDACTED for k, v in self.iscsi_params
             },
             "login_retry_max": self.login_retry_max,
+            "agent": self.agent,
         }
 
     def to_json(self, show_secrets: bool = False) -> dict[str, Any]:

@@ -486,6 +486,7 @@ def build_plan(
         testroute=cmdline.testroute,
         iscsi_params=cmdline.params,
         login_retry_max=cmdline.login_retry_max,
+        agent=cmdline.agent,
         notes=tuple(notes_out),
     )
 

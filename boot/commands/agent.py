@@ -75,8 +75,122 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def log(line: str, warning: bool = False) -> None:
-    print(f"pyiscsi agent: {line}", file=sys.stderr if warning else sys.stdout, flush=True)
+    with contextlib.suppress(OSError, ValueError):  # a console or journal stream gone at switch_root: kmsg stays
+        print(f"pyiscsi agent: {line}", file=sys.stderr if warning else sys.stdout, flush=True)
     to_kmsg(f"agent: {line}", KMSG_WARNING if warning else KMSG_INFO)
+
+
+# -- surviving switch_root ---------------------------------------------------------------------------------------
+
+# Every module the listening agent can reach. switch_root deletes the initramfs's files while the agent runs, and
+# zipimport opens the archive again at each import (an extension module is a file too), so all of them are
+# imported before the agent reports listening; a later import would fail mid-recovery.
+PRELOAD = (
+    "initiator.recovery",
+    "initiator.kernel",
+    "initiator.kernel_login",
+    "initiator.login",
+    "initiator.chap",
+    "initiator.client",
+    "initiator.transport",
+    "initiator.handoff",
+    "initiator.negotiation",
+    "initiator.portal",
+    "initiator.pdu",
+    "initiator.status",
+    "initiator.console",
+    "initiator.errors",
+    "initiator.secret",
+    "boot.disk",
+    "boot.atomic",
+    "hmac",
+    "hashlib",
+    "base64",
+    "binascii",
+    "select",
+    "socket",
+    "errno",
+    "tempfile",
+    "random",
+    "traceback",
+    "linecache",
+    "encodings.idna",
+    "encodings.utf_8",
+    "encodings.ascii",
+    "encodings.latin_1",
+    "stringprep",
+    "unicodedata",
+)
+
+
+def prepare_for_switch_root(modules=PRELOAD) -> None:  # type: ignore[no-untyped-def]
+    """Import what the agent can reach, warm what is looked up lazily (codecs, the CHAP digests: OpenSSL reads
+    its configuration at the first digest), and keep no directory of the initramfs as the working one."""
+    import codecs
+    import hashlib
+    import hmac
+    import importlib
+
+    for name in modules:
+        importlib.import_module(name)
+    from initiator.chap import ChapAlgorithm
+
+    for codec in ("idna", "utf-8", "ascii", "latin-1"):
+        codecs.lookup(codec)
+    "pyiscsi.example".encode("idna")  # socket.getaddrinfo encodes every str host with it
+    from initiator.chap import _HASHES
+
+    for algorithm in ChapAlgorithm:
+        _HASHES[algorithm]().update(b"warm")
+    hmac.new(b"k", b"m", hashlib.sha256).digest()
+    os.chdir("/")
+
+
+class RunFollower:
+    """Keeps the agent's /sys, /run and /dev after switch_root.
+
+    switch_root moves /run (and /sys, /proc, /dev) into the real root and changes the root of PID 1 only: the
+    agent's root stays the emptied initramfs, where /run/pyiscsi/agent.pid and /sys/class/iscsi_session no
+    longer exist. It holds a descriptor of the /run mount; once "/run" is no longer that mount, it changes its
+    root to the parent of where the mount went (the real root), with `..` from the held directory."""
+
+    def __init__(self, run_dir: str = "/run") -> None:
+        self.run_dir = run_dir
+        self.fd: int | None = None
+        with contextlib.suppress(OSError):
+            self.fd = os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+    def _same(self) -> bool:
+        assert self.fd is not None
+        held = os.fstat(self.fd)
+        try:
+            seen = os.stat(self.run_dir)
+        except OSError:
+            return False
+        return (held.st_dev, held.st_ino) == (seen.st_dev, seen.st_ino)
+
+    def check(self) -> bool:
+        """True when it just followed /run into a new root."""
+        if self.fd is None or self._same():
+            return False
+        try:
+            os.fchdir(self.fd)
+            os.chroot("..")
+            os.chdir("/")
+        except OSError as exc:
+            log(f"switch_root seen, but following {self.run_dir} into the new root failed: {exc}", warning=True)
+            self.close()
+            return False
+        if self._same():
+            log(f"switch_root seen: followed {self.run_dir} into the real root")
+        else:
+            log(f"switch_root seen: the new root has no {self.run_dir} of ours", warning=True)
+        return True
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 # -- the pid file ---------------------------------------------------------------------------------------------
@@ -184,6 +298,14 @@ def _serve(owned, pid_file: Path, ready_fd: int | None) -> int:  # type: ignore[
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    prepare_for_switch_root()
+    follower = RunFollower("/" + pid_file.resolve().parts[1] if len(pid_file.resolve().parts) > 1 else "/run")
+
+    class Loop(RecoveryLoop):
+        def step(self, timeout: float, stop_fd: int | None = None) -> bool:
+            follower.check()
+            return super().step(timeout, stop_fd)
+
     with NetlinkIscsi() as netlink:  # subscribed from here on: only now may the pid file say "listening"
         write_atomic(pid_file, f"{os.getpid()}\n", mode=0o644)
         try:
@@ -192,9 +314,11 @@ def _serve(owned, pid_file: Path, ready_fd: int | None) -> int:  # type: ignore[
             if ready_fd is not None:
                 os.write(ready_fd, b"ok")
                 os.close(ready_fd)
-            loop = RecoveryLoop(netlink, owned, lambda line: log(line))
+            loop = Loop(netlink, owned, lambda line: log(line))
             loop.run(stop_r)
         finally:
+            follower.check()
+            follower.close()
             if read_pid(pid_file) == os.getpid():
                 with contextlib.suppress(FileNotFoundError):
                     pid_file.unlink()
@@ -208,10 +332,15 @@ def _detach_stdio() -> None:
     remains), kept when they are a console or a file."""
     null = os.open(os.devnull, os.O_RDWR)
     os.dup2(null, 0)
+    fifo = {}
     for fd in (1, 2):
-        with contextlib.suppress(OSError):
-            if stat.S_ISFIFO(os.fstat(fd).st_mode):
-                os.dup2(null, fd)
+        try:
+            fifo[fd] = stat.S_ISFIFO(os.fstat(fd).st_mode)
+        except OSError:
+            fifo[fd] = True
+    for fd in (1, 2):
+        if fifo[fd]:  # `pyiscsi boot` reads the starter's stderr through a pipe: warnings go where stdout goes
+            os.dup2(1 if fd == 2 and not fifo[1] else null, fd)
     os.close(null)
 
 

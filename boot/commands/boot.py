@@ -3,11 +3,18 @@
 Prints a milestone line per step (`PYISCSI-MARK ...`, see boot.timeline), one line naming the cause on any
 failure (console and kernel log), and writes `<state-dir>/booted` (the root disk's path) only when the root
 disk is there: dracut's initqueue and the systemd unit wait for that file.
+
+Before `booted`, it starts the recovery agent (`pyiscsi agent --daemon`, argv[0] `@pyiscsi-agent` so that
+systemd spares it at switch_root) and waits until it listens: from then until iscsid starts in the real root,
+the agent owns recovery (boot.commands.agent). `rd.pyiscsi.agent=0` or `--no-agent` leaves it out; an agent
+that does not start is a warning, not a failed boot.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import subprocess
 import sys
 from pathlib import Path
 
@@ -19,6 +26,9 @@ KMSG = True
 STATE_DIR = "/run/pyiscsi"
 # not dracut's /dev/root: util-linux's libmount takes "/dev/root" for the kernel's root= and mount(8) fails on it
 ROOT_LINK = "pyiscsiroot"
+AGENT_ARGV0 = "@pyiscsi-agent"  # systemd's root-storage-daemon rule: not killed at switch_root
+PYTHON_FLAGS = ("-I", "-S", "-B")  # as the frozen wrapper runs the interpreter (boot.freeze.wrapper_script)
+AGENT_START_BOUND = 25.0  # the agent's own READY_TIMEOUT (15 s) plus its start-up
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--root-link",
         metavar="NAME",
         help=f"give the root LUN this /dev name through udev (default: {ROOT_LINK} for root=iscsi:... or no root=)",
+    )
+    parser.add_argument(
+        "--no-agent",
+        action="store_true",
+        help="do not start the recovery agent (as rd.pyiscsi.agent=0)",
     )
 
 
@@ -68,6 +83,12 @@ def _boot(args: argparse.Namespace, timeline: Timeline) -> int:
     finally:
         steps.close()
     write_sessions(sessions, state_dir / "sessions.json")
+    if plan.agent and not getattr(args, "no_agent", False):
+        warning = start_agent(args, state_dir)
+        if warning:
+            _warn(warning)
+        else:
+            timeline.mark("agent", "listening; it owns recovery until iscsid starts")
     root = sessions[0]
     # root=iscsi:... (or no root= at all: rd.iscsi.firmware) names no device; dracut's hook waits for ROOT_LINK
     link = args.root_link or (ROOT_LINK if not plan.root or plan.root.startswith("iscsi:") else None)
@@ -77,3 +98,53 @@ def _boot(args: argparse.Namespace, timeline: Timeline) -> int:
     write_atomic(state_dir / "booted", f"{root.device}\n")
     timeline.mark("booted", f"{len(sessions)} session(s), root {root.device}")
     return 0
+
+
+def agent_command(args: argparse.Namespace, state_dir: Path, cmdline_file: Path | None) -> list[str]:
+    """argv of `pyiscsi agent --daemon` for this boot's sessions and plan (argv[0] is the name, not the path)."""
+    argv = [AGENT_ARGV0, *PYTHON_FLAGS, "-m", "initiator", "agent", "--daemon"]
+    argv += ["--sessions", str(state_dir / "sessions.json"), "--pid-file", str(state_dir / "agent.pid")]
+    if cmdline_file is not None:
+        argv += ["--cmdline-file", str(cmdline_file)]
+    elif getattr(args, "cmdline_file", None):
+        argv += ["--cmdline-file", str(args.cmdline_file)]
+    if getattr(args, "ibft", None):
+        argv += ["--ibft", str(args.ibft)]
+    return argv
+
+
+def start_agent(args: argparse.Namespace, state_dir: Path, bound: float = AGENT_START_BOUND) -> str | None:
+    """Start the agent and wait until it listens (`agent --daemon` exits 0 only then): None, or a warning."""
+    from boot.atomic import write_atomic
+
+    # a --cmdline text may hold CHAP secrets: never into an argv (ps shows it), a 0600 file read at start instead
+    cmdline_file = None
+    if getattr(args, "cmdline", None) is not None:
+        cmdline_file = write_atomic(state_dir / ".agent-cmdline", f"{args.cmdline}\n", mode=0o600)
+    try:
+        try:
+            agent = subprocess.Popen(
+                agent_command(args, state_dir, cmdline_file),
+                executable=sys.executable,
+                stdin=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+                errors="replace",
+                cwd="/",
+            )
+        except OSError as exc:
+            return f"recovery agent not started ({exc.strerror}); nobody recovers a failed connection until iscsid"
+        try:
+            _out, err = agent.communicate(timeout=bound)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+            agent.wait()
+            return f"recovery agent did not report listening within {bound:g}s; nobody owns recovery until iscsid"
+        if agent.returncode != 0:
+            cause = " ".join((err or "").split()) or f"exit status {agent.returncode}"
+            return f"recovery agent not started: {cause[:300]}; nobody owns recovery until iscsid"
+        return None
+    finally:
+        if cmdline_file is not None:
+            with contextlib.suppress(OSError):
+                cmdline_file.unlink()

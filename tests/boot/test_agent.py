@@ -229,3 +229,66 @@ def test_in_the_foreground_the_missing_transport_is_the_error(agent_env) -> None
     assert done.returncode == 3
     assert done.stderr.strip() == "pyiscsi agent: /sys/class/iscsi_transport/tcp/handle: no iscsi_tcp transport"
     assert not pid_file.exists()
+
+
+# -- `pyiscsi boot` starts the agent -------------------------------------------------------------------------
+
+
+def _boot_args(plan: list[str], **extra: object):  # type: ignore[no-untyped-def]
+    import argparse
+
+    return argparse.Namespace(cmdline=plan[1], cmdline_file=None, ibft=plan[3], **extra)
+
+
+@pytest.fixture
+def boot_starts(agent_env, monkeypatch: pytest.MonkeyPatch):
+    """`start_agent` with the real argv checked, then the fake-kernel agent run with the same arguments."""
+    from boot.commands import boot as boot_command
+
+    _base, plan, pid_file = agent_env
+    seen: list[list[str]] = []
+    real = boot_command.agent_command
+
+    def command(args, state_dir, cmdline_file):  # type: ignore[no-untyped-def]
+        argv = real(args, state_dir, cmdline_file)
+        seen.append(argv)
+        assert argv[0] == "@pyiscsi-agent" and argv[1:6] == ["-I", "-S", "-B", "-m", "initiator"]
+        return ["@pyiscsi-agent", str(pid_file.parent / "fake_agent.py"), *argv[argv.index("agent") :]]
+
+    monkeypatch.setattr(boot_command, "agent_command", command)
+    return boot_command, plan, pid_file, seen
+
+
+def test_boot_starts_the_agent_as_an_at_daemon_and_returns_once_it_listens(boot_starts, monkeypatch) -> None:
+    boot_command, plan, pid_file, seen = boot_starts
+    state_dir = pid_file.parent
+    assert boot_command.start_agent(_boot_args(plan), state_dir) is None
+    child = running_agent(pid_file)
+    try:
+        assert child is not None
+        argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+        assert argv[0] == b"@pyiscsi-agent"  # what systemd looks at when it spares root-storage daemons
+        assert b"alice-secret" not in b" ".join(argv)  # the --cmdline text went through a file, not the argv
+        assert "--cmdline-file" in seen[0] and not (state_dir / ".agent-cmdline").exists()
+        assert seen[0][seen[0].index("--pid-file") + 1] == str(pid_file)
+        assert Path(f"/proc/{child}/cwd").resolve() == Path("/")
+    finally:
+        assert stop_agent(pid_file, 20.0) == 0
+
+
+@pytest.mark.parametrize("agent_env", [True], indirect=True)
+def test_an_agent_that_does_not_start_is_one_warning_line(boot_starts, monkeypatch) -> None:
+    boot_command, plan, pid_file, _seen = boot_starts
+    warning = boot_command.start_agent(_boot_args(plan), pid_file.parent)
+    assert warning is not None and "\n" not in warning
+    assert warning.startswith("recovery agent not started: pyiscsi agent: agent pid ")
+    assert "exited before listening" in warning and warning.endswith("nobody owns recovery until iscsid")
+    assert "alice-secret" not in warning
+    assert not pid_file.exists() and not (pid_file.parent / ".agent-cmdline").exists()
+
+
+def test_a_missing_interpreter_is_a_warning_too(boot_starts, monkeypatch) -> None:
+    boot_command, plan, pid_file, _seen = boot_starts
+    monkeypatch.setattr(boot_command.sys, "executable", str(pid_file.parent / "no-python"))
+    warning = boot_command.start_agent(_boot_args(plan), pid_file.parent)
+    assert warning is not None and warning.startswith("recovery agent not started (No such file or directory)")

@@ -346,6 +346,8 @@ OTHER_CASES = [
     ("rd.iscsi.transport=tcp rd.iscsi.login_retry_max=3", {"transport": "tcp", "login_retry_max": 3}),
     ("rd.pyiscsi.timeout=90 rd.pyiscsi.timeout.login=5 rd.pyiscsi.loglevel=DEBUG",
      {"pyiscsi_timeouts": (("total", 90.0), ("login", 5.0)), "log_level": "debug"}),
+    ("rd.pyiscsi.agent=0", {"agent": False}),
+    ("rd.pyiscsi.agent", {"agent": True}),
     # dracut's old spellings
     ("iscsi_initiator=iqn.2026-11.test:old iscsi_firmware iscsi_target_ip=10.0.0.9 iscsi_password=pw",
      {"initiator": "iqn.2026-11.test:old", "firmware": True, "target_ip": "10.0.0.9", "password": Secret("pw")}),
