@@ -122,26 +122,16 @@ class LiveSteps:
             deadline,
             initial_cmdsn=INITIAL_CMDSN,
         )
-        result = conn.result
-        tpgt = result.target_portal_group_tag if result.target_portal_group_tag is not None else 1
         try:
-            params = HandoffParams(
+            params = HandoffParams.from_login(
+                conn.result,
                 target_name=target.name,
-                tpgt=tpgt,
                 address=conn.portal.address,
                 port=conn.portal.port,
                 initiator_name=initiator,
-                isid=result.isid,
-                tsih=result.tsih,
-                initial_cmdsn=INITIAL_CMDSN,
-                exp_statsn=result.exp_statsn,
-                negotiated=result.negotiated_text(),
-                target_max_recv=result.target_max_recv_data_segment_length,
-                username=target.chap.username if target.chap else None,
-                password=target.chap.password if target.chap else None,
-                username_in=target.reverse_chap.username if target.reverse_chap else None,
-                password_in=target.reverse_chap.password if target.reverse_chap else None,
-                recovery_timeout=int(plan.timeouts.replacement),
+                chap=target.chap,
+                reverse_chap=target.reverse_chap,
+                recovery_timeout=plan.timeouts.replacement,
             )
             sock = conn.detach()
         except BaseException:
@@ -157,12 +147,12 @@ class LiveSteps:
             target=target.name,
             address=conn.portal.address,
             port=conn.portal.port,
-            tpgt=tpgt,
+            tpgt=params.tpgt,
             lun=target.lun,
             sid=kernel.sid,
             host_no=kernel.host_no,
-            isid=result.isid.hex(),
-            tsih=result.tsih,
+            isid=params.isid.hex(),
+            tsih=params.tsih,
             initiator_name=initiator,
             header_digest=negotiated.get("HeaderDigest", "None"),
             data_digest=negotiated.get("DataDigest", "None"),

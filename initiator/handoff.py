@@ -12,12 +12,17 @@ import errno
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from initiator import iscsi_if as nl
 from initiator.deadline import Deadline
 from initiator.errors import NetworkError, RemoteProtocolError
 from initiator.kernel import KernelError, NetlinkIscsi
 from initiator.secret import Secret
+
+if TYPE_CHECKING:
+    from boot.plan import Chap
+    from initiator.login import LoginResult
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,42 @@ class HandoffParams:
     recovery_timeout: int = 120
     noop_interval: int = 5
     noop_timeout: int = 5
+
+    @classmethod
+    def from_login(
+        cls,
+        result: LoginResult,
+        *,
+        target_name: str,
+        address: str,
+        port: int,
+        initiator_name: str,
+        chap: Chap | None,
+        reverse_chap: Chap | None,
+        recovery_timeout: float,
+        default_tpgt: int = 1,
+    ) -> HandoffParams:
+        """What a finished login settled, plus who we are and the CHAP the session keeps (the first login
+        and every re-login through the kernel build their parameters here)."""
+        tpgt = result.target_portal_group_tag
+        return cls(
+            target_name=target_name,
+            tpgt=default_tpgt if tpgt is None else tpgt,
+            address=address,
+            port=port,
+            initiator_name=initiator_name,
+            isid=result.isid,
+            tsih=result.tsih,
+            initial_cmdsn=result.initial_cmdsn,
+            exp_statsn=result.exp_statsn,
+            negotiated=result.negotiated_text(),
+            target_max_recv=result.target_max_recv_data_segment_length,
+            username=chap.username if chap else None,
+            password=chap.password if chap else None,
+            username_in=reverse_chap.username if reverse_chap else None,
+            password_in=reverse_chap.password if reverse_chap else None,
+            recovery_timeout=int(recovery_timeout),
+        )
 
 
 @dataclass(frozen=True)

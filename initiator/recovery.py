@@ -339,23 +339,16 @@ def reconnect(
     if not isinstance(outcome, LoggedIn):
         raise IscsiError(f"{s.label}: the target redirected the re-login to {outcome.address}:{outcome.port}")
     result = outcome.result
-    params = HandoffParams(
+    params = HandoffParams.from_login(
+        result,
         target_name=s.target,
-        tpgt=result.target_portal_group_tag if result.target_portal_group_tag is not None else s.tpgt,
         address=s.address,
         port=s.port,
         initiator_name=s.initiator_name,
-        isid=s.isid,
-        tsih=result.tsih,
-        initial_cmdsn=result.initial_cmdsn,
-        exp_statsn=result.exp_statsn,
-        negotiated=result.negotiated_text(),
-        target_max_recv=result.target_max_recv_data_segment_length,
-        username=s.chap.username if s.chap else None,
-        password=s.chap.password if s.chap else None,
-        username_in=s.reverse_chap.username if s.reverse_chap else None,
-        password_in=s.reverse_chap.password if s.reverse_chap else None,
-        recovery_timeout=int(s.replacement_timeout),
+        chap=s.chap,
+        reverse_chap=s.reverse_chap,
+        recovery_timeout=s.replacement_timeout,
+        default_tpgt=s.tpgt,
     )
     count = set_params(channel, s.sid, s.cid, params, deadline)
     channel.request(nl.start_conn(channel.handle, s.sid, s.cid), deadline)
