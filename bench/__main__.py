@@ -16,6 +16,7 @@ QUICK_ENV = "PYISCSI_BENCH_QUICK"  # benchmarks read it too (fewer sizes, boots)
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "login": ("bench.login_latency", "iSCSI login and discovery latency: pyiscsi vs open-iscsi's iscsiadm, on tgtd"),
     "net": ("bench.net_bringup", "network bring-up per method: pyiscsi vs dhclient and dracut's shell loops"),
+    "net6": ("bench.net6", "network bring-up, DHCPv6 alone: pyiscsi (ip=dhcp6) vs dhclient -6, dnsmasq DHCPv6 + RA"),
     "storm": ("bench.storm", "boot storm: N logins at once to one tgtd (N = 50, 200), pyiscsi vs iscsiadm discovery"),
     "frozen": (
         "bench.frozen",
@@ -23,6 +24,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     ),
     "size": ("bench.initramfs_size", "initramfs size (raw, zstd): base, + pyiscsi, + stock iscsi/network-legacy"),
     "boot": ("bench.boot", "whole boots in QEMU, iBFT and cmdline: root disk and real-root uptime, failure time"),
+    "nodhcp": ("bench.nodhcp", "whole boots in QEMU with ip=dhcp and no DHCP answer: time to a clear failure"),
+    "recovery": ("bench.recovery", "whole iBFT boots in QEMU, tgtd restarted under the real root: time to I/O again"),
 }
 
 

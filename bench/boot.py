@@ -42,6 +42,10 @@ COMMON = "loglevel=6 root=UUID={uuid}"
 CMDLINES = {
     "ibft": "rd.iscsi.firmware=1 ip=ibft",
     "cmdline": "netroot=iscsi:{host}::{port}:{lun}:{iqn} ip=dhcp rd.iscsi.initiator={initiator}",
+    # bench.nodhcp: the cmdline boot on a NIC nobody answers (bootvm.DEAD_NETDEV), the same DHCP bound for both
+    "nodhcp": "netroot=iscsi:{host}::{port}:{lun}:{iqn} ip=dhcp rd.iscsi.initiator={initiator} rd.net.timeout.dhcp=30",
+    # bench.recovery: the iBFT boot (the one the stock stack completes here) run on past the real root's recovery
+    "ibft-recovery": "rd.iscsi.firmware=1 ip=ibft",
 }
 ATTACHED_RE = re.compile(r"^\[\s*(?P<secs>\d+\.\d+)\].*\[sd[a-z]+\] Attached SCSI disk", re.M)
 STAMP_RE = re.compile(r"^\[\s*(?P<secs>\d+\.\d+)\]", re.M)
@@ -90,18 +94,27 @@ def alternate(runs: int, stacks: Sequence[str] = ("ours", "stock")) -> list[str]
 
 
 def boot_once(
-    stack: str, initrd: Path, scenario: str, root: Path, target_up: bool = True, bound: float = BOUND
+    stack: str,
+    initrd: Path,
+    scenario: str,
+    root: Path,
+    target_up: bool = True,
+    bound: float = BOUND,
+    netdev: str | None = None,
+    stop_on: str | None = "realroot",
 ) -> Sample:
-    """One boot through harness.bootvm (tgtd on 127.0.0.1, iPXE + HTTP for `ibft`); it stops at `realroot`."""
+    """One boot through harness.bootvm (tgtd on 127.0.0.1, iPXE + HTTP for `ibft`); it stops at `stop_on`
+    (`realroot`; None: run until the guest powers off). `netdev` replaces QEMU's -netdev (bootvm.DEAD_NETDEV)."""
     from harness import bootvm, kernel
 
     kern = kernel.require()
     spec = bootvm.Boot(
         name=f"bench-{stack}-{scenario}",
         cmdline=append_for(scenario, {}),
-        ipxe=scenario == "ibft",
+        ipxe=scenario.startswith("ibft"),
         target_up=target_up,
-        stop_on="realroot",
+        netdev=netdev,
+        stop_on=stop_on,
     )
     result = bootvm.boot(spec, kern.vmlinuz, initrd, root, bound=bound)
     console = result.console
