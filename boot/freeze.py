@@ -41,6 +41,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from importlib._bootstrap_external import _code_to_hash_pyc  # type: ignore[attr-defined]
 from pathlib import Path, PurePosixPath
 
+from boot.commands.agent import PRELOAD as AGENT_PRELOAD
 from initiator.errors import BadInputError, ExitStatus, PyiscsiError, WaitTimeout
 
 PREFIX = PurePosixPath("/usr/lib/pyiscsi")
@@ -70,6 +71,11 @@ DEFAULT_EXTRAS = (
     "pyroute2.iproute",  # boot.net reaches IPRoute; named here so verify() imports it (and all of pyroute2/__init__)
     "pyudev",  # boot.disk imports it inside a function, guarded
     "ctypes.util",  # pyudev finds libudev through it
+)
+# The agent imports these up front (it must survive switch_root deleting the archive): carry every one (ours
+# come with the boot.commands.agent entry).
+DEFAULT_EXTRAS += tuple(
+    name for name in AGENT_PRELOAD if name not in DEFAULT_EXTRAS and not name.startswith(("initiator.", "boot."))
 )
 NOT_PROBED = frozenset({"initiator.__main__"})
 # Packages whose submodules are found with pkgutil at run time: take all of them.

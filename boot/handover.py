@@ -10,7 +10,10 @@ Two destinations:
 
 Ownership of recovery: the kernel session lives on, and the real root's iscsid adopts every session whose
 creator is not -1 when it starts (open-iscsi's `open-iscsi.service` starts it when `/sys/class/iscsi_session`
-is not empty): from then on it is the owner. See dracut/95pyiscsi/README.md.
+is not empty): from then on it is the owner. Until then the recovery agent `pyiscsi boot` started owns it; the
+systemd drop-in `etc/systemd/system/iscsid.service.d/50-pyiscsi.conf` stops the agent (SIGTERM, then a bounded
+wait until its pid file is gone) in `ExecStartPre=`, plain /bin/sh, so iscsid starts only once nobody else
+listens. See dracut/95pyiscsi/README.md.
 """
 
 from __future__ import annotations
@@ -29,6 +32,39 @@ from boot.sessions import SessionState
 
 NODES_DIR = "etc/iscsi/nodes"
 INITIATORNAME = "etc/iscsi/initiatorname.iscsi"
+ISCSID_DROPIN = "etc/systemd/system/iscsid.service.d/50-pyiscsi.conf"
+AGENT_PID_FILE = "/run/pyiscsi/agent.pid"
+STOP_SLACK = 30  # beyond the replacement timeout: the agent finishes a recovery under way before it stops
+
+# Stops the agent and waits (bounded) until it has given up ownership; the real root has no pyiscsi, only sh.
+# Exit 0 when no agent runs (no pid file, a stale one, or it stopped), 1 when it did not stop within the bound.
+STOP_AGENT_SH = (
+    'f="{pid_file}"; pid=$(cat "$f" 2>/dev/null); '
+    'case "$pid" in ""|*[!0-9]*) rm -f "$f"; exit 0;; esac; '
+    'kill -TERM "$pid" 2>/dev/null || {{ rm -f "$f"; exit 0; }}; '
+    "end=$(( $(date +%s) + {bound} )); "
+    'while [ -e "$f" ] && kill -0 "$pid" 2>/dev/null; do '
+    '[ "$(date +%s)" -ge "$end" ] && {{ echo "pyiscsi agent pid $pid did not stop within {bound}s" >&2; exit 1; }}; '
+    "sleep 0.1 2>/dev/null || sleep 1; done; "
+    'kill -0 "$pid" 2>/dev/null || rm -f "$f"; '
+    'echo "pyiscsi agent pid $pid stopped: iscsid owns recovery now"'
+)
+
+
+def stop_agent_script(pid_file: str = AGENT_PID_FILE, bound: int = 150) -> str:
+    return STOP_AGENT_SH.format(pid_file=pid_file, bound=int(bound))
+
+
+def iscsid_dropin(pid_file: str = AGENT_PID_FILE, bound: int = 150) -> str:
+    """The drop-in for iscsid.service: stop the agent first. `$` and `%` are doubled for systemd's parser."""
+    script = stop_agent_script(pid_file, bound).replace("%", "%%").replace("$", "$$")
+    return (
+        "# Written by `pyiscsi handover`: the initramfs's recovery agent owns the boot sessions' recovery until\n"
+        "# iscsid starts; stop it first (bounded), so that exactly one listener recovers them.\n"
+        "[Service]\n"
+        f"TimeoutStartSec={int(bound) + 30}\n"
+        f"ExecStartPre=-/bin/sh -c '{script}'\n"
+    )
 
 
 def _plan_target(session: SessionState, plan: BootPlan) -> TargetPlan | None:
@@ -79,10 +115,16 @@ def initiator_name_file(existing: str | None, name: str) -> tuple[str | None, st
 
 
 def sysroot_files(
-    sessions: Sequence[SessionState], plan: BootPlan, existing_initiatorname: str | None
+    sessions: Sequence[SessionState],
+    plan: BootPlan,
+    existing_initiatorname: str | None,
+    agent_pid_file: str = AGENT_PID_FILE,
 ) -> tuple[Files, list[str]]:
     files: Files = {}
     warnings: list[str] = []
+    if sessions:  # also with rd.pyiscsi.agent=0: without a pid file the snippet does nothing
+        bound = int(plan.timeouts.replacement) + STOP_SLACK
+        files[ISCSID_DROPIN] = (iscsid_dropin(agent_pid_file, bound), 0o644)
     for session in sessions:
         record = node_record(session, plan)
         files[str(Path(NODES_DIR) / record.relative_path().relative_to("nodes"))] = (record.render(), 0o600)

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         existing = (sysroot / INITIATORNAME).read_text(errors="replace")[:65536]
     except OSError:
         existing = None
-    files, warnings = sysroot_files(sessions, plan, existing)
+    files, warnings = sysroot_files(sessions, plan, existing, str(state_dir / "agent.pid"))
     for warning in warnings:
         _warn(warning)
     written = write_files(sysroot, files, _warn) + write_files(Path(args.run_root), run_files(interfaces), _warn)

@@ -2,13 +2,25 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import stat
+import subprocess
+import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from boot.handover import initiator_name_file, node_record, run_files, sysroot_files, write_files
+from boot.handover import (
+    ISCSID_DROPIN,
+    initiator_name_file,
+    iscsid_dropin,
+    node_record,
+    run_files,
+    sysroot_files,
+    write_files,
+)
 from boot.net.state import InterfaceState
 from boot.plan import BootPlan, Chap, TargetPlan, Timeouts
 from boot.sessions import SessionState
@@ -146,3 +158,108 @@ def test_warm_caches_looks_up_what_iscsid_reads_mid_recovery(tmp_path: Path) -> 
     (tmp_path / "etc/iscsi/iscsid.conf").write_text("node.startup = manual\n")
     assert warm_caches(tmp_path) == ["usr/lib/ssl/openssl.cnf", "etc/iscsi/iscsid.conf"]
     assert warm_caches(tmp_path / "missing") == []
+
+
+# -- passing ownership to iscsid: the drop-in and its shell snippet -----------------------------------------
+
+
+def test_the_iscsid_drop_in_stops_the_agent_first_within_the_replacement_bound():
+    files, _ = sysroot_files([ROOT_S], PLAN, None, "/run/pyiscsi/agent.pid")
+    text, mode = files[ISCSID_DROPIN]
+    assert ISCSID_DROPIN == "etc/systemd/system/iscsid.service.d/50-pyiscsi.conf" and mode == 0o644
+    lines = text.splitlines()
+    assert "[Service]" in lines
+    (pre,) = [line for line in lines if line.startswith("ExecStartPre=")]
+    assert pre.startswith("ExecStartPre=-/bin/sh -c '")  # '-': a failure never keeps iscsid from starting
+    assert "TimeoutStartSec=360" in lines  # the snippet's bound (300 + 30) plus slack: systemd never cuts it short
+    script = _unescape(pre)
+    assert '"/run/pyiscsi/agent.pid"' in script and "within 330s" in script
+    assert "$" not in pre.replace("$$", "") and "%" not in pre.replace("%%", "")  # nothing systemd would expand
+    assert sysroot_files([], PLAN, None)[0] == {}
+
+
+def test_the_drop_in_passes_systemd_analyze(tmp_path: Path):
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("no systemd-analyze")
+    unit = tmp_path / "iscsid.service"
+    unit.write_text("[Service]\nExecStart=/bin/true\n" + iscsid_dropin().split("[Service]\n", 1)[1])
+    done = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60)
+    assert str(unit) not in done.stderr, done.stderr  # a line naming the file is a parse complaint
+
+
+def _unescape(exec_line: str) -> str:
+    """What systemd hands /bin/sh -c: the single-quoted word, `$$` and `%%` undoubled."""
+    body = exec_line.split("-c '", 1)[1]
+    assert body.endswith("'")
+    return body[:-1].replace("$$", "$").replace("%%", "%")
+
+
+def _snippet(pid_file: Path, bound: int) -> list[str]:
+    (line,) = [x for x in iscsid_dropin(str(pid_file), bound).splitlines() if x.startswith("ExecStartPre=")]
+    return ["/bin/sh", "-c", _unescape(line)]
+
+
+AGENT_LIKE = """
+import os, signal, sys, time
+pid_file = sys.argv[1]
+def stop(*_):
+    time.sleep(0.5)  # a recovery under way is finished first
+    os.unlink(pid_file)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, stop if sys.argv[2] == "polite" else signal.SIG_IGN)
+open(pid_file + ".tmp", "w").write(f"{os.getpid()}\\n"); os.rename(pid_file + ".tmp", pid_file)
+time.sleep(60)
+"""
+
+
+def _agent_like(tmp_path: Path, how: str):  # type: ignore[no-untyped-def]
+    pid_file = tmp_path / "agent.pid"
+    proc = subprocess.Popen([sys.executable, "-c", AGENT_LIKE, str(pid_file), how])
+    end = time.monotonic() + 20
+    while not pid_file.exists():
+        assert time.monotonic() < end and proc.poll() is None
+        time.sleep(0.05)
+    return proc, pid_file
+
+
+def test_the_snippet_stops_the_agent_and_waits_until_its_pid_file_is_gone(tmp_path: Path):
+    proc, pid_file = _agent_like(tmp_path, "polite")
+    try:
+        started = time.monotonic()
+        done = subprocess.run(_snippet(pid_file, 20), capture_output=True, text=True, timeout=40)
+        took = time.monotonic() - started
+        assert done.returncode == 0, done.stderr
+        assert not pid_file.exists() and took >= 0.5  # it waited for the agent, which took 0.5 s
+        assert proc.wait(timeout=10) == 0
+        assert done.stdout.strip() == f"pyiscsi agent pid {proc.pid} stopped: iscsid owns recovery now"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_the_snippet_is_bounded_when_the_agent_does_not_stop(tmp_path: Path):
+    proc, pid_file = _agent_like(tmp_path, "stubborn")
+    try:
+        started = time.monotonic()
+        done = subprocess.run(_snippet(pid_file, 2), capture_output=True, text=True, timeout=40)
+        assert done.returncode == 1 and 1.0 <= time.monotonic() - started < 10
+        assert done.stderr.strip() == f"pyiscsi agent pid {proc.pid} did not stop within 2s"
+        assert proc.poll() is None and pid_file.exists()  # nobody else's business to kill it
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.parametrize("content", [None, "", "junk\n", "dead"])
+def test_the_snippet_without_a_live_agent_returns_at_once(tmp_path: Path, content: str | None):
+    pid_file = tmp_path / "agent.pid"
+    if content == "dead":
+        gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+        content = gone.stdout
+    if content is not None:
+        pid_file.write_text(content)
+    done = subprocess.run(_snippet(pid_file, 20), capture_output=True, text=True, timeout=20)
+    assert done.returncode == 0, done.stderr
+    assert not pid_file.exists()  # a stale file from a dead agent is cleared
