@@ -16,17 +16,27 @@ Ownership protocol: exactly one owner of recovery at any time.
     and the pid file is written, so the caller just runs it and waits for its exit status. A second agent
     refuses to start while the pid file names a live process (status 1). A session that failed before the
     agent listened (its error reached no one) is found FAILED in sysfs when the agent starts, and recovered.
- 2. Keeping it across switch_root. The pid file lives in /run, which moves into the real root. systemd kills
-    initramfs processes at switch_root unless argv[0] starts with '@' (systemd's root-storage-daemon rule), so
-    start it as `exec -a @pyiscsi-agent pyiscsi agent --daemon ...` (or from a unit the real root keeps).
- 3. Passing it on. `pyiscsi agent --stop` (or SIGTERM/SIGINT to the pid in the pid file) asks the agent to stop.
+ 2. Taking it over from `pyiscsi boot`. At the end of a successful boot (sessions file written, before
+    `booted`) `pyiscsi boot` starts `@pyiscsi-agent -I -S -B -m initiator agent --daemon` and waits for its exit
+    status (bounded), i.e. until the agent listens; a failure is one warning line, not a failed boot.
+    `rd.pyiscsi.agent=0` / `pyiscsi boot --no-agent` leave it out (`explain` prints the choice).
+ 3. Keeping it across switch_root. The pid file lives in /run, which moves into the real root. systemd kills
+    initramfs processes at switch_root unless argv[0] starts with '@' (systemd's root-storage-daemon rule).
+    switch_root also deletes the initramfs's files, the python archive included, and zipimport opens it at each
+    import: before it listens the agent imports every module it can reach (PRELOAD), warms the codecs and the
+    CHAP digests and changes to '/'. It keeps a descriptor of the /run mount and, once '/run' is no longer
+    that mount (its root is still the emptied initramfs), changes its root to the parent of where the mount
+    went: the real root, where /run, /sys and /dev are again.
+ 4. Passing it on. `pyiscsi agent --stop` (or SIGTERM/SIGINT to the pid in the pid file) asks the agent to stop.
     It stops listening only when told. A recovery already under way is finished first (bounded by the
     replacement timeout), so the next owner never meets a half-done re-login; then it closes its netlink
     sockets, removes the pid file and exits 0. `--stop` returns only after the pid file is gone (bounded by
     --timeout; status 5 if not). The next owner starts right after: open-iscsi's iscsid, whose start-up sync
     stops with recover and re-logs every session it finds in sysfs, so even a connection error that came in the
-    short gap between (reported to no listener, the connection stays failed) is recovered by it. For iscsid:
-    `ExecStartPre=-/usr/sbin/pyiscsi agent --stop` in a drop-in for iscsid.service.
+    short gap between (reported to no listener, the connection stays failed) is recovered by it. The real
+    root has no pyiscsi: `pyiscsi handover` writes `etc/systemd/system/iscsid.service.d/50-pyiscsi.conf`, whose
+    `ExecStartPre=-/bin/sh -c '...'` (boot.handover.STOP_AGENT_SH) does what `--stop` does: SIGTERM, then wait
+    until the pid file is gone, bounded by the replacement timeout + 30 s.
  The agent never logs out or destroys a session, least of all the root one.
 """
 
