@@ -121,6 +121,8 @@ class LiveSteps:
             target.reverse_chap,
             deadline,
             initial_cmdsn=INITIAL_CMDSN,
+            header_digest=plan.header_digest,
+            data_digest=plan.data_digest,
         )
         try:
             params = HandoffParams.from_login(

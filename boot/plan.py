@@ -136,6 +136,8 @@ class BootPlan:
     iscsi_params: tuple[tuple[str, str], ...] = ()  # rd.iscsi.param=<key>=<value>, in order
     login_retry_max: int | None = None  # rd.iscsi.login_retry_max
     agent: bool = True  # rd.pyiscsi.agent: the recovery agent owns recovery from `pyiscsi boot` to iscsid
+    header_digest: str = "None"  # rd.iscsi.param=node.conn[0].iscsi.HeaderDigest= (None, CRC32C, CRC32C,None...)
+    data_digest: str = "None"  # rd.iscsi.param=node.conn[0].iscsi.DataDigest=
     notes: tuple[str, ...] = ()  # what the planner decided or ignored, in words (unsupported options, conflicts)
 
     def options_json(self, show_secrets: bool = False) -> dict[str, Any]:
@@ -149,6 +151,8 @@ class BootPlan:
             },
             "login_retry_max": self.login_retry_max,
             "agent": self.agent,
+            "header_digest": self.header_digest,
+            "data_digest": self.data_digest,
         }
 
     def to_json(self, show_secrets: bool = False) -> dict[str, Any]:

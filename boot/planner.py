@@ -43,8 +43,9 @@ from pathlib import Path
 
 from boot.cmdline import Cmdline, IpConfig, IpMethod, IscsiRoot, parse_cmdline
 from boot.plan import BootPlan, Chap, InterfacePlan, Method, Source, TargetPlan, Timeouts
-from initiator.errors import CmdlineError, IbftError, PyiscsiError
+from initiator.errors import BadInputError, CmdlineError, IbftError, PyiscsiError
 from initiator.ibft import ChapType, Ibft, IbftNic, IbftTarget, Origin
+from initiator.negotiation import digest_offer
 from initiator.secret import Secret
 
 PROC_CMDLINE = "/proc/cmdline"
@@ -306,6 +307,19 @@ AUTH_PARAMS = ("node.session.auth.authmethod", "node.session.auth.username", "no
                "node.session.auth.username_in", "node.session.auth.password_in")  # fmt: skip
 
 
+def plan_digest(params: tuple[tuple[str, str], ...], key: str) -> str:
+    """rd.iscsi.param=node.conn[0].iscsi.<key>=<offer>, the last one winning (iscsistart --param's order)."""
+    value = "None"
+    for name, given in params:
+        if name == f"node.conn[0].iscsi.{key}":
+            try:
+                digest_offer(key, given)
+            except BadInputError:
+                raise CmdlineError("rd.iscsi.param", f"{name}={given}", "expected None, CRC32C or both") from None
+            value = given
+    return value
+
+
 def apply_auth_params(
     targets: list[TargetPlan], params: tuple[tuple[str, str], ...], notes: list[str]
 ) -> list[TargetPlan]:
@@ -487,6 +501,8 @@ def build_plan(
         iscsi_params=cmdline.params,
         login_retry_max=cmdline.login_retry_max,
         agent=cmdline.agent,
+        header_digest=plan_digest(cmdline.params, "HeaderDigest"),
+        data_digest=plan_digest(cmdline.params, "DataDigest"),
         notes=tuple(notes_out),
     )
 

@@ -37,7 +37,7 @@ from initiator.errors import (
     WaitTimeout,
 )
 from initiator.login import LoggedIn, LoginConfig, LoginResult, LoginStateMachine, Redirect
-from initiator.negotiation import Offers
+from initiator.negotiation import Offers, digest_offer
 from initiator.pdu import Pdu
 from initiator.portal import Portal, parse_portal
 from initiator.session import (
@@ -62,7 +62,6 @@ UNIT_ATTENTION_RETRIES = 4
 MAX_PDUS_PER_WAIT = 10_000  # a target that only ever pings us still cannot keep us forever
 
 
-DIGESTS = ("None", "CRC32C")
 MD5_ONLY = (5,)
 
 
@@ -130,10 +129,10 @@ def credentials(chap: Chap | None, reverse_chap: Chap | None) -> ChapCredentials
 
 
 def _offers(header_digest: str, data_digest: str) -> Offers:
-    for name, value in (("HeaderDigest", header_digest), ("DataDigest", data_digest)):
-        if value not in DIGESTS:
-            raise BadInputError(name, value, "must be None or CRC32C")
-    return Offers(header_digest=(header_digest,), data_digest=(data_digest,))
+    return Offers(
+        header_digest=digest_offer("HeaderDigest", header_digest),
+        data_digest=digest_offer("DataDigest", data_digest),
+    )
 
 
 def _redirect_portal(redirect: Redirect, origin: Portal) -> Portal:

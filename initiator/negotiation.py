@@ -36,7 +36,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from initiator.errors import LocalProtocolError, RemoteProtocolError
+from initiator.errors import BadInputError, LocalProtocolError, RemoteProtocolError
 
 REJECT = "Reject"
 IRRELEVANT = "Irrelevant"
@@ -142,6 +142,18 @@ def _bool(key: str, text: str) -> bool:
 
 def _yes_no(value: bool) -> str:
     return "Yes" if value else "No"
+
+
+DIGESTS = ("None", "CRC32C")
+
+
+def digest_offer(name: str, value: str) -> tuple[str, ...]:
+    """What we offer for HeaderDigest/DataDigest: `CRC32C`, `None`, or a preference list as iscsiadm writes it
+    (`CRC32C,None`)."""
+    offer = tuple(part.strip() for part in value.split(","))
+    if any(part not in DIGESTS for part in offer) or len(set(offer)) != len(offer):
+        raise BadInputError(name, value, "must be None, CRC32C, or both in order of preference (CRC32C,None)")
+    return offer
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 
 from boot.plan import Chap
 from initiator.errors import BadInputError, UsageError
+from initiator.negotiation import DIGESTS
 from initiator.secret import Secret
 
 ENV_PASSWORD = "PYISCSI_PASSWORD"
 ENV_REVERSE_PASSWORD = "PYISCSI_REVERSE_PASSWORD"
 PASSWORD_FILE_MAX = 4096
-DIGESTS = ("None", "CRC32C")
 
 
 @dataclass(frozen=True)

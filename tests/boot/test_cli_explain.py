@@ -102,7 +102,7 @@ def test_extra_keys_options_and_notes(capsys):
     assert doc["options"] == {
         "log_level": "debug", "waitnet": False, "testroute": True,
         "iscsi_params": {"node.session.timeo.replacement_timeout": "86400"}, "login_retry_max": None,
-        "agent": True,
+        "agent": True, "header_digest": "None", "data_digest": "None",
     }  # fmt: skip
     assert doc["timeouts"]["replacement"] == 86400
     assert any("bond=bond0:eth1,eth2" in n for n in doc["notes"])

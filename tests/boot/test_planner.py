@@ -425,6 +425,29 @@ def test_waits(plan_of, text, changed):
     assert plan_of(text).timeouts == Timeouts(**changed)
 
 
+DIGEST_CASES = [
+    ("", "None", "None"),
+    ("rd.iscsi.param=node.conn[0].iscsi.HeaderDigest=CRC32C", "CRC32C", "None"),
+    ("rd.iscsi.param=node.conn[0].iscsi.DataDigest=CRC32C,None", "None", "CRC32C,None"),
+    ("rd.iscsi.param=node.conn[0].iscsi.HeaderDigest=None rd.iscsi.param=node.conn[0].iscsi.HeaderDigest=CRC32C",
+     "CRC32C", "None"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "header", "data"), DIGEST_CASES)
+def test_digests_from_iscsistart_params(plan_of, text, header, data):
+    plan = plan_of(f"netroot=iscsi:10.0.2.2::::iqn.2026-01.org.example:t {text}")
+    assert (plan.header_digest, plan.data_digest) == (header, data)
+
+
+@pytest.mark.parametrize("value", ["crc32c", "CRC32C,CRC32C", "MD5", ""])
+def test_a_digest_param_that_is_no_offer_names_itself(plan_of, value):
+    with pytest.raises(CmdlineError) as info:
+        plan_of(f"rd.iscsi.param=node.conn[0].iscsi.DataDigest={value} netroot=iscsi:10.0.2.2::::iqn.2026-01.a:t")
+    assert f"node.conn[0].iscsi.DataDigest={value}" in str(info.value)
+    assert info.value.exit_status == ExitStatus.BAD_INPUT
+
+
 def test_default_waits_are_dracuts_where_dracut_has_them():
     defaults = Timeouts()
     assert (defaults.total, defaults.iflink, defaults.carrier, defaults.ipv6dad, defaults.ipv6auto) == (

@@ -189,3 +189,23 @@ def test_target_nop_in_pings_are_answered(tgtd: Tgtd) -> None:
         client.logout(conn, _deadline())
     finally:
         conn.close()
+
+
+@pytest.mark.parametrize(
+    ("offer", "target_takes", "settled"),
+    [("CRC32C,None", "None", "None"), ("CRC32C,None", "CRC32C", "CRC32C"), ("None,CRC32C", "CRC32C", "CRC32C")],
+)
+def test_a_digest_preference_list_settles_on_what_the_target_takes(
+    tgtd: Tgtd, offer: str, target_takes: str, settled: str
+) -> None:
+    """rd.iscsi.param=node.conn[0].iscsi.HeaderDigest=CRC32C,None as iscsiadm means it: our first choice the
+    target accepts."""
+    target = tgtd.add_target(T1, [LunSpec(1 << 20)])
+    tgtd.set_digests(target, header=target_takes, data=target_takes)
+    conn = client.login(_portal(tgtd), T1, INITIATOR, _deadline(), header_digest=offer, data_digest=offer)
+    try:
+        assert conn.negotiated["HeaderDigest"] == settled and conn.negotiated["DataDigest"] == settled
+        assert client.probe(conn, _deadline()).block0_sha256 == target.disk_luns()[0].block0_sha256()
+        client.logout(conn, _deadline())
+    finally:
+        conn.close()

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from initiator.errors import LocalProtocolError, PyiscsiError, RemoteProtocolError
-from initiator.negotiation import KEYS, Negotiator, Offers, Rule, parse_number
+from initiator.errors import BadInputError, LocalProtocolError, PyiscsiError, RemoteProtocolError
+from initiator.negotiation import KEYS, Negotiator, Offers, Rule, digest_offer, parse_number
 
 LO_KEYS = {k for k, s in KEYS.items() if s.leading_only}
 
@@ -366,3 +366,23 @@ def test_every_legal_answer_is_accepted_and_becomes_the_result(offers: Offers, d
     values = neg.finish().values
     for key, answer in answers.items():
         assert values[key] == (str(int(answer, 0)) if answer[:1].isdigit() else answer)
+
+
+@pytest.mark.parametrize(
+    ("value", "offer"),
+    [
+        ("None", ("None",)),
+        ("CRC32C", ("CRC32C",)),
+        ("CRC32C,None", ("CRC32C", "None")),
+        ("None, CRC32C", ("None", "CRC32C")),
+    ],
+)
+def test_digest_offers_as_iscsiadm_writes_them(value, offer):
+    assert digest_offer("HeaderDigest", value) == offer
+
+
+@pytest.mark.parametrize("value", ["", "crc32c", "CRC32C,CRC32C", "None,,CRC32C", "MD5"])
+def test_a_digest_that_is_no_offer_names_the_key_and_value(value):
+    with pytest.raises(BadInputError) as info:
+        digest_offer("DataDigest", value)
+    assert "DataDigest" in str(info.value) and repr(value) in str(info.value)
