@@ -7,8 +7,10 @@ DHCP server (QEMU's `-netdev user` always runs its built-in DHCP server; `restri
 
 Figures (guest uptime, kernel printk stamps; medians over RUNS boots per stack, alternating):
 - the failure line: ours, the `pyiscsi boot:` error naming the 'dhcp' wait; stock, the first line that says a
-  wait ran out or DHCP failed (dracut-initqueue's `timeout, still waiting for following initqueue hooks`, a
-  dhclient/dhcp failure, `Could not boot`, an emergency) -- what a user watching the console learns first;
+  wait ran out or DHCP failed (net-lib's `dhcp for interface ens2 failed`, dracut-initqueue's `timeout, still
+  waiting for following initqueue hooks`, `Could not boot`, an emergency) -- what a user watching the console
+  learns first. Debian 12's dracut says `rd.net.timeout.dhcp has no effect because dhclient does not implement the
+  --timeout option`: its dhclient runs its own 60 s, and network-legacy tries again after a failure;
 - the guest gives up (powers off or panics by itself), its last stamp, and the host's wall clock to then. A boot
   the host's bound cut off shows as `>N` (no failure within the host bound).
 """
@@ -53,11 +55,12 @@ class Failure:
 
 def failure_line(stack: str, log: str) -> tuple[float | None, str]:
     """(uptime, text) of the first line that tells the user what failed, or (None, "")."""
-    found = (OURS_RE if stack == "ours" else STOCK_RE).search(log)
-    if not found:
-        return None, ""
-    text = found.group(0)
-    return float(found.group("secs")), text[text.index("]") + 1 :].strip()
+    for found in (OURS_RE if stack == "ours" else STOCK_RE).finditer(log):
+        text = found.group(0)
+        if "command line" in text:  # the kernel echoing rd.emergency=, ip=dhcp: not a failure
+            continue
+        return float(found.group("secs")), text[text.index("]") + 1 :].strip()
+    return None, ""
 
 
 def from_sample(sample: boot.Sample, log: str) -> Failure:

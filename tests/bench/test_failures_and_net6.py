@@ -84,7 +84,7 @@ OURS_NODHCP = """\
 """
 
 STOCK_NODHCP = """\
-[    0.103800] Kernel command line: console=ttyS0 ip=dhcp
+[    0.103800] Kernel command line: console=ttyS0 rd.emergency=poweroff ip=dhcp
 [   20.100000] dhclient[300]: DHCPDISCOVER on ens2 to 255.255.255.255 port 67 interval 3
 [  157.405610] dracut-initqueue[283]: Warning: dracut-initqueue: timeout, still waiting for following initqueue hooks:
 [  157.511995] dracut-initqueue[283]: Warning: /lib/dracut/hooks/initqueue/finished/dhclient-ens2.sh: "[ -f x ]"
@@ -98,6 +98,12 @@ def test_failure_lines() -> None:
     secs, line = nodhcp.failure_line("stock", STOCK_NODHCP)
     assert secs == pytest.approx(157.40561) and "timeout, still waiting" in line
     assert nodhcp.failure_line("stock", "[ 1.0] dhclient[1]: DHCPDISCOVER on ens2\n") == (None, "")
+    real = "[ 56.5] dracut-initqueue[334]: Warning: rd.net.timeout.dhcp has no effect because dhclient does not ...\n"
+    real += "[ 119.737158] dracut-initqueue[334]: Warning: dhcp for interface ens2 failed\n"
+    assert nodhcp.failure_line("stock", real) == (
+        pytest.approx(119.737158),
+        "dracut-initqueue[334]: Warning: dhcp for interface ens2 failed",
+    )
     assert nodhcp.failure_line("ours", "[ 1.0] pyiscsi boot: wait 'login' ran out\n") == (None, "")
 
 
