@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -27,7 +28,10 @@ STATE_DIR = "/run/pyiscsi"
 # not dracut's /dev/root: util-linux's libmount takes "/dev/root" for the kernel's root= and mount(8) fails on it
 ROOT_LINK = "pyiscsiroot"
 AGENT_ARGV0 = "@pyiscsi-agent"  # systemd's root-storage-daemon rule: not killed at switch_root
-PYTHON_FLAGS = ("-I", "-S", "-B")  # as the frozen wrapper runs the interpreter (boot.freeze.wrapper_script)
+# The frozen wrapper runs `python3 -I -S -B` (boot.freeze.wrapper_script). The interpreter finds its prefix from
+# argv[0], which is `@pyiscsi-agent` here, so the prefix comes from PYTHONHOME instead: -I would ignore it, so
+# its parts but -E (-s: no user site, -P: no script directory on sys.path) and an environment of our own.
+PYTHON_FLAGS = ("-s", "-P", "-S", "-B")
 AGENT_START_BOUND = 25.0  # the agent's own READY_TIMEOUT (15 s) plus its start-up
 
 
@@ -113,6 +117,12 @@ def agent_command(args: argparse.Namespace, state_dir: Path, cmdline_file: Path 
     return argv
 
 
+def agent_environment() -> dict[str, str]:
+    """The agent's whole environment: where its interpreter's prefix is, and PATH."""
+    home = sys.base_prefix if sys.base_prefix == sys.base_exec_prefix else f"{sys.base_prefix}:{sys.base_exec_prefix}"
+    return {"PYTHONHOME": home, "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")}
+
+
 def start_agent(args: argparse.Namespace, state_dir: Path, bound: float = AGENT_START_BOUND) -> str | None:
     """Start the agent and wait until it listens (`agent --daemon` exits 0 only then): None, or a warning."""
     from boot.atomic import write_atomic
@@ -126,6 +136,7 @@ def start_agent(args: argparse.Namespace, state_dir: Path, bound: float = AGENT_
             agent = subprocess.Popen(
                 agent_command(args, state_dir, cmdline_file),
                 executable=sys.executable,
+                env=agent_environment(),
                 stdin=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
                 text=True,

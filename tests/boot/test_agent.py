@@ -252,7 +252,7 @@ def boot_starts(agent_env, monkeypatch: pytest.MonkeyPatch):
     def command(args, state_dir, cmdline_file):  # type: ignore[no-untyped-def]
         argv = real(args, state_dir, cmdline_file)
         seen.append(argv)
-        assert argv[0] == "@pyiscsi-agent" and argv[1:6] == ["-I", "-S", "-B", "-m", "initiator"]
+        assert argv[0] == "@pyiscsi-agent" and argv[1:7] == ["-s", "-P", "-S", "-B", "-m", "initiator"]
         return ["@pyiscsi-agent", str(pid_file.parent / "fake_agent.py"), *argv[argv.index("agent") :]]
 
     monkeypatch.setattr(boot_command, "agent_command", command)
@@ -292,3 +292,48 @@ def test_a_missing_interpreter_is_a_warning_too(boot_starts, monkeypatch) -> Non
     monkeypatch.setattr(boot_command.sys, "executable", str(pid_file.parent / "no-python"))
     warning = boot_command.start_agent(_boot_args(plan), pid_file.parent)
     assert warning is not None and warning.startswith("recovery agent not started (No such file or directory)")
+
+
+FOLLOW = """
+import os, sys
+sys.path[:0] = [{repo!r}]
+import boot.commands.agent as agent
+agent.to_kmsg = lambda *a, **k: False
+old = {old!r}
+follower = agent.RunFollower(old + "/run")
+os.chroot(old); os.chdir("/")  # the agent's root: the initramfs
+follower.run_dir = "/run"
+print("before", follower.check())
+print("ready", flush=True)
+sys.stdin.readline()
+print("after", follower.check(), sorted(os.listdir("/")), flush=True)
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chroot needs root")
+def test_after_switch_root_the_agent_follows_run_into_the_new_root(tmp_path: Path) -> None:
+    old = tmp_path / "initramfs"
+    (old / "run").mkdir(parents=True)
+    new = tmp_path / "realroot"
+    new.mkdir()
+    (new / "sbin").mkdir()
+    script = FOLLOW.format(repo=str(REPO), old=str(old))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout.readline().strip() == "before False"  # same /run: nothing to do
+        assert proc.stdout.readline().strip() == "ready"
+        # what switch_root does to the agent's view: the /run directory it holds moves into the new root, and
+        # the old root no longer has it
+        os.rename(old / "run", new / "run")
+        out, err = proc.communicate("go\n", timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert out.splitlines() == [
+        "pyiscsi agent: switch_root seen: followed /run into the real root",
+        "after True ['run', 'sbin']",  # its root is now the new root, whose /run is the one it held
+    ]

@@ -103,7 +103,7 @@ sys.exit(main(sys.argv[1:]))
 def tree(tmp_path_factory: pytest.TempPathFactory) -> freeze.FrozenTree:
     options = freeze.FreezeOptions(
         out=tmp_path_factory.mktemp("frozen-agent") / "root",
-        entries=("initiator.cli", "boot.commands.agent"),
+        entries=("initiator.cli", "boot.commands.agent", "boot.commands.boot"),
         extras=tuple(name for name in freeze.DEFAULT_EXTRAS if name not in NOT_NEEDED),
         packages=(),
         copy_libraries=False,  # run in place with the host's shared libraries: no chroot, no root needed
@@ -188,3 +188,30 @@ def test_the_frozen_tree_carries_everything_the_agent_preloads(tree: freeze.Froz
         and name not in sys.builtin_module_names
     ]
     assert not missing, missing
+
+
+SPAWN = """
+import subprocess, sys
+from boot.commands import boot
+argv = [boot.AGENT_ARGV0, *boot.PYTHON_FLAGS, "-c", "import sys; print(sys.prefix, *sys.path)"]
+done = subprocess.run(argv, executable=sys.executable, env=boot.agent_environment(), capture_output=True, text=True)
+print(done.returncode, done.stdout.strip(), done.stderr.strip(), sep="|")
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chroot needs root")
+def test_the_frozen_interpreter_starts_as_at_pyiscsi_agent(tmp_path: Path) -> None:
+    """argv[0] `@pyiscsi-agent` names no file: the interpreter must find its prefix all the same (PYTHONHOME)."""
+    built = freeze.build(
+        freeze.FreezeOptions(out=tmp_path / "root", entries=("initiator.cli", "boot.commands.boot"), dlopen=())
+    )
+    done = subprocess.run(
+        ["chroot", str(built.root), str(built.interpreter), "-I", "-S", "-B", "-c", SPAWN],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    status, out, err = done.stdout.strip().split("|")
+    assert (status, err) == ("0", "")  # no "Could not find platform independent libraries"
+    prefix, *path = out.split()
+    assert prefix == str(freeze.PREFIX)
+    assert path and all(p.startswith(str(freeze.PREFIX)) for p in path), path
