@@ -316,9 +316,9 @@ def _serve(owned, pid_file: Path, ready_fd: int | None) -> int:  # type: ignore[
             follower.check()
             return super().step(timeout, stop_fd)
 
-    with NetlinkIscsi() as netlink:  # subscribed from here on: only now may the pid file say "listening"
-        write_atomic(pid_file, f"{os.getpid()}\n", mode=0o644)
-        try:
+    try:
+        with NetlinkIscsi() as netlink:  # subscribed from here on: only now may the pid file say "listening"
+            write_atomic(pid_file, f"{os.getpid()}\n", mode=0o644)
             labels = ", ".join(f"{s.sid}{' (root)' if s.root else ''}" for s in owned) or "none"
             log(f"listening for connection errors; owning recovery of session(s) {labels} (pid {os.getpid()})")
             if ready_fd is not None:
@@ -326,12 +326,12 @@ def _serve(owned, pid_file: Path, ready_fd: int | None) -> int:  # type: ignore[
                 os.close(ready_fd)
             loop = Loop(netlink, owned, lambda line: log(line))
             loop.run(stop_r)
-        finally:
-            follower.check()
-            follower.close()
-            if read_pid(pid_file) == os.getpid():
-                with contextlib.suppress(FileNotFoundError):
-                    pid_file.unlink()
+    finally:  # the netlink sockets are closed: only now may the pid file go (the next owner waits for that)
+        follower.check()
+        follower.close()
+        if read_pid(pid_file) == os.getpid():
+            with contextlib.suppress(FileNotFoundError):
+                pid_file.unlink()
     log("stopped listening: recovery is now the next owner's")
     return 0
 
