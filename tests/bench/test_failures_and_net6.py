@@ -136,6 +136,9 @@ def test_nodhcp_report_ratio_and_cut_off_stock() -> None:
 RECOVERY_LOG = """\
 PYISCSI-MARK realroot 45.10 30 args
 PYISCSI-MARK iscsid 47.00
+iscsid: Kernel reported iSCSI connection 1:0 error (1020 - ISCSI_ERR_TCP_CONN_CLOSE: TCP connection closed) state (1)
+[   47.500000]  connection1:0: detected conn error (1020)
+pyiscsi-agent[90]: root: recovered after 0.4s (1 attempt(s))
 PYISCSI-MARK adopted 48.50 session1 iqn.2026-12.org.pyiscsi:root
 PYISCSI-MARK await-failure 49.00
 [   49.812345]  connection1:0: detected conn error (1020)
@@ -149,8 +152,9 @@ PYISCSI-MARK recovered 53.30 session1 LOGGED_IN, /dev/sda reads
 def test_recovery_parse_and_owner() -> None:
     got = recovery.parse("stock", RECOVERY_LOG, "real root", Path("/l"))
     assert got.adopted == pytest.approx(48.5) and got.conn_error == pytest.approx(49.812345)
-    assert got.recovered == pytest.approx(53.3) and got.seconds == pytest.approx(3.487655)
-    assert got.owners == ("iscsid",) and got.failed == ""
+    assert got.recovered == pytest.approx(53.3) and got.restart == pytest.approx(49.0)
+    assert got.seconds == pytest.approx(4.3)  # from the restart, not from adoption's own reconnect at 47.5
+    assert got.owners == ("iscsid",) and got.failed == ""  # the agent line before await-failure does not count
     agent = RECOVERY_LOG.replace("iscsid: connection1:0 is operational after recovery (2 attempts)\n", "")
     agent += "pyiscsi-agent[90]: root: recovered after 3.1s (2 attempt(s))\n"
     assert recovery.parse("ours", agent, "real root", Path("/l")).owners == ("pyiscsi agent",)
@@ -166,11 +170,11 @@ def test_recovery_failed_boot() -> None:
 
 def test_recovery_report() -> None:
     good = recovery.parse("stock", RECOVERY_LOG, "real root", Path("/l"))
-    ours_log = RECOVERY_LOG.replace("53.30", "51.55")  # 1.74 s after the conn error
+    ours_log = RECOVERY_LOG.replace("53.30", "51.15")  # 2.15 s after the restart
     ours = recovery.parse("ours", ours_log, "real root", Path("/l"))
     lines = recovery.report([ours, good]).splitlines()
-    row = next(line for line in lines if line.startswith("conn error"))
-    assert row.split()[-3:] == ["1.74", "3.49", "0.50x"]
+    row = next(line for line in lines if line.startswith("tgtd restart"))
+    assert row.split()[-3:] == ["2.15", "4.30", "0.50x"]
     assert any(line.startswith("stock: recovered (by)") and "1/1" in line and "iscsid" in line for line in lines)
 
 
