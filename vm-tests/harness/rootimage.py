@@ -114,9 +114,15 @@ sleep 10
 """
 
 
-def init_script() -> str:
+def init_script(before_iscsid: str = "") -> str:
+    """`before_iscsid`: shell lines run after `rootstate`, before iscsid starts (an extra real-root phase; `$sid`,
+    `$dev`, `mark`, `fail`, `now` and the *_BOUND words are there as in the rest of the script)."""
+    script = INIT
+    if before_iscsid:
+        at = 'iscsid -f -d "$debug"'
+        script = script.replace(at, before_iscsid.rstrip("\n") + "\n" + at, 1)
     return (
-        INIT.replace("ADOPT_BOUND", str(ADOPT_BOUND))
+        script.replace("ADOPT_BOUND", str(ADOPT_BOUND))
         .replace("LOST_BOUND", str(LOST_BOUND))
         .replace("RECOVER_BOUND", str(RECOVER_BOUND))
     )
@@ -146,13 +152,14 @@ def _copy_host(path: str, root: Path) -> None:
     shutil.copy2(os.path.realpath(path), dest)
 
 
-def build(cache: Path | None = None) -> Path:
-    """The root image (cached by its inputs); callers copy it before a boot writes to it."""
+def build(cache: Path | None = None, before_iscsid: str = "") -> Path:
+    """The root image (cached by its inputs); callers copy it before a boot writes to it. `before_iscsid`: see
+    init_script (empty: the standard image)."""
     for binary in BINARIES:
         if not Path(binary).is_file():
             raise HarnessError(f"{binary}: not installed (Debian package open-iscsi)")
     libs = library_closure()
-    script = init_script()
+    script = init_script(before_iscsid)
     # this file too: how the tree is laid out is part of the image (links, passwd), not only the init script
     digest = hashlib.sha256(Path(__file__).read_bytes() + script.encode() + images.OS_RELEASE.encode())
     for path in (*BINARIES, *libs, str(BUSYBOX), "/etc/iscsi/iscsid.conf"):
