@@ -6,6 +6,7 @@ files, found through `ldd`), /etc/os-release (systemd's switch-root refuses a ro
 
   PYISCSI-MARK realroot         the real root runs (uptime = time to the real root)
   PYISCSI-MARK rootstate ...    what the initramfs left: /run/pyiscsi/booted, node records, initiator name
+  PYISCSI-MARK execstartpre ... what the iscsid.service drop-ins' ExecStartPre= printed (run as systemd would)
   PYISCSI-MARK iscsid           iscsid started
   PYISCSI-MARK adopted ...      `iscsiadm -m session -P 1` shows our session known to iscsid and LOGGED IN
   PYISCSI-MARK await-failure    the host may now break the connection (it restarts tgtd)
@@ -67,6 +68,16 @@ ls /sys/class/iscsi_session/ | grep -q session || fail "no iSCSI session in sysf
 sid=$(ls /sys/class/iscsi_session/ | head -n1)
 dev=$(cat /run/pyiscsi/booted 2>/dev/null)
 [ -b "$dev" ] || dev=/dev/sda
+# what systemd does before it starts iscsid.service: the drop-ins' ExecStartPre=-/bin/sh -c '...' (pyiscsi's stops
+# its recovery agent, so that iscsid is the only listener), unescaped as systemd does ($$, %%)
+for pre in /etc/systemd/system/iscsid.service.d/*.conf; do
+    [ -f "$pre" ] || continue
+    cmd=$(grep "^ExecStartPre=-/bin/sh -c '" "$pre" |
+        sed -e 's/^ExecStartPre=-\/bin\/sh -c .//' -e 's/.$//' -e 's/\$\$/$/g' -e 's/%%/%/g')
+    [ -n "$cmd" ] || continue
+    out=$(sh -c "$cmd" 2>&1)
+    [ -n "$out" ] && mark execstartpre "$out"
+done
 iscsid -f -d "$debug" > /dev/console 2>&1 &
 sleep 0.5
 kill -0 $! 2> /dev/null || fail "iscsid did not start"
@@ -119,7 +130,7 @@ def init_script(before_iscsid: str = "") -> str:
     `$dev`, `mark`, `fail`, `now` and the *_BOUND words are there as in the rest of the script)."""
     script = INIT
     if before_iscsid:
-        at = 'iscsid -f -d "$debug"'
+        at = "# what systemd does before it starts iscsid.service"
         script = script.replace(at, before_iscsid.rstrip("\n") + "\n" + at, 1)
     return (
         script.replace("ADOPT_BOUND", str(ADOPT_BOUND))
