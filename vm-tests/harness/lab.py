@@ -68,8 +68,20 @@ mount -t devtmpfs devtmpfs $R/dev
 mkdir -p $R/dev/pts $R/dev/shm
 mount -t devpts devpts $R/dev/pts
 mount -t tmpfs tmpfs $R/dev/shm
+# A checkout under /tmp or /run (a CI clone may live there) would vanish under the guest's own tmpfs: move it
+# aside first and back on top afterwards, so the command still finds the repository, writable as the rest.
+KEEP=
+for arg in $(cat /proc/cmdline); do
+    case "$arg" in lab.repo=/tmp/* | lab.repo=/run/*) KEEP=${arg#lab.repo=};; esac
+done
+if [ -n "$KEEP" ] && [ -d "$R$KEEP" ]; then
+    mkdir -p /kept && mount --bind "$R$KEEP" /kept || die "bind $KEEP"
+fi
 mount -t tmpfs -o mode=0755 tmpfs $R/run
 mount -t tmpfs -o mode=1777 tmpfs $R/tmp
+if [ -n "$KEEP" ] && [ -d /kept ]; then
+    mkdir -p "$R$KEEP" && mount --move /kept "$R$KEEP" || die "move $KEEP back"
+fi
 KREL=$(uname -r)
 MODS=/lib/modules/$KREL  # the initramfs's few; the whole depmod'ed tree from the host's cache when we have it
 for arg in $(cat /proc/cmdline); do
@@ -200,7 +212,7 @@ def run_in_lab(
         rundir.chmod(0o755)
         (rundir / "cmd.sh").write_text(command_script(argv, cwd, env or {}))
         (rundir / "shares").write_text(share_table(shares))
-        extra = f"{append} lab.modules={kern.modules}" + ("" if configure_net else " lab.nonet")
+        extra = f"{append} lab.modules={kern.modules} lab.repo={REPO}" + ("" if configure_net else " lab.nonet")
         spec = lab_spec(kern, initrd, rundir, acpi_tables, drives, memory_mb, extra, shares)
         log_path = rundir.parent / f"{rundir.name}.log"
         if sanhook is None:
