@@ -8,8 +8,10 @@ import contextlib
 import ipaddress
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
@@ -24,6 +26,7 @@ RT_SCOPE_UNIVERSE = 0
 RT_SCOPE_SITE = 200  # the kernel's scope for site-local fec0::/10, which QEMU's user network hands out
 SYSCTL_ROOT = "/proc/sys/net/ipv6/conf"
 ALL_ROUTERS = "ff02::2"
+T = TypeVar("T")
 RS_INTERVAL = 4.0  # RFC 4861 RTR_SOLICITATION_INTERVAL
 ICMPV6_ROUTER_SOLICIT = 133
 
@@ -165,22 +168,36 @@ class Slaac:
     router: ipaddress.IPv6Address
 
 
-def wait_slaac(ipr: IPRoute, link: Link, deadline: Deadline, sleep: Sleep = time.sleep) -> Slaac:
-    """Until the link has a global, non-tentative address and a default route; solicits a router every 4s."""
+def _soliciting(link: Link, deadline: Deadline, sleep: Sleep, probe: Callable[[], tuple[T | None, str]]) -> T:
+    """Poll `probe` (its result, or None and what is still missing) until it answers, soliciting a router every
+    4s; the timeout says what no router advertisement gave."""
     clock = deadline.clock
     next_rs = clock()
     while True:
         if clock() >= next_rs:
             solicit_router(link.name)
             next_rs = clock() + RS_INTERVAL
+        result, missing = probe()
+        if result is not None:
+            return result
+        if deadline.expired():
+            raise ran_out(link.name, deadline, f"no router advertisement gave {missing}")
+        sleep(min(POLL, deadline.remaining()))
+
+
+def wait_slaac(ipr: IPRoute, link: Link, deadline: Deadline, sleep: Sleep = time.sleep) -> Slaac:
+    """Until the link has a global, non-tentative address and a default route."""
+
+    def probe() -> tuple[Slaac | None, str]:
         found = tuple(a.address for a in addresses(ipr, link) if a.routable and not a.tentative and not a.dad_failed)
         router = default_router(ipr, link)
         if found and router is not None:
-            return Slaac(found, router)
-        if deadline.expired():
-            missing = [what for what, ok in (("a global address", found), ("a default route", router)) if not ok]
-            raise ran_out(link.name, deadline, f"no router advertisement gave {' or '.join(missing)}")
-        sleep(min(POLL, deadline.remaining()))
+            return Slaac(found, router), ""
+        return None, " or ".join(
+            what for what, ok in (("a global address", found), ("a default route", router)) if not ok
+        )
+
+    return _soliciting(link, deadline, sleep, probe)
 
 
 def ra_routes(ipr: IPRoute, link: Link) -> list[ipaddress.IPv6Network]:
@@ -199,16 +216,12 @@ def ra_routes(ipr: IPRoute, link: Link) -> list[ipaddress.IPv6Network]:
 def wait_router_advertisement(
     ipr: IPRoute, link: Link, deadline: Deadline, sleep: Sleep = time.sleep
 ) -> ipaddress.IPv6Address | None:
-    """Until an RA gave `link` an on-link prefix or a default route (DHCPv6 gives neither); returns the router.
-    Solicits a router every 4s."""
-    clock = deadline.clock
-    next_rs = clock()
-    while True:
-        if clock() >= next_rs:
-            solicit_router(link.name)
-            next_rs = clock() + RS_INTERVAL
+    """Until an RA gave `link` an on-link prefix or a default route (DHCPv6 gives neither); returns the router."""
+
+    def probe() -> tuple[tuple[ipaddress.IPv6Address | None] | None, str]:
         if ra_routes(ipr, link):
-            return default_router(ipr, link)
-        if deadline.expired():
-            raise ran_out(link.name, deadline, "no router advertisement gave an on-link prefix or a default route")
-        sleep(min(POLL, deadline.remaining()))
+            return (default_router(ipr, link),), ""
+        return None, "an on-link prefix or a default route"
+
+    (router,) = _soliciting(link, deadline, sleep, probe)
+    return router
