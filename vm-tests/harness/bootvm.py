@@ -30,7 +30,7 @@ from harness.errors import HarnessError
 from harness.http import GUEST_HOST, StaticServer
 from harness.ipxe import Chap, IpxeScript, SanTarget, StaticNet
 from harness.paths import CACHE, REPO
-from harness.qemu import VmSpec, build_command, choose_accel
+from harness.qemu import VmSpec, build_command, choose_accel, stop
 from initiator.deadline import Deadline
 from initiator.secret import Secret
 
@@ -113,14 +113,7 @@ def _run_qemu(
                 continue
             break
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        returncode = proc.wait(timeout=10)
-        proc.stdout.close()
+        returncode = stop(proc)
         with log_path.open("wb") as log:
             for piece in parts:
                 if piece.exists():

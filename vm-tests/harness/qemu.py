@@ -165,6 +165,20 @@ def choose_accel(kernel: Path, verdict_file: Path | None = None) -> str:
     return _accel_verdict
 
 
+def stop(proc: subprocess.Popen[bytes]) -> int:
+    """End a QEMU that is still running (terminate, then kill after 5 s); its exit status, its pipe closed."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    returncode = proc.wait(timeout=10)
+    if proc.stdout is not None:
+        proc.stdout.close()
+    return returncode
+
+
 def run(
     spec: VmSpec,
     bound: float,
@@ -193,14 +207,7 @@ def run(
     try:
         parser, end = read_console(proc.stdout, log_path, deadline, stop_on=stop_on)
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        returncode = proc.wait(timeout=10)
-        proc.stdout.close()
+        returncode = stop(proc)
     with log_path.open("a") as log:
         log.write(f"\n# harness: {shlex.join(argv)}\n")
     return finish_console(parser, log_path, started, end, returncode)
