@@ -51,6 +51,7 @@ class Failure:
     wall: float
     cut_off: bool  # the host's bound ended it
     log: Path
+    last_stamp: float | None = None  # the last kernel stamp on the console (how far a cut-off boot got)
 
 
 def failure_line(stack: str, log: str) -> tuple[float | None, str]:
@@ -67,7 +68,8 @@ def from_sample(sample: boot.Sample, log: str) -> Failure:
     uptime, line = failure_line(sample.stack, log)
     clear = boot.clear_failure(sample)
     cut = sample.realroot is None and sample.reason.startswith("timeout")
-    return Failure(sample.stack, uptime, line, sample.last_stamp if clear else None, sample.wall, cut, sample.log)
+    gave_up = sample.last_stamp if clear else None
+    return Failure(sample.stack, uptime, line, gave_up, sample.wall, cut, sample.log, sample.last_stamp)
 
 
 def _cell(values: Sequence[float | None], cut: Sequence[float]) -> tuple[str, float | None]:
@@ -83,8 +85,8 @@ def report(failures: Sequence[Failure]) -> str:
     by = {st: [f for f in failures if f.stack == st] for st in ("ours", "stock")}
     rows = []
     fields = [
-        ("failure line, guest uptime s", lambda f: f.line_uptime, lambda f: f.gave_up or f.wall),
-        ("guest gives up (poweroff), uptime s", lambda f: f.gave_up, lambda f: f.wall),
+        ("failure line, guest uptime s", lambda f: f.line_uptime, lambda f: f.last_stamp or f.wall),
+        ("guest gives up (poweroff), uptime s", lambda f: f.gave_up, lambda f: f.last_stamp or f.wall),
         ("guest gives up, host wall s", lambda f: f.wall if f.gave_up is not None else None, lambda f: f.wall),
     ]
     for label, get, bound_of in fields:

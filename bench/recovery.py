@@ -104,7 +104,7 @@ def report(samples: Sequence[Recovery]) -> str:
     for stack in ("ours", "stock"):
         good = [s for s in by[stack] if s.seconds is not None]
         owners = sorted({o for s in good for o in s.owners}) or ["-"]
-        rows.append([f"{stack}: recovered (by)", f"{len(good)}/{len(by[stack])}", ", ".join(owners), ""])
+        rows.append([f"{stack}: recovered ({', '.join(owners)})", f"{len(good)}/{len(by[stack])}", "", ""])
     return table(["target restart: figure (median)", "ours", "stock", "ours/stock"], rows)
 
 
