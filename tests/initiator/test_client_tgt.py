@@ -177,14 +177,16 @@ def test_large_read_reassembles_many_data_in_pdus(tgtd: Tgtd, digest: str) -> No
 
 
 def test_target_nop_in_pings_are_answered(tgtd: Tgtd) -> None:
-    """tgt pings every second (nop_interval) and drops a session after nop_count unanswered pings."""
+    """tgt pings every second (nop_interval) and drops a session after nop_count unanswered pings: 6 s of pauses
+    outlast 4 unanswered pings, so only answering them between commands keeps the session (2 s of margin for a
+    busy machine at each pause)."""
     target = tgtd.add_target(T1, [LunSpec(1 << 20)])
     tgtd.set_param(target, "nop_interval", "1")
-    tgtd.set_param(target, "nop_count", "3")
+    tgtd.set_param(target, "nop_count", "4")
     conn = client.login(_portal(tgtd), T1, INITIATOR, _deadline())
     try:
         for _ in range(3):
-            time.sleep(2.2)  # pings pile up unread; the next command's loop answers each
+            time.sleep(2.0)  # pings pile up unread; the next command's loop answers each
             assert client.probe(conn, _deadline()).block0_sha256 == target.disk_luns()[0].block0_sha256()
         client.logout(conn, _deadline())
     finally:
