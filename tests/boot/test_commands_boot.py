@@ -20,30 +20,25 @@ class Recorder:
         return Timeline(out=self.lines.append, kmsg=None, clock=lambda: 12.5)
 
 
-def test_a_refused_login_marks_failed_with_the_exit_status(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("error", "last_line"),
+    [
+        (IscsiError("authentication failed (0x0201)"), "PYISCSI-MARK failed 12.500 exit 4: IscsiError"),
+        (LookupError("unknown encoding: idna"), "PYISCSI-MARK failed 12.500 internal error: LookupError"),
+    ],
+    ids=["refused-login", "bug"],
+)
+def test_a_failure_marks_failed_with_its_cause(monkeypatch: pytest.MonkeyPatch, error, last_line) -> None:
     recorder = Recorder()
     monkeypatch.setattr(boot_command, "Timeline", recorder)
 
-    def refuse(args, timeline):
-        raise IscsiError("authentication failed (0x0201)")
+    def fail(args, timeline):
+        raise error
 
-    monkeypatch.setattr(boot_command, "_boot", refuse)
-    with pytest.raises(IscsiError):
+    monkeypatch.setattr(boot_command, "_boot", fail)
+    with pytest.raises(type(error)):
         boot_command.run(argparse.Namespace())
-    assert recorder.lines == ["PYISCSI-MARK start 12.500", "PYISCSI-MARK failed 12.500 exit 4: IscsiError"]
-
-
-def test_a_bug_marks_failed_too(monkeypatch: pytest.MonkeyPatch) -> None:
-    recorder = Recorder()
-    monkeypatch.setattr(boot_command, "Timeline", recorder)
-
-    def bug(args, timeline):
-        raise LookupError("unknown encoding: idna")
-
-    monkeypatch.setattr(boot_command, "_boot", bug)
-    with pytest.raises(LookupError):
-        boot_command.run(argparse.Namespace())
-    assert recorder.lines[-1] == "PYISCSI-MARK failed 12.500 internal error: LookupError"
+    assert recorder.lines == ["PYISCSI-MARK start 12.500", last_line]
 
 
 # -- the recovery agent: started before `booted`, switchable, a failure only warns -----------------------------
