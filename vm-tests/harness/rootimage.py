@@ -36,8 +36,8 @@ SIZE_MB = 48
 # seconds for iscsid to adopt the session. It takes 2-5 s, except after the root-link step (no root=, or
 # root=iscsi:): there, under TCG, iscsid's first start spends ~25 s (6 of 6 boots) while the guest sits in
 # clear_page_rep as ld.so maps iscsid's libraries. The I/O and the page counts are the same as in a fast boot
-# (/proc/vmstat), so it is the emulator's cost, not ours; 30 s failed one CI run. The bound stays well below
-# the 120 s replacement_timeout that a real stall would run into.
+# (/proc/vmstat): our step triggers it, but the time looks like the emulator's; 30 s failed one CI run. The
+# bound stays well below the 120 s replacement_timeout that a real stall would run into.
 ADOPT_BOUND = 75
 LOST_BOUND = 60  # for the kernel to report the connection error once the host broke it
 RECOVER_BOUND = 90  # for iscsid to log in again
