@@ -6,7 +6,7 @@ it copies) and the zip alone, against the stock tools dracut's 95iscsi installs 
 iSCSI initiator costs in bytes" (the initramfs bench measures the whole images).
 
 Start-up: a whole process that prints its version and exits, which is the fixed cost every call in the
-initramfs pays. Ours: the frozen `pyiscsi --version` (`python3 -I -S -B -m initiator --version` in a chroot of the
+initramfs pays. Ours: the frozen `pyiscsi --version` (`python3 -I -S -B -m boot --version` in a chroot of the
 tree, as the initramfs runs it), the same without the chroot, and the checkout's venv for contrast; stock:
 `iscsistart --version` (what 95iscsi runs at boot) and `iscsiadm --version`; the floor: the frozen
 interpreter's `-c pass`. Rounds rotate the order; ours/stock compares medians with `iscsistart --version`.
@@ -77,15 +77,15 @@ def commands(tree: Path) -> dict[str, tuple[list[str], str]]:
     flags = ["-I", "-S", "-B"]
     return {
         "ours: frozen `pyiscsi --version` (chroot, as in the initramfs)": (
-            ["chroot", str(tree), python, *flags, "-m", "initiator", "--version"],
+            ["chroot", str(tree), python, *flags, "-m", "boot", "--version"],
             "pyiscsi ",
         ),
         "ours: frozen `pyiscsi --version` (tree, no chroot)": (
-            [outside, *flags, "-m", "initiator", "--version"],
+            [outside, *flags, "-m", "boot", "--version"],
             "pyiscsi ",
         ),
-        "ours: checkout venv `python -m initiator --version`": (
-            [sys.executable, "-m", "initiator", "--version"],
+        "ours: checkout venv `python -m boot --version`": (
+            [sys.executable, "-m", "boot", "--version"],
             "pyiscsi ",
         ),
         "stock: `iscsistart --version`": (["iscsistart", "--version"], "iscsistart version"),

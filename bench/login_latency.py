@@ -84,7 +84,7 @@ def _measurements(portal: str) -> dict[str, Callable[[], float]]:
         "ours: client.login, connect to full feature phase (in-process)": _login(portal),
         "ours: client.discover, whole discovery session (in-process)": _discover(portal),
         "ours: `pyiscsi discover` (whole process)": _process(
-            [sys.executable, "-m", "initiator", "discover", portal, "--initiator", INITIATOR], len(TARGETS)
+            [sys.executable, "-m", "boot", "discover", portal, "--initiator", INITIATOR], len(TARGETS)
         ),
         "stock: `iscsiadm -m discovery -t st` (whole process)": _process(stock, len(TARGETS)),
         "stock wrapper alone (unshare + tmpfs mounts, no iscsiadm)": _process(wrapper, None),

@@ -190,7 +190,7 @@ def _process_attempt(argv: Sequence[str]) -> Callable[[], None]:
 
 
 def ours_discover_command(portal: str, index: int) -> list[str]:
-    return [sys.executable, "-m", "initiator", "discover", portal, "--initiator", INITIATOR.format(index)]
+    return [sys.executable, "-m", "boot", "discover", portal, "--initiator", INITIATOR.format(index)]
 
 
 def _ours_process_storm(portal: str, size: int) -> StormResult:

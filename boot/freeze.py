@@ -5,7 +5,7 @@ The initramfs has no pip and no compiler, and every megabyte is read at each boo
     usr/lib/pyiscsi/bin/python3                  the host's interpreter (same binary the venv was made from)
     usr/lib/pyiscsi/lib/python311.zip            bytecode of exactly the modules the entries reach
     usr/lib/pyiscsi/lib/python3.11/lib-dynload/  only the extension modules that closure needs
-    usr/sbin/pyiscsi                             exec python3 -I -S -B -m initiator "$@"
+    usr/sbin/pyiscsi                             exec python3 -I -S -B -m boot "$@"
     + the shared libraries of the ELF files above, at their host paths (ldd), /sbin/ldconfig for ctypes
 
 The private prefix keeps us clear of any other python3 in the image. The interpreter finds it on its own: getpath
@@ -49,20 +49,20 @@ WRAPPER = PurePosixPath("/usr/sbin/pyiscsi")
 PYVER = f"{sys.version_info.major}.{sys.version_info.minor}"
 ZIP_NAME = f"python{sys.version_info.major}{sys.version_info.minor}.zip"
 
-# What `pyiscsi` reaches in the initramfs. Commands are imported by name (initiator.cli's table), so each is an
+# What `pyiscsi` reaches in the initramfs. Commands are imported by name (boot.cli's table), so each is an
 # entry of its own; the first ones that do not exist yet are reported, not silently skipped.
 DEFAULT_ENTRIES = (
-    "initiator.cli",
-    "initiator.commands.ibft",
+    "boot.cli",
+    "boot.commands.ibft",
     "boot.commands.explain",
     "boot.commands.net",
     "boot.commands.boot",
     "boot.commands.handover",
-    "boot.commands.agent",  # started by `pyiscsi boot` (`-m initiator agent --daemon`)
+    "boot.commands.agent",  # started by `pyiscsi boot` (`-m boot agent --daemon`)
 )
 # Imported at run time without an import statement the finder can see.
 DEFAULT_EXTRAS = (
-    "initiator.__main__",  # `python3 -m initiator`; importing it runs the CLI, so it is no entry to probe
+    "boot.__main__",  # `python3 -m boot`; importing it runs the CLI, so it is no entry to probe
     "encodings.aliases",  # interpreter start-up: the codec search and the UTF-8/ASCII/Latin-1 codecs
     "encodings.ascii",
     "encodings.latin_1",
@@ -77,7 +77,7 @@ DEFAULT_EXTRAS = (
 DEFAULT_EXTRAS += tuple(
     name for name in AGENT_PRELOAD if name not in DEFAULT_EXTRAS and not name.startswith(("initiator.", "boot."))
 )
-NOT_PROBED = frozenset({"initiator.__main__"})
+NOT_PROBED = frozenset({"boot.__main__"})
 # Packages whose submodules are found with pkgutil at run time: take all of them.
 DEFAULT_PACKAGES = ("pyroute2.netlink.rtnl.ifinfmsg.plugins",)
 # Never carried, even when some import statement names them: the boot path does not run them.
@@ -441,7 +441,7 @@ def _rel(path: PurePosixPath) -> str:
 
 def wrapper_script(prefix: PurePosixPath) -> str:
     """The command users and hooks run: isolated (-I), no site (-S), never writing bytecode (-B)."""
-    return f'#!/bin/sh\n# pyiscsi, frozen by boot.freeze\nexec {prefix}/bin/python3 -I -S -B -m initiator "$@"\n'
+    return f'#!/bin/sh\n# pyiscsi, frozen by boot.freeze\nexec {prefix}/bin/python3 -I -S -B -m boot "$@"\n'
 
 
 def _check_magic(interpreter: Path) -> None:
@@ -635,7 +635,7 @@ def _verify(tree: FrozenTree, names: list[str], chroot: bool, runs: int) -> Veri
     if probe["outside"]:
         name, origin = sorted(probe["outside"].items())[0]
         raise BadInputError("frozen tree", name, f"was loaded from outside {_seen_prefix(tree, chroot)}: {origin}")
-    version_s, version = _best_of(_chroot_command(tree, ["-m", "initiator", "--version"], chroot), "pyiscsi", runs)
+    version_s, version = _best_of(_chroot_command(tree, ["-m", "boot", "--version"], chroot), "pyiscsi", runs)
     if version.returncode != 0 or not version.stdout.startswith("pyiscsi "):
         raise BadInputError(
             "frozen tree", "pyiscsi --version", f"exit {version.returncode}: {version.stderr.strip()[-400:]}"

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from initiator.console import to_kmsg
+from boot.console import to_kmsg
 
 MARK = "PYISCSI-MARK"
 UPTIME_PATH = Path("/proc/uptime")

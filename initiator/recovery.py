@@ -19,7 +19,7 @@ ExpStatSN = the kernel's last StatSN + 1 (initiator.kernel_login), every SET_PAR
 login, START_CONN, rescan. `RecoveryLoop` is the driver around `NetlinkIscsi.next_event()`: it waits on the
 event socket (and a stop descriptor) no longer than the policy's next wake-up, and executes the actions.
 
-Every action and step is one log line, to the console and to the kernel log (initiator.console.to_kmsg). CHAP
+Every action and step is one log line, to the console and to the kernel log (boot.console.to_kmsg). CHAP
 secrets travel as `Secret` and are revealed only in SET_PARAM payloads and on the wire.
 """
 

@@ -40,7 +40,7 @@ def pattern(i: int) -> bytes:
 
 def agent(args: list[str], log: Path, timeout: float) -> int:
     with log.open("a") as out:
-        command = [sys.executable, "-m", "initiator", "agent", *args]
+        command = [sys.executable, "-m", "boot", "agent", *args]
         return subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, timeout=timeout).returncode
 
 
@@ -58,7 +58,7 @@ def hand_to_iscsid(cfg: dict, sid: int, share: Path, state_dir: Path, log: Path)
     Path("/etc/iscsi/initiatorname.iscsi").write_text(f"InitiatorName={cfg['initiator']}\n")  # the guest's overlay
     with log.open("a") as out:
         handover = subprocess.run(
-            [sys.executable, "-m", "initiator", "handover", "--sysroot", "/", "--state-dir", str(state_dir),
+            [sys.executable, "-m", "boot", "handover", "--sysroot", "/", "--state-dir", str(state_dir),
              "--cmdline", cfg["cmdline"], "--ibft", "none"],
             stdout=out, stderr=subprocess.STDOUT, timeout=AGENT_BOUND,
         ).returncode  # fmt: skip

@@ -34,7 +34,7 @@ def test_lab_runs_a_command_and_returns_status_stdout_and_stderr(pinned_kernel):
 def test_lab_runs_the_project_python_with_the_guest_kernel_iscsi_transport(pinned_kernel):
     """The checkout and its venv are visible, iscsi_tcp is loaded, modules are the guest kernel's own."""
     code = (
-        "import os, initiator.cli, pyroute2;"
+        "import os, boot.cli, pyroute2;"
         "print(sorted(os.listdir('/sys/class/iscsi_transport')));"
         "print(os.path.isdir('/lib/modules/' + os.uname().release + '/kernel'));"
         "open('/etc/written-in-guest', 'w').write('x')"

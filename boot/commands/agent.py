@@ -17,7 +17,7 @@ Ownership protocol: exactly one owner of recovery at any time.
     refuses to start while the pid file names a live process (status 1). A session that failed before the
     agent listened (its error reached no one) is found FAILED in sysfs when the agent starts, and recovered.
  2. Taking it over from `pyiscsi boot`. At the end of a successful boot (sessions file written, before
-    `booted`) `pyiscsi boot` starts `@pyiscsi-agent -I -S -B -m initiator agent --daemon` and waits for its exit
+    `booted`) `pyiscsi boot` starts `@pyiscsi-agent -I -S -B -m boot agent --daemon` and waits for its exit
     status (bounded), i.e. until the agent listens; a failure is one warning line, not a failed boot.
     `rd.pyiscsi.agent=0` / `pyiscsi boot --no-agent` leave it out (`explain` prints the choice).
  3. Keeping it across switch_root. The pid file lives in /run, which moves into the real root. systemd kills
@@ -51,7 +51,7 @@ import sys
 import time
 from pathlib import Path
 
-from initiator.console import KMSG_INFO, KMSG_WARNING, to_kmsg
+from boot.console import KMSG_INFO, KMSG_WARNING, to_kmsg
 from initiator.errors import BadInputError, NetworkError, UsageError, WaitTimeout
 
 KMSG = True
@@ -108,7 +108,7 @@ PRELOAD = (
     "initiator.portal",
     "initiator.pdu",
     "initiator.status",
-    "initiator.console",
+    "boot.console",
     "initiator.errors",
     "initiator.secret",
     "boot.disk",

@@ -19,8 +19,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from boot.console import KMSG_WARNING, to_kmsg
 from boot.timeline import Timeline
-from initiator.console import KMSG_WARNING, to_kmsg
 from initiator.errors import PyiscsiError
 
 KMSG = True
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         return _boot(args, timeline)
     except PyiscsiError as exc:
-        # the harness and `make demo` stop on this marker; the cause line itself comes from initiator.cli
+        # the harness and `make demo` stop on this marker; the cause line itself comes from boot.cli
         timeline.mark("failed", f"exit {int(exc.exit_status)}: {type(exc).__name__}")
         raise
     except Exception as exc:
@@ -106,7 +106,7 @@ def _boot(args: argparse.Namespace, timeline: Timeline) -> int:
 
 def agent_command(args: argparse.Namespace, state_dir: Path, cmdline_file: Path | None) -> list[str]:
     """argv of `pyiscsi agent --daemon` for this boot's sessions and plan (argv[0] is the name, not the path)."""
-    argv = [AGENT_ARGV0, *PYTHON_FLAGS, "-m", "initiator", "agent", "--daemon"]
+    argv = [AGENT_ARGV0, *PYTHON_FLAGS, "-m", "boot", "agent", "--daemon"]
     argv += ["--sessions", str(state_dir / "sessions.json"), "--pid-file", str(state_dir / "agent.pid")]
     if cmdline_file is not None:
         argv += ["--cmdline-file", str(cmdline_file)]

@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from initiator.console import KMSG_WARNING, to_kmsg
+from boot.console import KMSG_WARNING, to_kmsg
 from initiator.errors import BadInputError
 
 KMSG = True

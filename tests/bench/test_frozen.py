@@ -44,7 +44,7 @@ def test_commands_run_the_frozen_interpreter_in_a_chroot_of_the_tree() -> None:
     chrooted = cmds["ours: frozen `pyiscsi --version` (chroot, as in the initramfs)"][0]
     assert chrooted[:3] == ["chroot", "/t", "/usr/lib/pyiscsi/bin/python3"] and chrooted[-3:] == [
         "-m",
-        "initiator",
+        "boot",
         "--version",
     ]
     assert cmds["ours: frozen `pyiscsi --version` (tree, no chroot)"][0][0] == "/t/usr/lib/pyiscsi/bin/python3"

@@ -86,7 +86,7 @@ def test_report_ratios_against_the_stock_storm_of_the_same_size() -> None:
 
 def test_process_commands() -> None:
     argv = storm.ours_discover_command("127.0.0.1:3260", 7)
-    assert argv[1:4] == ["-m", "initiator", "discover"] and argv[-1].endswith("storm-0007")
+    assert argv[1:4] == ["-m", "boot", "discover"] and argv[-1].endswith("storm-0007")
 
 
 @pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason()))

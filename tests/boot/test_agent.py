@@ -139,7 +139,7 @@ if {broken!r}:
         raise kernel.KernelError("/sys/class/iscsi_transport/tcp/handle: no iscsi_tcp transport")
 kernel.NetlinkIscsi = FakeNetlink
 agent.to_kmsg = lambda *a, **k: False  # never the test machine's kernel log
-from initiator.cli import main
+from boot.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -252,7 +252,7 @@ def boot_starts(agent_env, monkeypatch: pytest.MonkeyPatch):
     def command(args, state_dir, cmdline_file):  # type: ignore[no-untyped-def]
         argv = real(args, state_dir, cmdline_file)
         seen.append(argv)
-        assert argv[0] == "@pyiscsi-agent" and argv[1:7] == ["-s", "-P", "-S", "-B", "-m", "initiator"]
+        assert argv[0] == "@pyiscsi-agent" and argv[1:7] == ["-s", "-P", "-S", "-B", "-m", "boot"]
         return ["@pyiscsi-agent", str(pid_file.parent / "fake_agent.py"), *argv[argv.index("agent") :]]
 
     monkeypatch.setattr(boot_command, "agent_command", command)

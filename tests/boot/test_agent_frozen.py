@@ -94,7 +94,7 @@ kernel.NetlinkIscsi = lambda: FakeNetlink(Target())
 agent.to_kmsg = lambda *a, **k: False  # never the test machine's kernel log
 recovery.reconnect.__kwdefaults__["sysfs"] = Path(SYSFS)  # never the test machine's /sys
 recovery.RecoveryLoop.__init__.__kwdefaults__["sysfs"] = Path(SYSFS)
-from initiator.cli import main
+from boot.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -103,7 +103,7 @@ sys.exit(main(sys.argv[1:]))
 def tree(tmp_path_factory: pytest.TempPathFactory) -> freeze.FrozenTree:
     options = freeze.FreezeOptions(
         out=tmp_path_factory.mktemp("frozen-agent") / "root",
-        entries=("initiator.cli", "boot.commands.agent", "boot.commands.boot"),
+        entries=("boot.cli", "boot.commands.agent", "boot.commands.boot"),
         extras=tuple(name for name in freeze.DEFAULT_EXTRAS if name not in NOT_NEEDED),
         packages=(),
         copy_libraries=False,  # run in place with the host's shared libraries: no chroot, no root needed
@@ -203,7 +203,7 @@ print(done.returncode, done.stdout.strip(), done.stderr.strip(), sep="|")
 def test_the_frozen_interpreter_starts_as_at_pyiscsi_agent(tmp_path: Path) -> None:
     """argv[0] `@pyiscsi-agent` names no file: the interpreter must find its prefix all the same (PYTHONHOME)."""
     built = freeze.build(
-        freeze.FreezeOptions(out=tmp_path / "root", entries=("initiator.cli", "boot.commands.boot"), dlopen=())
+        freeze.FreezeOptions(out=tmp_path / "root", entries=("boot.cli", "boot.commands.boot"), dlopen=())
     )
     done = subprocess.run(
         ["chroot", str(built.root), str(built.interpreter), "-I", "-S", "-B", "-c", SPAWN],

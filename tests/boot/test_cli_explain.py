@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from initiator import cli
+from boot import cli
 from initiator.errors import ExitStatus
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "ibft"

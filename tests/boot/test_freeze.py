@@ -17,7 +17,7 @@ from boot import freeze
 from initiator import __version__
 from initiator.errors import BadInputError
 
-ENTRIES = ("initiator.cli", "initiator.iscsi_if", "initiator.kernel")
+ENTRIES = ("boot.cli", "initiator.iscsi_if", "initiator.kernel")
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="chroot needs root (CI runs the suite as root)")
 
 
@@ -52,7 +52,7 @@ def zip_names(tree: freeze.FrozenTree) -> list[str]:
 
 @ROOT_ONLY
 def test_version_runs_in_a_chroot(tree: freeze.FrozenTree) -> None:
-    result = python(tree, "-m", "initiator", "--version")
+    result = python(tree, "-m", "boot", "--version")
     assert (result.returncode, result.stdout.strip(), result.stderr) == (0, f"pyiscsi {__version__}", "")
 
 
@@ -125,13 +125,13 @@ def test_entries_are_sorted_dated_1980_with_fixed_modes(tree: freeze.FrozenTree)
     assert all(i.filename.endswith(".pyc") for i in infos)
 
 
-@pytest.mark.parametrize("member", ["initiator/cli.pyc", "pyroute2/iproute/linux.pyc", "json/__init__.pyc"])
+@pytest.mark.parametrize("member", ["boot/cli.pyc", "pyroute2/iproute/linux.pyc", "json/__init__.pyc"])
 def test_pycs_are_unchecked_hash_based_with_relative_filenames(tree: freeze.FrozenTree, member: str) -> None:
     with zipfile.ZipFile(tree.zip_path) as archive:
         data = archive.read(member)
     assert int.from_bytes(data[4:8], "little") == 0b01  # hash-based, check_source off
     code = marshal.loads(data[16:])
-    assert code.co_filename == member[:-1]  # "initiator/cli.py": nothing of the build machine's paths
+    assert code.co_filename == member[:-1]  # "boot/cli.py": nothing of the build machine's paths
 
 
 @pytest.mark.parametrize(
@@ -144,7 +144,7 @@ def test_excluded_packages_are_absent(tree: freeze.FrozenTree, package: str) -> 
 @pytest.mark.parametrize(
     "member",
     [
-        "initiator/__main__.pyc",  # python3 -m initiator
+        "boot/__main__.pyc",  # python3 -m boot
         "encodings/utf_8.pyc",  # interpreter start-up
         "pyroute2/netlink/rtnl/ifinfmsg/plugins/vlan.pyc",  # found by listing the package at run time
         "pyudev/core.pyc",
@@ -210,7 +210,7 @@ def test_a_module_missing_from_the_closure_fails_verification(tmp_path: Path) ->
     with pytest.raises(BadInputError) as caught:
         freeze.verify(broken, runs=1)
     message = str(caught.value)
-    assert "initiator.cli" in message and "No module named 'argparse'" in message and "--extra" in message
+    assert "boot.cli" in message and "No module named 'argparse'" in message and "--extra" in message
 
 
 def test_verify_runs_without_a_chroot_too(tree: freeze.FrozenTree) -> None:
@@ -228,7 +228,7 @@ def test_a_module_loaded_from_outside_the_tree_is_named(tmp_path: Path, use_chro
     (sources / "sneaky.py").write_text(f"import sys\nsys.path.append({where!r})\nimport stray\n")
     built = freeze.build(
         options(
-            tmp_path / "root", entries=("initiator.cli", "sneaky"), search_path=(sources, *freeze.default_search_path())
+            tmp_path / "root", entries=("boot.cli", "sneaky"), search_path=(sources, *freeze.default_search_path())
         )
     )
     with pytest.raises(BadInputError) as caught:
@@ -238,16 +238,16 @@ def test_a_module_loaded_from_outside_the_tree_is_named(tmp_path: Path, use_chro
 
 def test_a_missing_entry_is_named(tmp_path: Path) -> None:
     with pytest.raises(BadInputError) as caught:
-        freeze.build(options(tmp_path, entries=("initiator.cli", "boot.commands.nonesuch")))
+        freeze.build(options(tmp_path, entries=("boot.cli", "boot.commands.nonesuch")))
     assert caught.value.field == "entry" and caught.value.value == "boot.commands.nonesuch"
     assert not (tmp_path / freeze._rel(freeze.PREFIX)).exists()  # nothing half-written
 
 
 def test_skip_missing_reports_the_entry_and_builds_the_rest(tmp_path: Path) -> None:
     built = freeze.build(
-        options(tmp_path, entries=("initiator.cli", "boot.nonesuch"), skip_missing=True, copy_libraries=False)
+        options(tmp_path, entries=("boot.cli", "boot.nonesuch"), skip_missing=True, copy_libraries=False)
     )
-    assert (built.entries, built.missing_entries) == (("initiator.cli",), ("boot.nonesuch",))
+    assert (built.entries, built.missing_entries) == (("boot.cli",), ("boot.nonesuch",))
 
 
 @pytest.mark.parametrize(

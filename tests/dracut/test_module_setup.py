@@ -177,7 +177,7 @@ def test_no_network_or_iscsi_module_came_along(image: Image) -> None:
 
 def test_every_command_present_is_frozen(image: Image) -> None:
     present = [name for name in freeze.DEFAULT_ENTRIES if importlib.util.find_spec(name) is not None]
-    assert "initiator.cli" in present
+    assert "boot.cli" in present
     with zipfile.ZipFile(image.root / "usr/lib/pyiscsi/lib/python311.zip") as archive:
         names = set(archive.namelist())
     assert [name for name in present if name.replace(".", "/") + ".pyc" not in names] == []
@@ -214,7 +214,7 @@ def test_frozen_commands_answer_as_the_checkout_does(sh_image: Image, argv: list
     frozen = chroot(sh_image.root, "/usr/sbin/pyiscsi", *argv)
     local = [str(REPO / "tests/fixtures/ibft/ipxe-chap.bin") if arg == "/tmp/ibft.bin" else arg for arg in argv]
     here = subprocess.run(
-        [sys.executable, "-m", "initiator", *local], capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-m", "boot", *local], capture_output=True, text=True, timeout=60, check=False
     )
     assert (frozen.returncode, frozen.stderr) == (here.returncode, here.stderr) == (0, "")
     answers = [json.loads(out) for out in (frozen.stdout, here.stdout)]

@@ -15,11 +15,11 @@ BOUND = 60.0  # the test's own limit on one command: a hang fails the test inste
 def pyiscsi(
     *args: str, env: Mapping[str, str] | None = None, timeout: float = BOUND
 ) -> subprocess.CompletedProcess[str]:
-    """`python -m initiator ARGS` with a clean PYISCSI_* environment plus `env`; raises TimeoutExpired on a hang."""
+    """`python -m boot ARGS` with a clean PYISCSI_* environment plus `env`; raises TimeoutExpired on a hang."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("PYISCSI_")}
     environ.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "initiator", *args],
+        [sys.executable, "-m", "boot", *args],
         capture_output=True,
         text=True,
         timeout=timeout,

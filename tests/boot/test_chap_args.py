@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from initiator.commands.chap_args import (
+from boot.commands.chap_args import (
     add_chap_arguments,
     add_digest_arguments,
     add_timeout_argument,

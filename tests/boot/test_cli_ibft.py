@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from initiator import cli
+from boot import cli
 from initiator.errors import ExitStatus
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "ibft"
@@ -120,7 +120,7 @@ def test_console_script_runs(tmp_path):
     import sys
 
     result = subprocess.run(
-        [sys.executable, "-m", "initiator", "ibft", str(CHAP), "--json"], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "boot", "ibft", str(CHAP), "--json"], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["oem_table_id"] == "iPXE"

@@ -7,7 +7,7 @@ import contextlib
 import json
 from typing import Any
 
-from initiator.commands.chap_args import (
+from boot.commands.chap_args import (
     add_chap_arguments,
     add_digest_arguments,
     add_initiator_argument,

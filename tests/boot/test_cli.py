@@ -7,7 +7,7 @@ import types
 
 import pytest
 
-from initiator import cli
+from boot import cli
 from initiator.errors import ExitStatus, NetworkError, WaitTimeout
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from initiator.commands.chap_args import (
+from boot.commands.chap_args import (
     add_chap_arguments,
     add_digest_arguments,
     add_initiator_argument,

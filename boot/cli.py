@@ -13,14 +13,14 @@ import os
 import sys
 from collections.abc import Sequence
 
+from boot.console import report_failure
 from initiator import __version__
-from initiator.console import report_failure
 from initiator.errors import ExitStatus, PyiscsiError, UsageError
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "ibft": ("initiator.commands.ibft", "parse an iBFT (file, sysfs directory or /dev/mem)"),
-    "discover": ("initiator.commands.discover", "SendTargets discovery against a portal"),
-    "probe": ("initiator.commands.probe", "log in from userspace and describe the target's LUNs"),
+    "ibft": ("boot.commands.ibft", "parse an iBFT (file, sysfs directory or /dev/mem)"),
+    "discover": ("boot.commands.discover", "SendTargets discovery against a portal"),
+    "probe": ("boot.commands.probe", "log in from userspace and describe the target's LUNs"),
     "explain": ("boot.commands.explain", "print the boot plan from the command line and the iBFT"),
     "net": ("boot.commands.net", "bring up only the plan's network and print what each interface got"),
     "boot": ("boot.commands.boot", "the initramfs entry point: network, login, kernel handover"),

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from initiator.cli import main
-from initiator.commands.probe import human
+from boot.cli import main
+from boot.commands.probe import human
 from tests.support.sockets import free_port, silent_listener
 
 IQN = "iqn.2026-11.org.example:disk"

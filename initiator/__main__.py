@@ -1,3 +1,0 @@
-from initiator.cli import main
-
-raise SystemExit(main())
