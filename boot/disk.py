@@ -1,7 +1,8 @@
 """Find the block device of one LUN of one kernel iSCSI session, and wait for it under a bound.
 
 Found through sysfs (session -> SCSI target -> device with that LUN -> block), never by guessing `sda`: another
-disk, or a second session, can take any name first.
+disk, or a second session, can take any name first. The scan that makes the kernel look for the LUNs is
+`initiator.kernel.scan_host`.
 """
 
 from __future__ import annotations
@@ -11,22 +12,17 @@ import select
 from pathlib import Path
 
 from initiator.deadline import Deadline
+from initiator.kernel import SYSFS, session_dir
 
-SYSFS = Path("/sys")
 _SCSI_ADDR = re.compile(r"^(\d+):(\d+):(\d+):(\d+)$")
-
-
-def scan_host(host_no: int, sysfs: Path = SYSFS) -> None:
-    """iscsi_tcp does not scan by itself: ask for every channel, target and LUN."""
-    (sysfs / "class" / "scsi_host" / f"host{host_no}" / "scan").write_text("- - -")
 
 
 def find_block_device(sid: int, lun: int, sysfs: Path = SYSFS) -> str | None:
     """The /dev name of `lun` in session `sid`, or None while it has not appeared."""
-    session_dir = sysfs / "class" / "iscsi_session" / f"session{sid}" / "device"
-    if not session_dir.exists():
+    devices = session_dir(sid, sysfs) / "device"
+    if not devices.exists():
         return None
-    for target in sorted(session_dir.glob("target*")):
+    for target in sorted(devices.glob("target*")):
         for dev in sorted(target.iterdir()):
             match = _SCSI_ADDR.match(dev.name)
             if not match or int(match.group(4)) != lun:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import errno
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from boot.atomic import write_atomic
@@ -29,6 +30,7 @@ from boot.net.state import InterfaceState
 from boot.node_record import NodeRecord, Startup
 from boot.plan import BootPlan, TargetPlan
 from boot.sessions import SessionState
+from initiator.held_session import HeldSession
 
 NODES_DIR = "etc/iscsi/nodes"
 INITIATORNAME = "etc/iscsi/initiatorname.iscsi"
@@ -67,30 +69,21 @@ def iscsid_dropin(pid_file: str = AGENT_PID_FILE, bound: int = 150) -> str:
     )
 
 
-def _plan_target(session: SessionState, plan: BootPlan) -> TargetPlan | None:
+def _plan_target(session: HeldSession, plan: BootPlan) -> TargetPlan | None:
     """The plan entry a session came from (a discovery entry matches by portal): where its secrets are."""
+    portal = (session.portal.address, session.portal.port)
     by_name = [t for t in plan.targets if t.name == session.target]
-    by_portal = [t for t in plan.targets if t.name is None and (t.address, t.port) == (session.address, session.port)]
+    by_portal = [t for t in plan.targets if t.name is None and (t.address, t.port) == portal]
     return (by_name or by_portal or [None])[0]
 
 
-def node_record(session: SessionState, plan: BootPlan) -> NodeRecord:
-    planned = _plan_target(session, plan)
-    chap = planned.chap if planned else None
-    rchap = planned.reverse_chap if planned else None
+def node_record(row: SessionState, plan: BootPlan) -> NodeRecord:
+    """The recorded session as a node record, with the CHAP secrets of the plan entry it came from."""
+    planned = _plan_target(row.session, plan)
     return NodeRecord(
-        target=session.target,
-        address=session.address,
-        port=session.port,
-        tpgt=session.tpgt,
-        startup=Startup.ONBOOT if session.root else Startup.AUTOMATIC,
-        username=chap.username if chap else None,
-        password=chap.password if chap else None,
-        username_in=rchap.username if rchap else None,
-        password_in=rchap.password if rchap else None,
+        replace(row.session, credentials=None if planned is None else planned.credentials),
+        startup=Startup.ONBOOT if row.root else Startup.AUTOMATIC,
         replacement_timeout=int(plan.timeouts.replacement),
-        header_digest=session.header_digest,
-        data_digest=session.data_digest,
     )
 
 
@@ -129,7 +122,7 @@ def sysroot_files(
         record = node_record(session, plan)
         files[str(Path(NODES_DIR) / record.relative_path().relative_to("nodes"))] = (record.render(), 0o600)
     if sessions:
-        text, warning = initiator_name_file(existing_initiatorname, sessions[0].initiator_name)
+        text, warning = initiator_name_file(existing_initiatorname, sessions[0].session.initiator_name)
         if text is not None:
             files[INITIATORNAME] = (text, 0o644)
         if warning:

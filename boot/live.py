@@ -97,7 +97,8 @@ class LiveSteps:
         from initiator.client import discover
         from initiator.portal import Portal
 
-        found = discover(Portal(target.address, target.port), initiator, target.chap, target.reverse_chap, deadline)
+        portal = Portal(target.address, target.port)
+        found = discover(portal, initiator, deadline, credentials=target.credentials)
         plans: list[TargetPlan] = []
         for entry in found:
             address, port = usable_portal(entry.portals, target.address, target.port)
@@ -105,36 +106,31 @@ class LiveSteps:
         return plans
 
     def attach(self, target: TargetPlan, initiator: str, plan: BootPlan, deadline: Deadline) -> SessionState:
-        from boot.disk import scan_host
+        from dataclasses import replace
+
         from initiator.client import login
         from initiator.handoff import HandoffParams, hand_over
+        from initiator.held_session import HeldSession
+        from initiator.kernel import scan_host
         from initiator.portal import Portal
 
         assert target.name is not None
         started = time.monotonic()
         load_modules(deadline)
+        credentials = target.credentials
         conn = login(
             Portal(target.address, target.port),
             target.name,
             initiator,
-            target.chap,
-            target.reverse_chap,
             deadline,
+            credentials=credentials,
             initial_cmdsn=INITIAL_CMDSN,
             header_digest=plan.header_digest,
             data_digest=plan.data_digest,
         )
         try:
-            params = HandoffParams.from_login(
-                conn.result,
-                target_name=target.name,
-                address=conn.portal.address,
-                port=conn.portal.port,
-                initiator_name=initiator,
-                chap=target.chap,
-                reverse_chap=target.reverse_chap,
-                recovery_timeout=plan.timeouts.replacement,
-            )
+            session = HeldSession.from_login(conn.result, portal=conn.portal, lun=target.lun, credentials=credentials)
+            params = HandoffParams.from_login(conn.result, session, recovery_timeout=plan.timeouts.replacement)
             sock = conn.detach()
         except BaseException:
             conn.close(abort=True)
@@ -144,22 +140,8 @@ class LiveSteps:
         finally:
             sock.close()  # iscsi_tcp holds its own reference once bound
         scan_host(kernel.host_no)
-        negotiated = params.negotiated
         return SessionState(
-            target=target.name,
-            address=conn.portal.address,
-            port=conn.portal.port,
-            tpgt=params.tpgt,
-            lun=target.lun,
-            sid=kernel.sid,
-            host_no=kernel.host_no,
-            isid=params.isid.hex(),
-            tsih=params.tsih,
-            initiator_name=initiator,
-            header_digest=negotiated.get("HeaderDigest", "None"),
-            data_digest=negotiated.get("DataDigest", "None"),
-            username=params.username,
-            username_in=params.username_in,
+            replace(session, sid=kernel.sid, host_no=kernel.host_no),
             device=None,
             root=False,
             seconds=round(time.monotonic() - started, 3),
@@ -168,7 +150,8 @@ class LiveSteps:
     def wait_disk(self, session: SessionState, deadline: Deadline) -> str:
         from boot.disk import wait_for_block_device
 
-        return wait_for_block_device(session.sid, session.lun, deadline)
+        assert session.session.sid is not None
+        return wait_for_block_device(session.session.sid, session.session.lun, deadline)
 
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)

@@ -11,7 +11,7 @@ import enum
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from initiator.secret import Secret
+from initiator.held_session import HeldSession
 
 RECORD_VERSION = "2.1.8"
 
@@ -24,61 +24,54 @@ class Startup(enum.StrEnum):
 
 @dataclass(frozen=True)
 class NodeRecord:
-    target: str
-    address: str
-    port: int
-    tpgt: int
+    """One session as open-iscsi's node record: whom it talks to, as whom and how (the session, its CHAP
+    secrets included), and what iscsid is to do with it."""
+
+    session: HeldSession
     startup: Startup
-    iface: str = "default"
-    username: str | None = None
-    password: Secret | None = None
-    username_in: str | None = None
-    password_in: Secret | None = None
     replacement_timeout: int = 120
     noop_out_interval: int = 5
     noop_out_timeout: int = 5
-    header_digest: str = "None"
-    data_digest: str = "None"
     extra: tuple[tuple[str, str], ...] = field(default=())
 
     def relative_path(self) -> PurePosixPath:
         # open-iscsi names the portal directory without brackets, IPv6 included (checked against iscsiadm 2.1.8).
-        return PurePosixPath("nodes", self.target, f"{self.address},{self.port},{self.tpgt}", self.iface)
+        s = self.session
+        return PurePosixPath("nodes", s.target, f"{s.portal.address},{s.portal.port},{s.tpgt}", s.iface)
 
     def render(self) -> str:
         """The record's text, secrets included: write it only with `write_atomic(..., mode=0o600)`."""
-        chap = self.username is not None and self.password is not None
+        s, creds = self.session, self.session.credentials
         lines = [
-            ("node.name", self.target),
-            ("node.tpgt", str(self.tpgt)),
+            ("node.name", s.target),
+            ("node.tpgt", str(s.tpgt)),
             ("node.startup", self.startup.value),
             ("node.leading_login", "No"),
-            ("iface.iscsi_ifacename", self.iface),
+            ("iface.iscsi_ifacename", s.iface),
             ("iface.transport_name", "tcp"),
             ("node.discovery_type", "static"),
-            ("node.session.auth.authmethod", "CHAP" if chap else "None"),
+            ("node.session.auth.authmethod", "CHAP" if creds is not None else "None"),
         ]
-        if chap:
-            assert self.username is not None and self.password is not None
+        if creds is not None:
             lines += [
-                ("node.session.auth.username", self.username),
-                ("node.session.auth.password", self.password.reveal()),
+                ("node.session.auth.username", creds.chap.username),
+                ("node.session.auth.password", creds.chap.password.reveal()),
             ]
-            if self.username_in is not None and self.password_in is not None:
+            if creds.reverse is not None:
                 lines += [
-                    ("node.session.auth.username_in", self.username_in),
-                    ("node.session.auth.password_in", self.password_in.reveal()),
+                    ("node.session.auth.username_in", creds.reverse.username),
+                    ("node.session.auth.password_in", creds.reverse.password.reveal()),
                 ]
         lines += [
             ("node.session.timeo.replacement_timeout", str(self.replacement_timeout)),
             ("node.session.scan", "auto"),
-            ("node.conn[0].address", self.address),
-            ("node.conn[0].port", str(self.port)),
+            ("node.conn[0].address", s.portal.address),
+            ("node.conn[0].port", str(s.portal.port)),
             ("node.conn[0].startup", self.startup.value),
             ("node.conn[0].timeo.noop_out_interval", str(self.noop_out_interval)),
             ("node.conn[0].timeo.noop_out_timeout", str(self.noop_out_timeout)),
-            ("node.conn[0].iscsi.HeaderDigest", self.header_digest),
-            ("node.conn[0].iscsi.DataDigest", self.data_digest),
+            ("node.conn[0].iscsi.HeaderDigest", s.header_digest),
+            ("node.conn[0].iscsi.DataDigest", s.data_digest),
             *self.extra,
         ]
         for key, value in lines:

@@ -10,9 +10,13 @@ import dataclasses
 import enum
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from initiator.credentials import Credentials
 from initiator.secret import REDACTED, Secret
+
+if TYPE_CHECKING:
+    from initiator.credentials import Chap
 
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -30,15 +34,6 @@ class Method(enum.StrEnum):
 class Source(enum.StrEnum):
     CMDLINE = "cmdline"
     IBFT = "ibft"
-
-
-@dataclass(frozen=True)
-class Chap:
-    username: str
-    password: Secret
-
-    def to_json(self, show_secrets: bool = False) -> dict[str, str]:
-        return {"username": self.username, "password": self.password.reveal() if show_secrets else REDACTED}
 
 
 @dataclass(frozen=True)
@@ -86,6 +81,11 @@ class TargetPlan:
     reverse_chap: Chap | None = None
     source: Source = Source.CMDLINE
 
+    @property
+    def credentials(self) -> Credentials | None:
+        """The CHAP a login to it uses; UsageError when the plan has a reverse identity without a one-way one."""
+        return Credentials.of(self.chap, self.reverse_chap)
+
     def to_json(self, show_secrets: bool = False) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -112,6 +112,7 @@ class Timeouts:
     ipv6dad: float = 50.0  # duplicate address detection of static IPv6 (rd.net.timeout.ipv6dad; dracut: 50)
     ipv6auto: float = 40.0  # SLAAC address and default route (rd.net.timeout.ipv6auto; dracut: 40)
     dhcp6: float = 30.0  # DHCPv6 lease
+    arp: float = 1.0  # the ARP probe of a DHCPv4 address before it is used (RFC 5227; 0: no probe)
     connect: float = 10.0  # one TCP connect to a portal
     login: float = 20.0  # one login, connect to full feature phase (rd.iscsi.param=...login_timeout=)
     disk: float = 30.0  # the block device of the root LUN to appear (rd.timeout when > 0)
@@ -120,6 +121,13 @@ class Timeouts:
 
     def to_json(self) -> dict[str, float]:
         return dataclasses.asdict(self)
+
+
+def _param_value(key: str, value: str | Secret, show_secrets: bool) -> str:
+    """An rd.iscsi.param value as `explain` shows it: a password (a Secret, or a key naming one) as ***."""
+    if not show_secrets and (isinstance(value, Secret) or "password" in key.lower()):
+        return REDACTED
+    return value.reveal() if isinstance(value, Secret) else value
 
 
 @dataclass(frozen=True)
@@ -133,7 +141,7 @@ class BootPlan:
     log_level: str = "info"  # rd.pyiscsi.loglevel
     waitnet: bool = True  # rd.iscsi.waitnet: all interfaces up before the first login
     testroute: bool = True  # rd.iscsi.testroute: skip a target without a route to it
-    iscsi_params: tuple[tuple[str, str], ...] = ()  # rd.iscsi.param=<key>=<value>, in order
+    iscsi_params: tuple[tuple[str, str | Secret], ...] = ()  # rd.iscsi.param=<key>=<value>, in order
     login_retry_max: int | None = None  # rd.iscsi.login_retry_max
     agent: bool = True  # rd.pyiscsi.agent: the recovery agent owns recovery from `pyiscsi boot` to iscsid
     header_digest: str = "None"  # rd.iscsi.param=node.conn[0].iscsi.HeaderDigest= (None, CRC32C, CRC32C,None...)
@@ -146,9 +154,7 @@ class BootPlan:
             "log_level": self.log_level,
             "waitnet": self.waitnet,
             "testroute": self.testroute,
-            "iscsi_params": {
-                k: v if show_secrets or "password" not in k.lower() else REDACTED for k, v in self.iscsi_params
-            },
+            "iscsi_params": {k: _param_value(k, v, show_secrets) for k, v in self.iscsi_params},
             "login_retry_max": self.login_retry_max,
             "agent": self.agent,
             "header_digest": self.header_digest,

@@ -1,61 +1,54 @@
 """The sessions `pyiscsi boot` handed to the kernel, recorded for `pyiscsi handover` and the real root.
 
-No secret is ever stored here: the handover reloads the plan (command line and iBFT) for CHAP secrets.
+No secret is ever stored here (mode 0644): the handover and the agent reload the plan (command line and iBFT)
+for CHAP secrets. The record of one session is `initiator.held_session.HeldSession.to_json()` plus what the
+boot found (device, root, seconds).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from boot.atomic import write_atomic
 from initiator.errors import BadInputError
+from initiator.held_session import JSON_KEYS, HeldSession, Secrets
 
 SESSIONS_FILE = "/run/pyiscsi/sessions.json"
 BOOTED_FILE = "/run/pyiscsi/booted"  # dracut's initqueue/finished predicate tests for it
 VERSION = 1
+ROW_KEYS = ("device", "root", "seconds")
 
 
 @dataclass(frozen=True)
 class SessionState:
-    """One kernel session: who it talks to, what the kernel calls it, and which disk it gave."""
+    """One kernel session the boot made, and what the boot found: which disk it gave, whether it is the root's,
+    how long connect to disk present took."""
 
-    target: str
-    address: str
-    port: int
-    tpgt: int
-    lun: int
-    sid: int
-    host_no: int
-    isid: str  # 12 hex digits
-    tsih: int
-    initiator_name: str
-    header_digest: str
-    data_digest: str
-    username: str | None
-    username_in: str | None
-    device: str | None
-    root: bool
-    seconds: float  # connect to disk present
+    session: HeldSession
+    device: str | None = None
+    root: bool = False
+    seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**self.session.to_json(), "device": self.device, "root": self.root, "seconds": self.seconds}
 
     @classmethod
-    def from_json(cls, data: Any) -> SessionState:
-        if not isinstance(data, dict):
-            raise BadInputError("sessions", type(data).__name__, "each session must be an object")
-        names = {f.name for f in fields(cls)}
-        missing = names - data.keys()
-        if missing:
-            raise BadInputError("sessions", sorted(missing), "session record lacks keys")
-        try:
-            return cls(**{k: data[k] for k in names})
-        except TypeError as exc:
-            raise BadInputError("sessions", None, str(exc)) from None
+    def from_json(cls, data: Any, secrets: Secrets | None = None) -> SessionState:
+        """The record back; `secrets` puts the CHAP credentials back (HeldSession.from_json)."""
+        check_record(data)
+        return cls(HeldSession.from_json(data, secrets), data["device"], data["root"], data["seconds"])
+
+
+def check_record(data: Any) -> None:
+    if not isinstance(data, dict):
+        raise BadInputError("sessions", type(data).__name__, "each session must be an object")
+    missing = {*JSON_KEYS, *ROW_KEYS} - data.keys()
+    if missing:
+        raise BadInputError("sessions", sorted(missing), "session record lacks keys")
 
 
 def write_sessions(sessions: list[SessionState] | tuple[SessionState, ...], path: str | os.PathLike[str]) -> None:
@@ -63,7 +56,11 @@ def write_sessions(sessions: list[SessionState] | tuple[SessionState, ...], path
     write_atomic(path, json.dumps(doc, indent=2, sort_keys=True) + "\n", mode=0o644)
 
 
-def read_sessions(path: str | os.PathLike[str] = SESSIONS_FILE) -> tuple[SessionState, ...]:
+def read_sessions(
+    path: str | os.PathLike[str] = SESSIONS_FILE, secrets: Secrets | None = None
+) -> tuple[SessionState, ...]:
+    """The recorded sessions. No secret is stored: `secrets` (see HeldSession.from_json) gives each session its
+    CHAP credentials back, and is asked only once every record has been checked; without it they have none."""
     try:
         doc = json.loads(Path(path).read_text())
     except FileNotFoundError:
@@ -72,4 +69,6 @@ def read_sessions(path: str | os.PathLike[str] = SESSIONS_FILE) -> tuple[Session
         raise BadInputError(str(path), None, f"unreadable sessions file: {exc}") from None
     if not isinstance(doc, dict) or doc.get("version") != VERSION or not isinstance(doc.get("sessions"), list):
         raise BadInputError(str(path), None, f"not a version-{VERSION} sessions file")
-    return tuple(SessionState.from_json(s) for s in doc["sessions"])
+    for record in doc["sessions"]:
+        check_record(record)
+    return tuple(SessionState.from_json(record, secrets) for record in doc["sessions"])

@@ -11,7 +11,6 @@ Binary values travel as `0x` + hex (what we send) or `0b` + base64 (accepted too
 
 Public API
     ChapAlgorithm (IntEnum 5 MD5, 6 SHA1, 7 SHA256, 8 SHA3_256), DEFAULT_ALGORITHMS = (7, 8, 6, 5)
-    ChapCredentials(username, secret: Secret, reverse_username=None, reverse_secret=None), .mutual
     chap_response(algorithm, identifier, secret: bytes, challenge: bytes) -> bytes
     encode_binary(data) -> str, decode_binary(key, text) -> bytes
     ChapExchange(credentials, algorithms=DEFAULT_ALGORITHMS, random_bytes=os.urandom)
@@ -22,6 +21,11 @@ Public API
         .verify_target(keys: Mapping) -> None              mutual only
         .expects_target_response -> bool, .algorithm -> ChapAlgorithm | None
     MutualAuthenticationFailed (IscsiError)
+    MD5_ONLY, with_md5_fallback(attempt, algorithms, on_fallback) -> (outcome, algorithms used)
+        one more whole login offering MD5 alone, when the first one's refusal advises it
+        (errors.Md5FallbackAdvised: raised by the login drivers, client and kernel_login)
+
+The credentials themselves are `initiator.credentials.Credentials` (one-way `chap`, optional `reverse`).
 """
 
 from __future__ import annotations
@@ -34,10 +38,11 @@ import hmac
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from typing import TypeVar
 
-from initiator.errors import BadInputError, IscsiError, LocalProtocolError, RemoteProtocolError
-from initiator.secret import Secret
+from initiator.credentials import Credentials
+from initiator.errors import IscsiError, LocalProtocolError, Md5FallbackAdvised, PyiscsiError, RemoteProtocolError
+from initiator.numbers import decimal
 
 
 class ChapAlgorithm(enum.IntEnum):
@@ -68,28 +73,6 @@ class MutualAuthenticationFailed(IscsiError):
     """The target could not prove it knows the reverse secret, or did not try although we asked."""
 
 
-@dataclass(frozen=True)
-class ChapCredentials:
-    username: str
-    secret: Secret
-    reverse_username: str | None = None
-    reverse_secret: Secret | None = None
-
-    def __post_init__(self) -> None:
-        if not self.username:
-            raise BadInputError("chap.username", self.username, "must not be empty")
-        if not self.secret:
-            raise BadInputError("chap.password", None, "must not be empty")
-        if (self.reverse_username is None) != (self.reverse_secret is None):
-            raise BadInputError("chap.reverse", None, "reverse username and reverse password go together")
-        if self.reverse_secret is not None and not self.reverse_secret:
-            raise BadInputError("chap.reverse_password", None, "must not be empty")
-
-    @property
-    def mutual(self) -> bool:
-        return self.reverse_secret is not None
-
-
 def chap_response(algorithm: int, identifier: int, secret: bytes, challenge: bytes) -> bytes:
     h = _HASHES[ChapAlgorithm(algorithm)]()
     h.update(bytes([identifier]) + secret + challenge)
@@ -118,8 +101,9 @@ def decode_binary(key: str, text: str) -> bytes:
 
 
 def _identifier(text: str) -> int:
-    if re.fullmatch(r"[0-9]{1,3}", text) and int(text) <= 255:
-        return int(text)
+    number = decimal(text, 0, 255)  # ASCII digits only (numbers.py)
+    if number is not None:
+        return number
     if re.fullmatch(r"0[xX][0-9a-fA-F]{1,2}", text):
         return int(text, 16)
     raise RemoteProtocolError(f"key CHAP_I: {text[:40]!r} is not an identifier 0..255")
@@ -130,7 +114,7 @@ class ChapExchange:
 
     def __init__(
         self,
-        credentials: ChapCredentials,
+        credentials: Credentials,
         algorithms: tuple[int, ...] = DEFAULT_ALGORITHMS,
         random_bytes: Callable[[int], bytes] = os.urandom,
     ) -> None:
@@ -176,7 +160,7 @@ class ChapExchange:
             if key not in keys:
                 raise RemoteProtocolError(f"key {key}: missing from the target's CHAP challenge")
         chosen = keys["CHAP_A"]
-        if not re.fullmatch(r"[0-9]{1,3}", chosen) or int(chosen) not in [int(a) for a in self._offered]:
+        if decimal(chosen, 0, 255) not in [int(a) for a in self._offered]:
             offered = ",".join(str(int(a)) for a in self._offered)
             raise RemoteProtocolError(f"key CHAP_A: {chosen[:40]!r} is not one we offered ({offered})")
         self.algorithm = ChapAlgorithm(int(chosen))
@@ -188,8 +172,9 @@ class ChapExchange:
             )
         if challenge in self._our_challenges:
             raise RemoteProtocolError("key CHAP_C: the target sent back a challenge of ours (reflection)")
-        response = chap_response(self.algorithm, identifier, self.credentials.secret.reveal().encode(), challenge)
-        out = [("CHAP_N", self.credentials.username), ("CHAP_R", encode_binary(response))]
+        us = self.credentials.chap
+        response = chap_response(self.algorithm, identifier, us.password.reveal().encode(), challenge)
+        out = [("CHAP_N", us.username), ("CHAP_R", encode_binary(response))]
         if self.credentials.mutual:
             ours = self._new_challenge(avoid=challenge)
             self._our_identifier = self._random(1)[0]
@@ -209,8 +194,8 @@ class ChapExchange:
 
     def verify_target(self, keys: Mapping[str, str]) -> None:
         """Check the target's CHAP_N/CHAP_R against our challenge and the reverse secret (mutual only)."""
-        creds = self.credentials
-        if not creds.mutual:
+        reverse = self.credentials.reverse
+        if reverse is None:
             if "CHAP_R" in keys or "CHAP_N" in keys:
                 raise RemoteProtocolError("key CHAP_R: the target answered a challenge we never sent")
             return
@@ -220,14 +205,44 @@ class ChapExchange:
             raise MutualAuthenticationFailed(
                 "target skipped the mutual CHAP authentication we asked for (no CHAP_N/CHAP_R)"
             )
-        if keys["CHAP_N"] != creds.reverse_username:
+        if keys["CHAP_N"] != reverse.username:
             raise MutualAuthenticationFailed(
-                f"target answered mutual CHAP as {keys['CHAP_N'][:80]!r}, expected {creds.reverse_username!r}"
+                f"target answered mutual CHAP as {keys['CHAP_N'][:80]!r}, expected {reverse.username!r}"
             )
         got = decode_binary("CHAP_R", keys["CHAP_R"])
-        assert creds.reverse_secret is not None
         expected = chap_response(
-            self.algorithm, self._our_identifier, creds.reverse_secret.reveal().encode(), self._our_challenges[-1]
+            self.algorithm, self._our_identifier, reverse.password.reveal().encode(), self._our_challenges[-1]
         )
         if not hmac.compare_digest(got, expected):
             raise MutualAuthenticationFailed("target failed mutual CHAP authentication (wrong CHAP_R)")
+
+
+# ---- one more login with MD5 alone --------------------------------------------------------------------------
+
+MD5_ONLY: tuple[ChapAlgorithm, ...] = (ChapAlgorithm.MD5,)
+
+T = TypeVar("T")
+
+
+def with_md5_fallback(
+    attempt: Callable[[tuple[int, ...]], T],
+    algorithms: tuple[int, ...] = DEFAULT_ALGORITHMS,
+    on_fallback: Callable[[PyiscsiError], None] | None = None,
+) -> tuple[T, tuple[int, ...]]:
+    """Run one whole login, `attempt(algorithms)`; when its refusal advises it (Md5FallbackAdvised), run it once
+    more offering MD5 alone, after `on_fallback(refusal)`. Returns the outcome and the algorithms that got it:
+    MD5_ONLY tells the caller to offer MD5 alone from the start next time. A refusal left is raised as the
+    target's own typed error.
+
+    Why a whole new login: some targets refuse any CHAP_A list but `5` outright, and tgt 1.0.x takes CHAP_A=7
+    as SHA-1 and then fails our SHA-256 answer with 0x0200; a login that failed cannot go on."""
+    if tuple(algorithms) != MD5_ONLY:
+        try:
+            return attempt(algorithms), algorithms
+        except Md5FallbackAdvised as advice:
+            if on_fallback is not None:
+                on_fallback(advice.refusal)
+    try:
+        return attempt(MD5_ONLY), MD5_ONLY
+    except Md5FallbackAdvised as advice:  # MD5 alone was offered: nothing weaker is left to try
+        raise advice.refusal from None

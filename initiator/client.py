@@ -1,14 +1,14 @@
 """Blocking client functions: drive the sans-I/O login, session and discovery objects over a socket.
 
-    discover(portal, initiator, [chap, [reverse_chap,]] deadline, *, header_digest, data_digest, max_redirects)
+    discover(portal, initiator, deadline, *, credentials=None, header_digest, data_digest, max_redirects)
         -> list[DiscoveredTarget]
-    login(portal, target, initiator, [chap, [reverse_chap,]] deadline, *, isid=None, initial_cmdsn=1,
+    login(portal, target, initiator, deadline, *, credentials=None, isid=None, initial_cmdsn=1,
           header_digest="None", data_digest="None", max_redirects=3, connect_bound, login_bound)
         -> LoggedInConnection (.result: LoginResult, .tsih, .isid, .statsn, .exp_statsn, .sock, .portal,
            .redirected_from, .detach() for the kernel)
     probe(conn, deadline, lun=None) -> ProbeResult
     logout(conn, deadline)
-    (chap and reverse_chap are boot.plan.Chap or None; they may also be given as keywords)
+    (credentials: initiator.credentials.Credentials or None)
 
 Every wait runs under a child of the caller's deadline ('connect', 'login', 'read', 'logout'), so the error
 names the wait that ran out, or the caller's overall bound when that is tighter.
@@ -17,23 +17,24 @@ names the wait that ran out, or the caller's overall bound when that is tighter.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from boot.plan import Chap
 from initiator import scsi
-from initiator.chap import ChapAlgorithm, ChapCredentials
+from initiator.chap import DEFAULT_ALGORITHMS, with_md5_fallback
+from initiator.credentials import Credentials
 from initiator.deadline import Deadline
 from initiator.discovery import DiscoveredTarget, SendTargets
 from initiator.errors import (
     BadInputError,
     IscsiError,
     LocalProtocolError,
+    Md5FallbackAdvised,
     NetworkError,
     PyiscsiError,
     RemoteProtocolError,
-    UsageError,
     WaitTimeout,
 )
 from initiator.login import LoggedIn, LoginConfig, LoginResult, LoginStateMachine, Redirect
@@ -48,10 +49,10 @@ from initiator.session import (
     PingAnswered,
     Send,
     Session,
-    State,
+    SessionPhase,
     TextReply,
 )
-from initiator.status import InitiatorError
+from initiator.status import LoginRejected
 from initiator.transport import PduStream, Transport
 
 CONNECT_BOUND = 10.0
@@ -60,9 +61,6 @@ READ_BOUND = 30.0
 LOGOUT_BOUND = 5.0
 UNIT_ATTENTION_RETRIES = 4
 MAX_PDUS_PER_WAIT = 10_000  # a target that only ever pings us still cannot keep us forever
-
-
-MD5_ONLY = (5,)
 
 
 @dataclass
@@ -114,20 +112,6 @@ class LoggedInConnection:
 # ---- login -----------------------------------------------------------------------------------------------
 
 
-def credentials(chap: Chap | None, reverse_chap: Chap | None) -> ChapCredentials | None:
-    """One-way and reverse CHAP as the login machine takes them; reverse alone makes no sense."""
-    if chap is None:
-        if reverse_chap is not None:
-            raise UsageError("reverse (mutual) CHAP needs one-way CHAP credentials too")
-        return None
-    return ChapCredentials(
-        chap.username,
-        chap.password,
-        None if reverse_chap is None else reverse_chap.username,
-        None if reverse_chap is None else reverse_chap.password,
-    )
-
-
 def _offers(header_digest: str, data_digest: str) -> Offers:
     return Offers(
         header_digest=digest_offer("HeaderDigest", header_digest),
@@ -146,7 +130,8 @@ def _redirect_portal(redirect: Redirect, origin: Portal) -> Portal:
 def _login_once(
     portal: Portal, config: LoginConfig, deadline: Deadline, connect_bound: float, login_bound: float
 ) -> tuple[PduStream, LoggedIn | Redirect]:
-    """Connect and run one login machine to its end; the stream stays open only when logged in."""
+    """Connect and run one login machine to its end; the stream stays open only when logged in. A refusal that
+    a login offering MD5 alone may turn round raises Md5FallbackAdvised around the target's typed error."""
     transport = Transport.connect(portal, deadline.child("connect", connect_bound))
     stream = PduStream(transport)
     stream.activity = "login"
@@ -158,12 +143,9 @@ def _login_once(
             stream.send(request, bound)
             try:
                 outcome = machine.receive(stream.recv(bound))
-            except InitiatorError as exc:
-                # Some targets pick a hash they cannot check (tgt 1.0.x takes CHAP_A=7, then fails the SHA-256
-                # response with status 0x0200): a refusal after a non-MD5 response may be worth one MD5 retry.
-                algorithm = None if machine.chap is None else machine.chap.algorithm
-                if algorithm is not None and algorithm != ChapAlgorithm.MD5:
-                    exc.retry_with_md5 = True  # type: ignore[attr-defined]
+            except LoginRejected as exc:
+                if machine.md5_fallback_advised:  # with_md5_fallback logs in once more, MD5 alone
+                    raise Md5FallbackAdvised(exc) from exc
                 raise
             if isinstance(outcome, LoggedIn):
                 return stream, outcome
@@ -188,40 +170,18 @@ def _connection(portal: Portal, target: str | None, stream: PduStream, result: L
         max_cmdsn=result.max_cmdsn,
         max_send_data_segment=result.target_max_recv_data_segment_length,
         first_itt=1,
+        discovery=result.session_type == "Discovery",
     )
     return LoggedInConnection(portal, target, result, stream, session)
-
-
-def _credentials_and_deadline(
-    args: tuple[Chap | Deadline | None, ...], chap: Chap | None, reverse_chap: Chap | None, deadline: Deadline | None
-) -> tuple[Chap | None, Chap | None, Deadline]:
-    """The positional tail of login()/discover(): `deadline`, `chap, deadline` or `chap, reverse_chap, deadline`
-    (callers use all three shapes); keywords work too."""
-    if args:
-        *creds, last = args
-        if not isinstance(last, Deadline) or len(creds) > 2 or deadline is not None:
-            raise LocalProtocolError("client: positional arguments are [chap, [reverse_chap,]] deadline")
-        deadline = last
-        if creds:
-            chap = creds[0]  # type: ignore[assignment]
-        if len(creds) == 2:
-            reverse_chap = creds[1]  # type: ignore[assignment]
-    if deadline is None:
-        raise LocalProtocolError("client: every login needs a deadline")
-    for value in (chap, reverse_chap):
-        if value is not None and not isinstance(value, Chap):
-            raise LocalProtocolError(f"client: CHAP credentials must be Chap or None, got {type(value).__name__}")
-    return chap, reverse_chap, deadline
 
 
 def login(
     portal: Portal,
     target: str | None,
     initiator: str,
-    *args: Chap | Deadline | None,
-    chap: Chap | None = None,
-    reverse_chap: Chap | None = None,
-    deadline: Deadline | None = None,
+    deadline: Deadline,
+    *,
+    credentials: Credentials | None = None,
     isid: bytes | None = None,
     initial_cmdsn: int = 1,
     header_digest: str = "None",
@@ -232,34 +192,33 @@ def login(
 ) -> LoggedInConnection:
     """Log in to `target` (None: a discovery session) at `portal`, following up to `max_redirects` redirects.
 
-    Call as `login(portal, target, initiator, deadline)`, `login(..., chap, deadline)` or
-    `login(..., chap, reverse_chap, deadline)`. Every Login Request carries CmdSN = `initial_cmdsn` (what the
-    kernel continues from after a hand-over). Refusals raise the status's typed IscsiError (`authentication
-    failed (0x0201)`); a refusal after a CHAP response computed with a stronger hash than MD5 is retried once
-    with MD5 alone, on a new connection (targets that pick SHA-256 and then fail it exist: tgt 1.0.x).
+    Every Login Request carries CmdSN = `initial_cmdsn` (what the kernel continues from after a hand-over).
+    Refusals raise the status's typed IscsiError (`authentication failed (0x0201)`); a refusal after a CHAP
+    response computed with a stronger hash than MD5 is retried once with MD5 alone, on a new connection
+    (targets that pick SHA-256 and then fail it exist: tgt 1.0.x).
     """
-    chap, reverse_chap, deadline = _credentials_and_deadline(args, chap, reverse_chap, deadline)
+    if not isinstance(deadline, Deadline):
+        raise LocalProtocolError("client: every login needs a deadline")
+    if credentials is not None and not isinstance(credentials, Credentials):
+        raise LocalProtocolError(f"client: CHAP must be Credentials or None, got {type(credentials).__name__}")
     config = LoginConfig(
         initiator_name=initiator,
         target_name=target,
         discovery=target is None,
         isid=isid,
         initial_cmdsn=initial_cmdsn,
-        chap=credentials(chap, reverse_chap),
+        chap=credentials,
         offers=_offers(header_digest, data_digest),
     )
+
+    def once(at: Portal, offer: tuple[int, ...]) -> tuple[PduStream, LoggedIn | Redirect]:
+        return _login_once(at, replace(config, chap_algorithms=offer), deadline, connect_bound, login_bound)
+
     here = portal
     visited: list[Portal] = []
-    md5_tried = False
+    algorithms: tuple[int, ...] = DEFAULT_ALGORITHMS  # MD5 alone from the first refusal that advised it on
     while True:
-        try:
-            stream, outcome = _login_once(here, config, deadline, connect_bound, login_bound)
-        except IscsiError as exc:
-            if getattr(exc, "retry_with_md5", False) and not md5_tried:
-                md5_tried = True
-                config = LoginConfig(**{**config.__dict__, "chap_algorithms": MD5_ONLY})
-                continue
-            raise
+        (stream, outcome), algorithms = with_md5_fallback(functools.partial(once, here), algorithms)
         if isinstance(outcome, LoggedIn):
             conn = _connection(here, target, stream, outcome.result)
             conn.redirected_from = tuple(visited)
@@ -274,24 +233,20 @@ def login(
 def discover(
     portal: Portal,
     initiator: str,
-    *args: Chap | Deadline | None,
-    chap: Chap | None = None,
-    reverse_chap: Chap | None = None,
-    deadline: Deadline | None = None,
+    deadline: Deadline,
+    *,
+    credentials: Credentials | None = None,
     header_digest: str = "None",
     data_digest: str = "None",
     max_redirects: int = 3,
 ) -> list[DiscoveredTarget]:
-    """SendTargets=All in a discovery session. Positional tail as login()'s: [chap, [reverse_chap,]] deadline.
-    A logout the target fumbles after a whole answer is forgiven."""
-    chap, reverse_chap, deadline = _credentials_and_deadline(args, chap, reverse_chap, deadline)
+    """SendTargets=All in a discovery session. A logout the target fumbles after a whole answer is forgiven."""
     conn = login(
         portal,
         None,
         initiator,
         deadline,
-        chap=chap,
-        reverse_chap=reverse_chap,
+        credentials=credentials,
         header_digest=header_digest,
         data_digest=data_digest,
         max_redirects=max_redirects,
@@ -363,7 +318,7 @@ def command(conn: LoggedInConnection, lun: int, cmd: scsi.ScsiCommand, deadline:
 
 
 def _logout_now(conn: LoggedInConnection, deadline: Deadline) -> None:
-    if conn.session.state is not State.FULL_FEATURE:
+    if conn.session.state is not SessionPhase.FULL_FEATURE:
         return
     bound = deadline.child("logout", LOGOUT_BOUND)
     request = conn.session.logout()
@@ -479,13 +434,12 @@ def probe(conn: LoggedInConnection, deadline: Deadline, lun: int | None = None) 
 def send_targets(conn: LoggedInConnection, deadline: Deadline) -> list[DiscoveredTarget]:
     exchange = SendTargets(conn.session, conn.portal)
     request = exchange.start()
-    while request is not None:
-        _open_window(conn, deadline)
+    while request is not None:  # no _open_window: the request already holds its CmdSN, and no NOP in discovery
         conn.stream.send(request, deadline)
         reply = _pump(conn, deadline, TextReply, request.itt)
         assert isinstance(reply, TextReply)
         request = exchange.receive(reply)
-    return exchange.targets()
+    return exchange.targets(deadline)
 
 
 __all__ = [
@@ -497,7 +451,6 @@ __all__ = [
     "ProbeResult",
     "PyiscsiError",
     "command",
-    "credentials",
     "discover",
     "login",
     "logout",

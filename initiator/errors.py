@@ -67,10 +67,41 @@ class RemoteProtocolError(IscsiError):
     """The target sent something RFC 7143 does not allow; the connection is unusable afterwards."""
 
 
+class Md5FallbackAdvised(IscsiError):
+    """The target refused a login in which we offered or used a CHAP hash stronger than MD5: one more login
+    offering MD5 alone may succeed (`initiator.chap.with_md5_fallback` makes it). `refusal` is the target's own
+    typed refusal, what a caller sees when no retry is left; the message is its message."""
+
+    def __init__(self, refusal: PyiscsiError) -> None:
+        self.refusal = refusal
+        self.exit_status = refusal.exit_status
+        super().__init__(str(refusal))
+
+
+class RemoteValueError(RemoteProtocolError):
+    """A value the target sent is malformed or out of range. Names the key or field, like BadInputError."""
+
+    def __init__(self, field: str, value: object, reason: str) -> None:
+        self.field = field
+        self.value = value
+        self.reason = reason
+        super().__init__(f"{field}: {reason} (got {value!r})" if value is not None else f"{field}: {reason}")
+
+
 class LocalProtocolError(PyiscsiError):
     """We drove a protocol object in a way its state does not allow (a bug in the caller)."""
 
     exit_status = ExitStatus.BAD_INPUT
+
+
+class IllegalTransition(LocalProtocolError):
+    """A state machine got an event its transition table has no line for in its current state. Names both."""
+
+    def __init__(self, machine: str, state: enum.Enum, event: enum.Enum, message: str | None = None) -> None:
+        self.machine = machine
+        self.state = state
+        self.event = event
+        super().__init__(message or f"{machine}: {event.value} is not allowed while {state.value}")
 
 
 class WaitTimeout(PyiscsiError):

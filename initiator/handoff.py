@@ -17,71 +17,37 @@ from typing import TYPE_CHECKING
 from initiator import iscsi_if as nl
 from initiator.deadline import Deadline
 from initiator.errors import NetworkError, RemoteProtocolError
+from initiator.held_session import HeldSession
 from initiator.kernel import KernelError, NetlinkIscsi
-from initiator.secret import Secret
 
 if TYPE_CHECKING:
-    from boot.plan import Chap
     from initiator.login import LoginResult
 
 
 @dataclass(frozen=True)
 class HandoffParams:
-    """What the kernel (and, through sysfs, the real root's iscsid) must know about one logged-in connection."""
+    """What the kernel (and, through sysfs, the real root's iscsid) must know about one logged-in connection: the
+    session, and what its login settled beyond it."""
 
-    target_name: str
-    tpgt: int
-    address: str
-    port: int
-    initiator_name: str
-    isid: bytes
-    tsih: int
+    session: HeldSession
     initial_cmdsn: int
     exp_statsn: int
     negotiated: Mapping[str, str]  # RFC 7143 key -> value, as the login settled them
     target_max_recv: int  # the target's declared MaxRecvDataSegmentLength: our transmit limit
-    username: str | None = None
-    password: Secret | None = None
-    username_in: str | None = None
-    password_in: Secret | None = None
-    iface_name: str = "default"
     recovery_timeout: int = 120
     noop_interval: int = 5
     noop_timeout: int = 5
 
     @classmethod
-    def from_login(
-        cls,
-        result: LoginResult,
-        *,
-        target_name: str,
-        address: str,
-        port: int,
-        initiator_name: str,
-        chap: Chap | None,
-        reverse_chap: Chap | None,
-        recovery_timeout: float,
-        default_tpgt: int = 1,
-    ) -> HandoffParams:
-        """What a finished login settled, plus who we are and the CHAP the session keeps (the first login
-        and every re-login through the kernel build their parameters here)."""
-        tpgt = result.target_portal_group_tag
+    def from_login(cls, result: LoginResult, session: HeldSession, *, recovery_timeout: float) -> HandoffParams:
+        """The parameters of `session` after `result`, the login that opened (or re-opened) it: the first login
+        and every re-login through the kernel build them here."""
         return cls(
-            target_name=target_name,
-            tpgt=default_tpgt if tpgt is None else tpgt,
-            address=address,
-            port=port,
-            initiator_name=initiator_name,
-            isid=result.isid,
-            tsih=result.tsih,
+            session=session,
             initial_cmdsn=result.initial_cmdsn,
             exp_statsn=result.exp_statsn,
             negotiated=result.negotiated_text(),
             target_max_recv=result.target_max_recv_data_segment_length,
-            username=chap.username if chap else None,
-            password=chap.password if chap else None,
-            username_in=reverse_chap.username if reverse_chap else None,
-            password_in=reverse_chap.password if reverse_chap else None,
             recovery_timeout=int(recovery_timeout),
         )
 
@@ -113,7 +79,7 @@ def _flag(value: str) -> str:
 
 def kernel_params(p: HandoffParams) -> list[tuple[nl.IscsiParam, str]]:
     """Every SET_PARAM for one connection. Values of `nl.SECRET_PARAMS` are revealed here: never log them."""
-    n = p.negotiated
+    n, s = p.negotiated, p.session
     P = nl.IscsiParam
     params: list[tuple[nl.IscsiParam, str]] = [
         (P.MAX_RECV_DLENGTH, n.get("MaxRecvDataSegmentLength", "8192")),
@@ -131,25 +97,26 @@ def kernel_params(p: HandoffParams) -> list[tuple[nl.IscsiParam, str]]:
         (P.IFMARKER_EN, "0"),
         (P.OFMARKER_EN, "0"),
         (P.EXP_STATSN, str(p.exp_statsn)),
-        (P.TARGET_NAME, p.target_name),
-        (P.TPGT, str(p.tpgt)),
-        (P.PERSISTENT_ADDRESS, p.address),
-        (P.PERSISTENT_PORT, str(p.port)),
+        (P.TARGET_NAME, s.target),
+        (P.TPGT, str(s.tpgt)),
+        (P.PERSISTENT_ADDRESS, s.portal.address),
+        (P.PERSISTENT_PORT, str(s.portal.port)),
         (P.SESS_RECOVERY_TMO, str(p.recovery_timeout)),
         (P.DEF_TIME2WAIT, n.get("DefaultTime2Wait", "2")),
         (P.DEF_TIME2RETAIN, n.get("DefaultTime2Retain", "0")),
         (P.PING_TMO, str(p.noop_timeout)),
         (P.RECV_TMO, str(p.noop_interval)),
-        (P.IFACE_NAME, p.iface_name),
-        (P.INITIATOR_NAME, p.initiator_name),
-        (P.ISID, p.isid.hex()),
+        (P.IFACE_NAME, s.iface),
+        (P.INITIATOR_NAME, s.initiator_name),
+        (P.ISID, s.isid.hex()),
     ]
     if n.get("TargetAlias"):
         params.append((P.TARGET_ALIAS, n["TargetAlias"]))
-    if p.username is not None and p.password is not None:
-        params += [(P.USERNAME, p.username), (P.PASSWORD, p.password.reveal())]
-    if p.username_in is not None and p.password_in is not None:
-        params += [(P.USERNAME_IN, p.username_in), (P.PASSWORD_IN, p.password_in.reveal())]
+    creds = s.credentials
+    if creds is not None:
+        params += [(P.USERNAME, creds.chap.username), (P.PASSWORD, creds.chap.password.reveal())]
+        if creds.reverse is not None:
+            params += [(P.USERNAME_IN, creds.reverse.username), (P.PASSWORD_IN, creds.reverse.password.reveal())]
     return params
 
 

@@ -1,11 +1,20 @@
-"""Our iSCSI initiator name when the user gives none: the host's open-iscsi name if it has one, so a target's
-ACLs written for this host keep working, else a stable name derived from /etc/machine-id."""
+"""Our iSCSI initiator name, and the one check of an iSCSI name (ours, or a target's).
+
+When the user gives none, `pyiscsi probe`/`discover` and the boot plan (`boot`, `explain`) take the same one:
+the host's open-iscsi name if it has one, so a target's ACLs written for this host keep working, else one
+generated from /etc/machine-id (stable across boots, without publishing the machine id itself). The boot plan
+first looks at rd.iscsi.initiator and the iBFT (boot.planner).
+
+iSCSI names are case-insensitive (RFC 7143 4.2.7: stringprep folds them to lower case before any comparison),
+so `eui.` hex and iqn names are accepted in either case.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
-import socket
+import secrets
 from pathlib import Path
 
 from initiator.errors import BadInputError
@@ -13,49 +22,64 @@ from initiator.errors import BadInputError
 OPEN_ISCSI_NAME_FILE = Path("/etc/iscsi/initiatorname.iscsi")
 MACHINE_ID_FILE = Path("/etc/machine-id")
 PREFIX = "iqn.2026-11.org.pyiscsi:"
-MAX_NAME = 223  # RFC 7143 6.1: an iSCSI name is at most 223 bytes
+MAX_NAME = 223  # RFC 7143 4.2.7.1: an iSCSI name is at most 223 bytes
 
-_IQN = re.compile(r"^iqn\.\d{4}-\d{2}\.[a-z0-9][a-z0-9.-]*(:[^\s]*)?$")
-_EUI = re.compile(r"^eui\.[0-9A-F]{16}$")
-_NAA = re.compile(r"^naa\.[0-9A-F]{16}([0-9A-F]{16})?$")
+# ASCII digits only (\d takes Arabic-Indic ones), and no white space or control character in an iqn's name part
+_NAME = re.compile(
+    r"iqn\.[0-9]{4}-[0-9]{2}\.[^\s\x00-\x1f\x7f-\x9f]+|eui\.[0-9a-f]{16}|naa\.[0-9a-f]{16}([0-9a-f]{16})?",
+    re.IGNORECASE,
+)
 
 
 def validate_name(name: str, field: str = "initiator") -> str:
-    """An iqn./eui./naa. name as RFC 7143 3.2.6.3 shapes it (iqn names compared case-insensitively, so lower-case
-    is required of the naming authority part); BadInputError naming `field` otherwise."""
+    """An iqn./eui./naa. name as RFC 7143 4.2.7 shapes it; BadInputError naming `field` otherwise."""
     if not name or len(name.encode()) > MAX_NAME:
         raise BadInputError(field, name, f"an iSCSI name has 1..{MAX_NAME} bytes")
-    if not (_IQN.match(name) or _EUI.match(name) or _NAA.match(name)):
-        raise BadInputError(field, name, "not an iSCSI name (iqn.YYYY-MM.reversed.domain[:id], eui.<16 hex>, naa.)")
+    if not _NAME.fullmatch(name):
+        raise BadInputError(field, name, "not an iSCSI name (iqn.yyyy-mm.reversed.domain[:...], eui. or naa.)")
     return name
 
 
-def read_open_iscsi_name(path: Path = OPEN_ISCSI_NAME_FILE) -> str | None:
-    """`InitiatorName=` from open-iscsi's file; None when the file or the line is absent."""
+def read_open_iscsi_name(path: str | os.PathLike[str] = OPEN_ISCSI_NAME_FILE) -> str | None:
+    """`InitiatorName=` from open-iscsi's file (comments and blank lines skipped); None when the file or the line
+    is absent. A name that is not one is BadInputError naming the file."""
     try:
-        text = path.read_text(errors="replace")[:65536]
+        text = Path(path).read_text(errors="replace")[:65536]
     except OSError:
         return None
     for line in text.splitlines():
-        key, eq, value = line.strip().partition("=")
-        if eq and key.strip() == "InitiatorName" and value.strip():
-            return validate_name(value.strip(), field=f"{path}: InitiatorName")
+        line = line.strip()
+        if line.startswith("InitiatorName="):
+            name = line.split("=", 1)[1].strip()
+            if name:
+                return validate_name(name, field=str(path))
     return None
 
 
-def derived_name(machine_id_path: Path = MACHINE_ID_FILE) -> str:
-    """`iqn.2026-11.org.pyiscsi:` + 12 hex digits of a hash of the machine id (the host name if there is none),
-    so the name is the same on every boot of this host without publishing the machine id itself."""
+def generated_name(machine_id_path: str | os.PathLike[str] = MACHINE_ID_FILE) -> str:
+    """`iqn.2026-11.org.pyiscsi:` + 12 hex digits of a hash of the machine id: the same on every boot of this
+    host (so `explain` shows what `boot` will use). Without a machine id: random ones."""
     try:
-        seed = machine_id_path.read_text(errors="replace")[:256].strip()
+        seed = Path(machine_id_path).read_text(errors="replace").strip()
     except OSError:
         seed = ""
-    if not seed:
-        seed = "hostname:" + socket.gethostname()
-    return PREFIX + hashlib.sha256(b"pyiscsi initiator name\0" + seed.encode()).hexdigest()[:12]
+    tail = hashlib.sha256(seed.encode()).hexdigest()[:12] if seed else secrets.token_hex(6)
+    return PREFIX + tail
+
+
+def default_name(
+    open_iscsi_file: str | os.PathLike[str] = OPEN_ISCSI_NAME_FILE,
+    machine_id_file: str | os.PathLike[str] = MACHINE_ID_FILE,
+) -> tuple[str, str | None]:
+    """(name, the file it came from): the host's open-iscsi name, else (the generated name, None)."""
+    from_file = read_open_iscsi_name(open_iscsi_file)
+    if from_file:
+        return from_file, str(open_iscsi_file)
+    return generated_name(machine_id_file), None
 
 
 def default_initiator_name(
-    open_iscsi_file: Path = OPEN_ISCSI_NAME_FILE, machine_id_file: Path = MACHINE_ID_FILE
+    open_iscsi_file: str | os.PathLike[str] = OPEN_ISCSI_NAME_FILE,
+    machine_id_file: str | os.PathLike[str] = MACHINE_ID_FILE,
 ) -> str:
-    return read_open_iscsi_name(open_iscsi_file) or derived_name(machine_id_file)
+    return default_name(open_iscsi_file, machine_id_file)[0]

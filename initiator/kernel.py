@@ -4,6 +4,9 @@ Two sockets, as the kernel facts advise: one for request/reply (unicast to us), 
 for events (connection errors, received PDUs, session lifecycle). Replies and events can interleave, so they are
 never read from the same socket. Every read is bounded by a Deadline. Needs CAP_SYS_ADMIN in the initial network
 namespace and the iscsi_tcp module loaded.
+
+The few sysfs paths both the boot and the recovery read or write are here too: `scan_host` (iscsi_tcp does not
+scan by itself), `session_dir` and `connection_dir` under /sys/class.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from initiator import iscsi_if as nl
 from initiator.deadline import Deadline
 from initiator.errors import NetworkError, RemoteProtocolError, WaitTimeout
 
-TRANSPORT_HANDLE_PATH = Path("/sys/class/iscsi_transport/tcp/handle")
+SYSFS = Path("/sys")
+TRANSPORT_HANDLE_PATH = SYSFS / "class" / "iscsi_transport" / "tcp" / "handle"
 RECV_BUFFER = 1 << 18  # a received PDU event carries up to MaxRecvDataSegmentLength of data
 
 
@@ -36,6 +40,21 @@ def transport_handle(path: Path = TRANSPORT_HANDLE_PATH) -> int:
         raise KernelError(f"{path}: no iscsi_tcp transport (is the iscsi_tcp module loaded?)") from None
     except ValueError as exc:
         raise KernelError(f"{path}: not a number: {exc}") from None
+
+
+def scan_host(host_no: int, sysfs: Path = SYSFS) -> None:
+    """iscsi_tcp does not scan by itself: ask for every channel, target and LUN."""
+    (sysfs / "class" / "scsi_host" / f"host{host_no}" / "scan").write_text("- - -")
+
+
+def session_dir(sid: int, sysfs: Path = SYSFS) -> Path:
+    """The kernel session's sysfs directory (`state`, `targetname`, ... and `device/` with its SCSI targets)."""
+    return sysfs / "class" / "iscsi_session" / f"session{sid}"
+
+
+def connection_dir(sid: int, cid: int, sysfs: Path = SYSFS) -> Path:
+    """The kernel connection's sysfs directory (`exp_statsn`, `persistent_address`, ...)."""
+    return sysfs / "class" / "iscsi_connection" / f"connection{sid}:{cid}"
 
 
 def _errno_text(code: int) -> str:

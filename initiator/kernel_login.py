@@ -21,12 +21,11 @@ from dataclasses import replace
 from typing import Protocol
 
 from initiator import iscsi_if as nl
-from initiator.chap import ChapAlgorithm
 from initiator.deadline import Clock, Deadline
-from initiator.errors import NetworkError, RemoteProtocolError, WaitTimeout
+from initiator.errors import Md5FallbackAdvised, NetworkError, RemoteProtocolError, WaitTimeout
 from initiator.login import LoggedIn, LoginConfig, LoginStateMachine, Redirect
 from initiator.pdu import LogoutReason, LogoutRequest, LogoutResponse, Reject, decode_bytes
-from initiator.status import InitiatorError
+from initiator.status import LoginRejected
 
 LOGIN_BOUND = 20.0
 LOGOUT_BOUND = 5.0
@@ -97,7 +96,8 @@ def login_through_kernel(
     deferred: list[nl.Message] | None = None,
 ) -> LoggedIn | Redirect:
     """Run one login of a bound connection through the kernel. The kernel numbers the PDUs (CmdSN, ITT), so
-    the machine does not insist that responses echo our ITT. Refusals raise the status's typed error."""
+    the machine does not insist that responses echo our ITT. Refusals raise the status's typed error, or
+    Md5FallbackAdvised around it when a login offering MD5 alone may succeed."""
     machine = LoginStateMachine(replace(config, strict_itt=False, cid=cid))
     bound = deadline.child("kernel login", LOGIN_BOUND)
     request = machine.start()
@@ -106,12 +106,9 @@ def login_through_kernel(
         raw = next_pdu(channel, sid, cid, bound, deferred)
         try:
             outcome = machine.receive_bytes(raw)
-        except InitiatorError as exc:
-            # As client.login: a refusal after a CHAP answer computed with a stronger hash than MD5 may be the
-            # target's mistake (tgt 1.0.x): the caller may try once more with MD5 alone.
-            algorithm = None if machine.chap is None else machine.chap.algorithm
-            if algorithm is not None and algorithm != ChapAlgorithm.MD5:
-                exc.retry_with_md5 = True  # type: ignore[attr-defined]
+        except LoginRejected as exc:
+            if machine.md5_fallback_advised:  # chap.with_md5_fallback logs in once more, MD5 alone
+                raise Md5FallbackAdvised(exc) from exc
             raise
         if isinstance(outcome, LoggedIn | Redirect):
             return outcome

@@ -29,9 +29,10 @@ Public API
     LoginResult (frozen): every negotiated key, ISID, TSIH, CID, StatSN/ExpStatSN, ExpCmdSN/MaxCmdSN, ...
         .negotiated_text() -> dict[str, str]
     LoginState, LoginEvent, TRANSITIONS, make_isid(random_bytes) -> bytes, parse_target_address(text)
-    A LoginRejected raised during CHAP with a non-MD5 algorithm carries `retry_with_md5 = True` (else False):
+    After a LoginRejected, `.md5_fallback_advised` says whether one more login offering MD5 alone may succeed:
     some targets refuse a CHAP_A list that is not `5` alone, and tgt 1.0.x takes CHAP_A=7 as SHA-1 and then
-    fails our SHA-256 answer with 0x0200; the driver may log in once more with chap_algorithms=(5,).
+    fails our SHA-256 answer with 0x0200. The drivers raise errors.Md5FallbackAdvised for it, and
+    chap.with_md5_fallback logs in once more with chap_algorithms=(5,).
 """
 
 from __future__ import annotations
@@ -45,11 +46,11 @@ from types import MappingProxyType
 from initiator.chap import (
     DEFAULT_ALGORITHMS,
     ChapAlgorithm,
-    ChapCredentials,
     ChapExchange,
     MutualAuthenticationFailed,
 )
-from initiator.errors import LocalProtocolError, PyiscsiError, RemoteProtocolError
+from initiator.credentials import Credentials
+from initiator.errors import LocalProtocolError, PyiscsiError, RemoteProtocolError, RemoteValueError
 from initiator.framing import LOGIN_MAX_DATA_SEGMENT
 from initiator.negotiation import (
     IDENTITY_KEYS,
@@ -58,10 +59,10 @@ from initiator.negotiation import (
     SPECIAL_ANSWERS,
     Negotiator,
     Offers,
-    parse_number,
 )
+from initiator.numbers import decimal
 from initiator.pdu import LoginRequest, LoginResponse, Pdu, Reject, Stage, decode_bytes
-from initiator.status import describe, login_error
+from initiator.status import InitiatorError, describe, login_error
 from initiator.text import TextAssembler, as_dict, decode_text, encode_text
 
 DEFAULT_PORT = 3260
@@ -136,7 +137,7 @@ class LoginConfig:
     itt: int = 0
     initial_cmdsn: int = 1
     exp_statsn: int = 0
-    chap: ChapCredentials | None = None
+    chap: Credentials | None = None
     chap_algorithms: tuple[int, ...] = DEFAULT_ALGORITHMS
     offers: Offers = field(default_factory=Offers)
     initiator_alias: str | None = None
@@ -232,24 +233,28 @@ class LoggedIn:
 
 
 def parse_target_address(text: str) -> tuple[str, int, int | None]:
-    """`host[:port][,tpgt]`, IPv6 in brackets: (address, port, tpgt). RemoteProtocolError naming the value."""
-    where, _, tag = text.partition(",")
-    try:
-        tpgt = parse_number("TargetAddress", tag) if tag else None
-        if where.startswith("["):
-            host, bracket, rest = where[1:].partition("]")
-            if not bracket or (rest and not rest.startswith(":")):
-                raise ValueError
-            port_text = rest[1:] if rest else ""
-        elif where.count(":") == 1:
-            host, _, port_text = where.partition(":")
-        else:
-            host, port_text = where, ""  # a bare IPv6 address (not RFC form, but unambiguous without a port)
-        port = parse_number("TargetAddress", port_text) if port_text else DEFAULT_PORT
-        if not host or not 0 < port < 65536 or (tpgt is not None and tpgt > 0xFFFF):
-            raise ValueError
-    except (ValueError, RemoteProtocolError):
-        raise RemoteProtocolError(f"key TargetAddress: {text[:100]!r} is not host[:port][,tpgt]") from None
+    """`host[:port][,tpgt]`, IPv6 in brackets: (address, port, tpgt). RemoteValueError naming the key otherwise.
+
+    Port and tag are decimal numbers of ASCII digits (numbers.decimal): `3²60` or Arabic-Indic digits are
+    refused here rather than failing (or passing) inside int()."""
+    where, comma, tag = text.partition(",")
+    host, port_text, ok = "", "", True
+    if where.startswith("["):
+        host, bracket, rest = where[1:].partition("]")
+        ok = bool(bracket) and (not rest or rest.startswith(":"))
+        port_text = rest[1:] if rest else ""
+        ok = ok and (not rest or bool(port_text))
+    elif where.count(":") == 1:
+        host, _, port_text = where.partition(":")
+        ok = bool(port_text)
+    else:
+        host = where  # a bare IPv6 address (not RFC form, but unambiguous without a port)
+    port = decimal(port_text, 1, 0xFFFF) if port_text else DEFAULT_PORT
+    tpgt = decimal(tag, 0, 0xFFFF) if comma else None
+    if not ok or not host or port is None or (comma and tpgt is None):
+        raise RemoteValueError(
+            "key TargetAddress", None, f"{text[:100]!r} is not host[:port][,tpgt] (port 1..65535, tag 0..65535)"
+        )
     return host, port, tpgt
 
 
@@ -268,6 +273,7 @@ class LoginStateMachine:
         self._last: LoginRequest | None = None
         self._auth_method = "None"
         self._auth_offer: tuple[str, ...] = ()
+        self.md5_fallback_advised = False
 
     # -- requests -------------------------------------------------------------------------------------------
     def _request(self, pairs: list[tuple[str, str]], *, transit: bool, csg: Stage, nsg: Stage) -> LoginRequest:
@@ -351,12 +357,16 @@ class LoginStateMachine:
         if code:
             err = login_error(code, self.config.target_name)
             # Some targets refuse a CHAP_A list that is not 5 alone; others (tgt 1.0.x) take CHAP_A=7 meaning
-            # SHA-1 and then fail our SHA-256 answer. Either way one more login offering MD5 alone may succeed.
-            err.retry_with_md5 = (  # type: ignore[attr-defined]
-                self.state in (LoginState.AWAIT_CHAP_CHALLENGE, LoginState.AWAIT_CHAP_RESULT)
-                and self.chap is not None
+            # SHA-1 and then fail our SHA-256 answer (or refuse later, after our SHA-256 CHAP). Either way one more
+            # login offering MD5 alone may succeed.
+            self.md5_fallback_advised = (
+                self.chap is not None
                 and self.chap.can_fall_back
                 and self.chap.algorithm is not ChapAlgorithm.MD5
+                and (
+                    self.state in (LoginState.AWAIT_CHAP_CHALLENGE, LoginState.AWAIT_CHAP_RESULT)
+                    or (isinstance(err, InitiatorError) and self.chap.algorithm is not None)
+                )
             )
             raise err
         self._exp_statsn = (resp.statsn + 1) & 0xFFFFFFFF

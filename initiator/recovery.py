@@ -2,7 +2,8 @@
 
 Theory of operation. The kernel reports a failed connection with a CONN_ERROR event on NETLINK_ISCSI group 1
 and then queues the session's I/O for up to its replacement timeout. `RecoveryPolicy` turns what happens (an
-event, the clock passing a point, the outcome of an attempt) into actions, with no I/O of its own:
+event, the clock passing a point, the outcome of an attempt) into actions, with no I/O of its own; it lives in
+initiator.recovery_policy, whose table TRANSITIONS is the exact version of this summary:
 
     CONN_ERROR for a session we own   -> Log, StopConn (flag RECOVER)   and wait DefaultTime2Wait
     wait over                          -> Log, Reconnect(attempt n)
@@ -19,213 +20,69 @@ ExpStatSN = the kernel's last StatSN + 1 (initiator.kernel_login), every SET_PAR
 login, START_CONN, rescan. `RecoveryLoop` is the driver around `NetlinkIscsi.next_event()`: it waits on the
 event socket (and a stop descriptor) no longer than the policy's next wake-up, and executes the actions.
 
-Every action and step is one log line, to the console and to the kernel log (boot.console.to_kmsg). CHAP
-secrets travel as `Secret` and are revealed only in SET_PARAM payloads and on the wire.
+Every action and step is one line through the `log` callable the caller passes (the agent's writes to the
+console and the kernel log). CHAP secrets travel as `Secret` and are revealed only in SET_PARAM payloads and on
+the wire.
 """
 
 from __future__ import annotations
 
-import enum
 import errno
 import os
 import select
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from boot.plan import Chap
 from initiator import iscsi_if as nl
-from initiator.chap import DEFAULT_ALGORITHMS
-from initiator.client import MD5_ONLY, credentials
+from initiator.chap import DEFAULT_ALGORITHMS, MD5_ONLY, with_md5_fallback
 from initiator.deadline import Clock, Deadline
-from initiator.errors import IscsiError, PyiscsiError, WaitTimeout
+from initiator.errors import IscsiError, LocalProtocolError, PyiscsiError, WaitTimeout
 from initiator.handoff import OPTIONAL_PARAMS, HandoffParams, kernel_params
-from initiator.kernel import KernelError
-from initiator.kernel_login import Channel, drop_stale_errors, error_name, login_through_kernel
+from initiator.held_session import HeldSession
+from initiator.kernel import SYSFS, KernelError, connection_dir, scan_host, session_dir
+from initiator.kernel_login import Channel, drop_stale_errors, login_through_kernel
 from initiator.login import LoggedIn, LoginConfig, Redirect
 from initiator.negotiation import Offers
 from initiator.portal import Portal
-
-BACKOFF = (1.0, 2.0, 4.0, 8.0, 16.0)  # seconds between failed attempts; the last repeats
-ATTEMPT_BOUND = 30.0  # one attempt: connect, login, parameters, start
-SYSFS = Path("/sys")
+from initiator.recovery_policy import Action, GiveUp, LogLine, Reconnect, RecoveryPolicy, StopConn
 
 Log = Callable[[str], None]
 
 
 @dataclass(frozen=True)
 class OwnedSession:
-    """What recovering one kernel session needs. Built from the sessions file plus the plan's CHAP secrets."""
+    """A kernel session whose recovery we own: the session (CHAP secrets included, which the sessions file never
+    holds: the agent reloads them from the plan) and how long and how patiently to recover it."""
 
-    sid: int
-    host_no: int
-    target: str
-    address: str
-    port: int
-    tpgt: int
-    initiator_name: str
-    isid: bytes
-    header_digest: str = "None"
-    data_digest: str = "None"
-    chap: Chap | None = None
-    reverse_chap: Chap | None = None
+    session: HeldSession
     replacement_timeout: float = 120.0
     time2wait: float = 2.0
-    cid: int = 0
     root: bool = False
+
+    def __post_init__(self) -> None:
+        if self.session.sid is None or self.session.host_no is None:
+            raise LocalProtocolError(f"recovery: {self.session.label} has no kernel session (sid, host) to own")
+
+    @property
+    def sid(self) -> int:
+        assert self.session.sid is not None
+        return self.session.sid
+
+    @property
+    def cid(self) -> int:
+        return self.session.cid
+
+    @property
+    def host_no(self) -> int:
+        assert self.session.host_no is not None
+        return self.session.host_no
 
     @property
     def label(self) -> str:
-        return f"session {self.sid} ({self.target} at {self.address}:{self.port})"
-
-
-# -- actions: what the policy asks its driver to do -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LogLine:
-    text: str
-    warning: bool = False
-
-
-@dataclass(frozen=True)
-class StopConn:
-    sid: int
-    cid: int
-
-
-@dataclass(frozen=True)
-class Reconnect:
-    sid: int
-    attempt: int
-    bound: float  # seconds this attempt may take
-
-
-@dataclass(frozen=True)
-class GiveUp:
-    sid: int
-
-
-Action = LogLine | StopConn | Reconnect | GiveUp
-
-
-class Phase(enum.Enum):
-    WATCHING = "watching"
-    WAITING = "waiting to reconnect"
-    ATTEMPTING = "attempting"
-    GAVE_UP = "gave up"
-
-
-@dataclass
-class _Track:
-    session: OwnedSession
-    phase: Phase = Phase.WATCHING
-    failed_at: float = 0.0
-    wake_at: float = 0.0
-    attempts: int = 0
-
-
-@dataclass
-class RecoveryPolicy:
-    """One policy for every owned session; the clock is injected, so tests need neither kernel nor time."""
-
-    sessions: Iterable[OwnedSession]
-    clock: Clock = time.monotonic
-    backoff: tuple[float, ...] = BACKOFF
-    attempt_bound: float = ATTEMPT_BOUND
-    _tracks: dict[int, _Track] = field(init=False, default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self._tracks = {s.sid: _Track(s) for s in self.sessions}
-
-    def phase(self, sid: int) -> Phase | None:
-        track = self._tracks.get(sid)
-        return None if track is None else track.phase
-
-    def owned(self) -> tuple[OwnedSession, ...]:
-        return tuple(t.session for t in self._tracks.values())
-
-    def busy(self) -> bool:
-        """A recovery is under way (a hand-over of ownership should wait for it to end)."""
-        return any(t.phase in (Phase.WAITING, Phase.ATTEMPTING) for t in self._tracks.values())
-
-    def next_wake(self) -> float | None:
-        times = [t.wake_at for t in self._tracks.values() if t.phase is Phase.WAITING]
-        return min(times) if times else None
-
-    def on_event(self, msg: nl.Message) -> list[Action]:
-        sid = msg.fields.get("sid")
-        track = self._tracks.get(sid) if isinstance(sid, int) else None
-        if track is None:
-            return []
-        if msg.type == nl.UEvent.K_DESTROY_SESSION:
-            del self._tracks[track.session.sid]
-            return [LogLine(f"{track.session.label}: destroyed by the kernel or another owner; no longer ours")]
-        if msg.type != nl.UEvent.CONN_ERROR or msg.fields.get("cid") != track.session.cid:
-            return []
-        reason = error_name(msg.fields.get("error", 0))
-        if track.phase is not Phase.WATCHING:  # the failure we are already recovering from, reported again
-            return []
-        now = self.clock()
-        track.phase, track.failed_at, track.attempts = Phase.WAITING, now, 0
-        track.wake_at = now + track.session.time2wait
-        s = track.session
-        return [
-            LogLine(f"{s.label}: connection failed: {reason}; stopping it for recovery", warning=True),
-            StopConn(s.sid, s.cid),
-            LogLine(
-                f"{s.label}: waiting DefaultTime2Wait {s.time2wait:g}s, then reconnecting "
-                f"(replacement timeout {s.replacement_timeout:g}s)"
-            ),
-        ]
-
-    def due(self) -> list[Action]:
-        """Attempts whose wait is over (or sessions whose bound ran out)."""
-        now = self.clock()
-        out: list[Action] = []
-        for track in self._tracks.values():
-            if track.phase is not Phase.WAITING or now < track.wake_at:
-                continue
-            s = track.session
-            left = track.failed_at + s.replacement_timeout - now
-            if left <= 0:
-                track.phase = Phase.GAVE_UP
-                out += [
-                    LogLine(
-                        f"{s.label}: not recovered within the replacement timeout {s.replacement_timeout:g}s "
-                        f"({track.attempts} attempt(s)); giving up, the kernel fails its queued I/O",
-                        warning=True,
-                    ),
-                    GiveUp(s.sid),
-                ]
-                continue
-            track.phase = Phase.ATTEMPTING
-            track.attempts += 1
-            out.append(Reconnect(s.sid, track.attempts, min(self.attempt_bound, left)))
-        return out
-
-    def attempt_done(self, sid: int, error: str | None) -> list[Action]:
-        track = self._tracks.get(sid)
-        if track is None or track.phase is not Phase.ATTEMPTING:
-            return []
-        s, now = track.session, self.clock()
-        if error is None:
-            track.phase = Phase.WATCHING
-            took = now - track.failed_at
-            return [LogLine(f"{s.label}: recovered after {took:.1f}s ({track.attempts} attempt(s))")]
-        delay = self.backoff[min(track.attempts - 1, len(self.backoff) - 1)]
-        left = track.failed_at + s.replacement_timeout - now
-        track.phase = Phase.WAITING
-        track.wake_at = now + min(delay, max(0.0, left))
-        return [
-            LogLine(
-                f"{s.label}: attempt {track.attempts} failed: {error}; next in {min(delay, max(0.0, left)):.1f}s "
-                f"({max(0.0, left):.0f}s of the replacement timeout left)",
-                warning=True,
-            )
-        ]
+        return self.session.label
 
 
 # -- one attempt, against the kernel ----------------------------------------------------------------------------
@@ -233,7 +90,7 @@ class RecoveryPolicy:
 
 def last_exp_statsn(sid: int, cid: int, sysfs: Path = SYSFS) -> int:
     """The kernel's ExpStatSN of the failed connection (0 when sysfs does not say)."""
-    path = sysfs / "class" / "iscsi_connection" / f"connection{sid}:{cid}" / "exp_statsn"
+    path = connection_dir(sid, cid, sysfs) / "exp_statsn"
     try:
         return int(path.read_text().strip()) & 0xFFFFFFFF
     except (OSError, ValueError):
@@ -280,25 +137,26 @@ def _connect_and_login(
     deferred: list[nl.Message] | None,
     algorithms: tuple[int, ...],
 ) -> LoggedIn | Redirect:
+    held = s.session
     stop_for_recovery(channel, s, deadline)  # again: a failed try may have left a socket bound
     drop_stale_errors(channel, s.sid, s.cid, deferred, deadline.clock)
     exp_statsn = last_exp_statsn(s.sid, s.cid, sysfs)
-    log(f"{s.label}: attempt {attempt}: connecting to {s.address}:{s.port}")
-    fd = connect(Portal(s.address, s.port), deadline)
+    log(f"{s.label}: attempt {attempt}: connecting to {held.portal.address}:{held.portal.port}")
+    fd = connect(held.portal, deadline)
     try:
         channel.request(nl.bind_conn(channel.handle, s.sid, s.cid, fd), deadline)
     finally:
         os.close(fd)  # iscsi_tcp holds its own reference once bound; on failure the socket simply goes
     config = LoginConfig(
-        initiator_name=s.initiator_name,
-        target_name=s.target,
-        isid=s.isid,
+        initiator_name=held.initiator_name,
+        target_name=held.target,
+        isid=held.isid,
         tsih=0,  # session reinstatement: the target replaces the old session of this ISID
         cid=s.cid,
         exp_statsn=exp_statsn,
-        chap=credentials(s.chap, s.reverse_chap),
+        chap=held.credentials,
         chap_algorithms=algorithms,
-        offers=Offers(header_digest=(s.header_digest,), data_digest=(s.data_digest,)),
+        offers=Offers(header_digest=(held.header_digest,), data_digest=(held.data_digest,)),
     )
     return login_through_kernel(channel, s.sid, s.cid, config, deadline, deferred)
 
@@ -320,41 +178,27 @@ def reconnect(
 
     `md5_learned`: sessions whose target took only MD5 before; they offer MD5 alone at once, and a session that
     needed the fallback this time is added, so later recoveries spend no refused login on it."""
-    from boot.disk import scan_host
-
     learned = md5_learned if md5_learned is not None else set()
-    algorithms = MD5_ONLY if s.sid in learned else DEFAULT_ALGORITHMS
-    while True:
-        try:
-            outcome = _connect_and_login(channel, s, attempt, deadline, log, connect, sysfs, deferred, algorithms)
-            break
-        except IscsiError as exc:
-            # As client.login: some targets (tgt 1.0.x) pick a hash they then fail; one more try with MD5 alone.
-            if not getattr(exc, "retry_with_md5", False) or algorithms == MD5_ONLY:
-                raise
-            log(f"{s.label}: attempt {attempt}: the target refused our CHAP hash ({exc}); again with MD5 alone")
-            algorithms = MD5_ONLY
+
+    def login(algorithms: tuple[int, ...]) -> LoggedIn | Redirect:
+        return _connect_and_login(channel, s, attempt, deadline, log, connect, sysfs, deferred, algorithms)
+
+    def falling_back(refusal: PyiscsiError) -> None:
+        log(f"{s.label}: attempt {attempt}: the target refused our CHAP hash ({refusal}); again with MD5 alone")
+
+    outcome, algorithms = with_md5_fallback(login, MD5_ONLY if s.sid in learned else DEFAULT_ALGORITHMS, falling_back)
     if algorithms == MD5_ONLY:
         learned.add(s.sid)
     if not isinstance(outcome, LoggedIn):
         raise IscsiError(f"{s.label}: the target redirected the re-login to {outcome.address}:{outcome.port}")
     result = outcome.result
-    params = HandoffParams.from_login(
-        result,
-        target_name=s.target,
-        address=s.address,
-        port=s.port,
-        initiator_name=s.initiator_name,
-        chap=s.chap,
-        reverse_chap=s.reverse_chap,
-        recovery_timeout=s.replacement_timeout,
-        default_tpgt=s.tpgt,
-    )
+    params = HandoffParams.from_login(result, s.session.relogged(result), recovery_timeout=s.replacement_timeout)
     count = set_params(channel, s.sid, s.cid, params, deadline)
     channel.request(nl.start_conn(channel.handle, s.sid, s.cid), deadline)
     (scan or (lambda host: scan_host(host, sysfs)))(s.host_no)
     log(
-        f"{s.label}: attempt {attempt}: logged in through the kernel (ISID {s.isid.hex()}, new TSIH {result.tsih}, "
+        f"{s.label}: attempt {attempt}: logged in through the kernel (ISID {s.session.isid.hex()}, new TSIH "
+        f"{result.tsih}, "
         f"ExpStatSN {result.exp_statsn}), {count} parameters set, connection started, host{s.host_no} rescanned"
     )
     return result.tsih
@@ -422,7 +266,7 @@ class RecoveryLoop:
     def resync(self) -> None:
         """Treat every owned session whose sysfs state is FAILED as a connection error we missed."""
         for session in self.policy.owned():
-            state = self.sysfs / "class" / "iscsi_session" / f"session{session.sid}" / "state"
+            state = session_dir(session.sid, self.sysfs) / "state"
             try:
                 failed = state.read_text().strip() == "FAILED"
             except OSError:

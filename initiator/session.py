@@ -12,19 +12,29 @@ disk. Theory of operation:
   Data-In is reassembled in order (we offer DataPDUInOrder=Yes) into a buffer no larger than the command's
   expected length: a target sending more, out of order or for a tag we do not know is a RemoteProtocolError.
 - A target NOP-In ping (TTT != 0xffffffff) is answered with a NOP-Out echoing TTT, LUN and data (`Send` event).
+- A discovery session (`discovery=True`) sends Text and Logout Requests only (RFC 7143 4.3; LIO drops the
+  connection on anything else): no NOP-Out, not even to a target's ping, no SCSI command; a Text Request
+  goes immediate while the CmdSN window is closed, instead of waiting on a ping to open it.
 - Async Message "logout requested" (and "renegotiate") surfaces as `LogoutRequested`; the driver logs out.
   "connection/session dropped" raise IscsiError: nothing more will come.
 - Any error poisons the session (state FAILED): the connection must be dropped.
+
+Every change of `Session.state` is one line of `TRANSITIONS`, (SessionPhase, SessionEvent) -> SessionPhase; a
+pair with no line raises IllegalTransition (a LocalProtocolError) naming the phase and what was asked, except
+ANSWER_PING, which is only asked about: without a line the target's ping goes unanswered. Which PDU, task or
+sequence number is acceptable is checked in the methods; the table says only when.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from initiator import pdu as P
 from initiator import scsi
-from initiator.errors import IscsiError, LocalProtocolError, RemoteProtocolError
+from initiator.errors import IllegalTransition, IscsiError, LocalProtocolError, RemoteProtocolError
 
 SERIAL_HALF = 1 << 31
 MASK32 = 0xFFFFFFFF
@@ -40,11 +50,58 @@ def serial_le(a: int, b: int) -> bool:
     return a == b or serial_lt(a, b)
 
 
-class State(enum.Enum):
+class SessionPhase(enum.Enum):
     FULL_FEATURE = "full feature phase"
     LOGGING_OUT = "logging out"
     LOGGED_OUT = "logged out"
     FAILED = "failed"
+
+
+class SessionEvent(enum.Enum):
+    SEND = "send a SCSI command, Text Request or NOP-Out"
+    SEND_LOGOUT = "send a Logout Request"
+    RECEIVE = "receive a target PDU"
+    ANSWER_PING = "answer a target's NOP-In ping"
+    LOGOUT_RESPONSE = "the Logout Response"
+    TARGET_ERROR = "a target PDU that ends the session"
+
+
+_S, _E = SessionPhase, SessionEvent
+
+# The full feature phase of one connection, one line per transition (RFC 7143). LOGGED_OUT and FAILED are final.
+TRANSITIONS: Mapping[tuple[SessionPhase, SessionEvent], SessionPhase] = MappingProxyType(
+    {
+        # Commands, text exchanges and our pings go out only in full feature phase (CmdSN window checked apart).
+        (_S.FULL_FEATURE, _E.SEND): _S.FULL_FEATURE,
+        # The Logout Request is immediate; once it is out no new task may start on the connection.
+        (_S.FULL_FEATURE, _E.SEND_LOGOUT): _S.LOGGING_OUT,
+        # Responses to tasks still outstanding keep arriving, also while the logout is pending.
+        (_S.FULL_FEATURE, _E.RECEIVE): _S.FULL_FEATURE,
+        (_S.LOGGING_OUT, _E.RECEIVE): _S.LOGGING_OUT,
+        # A NOP-In with a TTT wants a NOP-Out echoing it; not after our Logout Request (nothing more goes out).
+        (_S.FULL_FEATURE, _E.ANSWER_PING): _S.FULL_FEATURE,
+        # The Logout Response closes the session; the target has ended whatever was still outstanding.
+        (_S.LOGGING_OUT, _E.LOGOUT_RESPONSE): _S.LOGGED_OUT,
+        # A protocol error, a Reject, a failed command or an Async "dropping": the connection must be dropped
+        # (at ERL 0 nothing is recovered in place), so the session is poisoned.
+        (_S.FULL_FEATURE, _E.TARGET_ERROR): _S.FAILED,
+        (_S.LOGGING_OUT, _E.TARGET_ERROR): _S.FAILED,
+    }
+)
+
+
+def next_state(state: SessionPhase, event: SessionEvent, subject: str = "") -> SessionPhase:
+    """The state `event` leads to; IllegalTransition naming the state and `subject` (what was asked) if none."""
+    after = TRANSITIONS.get((state, event))
+    if after is not None:
+        return after
+    if event in (_E.SEND, _E.SEND_LOGOUT):
+        message = f"session: cannot send {subject} while {state.value}"
+    elif event is _E.RECEIVE:
+        message = f"session: PDU {subject} received while {state.value}"
+    else:
+        message = None
+    raise IllegalTransition("session", state, event, message)
 
 
 # ---- events ---------------------------------------------------------------------------------------------
@@ -149,6 +206,7 @@ class Session:
         max_send_data_segment: int = 8192,
         max_data_in: int = DEFAULT_MAX_DATA_IN,
         first_itt: int = 1,
+        discovery: bool = False,
     ) -> None:
         self.cmdsn = cmdsn & MASK32
         self.exp_cmdsn = self.cmdsn
@@ -156,9 +214,10 @@ class Session:
         self.exp_statsn = exp_statsn & MASK32
         self.max_send_data_segment = max_send_data_segment
         self.max_data_in = max_data_in
-        self.state = State.FULL_FEATURE
+        self.state = SessionPhase.FULL_FEATURE
         self._next_itt = first_itt & MASK32
         self._tasks: dict[int, _Task] = {}
+        self.discovery = discovery  # RFC 7143 4.3: a discovery session carries only Text and Logout Requests
 
     # ---- what we may send ----------------------------------------------------------------------------
 
@@ -170,13 +229,14 @@ class Session:
     def outstanding(self) -> int:
         return len(self._tasks)
 
-    def _require_ready(self, what: str, *, immediate: bool) -> None:
-        if self.state is not State.FULL_FEATURE:
-            raise LocalProtocolError(f"session: cannot send {what} while {self.state.value}")
+    def _require_ready(self, what: str, *, immediate: bool, event: SessionEvent = _E.SEND) -> SessionPhase:
+        """The state sending `what` leads to; raises if the state or (non-immediate) the CmdSN window forbid it."""
+        after = next_state(self.state, event, what)
         if not immediate and not self.window_open:
             raise LocalProtocolError(
                 f"session: cannot send {what}: CmdSN {self.cmdsn} is beyond the target's MaxCmdSN {self.max_cmdsn}"
             )
+        return after
 
     def _new_itt(self, task: _Task) -> int:
         for _ in range(len(self._tasks) + 2):
@@ -195,6 +255,7 @@ class Session:
 
     def scsi_command(self, lun: int, command: scsi.ScsiCommand) -> tuple[int, P.ScsiCommand]:
         """A read-type (or no-data) SCSI command: its tag and the PDU to send."""
+        self._refuse_in_discovery(f"SCSI {command.name}")
         self._require_ready(f"SCSI {command.name}", immediate=False)
         if command.data_in_length > self.max_data_in:
             raise LocalProtocolError(
@@ -215,6 +276,7 @@ class Session:
 
     def ping(self, data: bytes = b"") -> tuple[int, P.NopOut]:
         """Our own NOP-Out (immediate): the target answers with a NOP-In carrying fresh ExpCmdSN/MaxCmdSN."""
+        self._refuse_in_discovery("NOP-Out")
         self._require_ready("NOP-Out", immediate=True)
         itt = self._new_itt(_Task(_Kind.NOP))
         return itt, P.NopOut(
@@ -223,34 +285,45 @@ class Session:
 
     def text(self, data: bytes) -> tuple[int, P.TextRequest]:
         """Start a text exchange (e.g. SendTargets=All) with the key=value bytes of its first request."""
-        self._require_ready("Text Request", immediate=False)
+        immediate = self._text_immediate()
+        self._require_ready("Text Request", immediate=immediate)
         itt = self._new_itt(_Task(_Kind.TEXT))
-        return itt, self._text_pdu(itt, P.RESERVED_TAG, data)
+        return itt, self._text_pdu(itt, P.RESERVED_TAG, data, immediate)
 
     def text_continue(self, itt: int, ttt: int) -> P.TextRequest:
         """The empty Text Request that asks for the next part of a response the target continued."""
         task = self._tasks.get(itt)
         if task is None or task.kind is not _Kind.TEXT:
             raise LocalProtocolError(f"session: no text exchange with ITT 0x{itt:08x}")
-        self._require_ready("Text Request", immediate=False)
-        return self._text_pdu(itt, ttt, b"")
+        immediate = self._text_immediate()
+        self._require_ready("Text Request", immediate=immediate)
+        return self._text_pdu(itt, ttt, b"", immediate)
 
-    def _text_pdu(self, itt: int, ttt: int, data: bytes) -> P.TextRequest:
+    def _refuse_in_discovery(self, what: str) -> None:
+        if self.discovery:
+            raise LocalProtocolError(f"session: a discovery session sends only Text and Logout Requests, not {what}")
+
+    def _text_immediate(self) -> bool:
+        """Whether the next Text Request goes immediate: in a discovery session with the CmdSN window closed (a
+        target may leave MaxCmdSN behind during a continued answer), where no NOP-Out may ask for it to open."""
+        return self.discovery and not self.window_open
+
+    def _text_pdu(self, itt: int, ttt: int, data: bytes, immediate: bool) -> P.TextRequest:
         return P.TextRequest(
-            immediate=False,
+            immediate=immediate,
             final=True,
             itt=itt,
             ttt=ttt,
-            cmdsn=self._take_cmdsn(False),
+            cmdsn=self._take_cmdsn(immediate),
             exp_statsn=self.exp_statsn,
             data=data,
         )
 
     def logout(self, reason: P.LogoutReason = P.LogoutReason.CLOSE_SESSION) -> P.LogoutRequest:
         """The Logout Request (immediate). After this no new command may start."""
-        self._require_ready("Logout Request", immediate=True)
+        after = self._require_ready("Logout Request", immediate=True, event=_E.SEND_LOGOUT)
         itt = self._new_itt(_Task(_Kind.LOGOUT))
-        self.state = State.LOGGING_OUT
+        self.state = after
         return P.LogoutRequest(
             immediate=True, reason=reason, itt=itt, cid=0, cmdsn=self.cmdsn, exp_statsn=self.exp_statsn
         )
@@ -259,12 +332,11 @@ class Session:
 
     def receive(self, pdu: P.Pdu) -> list[Event]:
         """Take one target PDU; the events it causes. Errors poison the session."""
-        if self.state in (State.FAILED, State.LOGGED_OUT):
-            raise LocalProtocolError(f"session: PDU {pdu.kind} received while {self.state.value}")
+        self.state = next_state(self.state, _E.RECEIVE, pdu.kind)
         try:
             return self._receive(pdu)
         except (RemoteProtocolError, IscsiError):
-            self.state = State.FAILED
+            self.state = next_state(self.state, _E.TARGET_ERROR)
             raise
 
     def _update_sn(self, pdu: P.Pdu, *, status: bool) -> None:
@@ -308,7 +380,7 @@ class Session:
                 self._update_sn(pdu, status=True)
                 self._task(pdu.itt, _Kind.LOGOUT, "Logout Response")
                 self._tasks.clear()
-                self.state = State.LOGGED_OUT
+                self.state = next_state(self.state, _E.LOGOUT_RESPONSE)
                 return [LoggedOut(pdu.response, pdu.time2wait, pdu.time2retain)]
             case P.AsyncMessage():
                 self._update_sn(pdu, status=True)
@@ -363,8 +435,8 @@ class Session:
         self._update_sn(pdu, status=False)  # a target ping does not advance StatSN
         if pdu.ttt == P.RESERVED_TAG:
             return []  # a bare update of ExpCmdSN/MaxCmdSN, no answer wanted
-        if self.state is not State.FULL_FEATURE:
-            return []
+        if self.discovery or (self.state, _E.ANSWER_PING) not in TRANSITIONS:
+            return []  # logging out, or a discovery session (no NOP-Out may go there): no answer
         answer = P.NopOut(
             immediate=True,
             lun=pdu.lun,

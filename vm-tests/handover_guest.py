@@ -18,16 +18,18 @@ import mmap
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
-from boot.disk import scan_host, wait_for_block_device
+from boot.disk import wait_for_block_device
 from boot.live import INITIAL_CMDSN, load_modules
-from boot.plan import Chap
 from boot.sessions import SessionState
 from initiator.client import login, logout, read_blocks
+from initiator.credentials import Chap, Credentials
 from initiator.deadline import Deadline
 from initiator.handoff import HandoffParams, KernelSession, hand_over
-from initiator.kernel import NetlinkIscsi
+from initiator.held_session import HeldSession
+from initiator.kernel import NetlinkIscsi, scan_host
 from initiator.portal import Portal
 from initiator.secret import Secret
 
@@ -57,20 +59,13 @@ def attach(
     """What boot.live.LiveSteps.attach does, with digests selectable: login, hand over, scan, find the disk."""
     load_modules(deadline)
     digest = "CRC32C" if digests else "None"
+    credentials = Credentials.of(one_way, reverse)
     conn = login(
-        Portal(HOST, port), target, initiator, one_way, reverse, deadline,
+        Portal(HOST, port), target, initiator, deadline, credentials=credentials,
         initial_cmdsn=INITIAL_CMDSN, header_digest=digest, data_digest=digest,
     )  # fmt: skip
-    result = conn.result
-    tpgt = result.target_portal_group_tag if result.target_portal_group_tag is not None else 1
-    params = HandoffParams(
-        target_name=target, tpgt=tpgt, address=HOST, port=port, initiator_name=initiator, isid=result.isid,
-        tsih=result.tsih, initial_cmdsn=INITIAL_CMDSN, exp_statsn=result.exp_statsn,
-        negotiated=result.negotiated_text(), target_max_recv=result.target_max_recv_data_segment_length,
-        username=one_way.username if one_way else None, password=one_way.password if one_way else None,
-        username_in=reverse.username if reverse else None, password_in=reverse.password if reverse else None,
-        recovery_timeout=replacement,
-    )  # fmt: skip
+    session = HeldSession.from_login(conn.result, portal=Portal(HOST, port), lun=lun, credentials=credentials)
+    params = HandoffParams.from_login(conn.result, session, recovery_timeout=replacement)
     sock = conn.detach()
     try:
         kernel = hand_over(netlink, sock, params, deadline)
@@ -78,12 +73,7 @@ def attach(
         sock.close()
     scan_host(kernel.host_no)
     device = wait_for_block_device(kernel.sid, lun, deadline)
-    state = SessionState(
-        target=target, address=HOST, port=port, tpgt=tpgt, lun=lun, sid=kernel.sid, host_no=kernel.host_no,
-        isid=result.isid.hex(), tsih=result.tsih, initiator_name=initiator,
-        header_digest=result.header_digest, data_digest=result.data_digest,
-        username=params.username, username_in=params.username_in, device=device, root=False, seconds=0.0,
-    )  # fmt: skip
+    state = SessionState(replace(session, sid=kernel.sid, host_no=kernel.host_no), device=device)
     return state, kernel
 
 
@@ -136,7 +126,7 @@ def secret_matches(sid: int, name: str, expected: Chap | None) -> bool | None:
 def userspace_read(port: int, case: dict, initiator: str, lba: int, blocks: int) -> bytes:
     deadline = Deadline("userspace read", 30)
     one_way, reverse = chap(case.get("chap")), chap(case.get("mutual"))
-    conn = login(Portal(HOST, port), case["target"], initiator, one_way, reverse, deadline)
+    conn = login(Portal(HOST, port), case["target"], initiator, deadline, credentials=Credentials.of(one_way, reverse))
     try:
         return read_blocks(conn, case["lun"], lba, blocks, BLOCK, deadline)
     finally:
@@ -151,8 +141,8 @@ def run_case(netlink: NetlinkIscsi, port: int, initiator: str, case: dict) -> di
         netlink, case["target"], case["lun"], initiator, port, deadline,
         one_way=one_way, reverse=reverse, digests=case.get("digests", False),
     )  # fmt: skip
-    device = state.device
-    assert device is not None
+    device, sid = state.device, state.session.sid
+    assert device is not None and sid is not None
     name = os.path.basename(device)
     size = int(Path(f"/sys/block/{name}/size").read_text()) * 512
     disk = DirectDisk(device)
@@ -167,17 +157,17 @@ def run_case(netlink: NetlinkIscsi, port: int, initiator: str, case: dict) -> di
     return {
         "case": case["name"],
         "device": device,
-        "sid": state.sid,
+        "sid": state.session.sid,
         "size": size,
         "block0_sha256": hashlib.sha256(block0).hexdigest(),
         "kernel_write_sha256": hashlib.sha256(pattern).hexdigest(),
         "userspace_read_sha256": hashlib.sha256(back).hexdigest(),
         "host_area_sha256": hashlib.sha256(host_area).hexdigest(),
-        "header_digest": state.header_digest,
-        "data_digest": state.data_digest,
-        "sysfs": sysfs_attrs(state.sid),
-        "password_ok": secret_matches(state.sid, "password", one_way),
-        "password_in_ok": secret_matches(state.sid, "password_in", reverse),
+        "header_digest": state.session.header_digest,
+        "data_digest": state.session.data_digest,
+        "sysfs": sysfs_attrs(sid),
+        "password_ok": secret_matches(sid, "password", one_way),
+        "password_in_ok": secret_matches(sid, "password_in", reverse),
         "seconds": round(time.monotonic() - started, 2),
     }
 

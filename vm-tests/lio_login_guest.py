@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from initiator.chap import ChapCredentials
+from initiator.credentials import Chap, Credentials
 from initiator.errors import PyiscsiError
 from initiator.framing import PduReader, frame
 from initiator.login import LoggedIn, LoginConfig, LoginStateMachine
@@ -31,8 +31,8 @@ INITIATOR = "iqn.2026-11.org.pyiscsi:lio-test"
 PLAIN = "iqn.2026-11.test:lio-plain"
 CHAP = "iqn.2026-11.test:lio-chap"
 MUTUAL = "iqn.2026-11.test:lio-mutual"
-ONE_WAY = ChapCredentials("alice", Secret("alicesecret1"))
-BOTH_WAYS = ChapCredentials("carol", Secret("carolsecret1"), "bobtarget", Secret("bobsecret123"))
+ONE_WAY = Credentials(Chap("alice", Secret("alicesecret1")))
+BOTH_WAYS = Credentials(Chap("carol", Secret("carolsecret1")), Chap("bobtarget", Secret("bobsecret123")))
 READ_BOUND = 10.0
 
 
@@ -65,11 +65,11 @@ def setup_lio() -> None:
         write(tpg / "attrib/cache_dynamic_acls", "1")
         write(tpg / "attrib/authentication", "1" if chap else "0")
         if chap:
-            write(tpg / "auth/userid", chap.username)
-            write(tpg / "auth/password", chap.secret.reveal())
-            if chap.mutual:
-                write(tpg / "auth/userid_mutual", chap.reverse_username or "")
-                write(tpg / "auth/password_mutual", chap.reverse_secret.reveal() if chap.reverse_secret else "")
+            write(tpg / "auth/userid", chap.chap.username)
+            write(tpg / "auth/password", chap.chap.password.reveal())
+            if chap.reverse is not None:
+                write(tpg / "auth/userid_mutual", chap.reverse.username)
+                write(tpg / "auth/password_mutual", chap.reverse.password.reveal())
         write(tpg / "enable", "1")
 
 
@@ -125,11 +125,11 @@ def cases() -> dict[str, LoginConfig]:
         "discovery": LoginConfig(INITIATOR, discovery=True),
         "digests": LoginConfig(INITIATOR, PLAIN, offers=digests),
         "not-found": LoginConfig(INITIATOR, "iqn.2026-11.test:nothing-here"),
-        "chap-wrong-secret": LoginConfig(INITIATOR, CHAP, chap=ChapCredentials("alice", Secret("wrongsecret1"))),
+        "chap-wrong-secret": LoginConfig(INITIATOR, CHAP, chap=Credentials(Chap("alice", Secret("wrongsecret1")))),
         "mutual-wrong-reverse": LoginConfig(
             INITIATOR,
             MUTUAL,
-            chap=ChapCredentials("carol", Secret("carolsecret1"), "bobtarget", Secret("nope-nope-12")),
+            chap=Credentials(Chap("carol", Secret("carolsecret1")), Chap("bobtarget", Secret("nope-nope-12"))),
         ),
     }
     for algorithms in ((7, 8, 6, 5), (8,), (7,), (6,), (5,)):

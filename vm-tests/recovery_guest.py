@@ -98,14 +98,14 @@ def main() -> int:
              "--cmdline", cfg["cmdline"], "--ibft", "none"],
             log, AGENT_BOUND,
         )  # fmt: skip
-    out: dict = {"agent_started": started, "sid": state.sid, "device": state.device}
+    out: dict = {"agent_started": started, "sid": state.session.sid, "device": state.device}
     if started != 0:
         print(json.dumps(out), flush=True)
         return 1
     assert state.device is not None
     iscsid = None
     if cfg.get("owner") == "iscsid":
-        iscsid, out["iscsid"] = hand_to_iscsid(cfg, state.sid, share, state_dir, log)
+        iscsid, out["iscsid"] = hand_to_iscsid(cfg, state.session.sid, share, state_dir, log)
         if not out["iscsid"]["adopted"]:
             iscsid.terminate()
             print(json.dumps(out), flush=True)
@@ -139,7 +139,7 @@ def main() -> int:
         back = disk.read(REGION_OFFSET, REGION_LEN)
     finally:
         disk.close()
-    session = Path(f"/sys/class/iscsi_session/session{state.sid}")
+    session = Path(f"/sys/class/iscsi_session/session{state.session.sid}")
     out.update(
         writes=writes,
         phases=phases,

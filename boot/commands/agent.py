@@ -4,10 +4,11 @@
     pyiscsi agent --stop [--pid-file FILE] [--timeout S]
 
 It reads the sessions file (boot.sessions, default /run/pyiscsi/sessions.json) and reloads the boot plan exactly
-as `pyiscsi handover` does (same command line and iBFT) for the CHAP secrets, which are never stored. It then
-listens on NETLINK_ISCSI group 1 and recovers each session whose connection fails (initiator.recovery): stop
-with recover, wait DefaultTime2Wait, reconnect with backoff, login through the kernel (same ISID, TSIH 0),
-bind, set, start, rescan, within the plan's replacement timeout, one log line per step (console and kmsg).
+as `pyiscsi handover` does (same command line and iBFT) for the CHAP secrets, which are never stored
+(`plan_secrets`). It then listens on NETLINK_ISCSI group 1 and recovers each session whose connection fails
+(initiator.recovery): stop with recover, wait DefaultTime2Wait, reconnect with backoff, login through the kernel
+(same ISID, TSIH 0), bind, set, start, rescan, within the plan's replacement timeout, one log line per step
+(the `log` it passes writes to the console and, through boot.console, to the kernel log).
 
 Ownership protocol: exactly one owner of recovery at any time.
  1. Taking ownership. The agent subscribes to the event group *before* it writes its pid file; the pid file
@@ -44,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import signal
 import stat
@@ -97,6 +99,9 @@ def log(line: str, warning: bool = False) -> None:
 # imported before the agent reports listening; a later import would fail mid-recovery.
 PRELOAD = (
     "initiator.recovery",
+    "initiator.recovery_policy",
+    "initiator.held_session",
+    "initiator.credentials",
     "initiator.kernel",
     "initiator.kernel_login",
     "initiator.login",
@@ -111,7 +116,6 @@ PRELOAD = (
     "boot.console",
     "initiator.errors",
     "initiator.secret",
-    "boot.disk",
     "boot.atomic",
     "hmac",
     "hashlib",
@@ -248,47 +252,40 @@ def stop_agent(path: Path, timeout: float, sleep=time.sleep, clock=time.monotoni
 # -- sessions + plan -> what recovery needs -------------------------------------------------------------------
 
 
-def owned_sessions(sessions, plan, time2wait: float = DEFAULT_TIME2WAIT):  # type: ignore[no-untyped-def]
-    """OwnedSession for each recorded session, CHAP secrets from the plan (matched by target name, then portal)."""
-    from initiator.recovery import OwnedSession
+def plan_secrets(plan):  # type: ignore[no-untyped-def]
+    """For `read_sessions`: a recorded session's CHAP credentials from the plan entry it came from (matched by
+    target name, the exact portal first, then a discovery entry by portal), checked against the user names it
+    logged in with. A session that used no CHAP gets none, whatever the plan says."""
+    from initiator.credentials import Credentials
 
-    out = []
-    for s in sessions:
+    def secrets(s, username, username_in):  # type: ignore[no-untyped-def]
+        portal = (s.portal.address, s.portal.port)
         candidates = [t for t in plan.targets if t.name == s.target] or [
-            t for t in plan.targets if t.name is None and (t.address, t.port) == (s.address, s.port)
+            t for t in plan.targets if t.name is None and (t.address, t.port) == portal
         ]
-        exact = [t for t in candidates if (t.address, t.port) == (s.address, s.port)]
+        exact = [t for t in candidates if (t.address, t.port) == portal]
         target = (exact or candidates or [None])[0]
         chap = target.chap if target is not None else None
         reverse = target.reverse_chap if target is not None else None
-        if s.username is not None and (chap is None or chap.username != s.username):
+        if username is not None and (chap is None or chap.username != username):
             raise BadInputError(
-                "plan", s.target, f"session {s.sid} logged in as CHAP user {s.username!r}; the plan has no secret"
+                "plan", s.target, f"session {s.sid} logged in as CHAP user {username!r}; the plan has no secret"
             )
-        if s.username_in is not None and (reverse is None or reverse.username != s.username_in):
+        if username_in is not None and (reverse is None or reverse.username != username_in):
             raise BadInputError(
-                "plan", s.target, f"session {s.sid} used mutual CHAP as {s.username_in!r}; the plan has no secret"
+                "plan", s.target, f"session {s.sid} used mutual CHAP as {username_in!r}; the plan has no secret"
             )
-        out.append(
-            OwnedSession(
-                sid=s.sid,
-                host_no=s.host_no,
-                target=s.target,
-                address=s.address,
-                port=s.port,
-                tpgt=s.tpgt,
-                initiator_name=s.initiator_name,
-                isid=bytes.fromhex(s.isid),
-                header_digest=s.header_digest,
-                data_digest=s.data_digest,
-                chap=chap if s.username is not None else None,
-                reverse_chap=reverse if s.username_in is not None else None,
-                replacement_timeout=float(plan.timeouts.replacement),
-                time2wait=time2wait,
-                root=s.root,
-            )
-        )
-    return out
+        return Credentials.of(chap if username is not None else None, reverse if username_in is not None else None)
+
+    return secrets
+
+
+def owned_sessions(sessions, plan, time2wait: float = DEFAULT_TIME2WAIT):  # type: ignore[no-untyped-def]
+    """OwnedSession for each recorded session (read with `plan_secrets(plan)`, so with its CHAP secrets)."""
+    from initiator.recovery import OwnedSession
+
+    replacement = float(plan.timeouts.replacement)
+    return [OwnedSession(row.session, replacement, time2wait, root=row.root) for row in sessions]
 
 
 # -- run -----------------------------------------------------------------------------------------------------
@@ -366,7 +363,9 @@ def run(args: argparse.Namespace) -> int:
     other = running_agent(pid_file)
     if other is not None:
         raise UsageError(f"agent pid {other} already owns recovery ({pid_file}); stop it first with --stop")
-    owned = owned_sessions(read_sessions(args.sessions), plan_from_args(args))
+    plan = functools.cache(lambda: plan_from_args(args))  # loaded once every record is checked, as ever
+    rows = read_sessions(args.sessions, lambda s, user, user_in: plan_secrets(plan())(s, user, user_in))
+    owned = owned_sessions(rows, plan())
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     if not args.daemon:
         return _serve(owned, pid_file, None)

@@ -12,9 +12,8 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 
-from boot.plan import Chap
+from initiator.credentials import Chap, Credentials
 from initiator.errors import BadInputError, UsageError
 from initiator.negotiation import DIGESTS
 from initiator.secret import Secret
@@ -22,14 +21,6 @@ from initiator.secret import Secret
 ENV_PASSWORD = "PYISCSI_PASSWORD"
 ENV_REVERSE_PASSWORD = "PYISCSI_REVERSE_PASSWORD"
 PASSWORD_FILE_MAX = 4096
-
-
-@dataclass(frozen=True)
-class ChapOptions:
-    """One-way credentials (the target checks us) and reverse ones (we check the target); mutual needs both."""
-
-    chap: Chap | None = None
-    reverse: Chap | None = None
 
 
 def add_chap_arguments(parser: argparse.ArgumentParser) -> None:
@@ -95,9 +86,9 @@ def _read_password_file(path: str) -> tuple[str, str | None]:
     return lines[0], reverse
 
 
-def chap_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> ChapOptions:
-    """The credentials the options ask for. UsageError for combinations that make no sense (a password without a
-    name, reverse CHAP without one-way CHAP)."""
+def chap_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Credentials | None:
+    """The credentials the options ask for (None: no CHAP). UsageError for combinations that make no sense (a
+    password without a name, reverse CHAP without one-way CHAP)."""
     env = os.environ if environ is None else environ
     if args.password is not None and args.password_file is not None:
         raise UsageError("give the CHAP secret by --password or by --password-file, not both")
@@ -118,7 +109,7 @@ def chap_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None =
             raise UsageError("a CHAP secret needs --username")
         if args.reverse_username is not None or args.reverse_password is not None:
             raise UsageError("reverse (mutual) CHAP needs one-way CHAP too: give --username and a secret")
-        return ChapOptions()
+        return None
     if not args.username:
         raise BadInputError("--username", args.username, "empty")
     if not password:
@@ -128,7 +119,7 @@ def chap_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None =
     if args.reverse_username is None:
         if args.reverse_password is not None:
             raise UsageError("--reverse-password needs --reverse-username")
-        return ChapOptions(chap=chap)
+        return Credentials(chap)
     if not args.reverse_username:
         raise BadInputError("--reverse-username", args.reverse_username, "empty")
     if not reverse:
@@ -136,4 +127,4 @@ def chap_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None =
             "--reverse-username needs a secret: --reverse-password, the second line of --password-file "
             f"or ${ENV_REVERSE_PASSWORD}"
         )
-    return ChapOptions(chap=chap, reverse=Chap(args.reverse_username, Secret(reverse)))
+    return Credentials(chap, Chap(args.reverse_username, Secret(reverse)))

@@ -32,14 +32,13 @@ def run(args: argparse.Namespace) -> int:
 
     portal = parse_portal(args.portal)
     initiator = initiator_from_args(args)
-    chap = chap_from_args(args)
+    credentials = chap_from_args(args)
     deadline = Deadline("discover", timeout_from_args(args))
     targets = client.discover(
         portal,
         initiator,
         deadline,
-        chap=chap.chap,
-        reverse_chap=chap.reverse,
+        credentials=credentials,
         header_digest=args.header_digest,
         data_digest=args.data_digest,
     )

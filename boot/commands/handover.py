@@ -2,8 +2,9 @@
 
 Run before switch_root (dracut's pre-pivot hook, or `pyiscsi-handover.service`). Reads what `pyiscsi boot`
 recorded under the state directory and reloads the plan (same command line and iBFT) for the CHAP secrets,
-which are never stored in /run. Writes node records and the initiator name into the new root, and the
-keep-the-network files into this /run, which moves into the real root with switch_root.
+which are never stored in /run (boot.handover.node_record takes them from the plan entry of each session).
+Writes node records and the initiator name into the new root, and the keep-the-network files into this /run,
+which moves into the real root with switch_root.
 """
 
 from __future__ import annotations
@@ -56,8 +57,9 @@ def run(args: argparse.Namespace) -> int:
         _warn(warning)
     written = write_files(sysroot, files, _warn) + write_files(Path(args.run_root), run_files(interfaces), _warn)
     warm_caches(sysroot)
-    for session in sessions:
-        role = "root" if session.root else "data"
-        print(f"{role} session {session.sid}: {session.target} {session.address}:{session.port} -> {session.device}")
+    for row in sessions:
+        role = "root" if row.root else "data"
+        s = row.session
+        print(f"{role} session {s.sid}: {s.target} {s.portal.address}:{s.portal.port} -> {row.device}")
     print(f"{len(written)} file(s) written for the real root")
     return 0

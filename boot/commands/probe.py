@@ -77,15 +77,14 @@ def run(args: argparse.Namespace) -> int:
     if args.lun is not None and not 0 <= args.lun < 1 << 14:
         raise BadInputError("--lun", args.lun, "LUN must be 0..16383")
     initiator = initiator_from_args(args)
-    chap = chap_from_args(args)
+    credentials = chap_from_args(args)
     deadline = Deadline("probe", timeout_from_args(args))
     conn = client.login(
         portal,
         target,
         initiator,
         deadline,
-        chap=chap.chap,
-        reverse_chap=chap.reverse,
+        credentials=credentials,
         header_digest=args.header_digest,
         data_digest=args.data_digest,
     )

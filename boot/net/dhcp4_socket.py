@@ -2,25 +2,34 @@
 
 A packet socket, because until the lease is applied the interface has no address and the kernel's UDP would
 neither send from 0.0.0.0 on the right link nor hand us a unicast reply to an address we do not have yet.
-A classic BPF filter keeps everything but UDP to port 68 out of the socket.
+A classic BPF filter keeps everything but UDP to port 68 out of the socket. Before the lease is used, a second
+packet socket sends ARP probes for its address and listens for an owner (RFC 5227; boot.net.arp decides).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import ipaddress
+import select
 import socket
 import struct
 import time
 
-from boot.net.dhcp4 import CLIENT_PORT, Dhcp4Client, Lease, frame_udp, unframe_udp
-from boot.net.exchange import run_exchange
+from boot.net import arp
+from boot.net.dhcp4 import CLIENT_PORT, Dhcp4Client, Dhcp4Lease
+from boot.net.exchange import CheckAddress, Event, run_exchange
+from boot.net.ipudp import frame_udp, unframe_udp
 from boot.net.waits import InterfaceError
 from initiator.deadline import Deadline
 
 ETH_P_IP = 0x0800
 SO_ATTACH_FILTER = 26
+PACKET_OUTGOING = 4
 BROADCAST_MAC = b"\xff" * 6
-RECV_SIZE = 4096  # more than any DHCP reply we announce we take (1472); longer datagrams are cut, not kept
+RECV_SIZE = 65535  # the largest IPv4 packet: a reply longer than we asked for is read whole, not cut
+ARP_PROBE_SECONDS = 1.0  # listening for an owner of the leased address (RFC 5227 waits ~7 s; a boot is waiting)
+ARP_PROBES = 2  # probes sent, spread over the first half of that time
 
 # On a SOCK_DGRAM packet socket, offsets start at the IPv4 header.
 # ldb [9]; jeq #17 ? next : drop; ldh [6]; jset #0x1fff ? drop : next; ldxb 4*([0]&0xf); ldh [x+2];
@@ -63,15 +72,67 @@ def open_socket(ifname: str) -> socket.socket:
     return sock
 
 
+def probe_address(
+    ifname: str, mac: bytes, address: ipaddress.IPv4Address, deadline: Deadline, seconds: float = ARP_PROBE_SECONDS
+) -> str | None:
+    """Who else has `address` on the link ("aa:bb:cc:dd:ee:ff"), or None if no host answered ARP probes for it
+    within `seconds` (cut short by `deadline`). Probes go out at once and then spread over the first half."""
+    clock = deadline.clock
+    if seconds <= 0:
+        return None
+    try:
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(arp.ETH_P_ARP))
+    except OSError as exc:
+        raise InterfaceError(ifname, f"cannot open a packet socket for ARP: {exc.strerror or exc}") from exc
+    with sock:
+        try:
+            sock.bind((ifname, arp.ETH_P_ARP))
+        except OSError as exc:
+            raise InterfaceError(ifname, f"cannot bind the ARP socket: {exc.strerror or exc}") from exc
+        start = clock()
+        end = min(start + seconds, deadline.expires_at)
+        due = [start + i * seconds / (2 * ARP_PROBES) for i in range(ARP_PROBES)]
+        frame = arp.probe(mac, address)
+        while (now := clock()) < end:
+            while due and due[0] <= now:
+                due.pop(0)
+                with contextlib.suppress(OSError):  # best effort: the lease's own errors come later
+                    sock.sendto(frame, (ifname, arp.ETH_P_ARP, 0, 0, BROADCAST_MAC))
+            wake = min(due[0] if due else end, end)
+            readable, _, _ = select.select([sock], [], [], max(0.0, wake - now))
+            if not readable:
+                continue
+            payload, source = sock.recvfrom(RECV_SIZE)
+            if source[2] == PACKET_OUTGOING:
+                continue
+            owner = arp.conflict(payload, mac, address)
+            if owner is not None:
+                return owner
+    return None
+
+
 def obtain_lease(
-    ifname: str, mac: bytes, deadline: Deadline, *, hostname: str | None = None, client: Dhcp4Client | None = None
-) -> Lease:
-    """DISCOVER until a lease is bound or `deadline` runs out (InterfaceWaitTimeout naming the tighter bound)."""
-    client = client or Dhcp4Client(mac, hostname=hostname)
+    ifname: str,
+    mac: bytes,
+    deadline: Deadline,
+    *,
+    hostname: str | None = None,
+    client: Dhcp4Client | None = None,
+    max_mtu: int | None = None,
+    probe_seconds: float = ARP_PROBE_SECONDS,
+) -> Dhcp4Lease:
+    """DISCOVER until a lease is bound or `deadline` runs out (InterfaceWaitTimeout naming the tighter bound).
+    Each ACKed address is ARP-probed for `probe_seconds` first (0: not at all); one in use is DECLINEd."""
+    client = client or Dhcp4Client(mac, hostname=hostname, max_mtu=max_mtu)
     try:
         sock = open_socket(ifname)
     except OSError as exc:
         raise InterfaceError(ifname, f"cannot open a packet socket for DHCP: {exc.strerror or exc}") from exc
+
+    def check(event: CheckAddress) -> Event:
+        owner = probe_address(ifname, mac, event.address, deadline, probe_seconds)
+        return client.address_checked(owner, deadline.clock())
+
     with sock:
         lease = run_exchange(
             ifname,
@@ -81,6 +142,7 @@ def obtain_lease(
             read=lambda: unframe_udp(sock.recv(RECV_SIZE)),
             deadline=deadline,
             receive=lambda payload, now: client.receive(payload, now, wall=time.time()),
+            check=check,
         )
-    assert isinstance(lease, Lease)
+    assert isinstance(lease, Dhcp4Lease)
     return lease

@@ -10,27 +10,38 @@ import ipaddress
 import socket
 import time
 
-from pyroute2 import IPRoute
+from pyroute2.iproute.linux import IPRoute
 
 from boot.net import ipv6
-from boot.net.dhcp6 import ALL_SERVERS, CLIENT_PORT, SERVER_PORT, Dhcp6Client, Lease
+from boot.net.dhcp6 import ALL_SERVERS, CLIENT_PORT, SERVER_PORT, Dhcp6Client, Dhcp6Lease
 from boot.net.exchange import run_exchange
+from boot.net.linkdump import DumpCut, DumpError
 from boot.net.links import POLL, Link, Sleep
 from boot.net.waits import InterfaceError, ran_out
 from initiator.deadline import Deadline
 
 RT_SCOPE_LINK = 253
-RECV_SIZE = 4096
+RECV_SIZE = 65535  # the largest UDP payload: a longer Reply must be read whole, not cut and blamed on the server
 
 
 def wait_link_local(ipr: IPRoute, link: Link, deadline: Deadline, sleep: Sleep = time.sleep) -> ipaddress.IPv6Address:
     """The link's fe80:: address once it is no longer tentative."""
+    problem = ""
     while True:
-        for addr in ipv6.addresses(ipr, link):
-            if addr.scope == RT_SCOPE_LINK and not addr.tentative and not addr.dad_failed:
-                return addr.address.ip
+        try:
+            for addr in ipv6.addresses(link, deadline):
+                if addr.scope == RT_SCOPE_LINK and not addr.tentative and not addr.dad_failed:
+                    return addr.address.ip
+        except DumpCut:
+            pass  # at the deadline
+        except DumpError as exc:
+            problem = f"; {exc}"
+        else:
+            problem = ""
         if deadline.expired():
-            raise ran_out(link.name, deadline, "no link-local IPv6 address finished duplicate address detection")
+            raise ran_out(
+                link.name, deadline, f"no link-local IPv6 address finished duplicate address detection{problem}"
+            )
         sleep(min(POLL, deadline.remaining()))
 
 
@@ -57,7 +68,7 @@ def obtain_lease6(
     *,
     client: Dhcp6Client | None = None,
     sleep: Sleep = time.sleep,
-) -> Lease:
+) -> Dhcp6Lease:
     """SOLICIT until an address is bound or `deadline` runs out (InterfaceWaitTimeout naming the bound)."""
     source = wait_link_local(ipr, link, deadline, sleep)
     client = client or Dhcp6Client(mac)
@@ -74,5 +85,5 @@ def obtain_lease6(
             read=lambda: sock.recv(RECV_SIZE),
             deadline=deadline,
         )
-    assert isinstance(lease, Lease)
+    assert isinstance(lease, Dhcp6Lease)
     return lease

@@ -1,22 +1,26 @@
-"""What DHCPv4 and DHCPv6 share: the client's events, the packet error, and the driver loop around a socket.
+"""What DHCPv4 and DHCPv6 share: the client's events, the errors, the table lookup, and the driver loop.
 
 Both sans-I/O clients (boot.net.dhcp4, boot.net.dhcp6) answer the same calls (`start`, `next_timeout`,
 `on_timeout`, `receive`, `progress`); `run_exchange` drives either over its own socket until a lease is bound or
-the Deadline runs out, so the retransmission and timeout rules live in one place.
+the Deadline runs out, so the retransmission and timeout rules live in one place. Each client keeps its state
+changes in one table, (state, event) -> state, and moves only through `advance`.
 """
 
 from __future__ import annotations
 
+import enum
+import ipaddress
 import select
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 from boot.net.waits import ran_out
 from initiator.deadline import Deadline
-from initiator.errors import NetworkError
+from initiator.errors import LocalProtocolError, NetworkError
 
 L = TypeVar("L")
+S = TypeVar("S", bound=enum.Enum)
 
 
 class PacketError(NetworkError):
@@ -27,6 +31,24 @@ class PacketError(NetworkError):
         self.value = value
         self.reason = reason
         super().__init__(f"{protocol} {field}: {reason} (got {value!r})")
+
+
+class DhcpTransitionError(LocalProtocolError):
+    """A client was driven out of turn: the (state, event) pair has no row in its table. A bug in the caller;
+    what a server sends never gets here (a message the table has no row for is ignored, as the RFCs say)."""
+
+    def __init__(self, protocol: str, state: enum.Enum, event: enum.Enum) -> None:
+        self.state = state
+        self.event = event
+        super().__init__(f"{protocol} client: event {event.name} is not allowed in state {state.name}")
+
+
+def advance(protocol: str, table: Mapping[tuple[S, enum.Enum], S], state: S, event: enum.Enum) -> S:
+    """The state `table` gives for `event` in `state`; DhcpTransitionError if it has no such row."""
+    after = table.get((state, event))
+    if after is None:
+        raise DhcpTransitionError(protocol, state, event)
+    return after
 
 
 @dataclass(frozen=True)
@@ -48,7 +70,22 @@ class Ignored:
     reason: str
 
 
-Event = SendPacket | LeaseBound | Ignored
+@dataclass(frozen=True)
+class Noted:
+    """A message that changed the client without anything to send now (a refusal, an offer kept for later)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class CheckAddress:
+    """Before the lease is used: does another host already have `address`? The driver probes and answers with
+    the client's `address_checked` (DHCPv4: RFC 2131 4.4.1, RFC 5227)."""
+
+    address: ipaddress.IPv4Address
+
+
+Event = SendPacket | LeaseBound | Ignored | Noted | CheckAddress
 
 
 class Client(Protocol):
@@ -56,6 +93,7 @@ class Client(Protocol):
     def next_timeout(self) -> float: ...
     def on_timeout(self, now: float) -> bytes | None: ...
     def receive(self, payload: bytes, now: float) -> Event: ...
+    def send_failed(self, payload: bytes) -> None: ...
     def progress(self) -> str: ...
 
 
@@ -71,9 +109,12 @@ def run_exchange(
     read: Callable[[], bytes | None],
     deadline: Deadline,
     receive: Callable[[bytes, float], Event] | None = None,
+    check: Callable[[CheckAddress], Event] | None = None,
 ) -> object:
     """Start, retransmit when due, feed every payload `read` returns (None: not ours) until LeaseBound; a send
-    that fails is retried at the next timeout. The timeout names the interface, the wait and how far it got."""
+    that fails is retried at the next timeout (and not counted as sent: `client.send_failed`). A CheckAddress
+    goes to `check`, which probes and returns the client's next event. The timeout names the interface, the wait
+    and how far it got."""
     clock = deadline.clock
     receive = receive or client.receive
     problem: str | None = None
@@ -83,19 +124,34 @@ def run_exchange(
         try:
             send(payload)
         except OSError as exc:  # ENETDOWN and friends: retried at the next timeout, bounded by the deadline
+            client.send_failed(payload)
             problem = f"send failed: {exc.strerror or exc}"
+
+    def handle(event: Event) -> object:
+        """The lease if `event` (or what a check led to) bound one, else None once its packet is sent."""
+        while isinstance(event, CheckAddress):
+            if check is None:
+                raise TypeError("the client asked for an address check and the driver has none")
+            event = check(event)
+        if isinstance(event, SendPacket):
+            transmit(event.payload)
+        elif isinstance(event, LeaseBound):
+            return event.lease
+        return None
 
     transmit(client.start(clock()))
     while True:
         now = clock()
         if deadline.expired():
             raise ran_out(ifname, deadline, client.progress() + (f"; {problem}" if problem else ""))
+        if now >= client.next_timeout():  # before reading: a busy LAN must not starve the retransmissions
+            resend = client.on_timeout(now)
+            if resend is not None:
+                transmit(resend)
+            continue
         wait = max(0.0, min(client.next_timeout(), deadline.expires_at) - now)
         readable, _, _ = select.select([sock], [], [], wait)
         if not readable:
-            resend = client.on_timeout(clock())
-            if resend is not None:
-                transmit(resend)
             continue
         try:
             payload = read()
@@ -107,7 +163,6 @@ def run_exchange(
         except PacketError as exc:
             problem = f"bad packet ignored: {exc}"
             continue
-        if isinstance(event, SendPacket):
-            transmit(event.payload)
-        elif isinstance(event, LeaseBound):
-            return event.lease
+        lease = handle(event)
+        if lease is not None:
+            return lease

@@ -4,25 +4,42 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from boot.commands.agent import owned_sessions, read_pid, running_agent, stop_agent
-from boot.plan import BootPlan, Chap, TargetPlan, Timeouts
-from boot.sessions import SessionState, write_sessions
+from boot.commands.agent import owned_sessions, plan_secrets, read_pid, running_agent, stop_agent
+from boot.plan import BootPlan, TargetPlan, Timeouts
+from boot.sessions import SessionState, read_sessions, write_sessions
+from initiator.credentials import Chap, Credentials
 from initiator.errors import BadInputError, WaitTimeout
+from initiator.held_session import HeldSession
+from initiator.portal import Portal
 from initiator.secret import Secret
 
 REPO = Path(__file__).resolve().parents[2]
-ROOT = SessionState(
-    target="iqn.2026-11.test:root", address="10.0.2.2", port=3260, tpgt=1, lun=1, sid=3, host_no=2,
-    isid="800000000001", tsih=7, initiator_name="iqn.2026-11.test:init", header_digest="CRC32C",
-    data_digest="None", username="alice", username_in=None, device="/dev/sda", root=True, seconds=1.5,
-)  # fmt: skip
-DATA = SessionState(**{**ROOT.__dict__, "target": "iqn.2026-11.test:data", "sid": 4, "root": False, "username": None})
 ALICE = Chap("alice", Secret("alice-secret"))
 BOB = Chap("bob", Secret("bob-secret"))
+ROOT_T, DATA_T = "iqn.2026-11.test:root", "iqn.2026-11.test:data"
+# What `pyiscsi boot` recorded: the file keeps the CHAP user names, not the secrets (which may differ here)
+ROOT = SessionState(
+    HeldSession(
+        target=ROOT_T, portal=Portal("10.0.2.2", 3260), tpgt=1, lun=1, sid=3, host_no=2,
+        isid=bytes.fromhex("800000000001"), tsih=7, initiator_name="iqn.2026-11.test:init", header_digest="CRC32C",
+        data_digest="None", credentials=Credentials(Chap("alice", Secret("recorded-never"))),
+    ),
+    device="/dev/sda", root=True, seconds=1.5,
+)  # fmt: skip
+DATA = replace(ROOT, session=replace(ROOT.session, target=DATA_T, sid=4, credentials=None), root=False)
+RECORDED_MUTUAL = Credentials(Chap("alice", Secret("recorded-never")), Chap("bob", Secret("x")))
+MUTUAL = replace(ROOT, session=replace(ROOT.session, credentials=RECORDED_MUTUAL))
+
+
+def _owned(session: SessionState, plan: BootPlan, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """What the agent does: read the recorded session back with the plan's secrets, then own it."""
+    write_sessions([session], tmp_path / "sessions.json")
+    return owned_sessions(read_sessions(tmp_path / "sessions.json", plan_secrets(plan)), plan)
 
 
 def _plan(*targets: TargetPlan, replacement: float = 90.0) -> BootPlan:
@@ -32,36 +49,26 @@ def _plan(*targets: TargetPlan, replacement: float = 90.0) -> BootPlan:
 @pytest.mark.parametrize(
     ("session", "targets", "chap", "reverse"),
     [
-        (ROOT, [TargetPlan(ROOT.target, "10.0.2.2", chap=ALICE)], ALICE, None),
+        (ROOT, [TargetPlan(ROOT_T, "10.0.2.2", chap=ALICE)], ALICE, None),
         # a SendTargets plan (no name) is matched by portal
         (ROOT, [TargetPlan(None, "10.0.2.2", 3260, chap=ALICE)], ALICE, None),
         # the exact portal wins over another portal of the same target
         (
             ROOT,
-            [TargetPlan(ROOT.target, "10.9.9.9", chap=BOB), TargetPlan(ROOT.target, "10.0.2.2", chap=ALICE)],
+            [TargetPlan(ROOT_T, "10.9.9.9", chap=BOB), TargetPlan(ROOT_T, "10.0.2.2", chap=ALICE)],
             ALICE,
             None,
         ),
         # no CHAP in the session: none is used, whatever the plan says
-        (DATA, [TargetPlan(DATA.target, "10.0.2.2", chap=ALICE)], None, None),
-        (
-            SessionState(**{**ROOT.__dict__, "username_in": "bob"}),
-            [TargetPlan(ROOT.target, "10.0.2.2", chap=ALICE, reverse_chap=BOB)],
-            ALICE,
-            BOB,
-        ),
+        (DATA, [TargetPlan(DATA_T, "10.0.2.2", chap=ALICE)], None, None),
+        (MUTUAL, [TargetPlan(ROOT_T, "10.0.2.2", chap=ALICE, reverse_chap=BOB)], ALICE, BOB),
     ],
 )
-def test_recorded_sessions_get_their_secrets_from_the_plan(session, targets, chap, reverse) -> None:
-    (owned,) = owned_sessions([session], _plan(*targets))
-    assert (owned.chap, owned.reverse_chap) == (chap, reverse)
-    assert (owned.sid, owned.host_no, owned.isid, owned.root) == (
-        session.sid,
-        2,
-        bytes.fromhex(session.isid),
-        session.root,
-    )
-    assert (owned.header_digest, owned.data_digest) == ("CRC32C", "None")
+def test_recorded_sessions_get_their_secrets_from_the_plan(session, targets, chap, reverse, tmp_path) -> None:
+    (owned,) = _owned(session, _plan(*targets), tmp_path)
+    assert owned.session.credentials == Credentials.of(chap, reverse)
+    assert owned.session == replace(session.session, credentials=Credentials.of(chap, reverse))
+    assert (owned.sid, owned.host_no, owned.root) == (session.session.sid, 2, session.root)
     assert owned.replacement_timeout == 90.0
 
 
@@ -69,17 +76,13 @@ def test_recorded_sessions_get_their_secrets_from_the_plan(session, targets, cha
     ("session", "targets", "message"),
     [
         (ROOT, [], "session 3 logged in as CHAP user 'alice'; the plan has no secret"),
-        (ROOT, [TargetPlan(ROOT.target, "10.0.2.2", chap=BOB)], "CHAP user 'alice'"),
-        (
-            SessionState(**{**ROOT.__dict__, "username_in": "bob"}),
-            [TargetPlan(ROOT.target, "10.0.2.2", chap=ALICE)],
-            "used mutual CHAP as 'bob'",
-        ),
+        (ROOT, [TargetPlan(ROOT_T, "10.0.2.2", chap=BOB)], "CHAP user 'alice'"),
+        (MUTUAL, [TargetPlan(ROOT_T, "10.0.2.2", chap=ALICE)], "used mutual CHAP as 'bob'"),
     ],
 )
-def test_a_session_whose_secret_the_plan_lacks_is_refused(session, targets, message: str) -> None:
+def test_a_session_whose_secret_the_plan_lacks_is_refused(session, targets, message: str, tmp_path) -> None:
     with pytest.raises(BadInputError, match=message) as caught:
-        owned_sessions([session], _plan(*targets))
+        _owned(session, _plan(*targets), tmp_path)
     assert "secret'" not in str(caught.value) and "bob-secret" not in str(caught.value)
 
 

@@ -19,6 +19,10 @@ import pytest
 
 from boot import freeze
 from boot.sessions import SessionState, write_sessions
+from initiator.credentials import Chap, Credentials
+from initiator.held_session import HeldSession
+from initiator.portal import Portal
+from initiator.secret import Secret
 
 REPO = Path(__file__).resolve().parents[2]
 NOT_NEEDED = ("pyroute2.iproute", "pyudev", "ctypes.util")  # the boot path's, not the agent's; keeps the build small
@@ -128,9 +132,12 @@ def test_the_agent_recovers_after_its_tree_was_deleted(tree: freeze.FrozenTree, 
     port = target.getsockname()[1]
     sid = 3
     session = SessionState(
-        target="iqn.2026-11.test:root", address="127.0.0.1", port=port, tpgt=1, lun=1, sid=sid, host_no=2,
-        isid="800000000001", tsih=7, initiator_name="iqn.2026-11.test:init", header_digest="None",
-        data_digest="None", username="alice", username_in=None, device="/dev/sda", root=True, seconds=1.5,
+        HeldSession(
+            target="iqn.2026-11.test:root", portal=Portal("127.0.0.1", port), tpgt=1, lun=1, sid=sid, host_no=2,
+            isid=bytes.fromhex("800000000001"), tsih=7, initiator_name="iqn.2026-11.test:init",
+            credentials=Credentials(Chap("alice", Secret("alice-secret"))),  # the file records "alice" only
+        ),
+        device="/dev/sda", root=True, seconds=1.5,
     )  # fmt: skip
     run = tmp_path / "run"
     write_sessions([session], run / "sessions.json")
@@ -142,7 +149,7 @@ def test_the_agent_recovers_after_its_tree_was_deleted(tree: freeze.FrozenTree, 
         f"FAKE_KERNEL = {str(REPO / 'tests/initiator/fake_kernel.py')!r}\nTREE = {str(tree.root)!r}\n"
         f"SYSFS = {str(sysfs)!r}\nSID = {sid}\n" + HARNESS
     )
-    cmdline = f"netroot=iscsi:alice:alice-secret@127.0.0.1::{port}:1:{session.target} ip=none"
+    cmdline = f"netroot=iscsi:alice:alice-secret@127.0.0.1::{port}:1:{session.session.target} ip=none"
     pid_file = run / "agent.pid"
     out = tmp_path / "agent.out"
     interpreter = tree.root / freeze._rel(tree.interpreter)

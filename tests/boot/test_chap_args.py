@@ -25,9 +25,9 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 
 def _creds(argv: list[str], env: dict[str, str] | None = None):
-    options = chap_from_args(_parse(argv), env or {})
+    credentials = chap_from_args(_parse(argv), env or {})
     flat = lambda c: None if c is None else (c.username, c.password.reveal())  # noqa: E731
-    return flat(options.chap), flat(options.reverse)
+    return (None, None) if credentials is None else (flat(credentials.chap), flat(credentials.reverse))
 
 
 @pytest.fixture
@@ -123,9 +123,9 @@ def test_bad_password_file_never_quotes_the_secret(tmp_path: Path) -> None:
 
 
 def test_secrets_are_secret_objects() -> None:
-    options = chap_from_args(_parse(["--username", "u", "--password", "hunter2hunter2"]), {})
-    assert isinstance(options.chap.password, Secret)
-    assert "hunter2" not in repr(options) and "hunter2" not in str(options)
+    credentials = chap_from_args(_parse(["--username", "u", "--password", "hunter2hunter2"]), {})
+    assert credentials is not None and isinstance(credentials.chap.password, Secret)
+    assert "hunter2" not in repr(credentials) and "hunter2" not in str(credentials)
 
 
 def test_digest_and_timeout_options() -> None:

@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from boot.disk import find_block_device, scan_host, wait_for_block_device
+from boot.disk import find_block_device, wait_for_block_device
 from initiator.deadline import Deadline, FakeClock
 from initiator.errors import WaitTimeout
 
@@ -49,10 +49,3 @@ def test_wait_is_bounded_and_named(tmp_path):
     clock.advance(31)
     with pytest.raises(WaitTimeout, match=r"wait 'disk' ran out after 30s: no block device for session 9 LUN 1"):
         wait_for_block_device(9, 1, deadline, tmp_path)
-
-
-def test_scan_writes_wildcards(tmp_path):
-    scan = tmp_path / "class" / "scsi_host" / "host4" / "scan"
-    scan.parent.mkdir(parents=True)
-    scan_host(4, tmp_path)
-    assert scan.read_text() == "- - -"

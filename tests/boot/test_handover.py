@@ -22,8 +22,11 @@ from boot.handover import (
     write_files,
 )
 from boot.net.state import InterfaceState
-from boot.plan import BootPlan, Chap, TargetPlan, Timeouts
+from boot.plan import BootPlan, TargetPlan, Timeouts
 from boot.sessions import SessionState
+from initiator.credentials import Chap
+from initiator.held_session import HeldSession
+from initiator.portal import Portal
 from initiator.secret import Secret
 
 ROOT_T = TargetPlan(
@@ -38,25 +41,21 @@ PLAN = BootPlan(initiator_name="iqn.2026-11.test:init", targets=(ROOT_T, DISC_T)
 
 
 def session(target: str, port: int, root: bool) -> SessionState:
-    return SessionState(
+    """As `read_sessions` gives it to the handover: without credentials (the file holds none)."""
+    held = HeldSession(
         target=target,
-        address="10.0.2.2",
-        port=port,
+        portal=Portal("10.0.2.2", port),
         tpgt=1,
         lun=1,
         sid=1,
         host_no=2,
-        isid="800000000001",
+        isid=bytes.fromhex("800000000001"),
         tsih=3,
         initiator_name="iqn.2026-11.test:init",
         header_digest="CRC32C",
         data_digest="None",
-        username=None,
-        username_in=None,
-        device="/dev/sda",
-        root=root,
-        seconds=1.0,
     )
+    return SessionState(held, device="/dev/sda", root=root, seconds=1.0)
 
 
 ROOT_S = session("iqn.2026-11.test:root", 3260, True)

@@ -9,19 +9,23 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from initiator.chap import (
+    DEFAULT_ALGORITHMS,
+    MD5_ONLY,
     ChapAlgorithm,
-    ChapCredentials,
     ChapExchange,
     MutualAuthenticationFailed,
     chap_response,
     decode_binary,
     encode_binary,
+    with_md5_fallback,
 )
-from initiator.errors import BadInputError, PyiscsiError, RemoteProtocolError
+from initiator.credentials import Chap, Credentials
+from initiator.errors import Md5FallbackAdvised, NetworkError, PyiscsiError, RemoteProtocolError
 from initiator.secret import Secret
+from initiator.status import AuthenticationFailed
 
-ONE_WAY = ChapCredentials("alice", Secret("alicesecret1"))
-MUTUAL = ChapCredentials("alice", Secret("alicesecret1"), "target-bob", Secret("bobsecret123"))
+ONE_WAY = Credentials(Chap("alice", Secret("alicesecret1")))
+MUTUAL = Credentials(Chap("alice", Secret("alicesecret1")), Chap("target-bob", Secret("bobsecret123")))
 CHALLENGE = bytes(range(16))
 HASH = {5: hashlib.md5, 6: hashlib.sha1, 7: hashlib.sha256, 8: hashlib.sha3_256}
 
@@ -196,20 +200,6 @@ def test_decode_binary(text: str, data: bytes) -> None:
     assert decode_binary("K", text) == data
 
 
-@pytest.mark.parametrize(
-    "kwargs",
-    [
-        {"username": "", "secret": Secret("x")},
-        {"username": "a", "secret": Secret("")},
-        {"username": "a", "secret": Secret("x"), "reverse_username": "t"},
-        {"username": "a", "secret": Secret("x"), "reverse_username": "t", "reverse_secret": Secret("")},
-    ],
-)
-def test_bad_credentials(kwargs: dict) -> None:
-    with pytest.raises(BadInputError):
-        ChapCredentials(**kwargs)
-
-
 def test_secrets_never_in_repr() -> None:
     assert "alicesecret1" not in repr(MUTUAL)
     assert "bobsecret123" not in repr(MUTUAL)
@@ -229,3 +219,73 @@ def test_random_keys_give_typed_errors_only(keys: dict[str, str]) -> None:
         ex.verify_target(keys)
     except PyiscsiError:
         pass
+
+
+# ---- one more login with MD5 alone ---------------------------------------------------------------------------
+
+
+def _attempts(*outcomes: object):  # type: ignore[no-untyped-def]
+    """An attempt that returns or raises each outcome in turn, recording the algorithms it was offered."""
+    offered: list[tuple[int, ...]] = []
+    queue = list(outcomes)
+
+    def attempt(algorithms: tuple[int, ...]) -> object:
+        offered.append(tuple(algorithms))
+        outcome = queue.pop(0)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    return attempt, offered
+
+
+REFUSED = AuthenticationFailed(0x0201)
+
+
+@pytest.mark.parametrize(
+    ("start", "outcomes", "result", "offered"),
+    [
+        # the first login works: nothing more
+        (DEFAULT_ALGORITHMS, ["in"], ("in", DEFAULT_ALGORITHMS), [DEFAULT_ALGORITHMS]),
+        # advised: once more with MD5 alone, which the caller learns
+        (DEFAULT_ALGORITHMS, [Md5FallbackAdvised(REFUSED), "in"], ("in", MD5_ONLY), [DEFAULT_ALGORITHMS, MD5_ONLY]),
+        # learned before: MD5 alone from the start
+        (MD5_ONLY, ["in"], ("in", MD5_ONLY), [MD5_ONLY]),
+    ],
+)
+def test_with_md5_fallback(start, outcomes, result, offered) -> None:
+    attempt, seen = _attempts(*outcomes)
+    fell_back: list[PyiscsiError] = []
+    assert with_md5_fallback(attempt, start, fell_back.append) == result
+    assert seen == offered
+    assert fell_back == ([REFUSED] if len(offered) == 2 else [])
+
+
+@pytest.mark.parametrize(
+    ("start", "outcomes", "offered"),
+    [
+        # a refusal that advises nothing is the target's answer
+        (DEFAULT_ALGORITHMS, [REFUSED], [DEFAULT_ALGORITHMS]),
+        # MD5 alone refused too: the second refusal is the answer, as its own typed error
+        (
+            DEFAULT_ALGORITHMS,
+            [Md5FallbackAdvised(REFUSED), Md5FallbackAdvised(REFUSED)],
+            [DEFAULT_ALGORITHMS, MD5_ONLY],
+        ),
+        (MD5_ONLY, [Md5FallbackAdvised(REFUSED)], [MD5_ONLY]),
+        (DEFAULT_ALGORITHMS, [Md5FallbackAdvised(REFUSED), NetworkError("reset")], [DEFAULT_ALGORITHMS, MD5_ONLY]),
+    ],
+)
+def test_with_md5_fallback_gives_up(start, outcomes, offered) -> None:
+    attempt, seen = _attempts(*outcomes)
+    last = outcomes[-1]
+    expected = last.refusal if isinstance(last, Md5FallbackAdvised) else last
+    with pytest.raises(type(expected)) as caught:
+        with_md5_fallback(attempt, start)
+    assert caught.value is expected and not isinstance(caught.value, Md5FallbackAdvised)
+    assert seen == offered
+
+
+def test_the_advice_carries_the_refusal() -> None:
+    advice = Md5FallbackAdvised(REFUSED)
+    assert str(advice) == str(REFUSED) and advice.exit_status == REFUSED.exit_status

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from boot.plan import Chap
 from initiator import client, scsi
 from initiator import pdu as P
+from initiator.credentials import Chap
 from initiator.deadline import Deadline
 from initiator.errors import (
     BadInputError,
@@ -22,7 +22,6 @@ from initiator.errors import (
     LocalProtocolError,
     NetworkError,
     RemoteProtocolError,
-    UsageError,
 )
 from initiator.framing import PduReader, frame
 from initiator.portal import Portal
@@ -224,26 +223,22 @@ def test_hostile_login_peers(answer, error: type, match: str) -> None:
         server.close()
 
 
-def test_credentials() -> None:
-    assert client.credentials(None, None) is None
-    creds = client.credentials(Chap("u", Secret("s" * 12)), Chap("t", Secret("r" * 12)))
-    assert creds is not None and creds.mutual
-    with pytest.raises(UsageError):
-        client.credentials(None, Chap("t", Secret("r" * 12)))
-
-
-def test_positional_tail_shapes() -> None:
-    d = _deadline()
-    chap, rev = Chap("u", Secret("s" * 12)), Chap("t", Secret("r" * 12))
-    split = client._credentials_and_deadline
-    assert split((d,), None, None, None) == (None, None, d)
-    assert split((chap, d), None, None, None) == (chap, None, d)
-    assert split((chap, rev, d), None, None, None) == (chap, rev, d)
-    assert split((None, None, d), None, None, None) == (None, None, d)
-    assert split((), chap, None, d) == (chap, None, d)
-    for bad in [(), (chap,), (d, chap), (chap, rev, None, d), ("secret", d)]:
-        with pytest.raises(LocalProtocolError):
-            split(bad, None, None, None)
+@pytest.mark.parametrize(
+    ("deadline", "credentials"),
+    [
+        (None, None),
+        ("30", None),
+        (_deadline, Chap("u", Secret("s" * 12))),  # one identity is not yet a login's credentials
+        (_deadline, ("u", Secret("s" * 12))),
+    ],
+)
+def test_login_refuses_what_is_not_a_deadline_or_credentials(deadline, credentials) -> None:
+    portal = Portal("127.0.0.1", 9)  # never reached: the arguments are refused first
+    with pytest.raises(LocalProtocolError):
+        client.login(
+            portal, "iqn.2026-11.org.example:t", "iqn.2026-11.org.example:i",
+            deadline() if callable(deadline) else deadline, credentials=credentials,
+        )  # fmt: skip
 
 
 @pytest.mark.parametrize(("response", "error"), [(None, None), (0, None), (1, "logout refused \\(response 1\\)")])

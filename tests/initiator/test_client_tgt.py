@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from boot.plan import Chap
 from initiator import client
+from initiator.credentials import Chap, Credentials
 from initiator.deadline import Deadline
 from initiator.errors import IscsiError, NetworkError, WaitTimeout
 from initiator.portal import Portal, parse_portal
@@ -35,7 +35,7 @@ def _portal(tgtd: Tgtd) -> Portal:
 def test_discover_lists_every_target(tgtd: Tgtd) -> None:
     tgtd.add_target(T1, [LunSpec(1 << 20)])
     tgtd.add_target(T2, [LunSpec(1 << 20)])
-    found = client.discover(_portal(tgtd), INITIATOR, None, None, _deadline())
+    found = client.discover(_portal(tgtd), INITIATOR, _deadline(), credentials=None)
     lines = sorted(line for t in found for line in t.lines())
     assert lines == [f"127.0.0.1:{tgtd.port},1 {T1}", f"127.0.0.1:{tgtd.port},1 {T2}"]
 
@@ -91,18 +91,18 @@ def test_chap_and_mutual_chap(tgtd: Tgtd) -> None:
     chap = Chap("alice", Secret("alice-secret-12"))
     reverse = Chap("target-bob", Secret("bob-secret-1234"))
     for rev in (None, reverse):
-        conn = client.login(_portal(tgtd), T1, INITIATOR, chap, rev, _deadline())  # the boot's call shape
+        conn = client.login(_portal(tgtd), T1, INITIATOR, _deadline(), credentials=Credentials(chap, rev))
         client.logout(conn, _deadline())
+    wrong = Credentials(Chap("alice", Secret("wrong-secret-00")))
     with pytest.raises(IscsiError, match=r"authentication failed \(0x0201\)"):
-        client.login(_portal(tgtd), T1, INITIATOR, _deadline(), chap=Chap("alice", Secret("wrong-secret-00")))
+        client.login(_portal(tgtd), T1, INITIATOR, _deadline(), credentials=wrong)
     with pytest.raises(IscsiError):
         client.login(
             _portal(tgtd),
             T1,
             INITIATOR,
             _deadline(),
-            chap=chap,
-            reverse_chap=Chap("target-bob", Secret("not-it-123456")),
+            credentials=Credentials(chap, Chap("target-bob", Secret("not-it-123456"))),
         )
 
 

@@ -1,22 +1,27 @@
 from __future__ import annotations
 
 import socket
+from dataclasses import replace
 
 import pytest
 
 from initiator import iscsi_if as nl
+from initiator.credentials import Chap, Credentials
 from initiator.errors import NetworkError, RemoteProtocolError
 from initiator.handoff import HandoffParams, assert_no_unread_bytes, kernel_params
+from initiator.held_session import HeldSession
+from initiator.portal import Portal
 from initiator.secret import Secret
 
 BASE = HandoffParams(
-    target_name="iqn.2026-11.test:root",
-    tpgt=1,
-    address="10.0.2.2",
-    port=3260,
-    initiator_name="iqn.2026-11.test:client",
-    isid=bytes.fromhex("400001370000"),
-    tsih=5,
+    HeldSession(
+        target="iqn.2026-11.test:root",
+        portal=Portal("10.0.2.2", 3260),
+        tpgt=1,
+        initiator_name="iqn.2026-11.test:client",
+        isid=bytes.fromhex("400001370000"),
+        tsih=5,
+    ),
     initial_cmdsn=1,
     exp_statsn=8,
     negotiated={
@@ -43,25 +48,28 @@ def test_negotiated_keys_become_kernel_params():
     assert params[P.EXP_STATSN] == "8"
     assert params[P.ISID] == "400001370000"
     assert params[P.IFACE_NAME] == "default"
+    assert (params[P.TARGET_NAME], params[P.TPGT]) == ("iqn.2026-11.test:root", "1")
+    assert (params[P.PERSISTENT_ADDRESS], params[P.PERSISTENT_PORT]) == ("10.0.2.2", "3260")
+    assert params[P.INITIATOR_NAME] == "iqn.2026-11.test:client"
     assert P.USERNAME not in params and P.PASSWORD not in params
 
 
+U, T = Chap("u", Secret("p")), Chap("t", Secret("q"))
+P = nl.IscsiParam
+
+
 @pytest.mark.parametrize(
-    ("extra", "present"),
+    ("credentials", "present", "absent"),
     [
-        ({"username": "u", "password": Secret("p")}, {nl.IscsiParam.USERNAME: "u", nl.IscsiParam.PASSWORD: "p"}),
-        (
-            {"username": "u", "password": Secret("p"), "username_in": "t", "password_in": Secret("q")},
-            {nl.IscsiParam.USERNAME_IN: "t", nl.IscsiParam.PASSWORD_IN: "q"},
-        ),
+        (Credentials(U), {P.USERNAME: "u", P.PASSWORD: "p"}, {P.USERNAME_IN, P.PASSWORD_IN}),
+        (Credentials(U, T), {P.USERNAME: "u", P.PASSWORD: "p", P.USERNAME_IN: "t", P.PASSWORD_IN: "q"}, set()),
     ],
 )
-def test_chap_params(extra, present):
-    from dataclasses import replace
-
-    params = dict(kernel_params(replace(BASE, **extra)))
+def test_chap_params(credentials, present, absent):
+    params = dict(kernel_params(replace(BASE, session=replace(BASE.session, credentials=credentials))))
     for key, value in present.items():
         assert params[key] == value
+    assert not absent & params.keys()
 
 
 def test_unread_bytes_block_the_handover():

@@ -1,11 +1,22 @@
 from __future__ import annotations
 
+import hashlib
+import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from initiator.errors import BadInputError
-from initiator.initiator_name import default_initiator_name, derived_name, read_open_iscsi_name, validate_name
+from initiator.initiator_name import (
+    PREFIX,
+    default_initiator_name,
+    default_name,
+    generated_name,
+    read_open_iscsi_name,
+    validate_name,
+)
 
 MACHINE_ID = "0123456789abcdef0123456789abcdef\n"
 
@@ -14,7 +25,9 @@ MACHINE_ID = "0123456789abcdef0123456789abcdef\n"
     ("text", "expected"),
     [
         ("## DO NOT EDIT\nInitiatorName=iqn.1993-08.org.debian:01:abcdef\n", "iqn.1993-08.org.debian:01:abcdef"),
-        ("InitiatorName = iqn.2004-10.com.ubuntu:01:1\n", "iqn.2004-10.com.ubuntu:01:1"),
+        ("  InitiatorName=iqn.2004-10.com.ubuntu:01:1  \n", "iqn.2004-10.com.ubuntu:01:1"),
+        # open-iscsi's key is `InitiatorName=`: a line spelt otherwise names nothing (as the boot always read it)
+        ("InitiatorName = iqn.2004-10.com.ubuntu:01:1\n", None),
         ("#InitiatorName=iqn.2000-01.com.x:y\n", None),
         ("InitiatorName=\n", None),
         ("", None),
@@ -30,26 +43,32 @@ def test_open_iscsi_name_preferred(tmp_path: Path) -> None:
     (tmp_path / "n").write_text("InitiatorName=iqn.1993-08.org.debian:01:x\n")
     (tmp_path / "m").write_text(MACHINE_ID)
     assert default_initiator_name(tmp_path / "n", tmp_path / "m") == "iqn.1993-08.org.debian:01:x"
+    assert default_name(tmp_path / "n", tmp_path / "m") == ("iqn.1993-08.org.debian:01:x", str(tmp_path / "n"))
 
 
-def test_derived_name_is_stable_and_host_specific(tmp_path: Path) -> None:
+def test_generated_name_is_stable_and_host_specific(tmp_path: Path) -> None:
     (tmp_path / "m").write_text(MACHINE_ID)
     (tmp_path / "m2").write_text("fedcba9876543210fedcba9876543210\n")
     name = default_initiator_name(tmp_path / "absent", tmp_path / "m")
-    assert name == derived_name(tmp_path / "m")
-    assert name.startswith("iqn.2026-11.org.pyiscsi:") and len(name) == len("iqn.2026-11.org.pyiscsi:") + 12
+    assert name == generated_name(tmp_path / "m") == generated_name(str(tmp_path / "m"))
+    assert default_name(tmp_path / "absent", tmp_path / "m") == (name, None)
+    # what booted systems' target ACLs have seen: the first 12 hex digits of the machine id's SHA-256
+    assert name == PREFIX + hashlib.sha256(MACHINE_ID.strip().encode()).hexdigest()[:12]
     assert "0123456789abcdef" not in name
-    assert derived_name(tmp_path / "m2") != name
+    assert generated_name(tmp_path / "m2") != name
     validate_name(name)
 
 
-def test_no_machine_id_falls_back_to_host_name(tmp_path: Path) -> None:
-    assert derived_name(tmp_path / "absent") == derived_name(tmp_path / "absent")
+def test_without_machine_id_the_name_is_random_but_valid(tmp_path: Path) -> None:
+    names = {generated_name(tmp_path / "absent") for _ in range(4)}
+    assert len(names) == 4
+    for name in names:
+        assert validate_name(name) == name and name.startswith(PREFIX)
 
 
-def test_corrupt_open_iscsi_name_is_bad_input(tmp_path: Path) -> None:
+def test_corrupt_open_iscsi_name_is_bad_input_naming_the_file(tmp_path: Path) -> None:
     (tmp_path / "n").write_text("InitiatorName=not a name\n")
-    with pytest.raises(BadInputError, match="InitiatorName"):
+    with pytest.raises(BadInputError, match="^" + re.escape(f"{tmp_path / 'n'}: not an iSCSI name")):
         read_open_iscsi_name(tmp_path / "n")
 
 
@@ -58,12 +77,19 @@ def test_corrupt_open_iscsi_name_is_bad_input(tmp_path: Path) -> None:
     [
         ("iqn.2003-01.org.linux-iscsi.host:sn.1234", True),
         ("iqn.2026-11.org.pyiscsi", True),
+        # iSCSI names are case-insensitive (RFC 7143 4.2.7): either case, eui. hex included
+        ("iqn.2003-01.Org.x:Y", True),
+        ("IQN.1991-05.COM.MICROSOFT:HOST", True),
         ("eui.02004567A425678D", True),
+        ("eui.02004567a425678d", True),
         ("naa.52004567BA64678D", True),
+        ("naa.52004567ba64678d52004567ba64678d", True),
         ("iqn.03-01.org.x:y", False),
-        ("iqn.2003-01.Org.x:y", False),
         ("eui.0200", False),
+        ("eui.02004567A425678G", False),
+        ("naa.52004567BA64678D0", False),
         ("iqn.2003-01.org.x:has space", False),
+        ("iqn.2003-01.", False),
         ("", False),
         ("iqn.2003-01.org.x:" + "a" * 220, False),
     ],
@@ -74,3 +100,9 @@ def test_validate_name(name: str, ok: bool) -> None:
     else:
         with pytest.raises(BadInputError, match=r"^initiator:"):
             validate_name(name)
+
+
+@given(st.text(alphabet="0123456789abcdefABCDEF", min_size=16, max_size=16))
+def test_every_eui_name_in_either_case(digits: str) -> None:
+    for name in (f"eui.{digits}", f"eui.{digits.upper()}", f"eui.{digits.lower()}"):
+        assert validate_name(name) == name

@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 
 from initiator import iscsi_if as nl
-from initiator.chap import ChapCredentials
+from initiator.credentials import Chap, Credentials
 from initiator.deadline import Deadline, FakeClock
-from initiator.errors import NetworkError, RemoteProtocolError, WaitTimeout
+from initiator.errors import Md5FallbackAdvised, NetworkError, RemoteProtocolError, WaitTimeout
 from initiator.kernel_login import (
     drop_stale_errors,
     error_name,
@@ -38,10 +38,10 @@ def _deadline() -> Deadline:
     ("target", "chap"),
     [
         (FakeTarget(), None),
-        (FakeTarget(auth="CHAP"), ChapCredentials("alice", Secret("alicesecret1"))),
+        (FakeTarget(auth="CHAP"), Credentials(Chap("alice", Secret("alicesecret1")))),
         (
             FakeTarget(auth="CHAP"),
-            ChapCredentials("alice", Secret("alicesecret1"), "bob-target", Secret("bobsecret123")),
+            Credentials(Chap("alice", Secret("alicesecret1")), Chap("bob-target", Secret("bobsecret123"))),
         ),
     ],
     ids=["none", "chap", "mutual"],
@@ -107,11 +107,11 @@ def test_a_target_that_never_answers_runs_out_the_bound() -> None:
 def test_a_refusal_after_a_non_md5_answer_hints_an_md5_retry() -> None:
     target = FakeTarget(auth="CHAP", secret=b"not-what-we-have")
     kernel = _kernel(target)
-    with pytest.raises(AuthenticationFailed) as caught:
+    with pytest.raises(Md5FallbackAdvised) as caught:
         login_through_kernel(
-            kernel, SID, CID, _config(chap=ChapCredentials("alice", Secret("alicesecret1"))), _deadline()
+            kernel, SID, CID, _config(chap=Credentials(Chap("alice", Secret("alicesecret1")))), _deadline()
         )
-    assert caught.value.retry_with_md5 is True  # type: ignore[attr-defined]
+    assert isinstance(caught.value.refusal, AuthenticationFailed)
     assert "alicesecret1" not in str(caught.value)
 
 

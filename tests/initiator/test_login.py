@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from initiator.chap import ChapCredentials, MutualAuthenticationFailed
-from initiator.errors import LocalProtocolError, PyiscsiError, RemoteProtocolError
+from initiator.chap import MutualAuthenticationFailed
+from initiator.credentials import Chap, Credentials
+from initiator.errors import ExitStatus, LocalProtocolError, PyiscsiError, RemoteProtocolError, RemoteValueError
 from initiator.login import (
     TRANSITIONS,
     LoggedIn,
@@ -200,8 +201,8 @@ def _config(**kw) -> LoginConfig:
     return LoginConfig(INITIATOR, kw.pop("target_name", TARGET), isid=kw.pop("isid", ISID), **kw)
 
 
-ONE_WAY = ChapCredentials("alice", Secret("alicesecret1"))
-MUTUAL = ChapCredentials("alice", Secret("alicesecret1"), "bob-target", Secret("bobsecret123"))
+ONE_WAY = Credentials(Chap("alice", Secret("alicesecret1")))
+MUTUAL = Credentials(Chap("alice", Secret("alicesecret1")), Chap("bob-target", Secret("bobsecret123")))
 
 
 def test_login_without_authentication() -> None:
@@ -350,9 +351,9 @@ def test_refusal_during_chap_a_hints_md5_retry() -> None:
     machine = LoginStateMachine(_config(chap=ONE_WAY))
     req = machine.start()
     req = machine.receive(LoginResponse(isid=ISID, itt=req.itt, data=b"AuthMethod=CHAP\0"))
-    with pytest.raises(AuthenticationFailed) as info:
+    with pytest.raises(AuthenticationFailed):
         machine.receive(LoginResponse(isid=ISID, itt=req.itt, status_class=2, status_detail=1))
-    assert info.value.retry_with_md5 is True
+    assert machine.md5_fallback_advised is True
 
 
 @pytest.mark.parametrize(
@@ -364,9 +365,10 @@ def test_refusal_after_a_non_md5_answer_hints_md5_retry(
 ) -> None:
     # A tgt-1.0.x-like target: it picks an algorithm, then refuses the answer (here: a different secret).
     target = FakeTarget(auth="CHAP", algorithms=target_algs, secret=b"not-what-we-use")
-    with pytest.raises(AuthenticationFailed) as info:
-        run_login(_config(chap=ONE_WAY, chap_algorithms=algorithms), target)
-    assert info.value.retry_with_md5 is hint
+    machine = LoginStateMachine(_config(chap=ONE_WAY, chap_algorithms=algorithms))
+    with pytest.raises(AuthenticationFailed):
+        drive(machine, target)
+    assert machine.md5_fallback_advised is hint
 
 
 def test_target_chap_without_credentials() -> None:
@@ -444,6 +446,52 @@ def test_bad_redirects(data: bytes, message: str) -> None:
 
 def test_parse_target_address_bare_ipv6() -> None:
     assert parse_target_address("2001:db8::1,3") == ("2001:db8::1", 3260, 3)
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["10.0.0.1:3²60", "10.0.0.1:٣٢٦٠", "10.0.0.1:3260,²", "10.0.0.1,٣", "[::1]:3260,+1", "10.0.0.1:0x10", "h:", "h,"],
+)
+def test_redirect_numbers_are_ascii_digits(address: str) -> None:
+    with pytest.raises(RemoteValueError) as info:
+        parse_target_address(address)
+    assert info.value.field == "key TargetAddress" and repr(address) in str(info.value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.builds(
+        lambda digit, tail, in_port: f"10.0.0.1:{digit}{tail},1" if in_port else f"10.0.0.1:3260,{digit}{tail}",
+        st.characters(categories=["Nd", "No", "Nl"]).filter(lambda c: not c.isascii()),
+        st.text(alphabet="0123456789", max_size=3),
+        st.booleans(),
+    )
+)
+def test_any_non_ascii_digit_in_a_redirect_is_refused_naming_the_key(address: str) -> None:
+    machine = LoginStateMachine(_config())
+    machine.start()
+    with pytest.raises(RemoteValueError, match=r"^key TargetAddress: "):
+        machine.receive(LoginResponse(status_class=1, status_detail=1, data=encode_text([("TargetAddress", address)])))
+
+
+@pytest.mark.parametrize("count", [10, 120])
+def test_unknown_target_keys_get_not_understood(count: int) -> None:
+    unknown = [(f"X-vendor.key{n}", "1") for n in range(count)]
+    target = FakeTarget(offers_first=unknown)
+    _, outcome = run_login(_config(), target)
+    assert isinstance(outcome, LoggedIn)
+    answered = _keys(target.requests[-1])
+    assert all(answered[k] == "NotUnderstood" for k, _ in unknown)
+
+
+@pytest.mark.parametrize("count", [300, 3000])
+def test_a_target_flooding_unknown_keys_fails_the_login_as_its_fault(count: int) -> None:
+    """Once our NotUnderstood answers outgrew a Login PDU and failed as our bad input (exit 2); it is the target's
+    doing (exit 4), and the message says what it did."""
+    target = FakeTarget(offers_first=[(f"X-vendor.key{n}", "1") for n in range(count)])
+    with pytest.raises(RemoteProtocolError, match=f"the target sent {count} keys we do not understand") as info:
+        run_login(_config(), target)
+    assert info.value.exit_status is ExitStatus.ISCSI_REFUSED
 
 
 def test_target_that_never_sets_t_is_bounded() -> None:
@@ -668,7 +716,7 @@ _RESPONSES = st.builds(
 
 @settings(max_examples=300, deadline=None)
 @given(st.sampled_from([None, ONE_WAY, MUTUAL]), st.lists(_RESPONSES, max_size=8))
-def test_random_responses_give_typed_results_or_errors(chap: ChapCredentials | None, responses: list) -> None:
+def test_random_responses_give_typed_results_or_errors(chap: Credentials | None, responses: list) -> None:
     machine = LoginStateMachine(_config(chap=chap, max_rounds=6))
     machine.start()
     try:

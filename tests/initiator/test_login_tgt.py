@@ -2,7 +2,7 @@
 
 This pins down what tgt (Debian 12's 1.0.85) does with each part of our login, including its quirk: it takes
 CHAP_A=7 to mean SHA-1 (RFC 7143's registry says SHA-256), so the first login with our default list fails
-with 0x0200 and says `retry_with_md5`, and MD5 alone then works.
+with 0x0200 and advises an MD5 retry, and MD5 alone then works.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from initiator.chap import ChapCredentials, MutualAuthenticationFailed
+from initiator.chap import MutualAuthenticationFailed
+from initiator.credentials import Chap, Credentials
 from initiator.framing import PduReader, frame
 from initiator.login import LoggedIn, LoginConfig, LoginRequest, LoginStateMachine, Redirect
 from initiator.negotiation import Offers
@@ -29,8 +30,8 @@ DIGESTS = "iqn.2026-11.test:login-digests"
 CHAP = "iqn.2026-11.test:login-chap"
 MUTUAL = "iqn.2026-11.test:login-mutual"
 MOVED = "iqn.2026-11.test:login-moved"
-ONE_WAY = ChapCredentials("dave", Secret("davesecret12"))
-BOTH_WAYS = ChapCredentials("erin", Secret("erinsecret12"), "tgt-frank", Secret("franksecret1"))
+ONE_WAY = Credentials(Chap("dave", Secret("davesecret12")))
+BOTH_WAYS = Credentials(Chap("erin", Secret("erinsecret12")), Chap("tgt-frank", Secret("franksecret1")))
 MD5 = (5,)
 
 
@@ -43,9 +44,9 @@ def server() -> Iterator[Tgtd]:
         tgt.add_target(PLAIN, [LunSpec(1 << 20)])
         tgt.set_digests(tgt.add_target(DIGESTS, [LunSpec(1 << 20)]))
         chap = tgt.add_target(CHAP, [LunSpec(1 << 20)])
-        tgt.add_chap(chap, ONE_WAY.username, ONE_WAY.secret.reveal())
+        tgt.add_chap(chap, ONE_WAY.chap.username, ONE_WAY.chap.password.reveal())
         mutual = tgt.add_target(MUTUAL, [LunSpec(1 << 20)])
-        tgt.add_chap(mutual, BOTH_WAYS.username, BOTH_WAYS.secret.reveal())
+        tgt.add_chap(mutual, BOTH_WAYS.chap.username, BOTH_WAYS.chap.password.reveal())
         tgt.add_mutual_chap(mutual, "tgt-frank", "franksecret1")
         # tgt does not redirect a login that came in on the redirect address itself: send it elsewhere
         tgt.redirect(tgt.add_target(MOVED, [LunSpec(1 << 20)]), "127.0.0.2", 3999, permanent=True)
@@ -62,10 +63,10 @@ def _read(sock: socket.socket, reader: PduReader) -> Pdu:
     return pdu
 
 
-def login(server: Tgtd, config: LoginConfig) -> tuple[object, dict]:
+def login(server: Tgtd, config: LoginConfig, machine: LoginStateMachine | None = None) -> tuple[object, dict]:
     """Log in; when logged in, ping with a NOP-Out and log out with the negotiated digests."""
     host, port = server.portal.rsplit(":", 1)
-    machine = LoginStateMachine(config)
+    machine = machine or LoginStateMachine(config)
     reader = PduReader()
     extra: dict = {}
     with socket.create_connection((host, int(port)), timeout=10) as sock:
@@ -115,10 +116,11 @@ def test_discovery_login(server: Tgtd) -> None:
 
 
 @pytest.mark.parametrize(("target", "chap"), [(CHAP, ONE_WAY), (MUTUAL, BOTH_WAYS)])
-def test_tgt_takes_chap_a_7_as_sha1_and_md5_alone_works(server: Tgtd, target: str, chap: ChapCredentials) -> None:
-    with pytest.raises(InitiatorError, match="0x0200") as info:
-        login(server, LoginConfig(INITIATOR, target, chap=chap))
-    assert info.value.retry_with_md5 is True
+def test_tgt_takes_chap_a_7_as_sha1_and_md5_alone_works(server: Tgtd, target: str, chap: Credentials) -> None:
+    machine = LoginStateMachine(LoginConfig(INITIATOR, target, chap=chap))
+    with pytest.raises(InitiatorError, match="0x0200"):
+        login(server, machine.config, machine)
+    assert machine.md5_fallback_advised is True
     out, extra = login(server, LoginConfig(INITIATOR, target, chap=chap, chap_algorithms=MD5))
     assert isinstance(out, LoggedIn)
     assert (out.result.auth_method, out.result.chap_algorithm) == ("CHAP", 5)
@@ -128,24 +130,24 @@ def test_tgt_takes_chap_a_7_as_sha1_and_md5_alone_works(server: Tgtd, target: st
 @pytest.mark.parametrize(
     ("target", "chap", "error", "message"),
     [
-        (CHAP, ChapCredentials("dave", Secret("not-his-pass")), AuthenticationFailed, r"\(0x0201\)"),
+        (CHAP, Credentials(Chap("dave", Secret("not-his-pass"))), AuthenticationFailed, r"\(0x0201\)"),
         (CHAP, None, AuthenticationFailed, r"\(0x0201\)"),
         (
             MUTUAL,
-            ChapCredentials("erin", Secret("erinsecret12"), "tgt-frank", Secret("other-secret")),
+            Credentials(Chap("erin", Secret("erinsecret12")), Chap("tgt-frank", Secret("other-secret"))),
             MutualAuthenticationFailed,
             "wrong CHAP_R",
         ),
         (
             MUTUAL,
-            ChapCredentials("erin", Secret("erinsecret12"), "someone-else", Secret("franksecret1")),
+            Credentials(Chap("erin", Secret("erinsecret12")), Chap("someone-else", Secret("franksecret1"))),
             MutualAuthenticationFailed,
             "expected 'someone-else'",
         ),
         ("iqn.2026-11.test:nobody-home", None, TargetNotFound, r"target not found \(0x0203\)"),
     ],
 )
-def test_refusals(server: Tgtd, target: str, chap: ChapCredentials | None, error: type, message: str) -> None:
+def test_refusals(server: Tgtd, target: str, chap: Credentials | None, error: type, message: str) -> None:
     with pytest.raises(error, match=message):
         login(server, LoginConfig(INITIATOR, target, chap=chap, chap_algorithms=MD5))
 

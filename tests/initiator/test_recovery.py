@@ -2,161 +2,51 @@ from __future__ import annotations
 
 import errno
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from boot.plan import Chap
 from initiator import iscsi_if as nl
+from initiator.credentials import Chap, Credentials
 from initiator.deadline import Deadline, FakeClock
-from initiator.errors import NetworkError
+from initiator.errors import LocalProtocolError, NetworkError
+from initiator.held_session import HeldSession
 from initiator.kernel import KernelError
 from initiator.pdu import LoginRequest
-from initiator.recovery import (
-    BACKOFF,
-    GiveUp,
-    LogLine,
-    OwnedSession,
-    Phase,
-    Reconnect,
-    RecoveryLoop,
-    RecoveryPolicy,
-    StopConn,
-    last_exp_statsn,
-    reconnect,
-)
+from initiator.portal import Portal
+from initiator.recovery import OwnedSession, RecoveryLoop, last_exp_statsn, reconnect
+from initiator.recovery_policy import Phase
 from initiator.secret import Secret
 from initiator.status import AuthenticationFailed
-from tests.initiator.fake_kernel import FakeKernel, conn_error, event
+from tests.initiator.fake_kernel import FakeKernel, conn_error
 from tests.initiator.test_login import INITIATOR, ISID, TARGET, FakeTarget
 
 SID = 4
 SESSION = OwnedSession(
-    sid=SID,
-    host_no=2,
-    target=TARGET,
-    address="10.0.2.2",
-    port=3260,
-    tpgt=1,
-    initiator_name=INITIATOR,
-    isid=ISID,
+    HeldSession(
+        target=TARGET, portal=Portal("10.0.2.2", 3260), tpgt=1, initiator_name=INITIATOR, isid=ISID, tsih=7,
+        sid=SID, host_no=2,
+    ),
     replacement_timeout=60.0,
     time2wait=2.0,
     root=True,
-)
-CHAP = Chap("alice", Secret("alicesecret1"))
+)  # fmt: skip
+CHAP = Credentials(Chap("alice", Secret("alicesecret1")))
 
 
-def _policy(clock: FakeClock, *sessions: OwnedSession) -> RecoveryPolicy:
-    return RecoveryPolicy(sessions or (SESSION,), clock)
+def _owned(**changes: object) -> OwnedSession:
+    """SESSION with some of its own fields, or of the HeldSession it holds, changed."""
+    held = {k: v for k, v in changes.items() if k not in ("replacement_timeout", "time2wait", "root")}
+    own = {k: v for k, v in changes.items() if k not in held}
+    return replace(SESSION, session=replace(SESSION.session, **held), **own)
 
 
-def _texts(actions) -> list[str]:
-    return [a.text for a in actions if isinstance(a, LogLine)]
-
-
-# -- the policy -------------------------------------------------------------------------------------------------
-
-
-def test_a_connection_error_stops_the_connection_and_waits_time2wait() -> None:
-    clock = FakeClock()
-    policy = _policy(clock)
-    actions = policy.on_event(conn_error(SID))
-    assert [type(a) for a in actions] == [LogLine, StopConn, LogLine]
-    assert actions[1] == StopConn(SID, 0)
-    assert "connection failed: TCP_CONN_CLOSE (1020); stopping it for recovery" in actions[0].text
-    assert "waiting DefaultTime2Wait 2s" in actions[2].text
-    assert policy.phase(SID) is Phase.WAITING and policy.busy()
-    assert policy.next_wake() == clock.now + 2.0
-    assert policy.due() == []
-    clock.advance(2.0)
-    assert policy.due() == [Reconnect(SID, 1, 30.0)]
-    assert policy.phase(SID) is Phase.ATTEMPTING
-
-
-@pytest.mark.parametrize(
-    "message",
-    [
-        conn_error(SID + 1),  # not ours
-        conn_error(SID, cid=1),  # not our connection
-        event(nl.UEvent.K_CREATE_SESSION, sid=SID, host_no=2),
-        event(nl.UEvent.RECV_PDU, sid=SID, cid=0),
-    ],
-)
-def test_events_that_are_not_our_failures_do_nothing(message: nl.Message) -> None:
-    policy = _policy(FakeClock())
-    assert policy.on_event(message) == []
-    assert policy.phase(SID) is Phase.WATCHING and not policy.busy()
-
-
-def test_the_same_failure_reported_again_while_recovering_is_ignored() -> None:
-    policy = _policy(FakeClock())
-    policy.on_event(conn_error(SID))
-    assert policy.on_event(conn_error(SID, error=nl.IscsiErr.CONN_FAILED)) == []
-
-
-def test_failed_attempts_back_off_and_success_ends_the_recovery() -> None:
-    clock = FakeClock()
-    failed_at = clock.now
-    policy = _policy(clock)
-    policy.on_event(conn_error(SID))
-    clock.advance(2.0)
-    waits = []
-    for attempt in range(1, 7):
-        (action,) = policy.due()
-        assert action == Reconnect(SID, attempt, min(30.0, failed_at + 60.0 - clock.now))
-        (line,) = policy.attempt_done(SID, "connection refused")
-        assert f"attempt {attempt} failed: connection refused" in line.text and line.warning
-        wait = policy.next_wake() - clock.now
-        waits.append(wait)
-        clock.advance(wait)
-    assert waits == [*BACKOFF, BACKOFF[-1]]
-    policy.due()
-    assert _texts(policy.attempt_done(SID, None)) == [
-        f"session {SID} ({TARGET} at 10.0.2.2:3260): recovered after {clock.now - failed_at:.1f}s (7 attempt(s))"
-    ]
-    assert policy.phase(SID) is Phase.WATCHING and not policy.busy()
-    assert policy.on_event(conn_error(SID))[1] == StopConn(SID, 0)  # and the next failure is recovered too
-
-
-def test_attempts_and_waits_stay_within_the_replacement_timeout() -> None:
-    clock = FakeClock()
-    policy = _policy(clock)
-    policy.on_event(conn_error(SID))
-    clock.advance(50.0)  # 10 s of the 60 left
-    assert policy.due() == [Reconnect(SID, 1, 10.0)]
-    clock.advance(9.5)
-    policy.attempt_done(SID, "timed out")
-    assert policy.next_wake() == pytest.approx(clock.now + 0.5)  # not the 1 s backoff: the bound is nearer
-    clock.advance(0.5)
-    actions = policy.due()
-    assert actions[-1] == GiveUp(SID)
-    assert "not recovered within the replacement timeout 60s (1 attempt(s)); giving up" in actions[0].text
-    assert policy.phase(SID) is Phase.GAVE_UP and not policy.busy()
-    assert policy.on_event(conn_error(SID)) == []
-
-
-def test_a_destroyed_session_is_forgotten() -> None:
-    policy = _policy(FakeClock())
-    (line,) = policy.on_event(event(nl.UEvent.K_DESTROY_SESSION, host_no=2, sid=SID))
-    assert "no longer ours" in line.text
-    assert policy.phase(SID) is None and policy.owned() == ()
-
-
-def test_a_late_attempt_result_for_a_session_not_attempting_is_ignored() -> None:
-    policy = _policy(FakeClock())
-    assert policy.attempt_done(SID, None) == []
-    assert policy.attempt_done(99, "x") == []
-
-
-def test_sessions_recover_independently() -> None:
-    clock = FakeClock()
-    other = OwnedSession(**{**SESSION.__dict__, "sid": 5, "time2wait": 0.0})
-    policy = _policy(clock, SESSION, other)
-    policy.on_event(conn_error(SID))
-    policy.on_event(conn_error(5))
-    assert policy.due() == [Reconnect(5, 1, 30.0)]
-    assert policy.phase(SID) is Phase.WAITING
+@pytest.mark.parametrize("missing", ["sid", "host_no"])
+def test_only_a_session_the_kernel_holds_can_be_owned(missing: str) -> None:
+    with pytest.raises(LocalProtocolError, match="no kernel session"):
+        OwnedSession(replace(SESSION.session, **{missing: None}))
+    assert (SESSION.sid, SESSION.cid, SESSION.host_no) == (SID, 0, 2)
 
 
 # -- one attempt against the fake kernel --------------------------------------------------------------------
@@ -225,7 +115,7 @@ def test_one_attempt_stops_binds_logs_in_sets_starts_and_rescans(sysfs: Path) ->
 
 def test_chap_secrets_go_to_the_kernel_and_never_into_a_log_line(sysfs: Path) -> None:
     kernel = _kernel(FakeTarget(auth="CHAP"))
-    session = OwnedSession(**{**SESSION.__dict__, "chap": CHAP})
+    session = _owned(credentials=CHAP)
     lines: list[str] = []
     reconnect(
         kernel, session, 1, Deadline("a", 30, clock=FakeClock()), lines.append,
@@ -238,7 +128,7 @@ def test_chap_secrets_go_to_the_kernel_and_never_into_a_log_line(sysfs: Path) ->
 
 def test_a_refused_strong_hash_is_tried_again_with_md5_on_a_new_connection(sysfs: Path) -> None:
     kernel = _kernel(FakeTarget(auth="CHAP", secret=b"the-target-wants-another"))
-    session = OwnedSession(**{**SESSION.__dict__, "chap": CHAP})
+    session = _owned(credentials=CHAP)
     lines: list[str] = []
     opened: list[int] = []
     with pytest.raises(AuthenticationFailed):
@@ -261,7 +151,7 @@ def test_a_session_that_needed_md5_offers_it_alone_next_time(sysfs: Path) -> Non
                 return self._resp(req, [], status=0x0200, transit=False)
             return super()._security(req, keys)
 
-    session = OwnedSession(**{**SESSION.__dict__, "chap": CHAP})
+    session = _owned(credentials=CHAP)
     learned: set[int] = set()
     for attempt in (1, 2):
         target = Tgt10(auth="CHAP")
@@ -378,7 +268,7 @@ def test_a_failing_stop_is_logged_and_recovery_goes_on() -> None:
 
 def test_deferred_events_are_handled_on_the_next_step() -> None:
     kernel = FakeKernel()
-    other = OwnedSession(**{**SESSION.__dict__, "sid": 8})
+    other = _owned(sid=8)
     loop = RecoveryLoop(kernel, [SESSION, other], lambda line: None, clock=FakeClock())
     loop.deferred.append(conn_error(8))
     loop.step(0.0)
@@ -387,7 +277,7 @@ def test_deferred_events_are_handled_on_the_next_step() -> None:
 
 def test_told_to_stop_during_a_recovery_the_loop_finishes_it_first() -> None:
     kernel = FakeKernel()
-    quick = OwnedSession(**{**SESSION.__dict__, "time2wait": 0.05})
+    quick = _owned(time2wait=0.05)
     lines: list[str] = []
     loop = RecoveryLoop(kernel, [quick], lines.append, reconnect_fn=lambda *a, **k: 1)  # the real clock
     r, w = os.pipe()
@@ -413,7 +303,7 @@ def test_lost_events_are_made_up_for_from_sysfs(tmp_path: Path) -> None:
         path = tmp_path / "class/iscsi_session" / f"session{sid}"
         path.mkdir(parents=True)
         (path / "state").write_text(state + "\n")
-    other = OwnedSession(**{**SESSION.__dict__, "sid": 8})
+    other = _owned(sid=8)
     lines: list[str] = []
     loop = RecoveryLoop(kernel, [SESSION, other], lines.append, clock=FakeClock(), sysfs=tmp_path)
     kernel.push(conn_error(SID))  # makes the descriptor readable; the read itself fails
@@ -427,7 +317,7 @@ def test_a_session_that_failed_before_the_loop_listened_is_recovered(tmp_path: P
     path = tmp_path / "class/iscsi_session" / f"session{SID}"
     path.mkdir(parents=True)
     (path / "state").write_text("FAILED\n")
-    quick = OwnedSession(**{**SESSION.__dict__, "time2wait": 0.0})
+    quick = _owned(time2wait=0.0)
     lines: list[str] = []
     loop = RecoveryLoop(FakeKernel(), [quick], lines.append, reconnect_fn=lambda *a, **k: 1, sysfs=tmp_path)
     r, w = os.pipe()

@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 
 from initiator import pdu as P
 from initiator import scsi
-from initiator.errors import IscsiError, LocalProtocolError, PyiscsiError, RemoteProtocolError
+from initiator.errors import IllegalTransition, IscsiError, LocalProtocolError, PyiscsiError, RemoteProtocolError
 from initiator.session import (
+    TRANSITIONS,
     AsyncNotice,
     CommandDone,
     LoggedOut,
@@ -19,8 +20,10 @@ from initiator.session import (
     PingAnswered,
     Send,
     Session,
-    State,
+    SessionEvent,
+    SessionPhase,
     TextReply,
+    next_state,
     serial_le,
     serial_lt,
 )
@@ -102,7 +105,7 @@ def test_response_with_sense_and_short_read() -> None:
     assert done.sense is not None and done.sense.key == scsi.SenseKey.ILLEGAL_REQUEST
     with pytest.raises(scsi.ScsiCommandError, match=r"READ CAPACITY\(16\).*ILLEGAL_REQUEST"):
         done.check()
-    assert s.state is State.FULL_FEATURE  # a failed command does not fail the session
+    assert s.state is SessionPhase.FULL_FEATURE  # a failed command does not fail the session
 
 
 def test_underflow_keeps_what_arrived() -> None:
@@ -128,7 +131,7 @@ def test_hostile_data_in(pdu_kw: dict, match: str) -> None:
     itt, _ = s.scsi_command(0, READ)
     with pytest.raises(RemoteProtocolError, match=match):
         s.receive(P.DataIn(**({"itt": itt} | pdu_kw | _sn())))
-    assert s.state is State.FAILED
+    assert s.state is SessionPhase.FAILED
     with pytest.raises(LocalProtocolError, match="failed"):
         s.scsi_command(0, READ)
 
@@ -219,12 +222,12 @@ def test_text_response_with_f_and_c() -> None:
 def test_logout() -> None:
     s = _session()
     req = s.logout()
-    assert s.state is State.LOGGING_OUT
+    assert s.state is SessionPhase.LOGGING_OUT
     with pytest.raises(LocalProtocolError, match="logging out"):
         s.scsi_command(0, READ)
     [out] = s.receive(P.LogoutResponse(itt=req.itt, statsn=100, time2wait=2, time2retain=20, **_sn()))
     assert out == LoggedOut(0, 2, 20)
-    assert s.state is State.LOGGED_OUT
+    assert s.state is SessionPhase.LOGGED_OUT
     with pytest.raises(LocalProtocolError):
         s.receive(P.NopIn(itt=P.RESERVED_TAG, statsn=1))
 
@@ -249,7 +252,7 @@ def test_async_drop(event: int, match: str) -> None:
     s = _session()
     with pytest.raises(IscsiError, match=match):
         s.receive(P.AsyncMessage(event=event, statsn=100, **_sn()))
-    assert s.state is State.FAILED
+    assert s.state is SessionPhase.FAILED
 
 
 def test_reject_names_reason_and_opcode() -> None:
@@ -324,3 +327,114 @@ def test_hostile_pdu_sequences_give_typed_errors_only(pdus: list[P.Pdu]) -> None
         for event in events:
             if isinstance(event, CommandDone):
                 assert len(event.data) <= event.command.data_in_length
+
+
+# ---- the transition table, row by row ---------------------------------------------------------------------
+
+_BARE_NOP = P.NopIn(itt=P.RESERVED_TAG, ttt=P.RESERVED_TAG, statsn=100, **_sn())
+_PING = P.NopIn(itt=P.RESERVED_TAG, ttt=0x1234, statsn=100, data=b"ping", **_sn())
+
+
+def _in(state: SessionPhase) -> tuple[Session, int]:
+    """A session in `state` (reached through the public API) and the ITT of its Logout Request, if any."""
+    s = _session()
+    logout_itt = -1
+    if state in (SessionPhase.LOGGING_OUT, SessionPhase.LOGGED_OUT):
+        logout_itt = s.logout().itt
+    if state is SessionPhase.LOGGED_OUT:
+        s.receive(P.LogoutResponse(itt=logout_itt, statsn=100, **_sn()))
+    if state is SessionPhase.FAILED:
+        with pytest.raises(RemoteProtocolError):
+            s.receive(P.R2T(itt=1))
+    assert s.state is state
+    return s, logout_itt
+
+
+def _fire(s: Session, event: SessionEvent, logout_itt: int) -> list:
+    """The public call that makes `event` happen; what it returned (events, or the PDU to send)."""
+    if event is SessionEvent.SEND:
+        return [s.ping()[1]]
+    if event is SessionEvent.SEND_LOGOUT:
+        return [s.logout()]
+    if event is SessionEvent.RECEIVE:
+        return s.receive(_BARE_NOP)
+    if event is SessionEvent.ANSWER_PING:
+        return s.receive(_PING)
+    if event is SessionEvent.LOGOUT_RESPONSE:
+        return s.receive(P.LogoutResponse(itt=logout_itt, statsn=100, time2wait=2, time2retain=20, **_sn()))
+    with pytest.raises(RemoteProtocolError):
+        s.receive(P.R2T(itt=1))  # TARGET_ERROR: we never ask for R2T (no writes)
+    return []
+
+
+_ROW_OUTPUT = {
+    SessionEvent.SEND: [P.NopOut],
+    SessionEvent.SEND_LOGOUT: [P.LogoutRequest],
+    SessionEvent.RECEIVE: [],
+    SessionEvent.ANSWER_PING: [Send],
+    SessionEvent.LOGOUT_RESPONSE: [LoggedOut],
+    SessionEvent.TARGET_ERROR: [],
+}
+
+
+@pytest.mark.parametrize(("state", "event"), list(TRANSITIONS), ids=lambda x: x.name)
+def test_every_row_of_the_table_through_the_public_api(state: SessionPhase, event: SessionEvent) -> None:
+    s, logout_itt = _in(state)
+    out = _fire(s, event, logout_itt)
+    assert s.state is TRANSITIONS[(state, event)]
+    assert [type(x) for x in out] == _ROW_OUTPUT[event]
+
+
+_UNLISTED = [(st_, ev) for st_ in SessionPhase for ev in SessionEvent if (st_, ev) not in TRANSITIONS]
+
+
+def test_final_states_have_no_way_out() -> None:
+    assert not any(state in (SessionPhase.LOGGED_OUT, SessionPhase.FAILED) for state, _ in TRANSITIONS)
+    assert {after for (state, _), after in TRANSITIONS.items() if after is not state} == {
+        SessionPhase.LOGGING_OUT,
+        SessionPhase.LOGGED_OUT,
+        SessionPhase.FAILED,
+    }
+
+
+@pytest.mark.parametrize(("state", "event"), _UNLISTED, ids=lambda x: x.name)
+def test_an_unlisted_pair_is_refused_naming_state_and_event(state: SessionPhase, event: SessionEvent) -> None:
+    with pytest.raises(IllegalTransition) as info:
+        next_state(state, event, "a Thing")
+    assert (info.value.state, info.value.event, info.value.machine) == (state, event, "session")
+    assert isinstance(info.value, LocalProtocolError)
+    assert state.value in str(info.value)
+    assert "a Thing" in str(info.value) or event.value in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("state", "call", "message"),
+    [
+        (SessionPhase.LOGGING_OUT, lambda s: s.ping(), "session: cannot send NOP-Out while logging out"),
+        (SessionPhase.LOGGING_OUT, lambda s: s.text(b""), "session: cannot send Text Request while logging out"),
+        (SessionPhase.LOGGING_OUT, lambda s: s.logout(), "session: cannot send Logout Request while logging out"),
+        (SessionPhase.LOGGED_OUT, lambda s: s.scsi_command(0, READ), "cannot send SCSI READ.* while logged out"),
+        (SessionPhase.LOGGED_OUT, lambda s: s.logout(), "session: cannot send Logout Request while logged out"),
+        (SessionPhase.LOGGED_OUT, lambda s: s.receive(_BARE_NOP), "session: PDU NopIn received while logged out"),
+        (SessionPhase.FAILED, lambda s: s.ping(), "session: cannot send NOP-Out while failed"),
+        (SessionPhase.FAILED, lambda s: s.receive(_PING), "session: PDU NopIn received while failed"),
+    ],
+)
+def test_refused_calls_leave_the_state_alone(state: SessionPhase, call, message: str) -> None:
+    s, _ = _in(state)
+    with pytest.raises(IllegalTransition, match=message):
+        call(s)
+    assert s.state is state
+
+
+def test_a_ping_while_logging_out_goes_unanswered() -> None:
+    s, _ = _in(SessionPhase.LOGGING_OUT)
+    assert s.receive(_PING) == []  # no ANSWER_PING line for LOGGING_OUT: nothing more goes out
+    assert s.state is SessionPhase.LOGGING_OUT
+
+
+def test_a_target_error_while_logging_out_fails_the_session() -> None:
+    s, _ = _in(SessionPhase.LOGGING_OUT)
+    with pytest.raises(IscsiError, match="dropping the session"):
+        s.receive(P.AsyncMessage(event=P.AsyncEvent.SESSION_DROPPED, statsn=100, **_sn()))
+    assert s.state is SessionPhase.FAILED

@@ -1,0 +1,3 @@
+from boot.freeze.cli import main
+
+raise SystemExit(main())

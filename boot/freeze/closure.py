@@ -1,0 +1,173 @@
+"""Which modules the frozen tree carries: the entries, everything their import statements reach, the modules
+imported by name that no statement shows, minus what the boot path never runs.
+
+The finder is the stdlib's modulefinder, run over a search path (our source root first, then this interpreter's
+sys.path) without importing anything.
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import modulefinder
+import sys
+import sysconfig
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from boot.commands.agent import PRELOAD as AGENT_PRELOAD
+from initiator.errors import BadInputError
+
+if TYPE_CHECKING:
+    from boot.freeze.options import FreezeOptions
+
+# What `pyiscsi` reaches in the initramfs. Commands are imported by name (boot.cli's table), so each is an
+# entry of its own; the first ones that do not exist yet are reported, not silently skipped.
+DEFAULT_ENTRIES = (
+    "boot.cli",
+    "boot.commands.ibft",
+    "boot.commands.explain",
+    "boot.commands.net",
+    "boot.commands.boot",
+    "boot.commands.handover",
+    "boot.commands.agent",  # started by `pyiscsi boot` (`-m boot agent --daemon`)
+)
+# Imported at run time without an import statement the finder can see.
+DEFAULT_EXTRAS = (
+    "boot.__main__",  # `python3 -m boot`; importing it runs the CLI, so it is no entry to probe
+    "encodings.aliases",  # interpreter start-up: the codec search and the UTF-8/ASCII/Latin-1 codecs
+    "encodings.ascii",
+    "encodings.latin_1",
+    "encodings.utf_8",
+    "encodings.idna",  # socket.getaddrinfo/create_connection encode every host name with it (C code, no import)
+    "pyroute2.iproute",  # boot.net reaches IPRoute; named here so verify() imports it (and all of pyroute2/__init__)
+    "pyudev",  # boot.disk imports it inside a function, guarded
+    "ctypes.util",  # pyudev finds libudev through it
+)
+# The agent imports these up front (it must survive switch_root deleting the archive): carry every one (ours
+# come with the boot.commands.agent entry).
+DEFAULT_EXTRAS += tuple(
+    name for name in AGENT_PRELOAD if name not in DEFAULT_EXTRAS and not name.startswith(("initiator.", "boot."))
+)
+NOT_PROBED = frozenset({"boot.__main__"})
+# Packages whose submodules are found with pkgutil at run time: take all of them.
+DEFAULT_PACKAGES = ("pyroute2.netlink.rtnl.ifinfmsg.plugins",)
+# Never carried, even when some import statement names them: the boot path does not run them.
+DEFAULT_EXCLUDES = (
+    "test",
+    "idlelib",
+    "tkinter",
+    "_tkinter",
+    "turtle",
+    "turtledemo",
+    "ensurepip",
+    "pydoc",
+    "pydoc_data",
+    "lib2to3",
+    "distutils",
+    "venv",
+    "doctest",
+    "pdb",
+    "curses",
+    "readline",
+    "xmlrpc",
+    "pyroute2.fixtures",
+    "pytest",
+)
+
+
+def default_search_path() -> tuple[Path, ...]:
+    """Our source root first (the checkout or wherever the package is installed), then the running sys.path."""
+    ours = Path(__file__).resolve().parents[2]
+    paths = [ours]
+    for entry in sys.path:
+        path = Path(entry) if entry else None
+        if path is not None and path.is_dir() and path.resolve() not in {p.resolve() for p in paths}:
+            paths.append(path)
+    return tuple(paths)
+
+
+def excluded(name: str, excludes: Iterable[str]) -> bool:
+    return any(name == ex or name.startswith(ex + ".") for ex in excludes)
+
+
+def _find_spec(name: str, search_path: Sequence[Path]) -> bool:
+    """Whether `name` is on the search path or built into the interpreter, found without importing anything."""
+    if name in sys.builtin_module_names or importlib.machinery.FrozenImporter.find_spec(name) is not None:
+        return True
+    paths = [str(p) for p in search_path]
+    parts = name.split(".")
+    for depth, part in enumerate(parts):
+        spec = importlib.machinery.PathFinder.find_spec(part, paths)
+        if spec is None:
+            return False
+        if depth < len(parts) - 1:
+            if not spec.submodule_search_locations:
+                return False
+            paths = list(spec.submodule_search_locations)
+    return True
+
+
+def _submodules(package: str, search_path: Sequence[Path]) -> list[str]:
+    """Every module under a package directory (for packages that load their plugins by listing themselves)."""
+    parts = package.split(".")
+    for base in search_path:
+        directory = base.joinpath(*parts)
+        if (directory / "__init__.py").is_file():
+            names = [package]
+            for path in sorted(directory.rglob("*.py")):
+                rel = path.relative_to(base).with_suffix("")
+                dotted = ".".join(rel.parts)
+                names.append(dotted[: -len(".__init__")] if dotted.endswith(".__init__") else dotted)
+            return sorted(set(names))
+    raise BadInputError("package", package, "no such package on the search path")
+
+
+def find_closure(options: FreezeOptions) -> tuple[modulefinder.ModuleFinder, tuple[str, ...]]:
+    """Run the stdlib's modulefinder from every entry; returns it and the entries that do not exist."""
+    search_path = options.search_path or default_search_path()
+    missing = tuple(name for name in options.entries if not _find_spec(name, search_path))
+    if missing and not options.skip_missing:
+        where = ", ".join(str(p) for p in search_path[:3])
+        raise BadInputError("entry", missing[0], f"no such module on the search path ({where}, ...)")
+    for name in options.extras:
+        if not _find_spec(name, search_path):
+            raise BadInputError("extra", name, "no such module on the search path")
+    finder = modulefinder.ModuleFinder(path=[str(p) for p in search_path], excludes=list(options.excludes))
+    roots = [name for name in options.entries if name not in missing] + list(options.extras)
+    for package in options.packages:
+        roots.extend(_submodules(package, search_path))
+    for name in roots:
+        if excluded(name, options.excludes):
+            raise BadInputError("entry", name, "is also excluded")
+        finder.import_hook(name)
+    return finder, missing
+
+
+def _archive_name(module: modulefinder.Module, name: str) -> str:
+    base = name.replace(".", "/")
+    return f"{base}/__init__" if module.__path__ else base
+
+
+def collect_sources(finder: modulefinder.ModuleFinder, excludes: Iterable[str]) -> dict[str, Path]:
+    """Archive stem -> source file for every pure-Python module in the closure (sorted for determinism)."""
+    sources: dict[str, Path] = {}
+    for name in sorted(finder.modules):
+        module = finder.modules[name]
+        if excluded(name, excludes) or not module.__file__ or not module.__file__.endswith(".py"):
+            continue
+        sources[_archive_name(module, name)] = Path(module.__file__)
+    return sources
+
+
+def collect_extensions(finder: modulefinder.ModuleFinder) -> dict[str, Path]:
+    """Module name -> extension-module file (.so) in the closure; only the stdlib's lib-dynload is supported."""
+    dynload = Path(sysconfig.get_path("platstdlib", vars={"platbase": sys.base_exec_prefix})) / "lib-dynload"
+    found: dict[str, Path] = {}
+    for name in sorted(finder.modules):
+        path = finder.modules[name].__file__
+        if path and path.endswith(".so"):
+            if Path(path).parent.resolve() != dynload.resolve():
+                raise BadInputError("extension module", path, "only the interpreter's lib-dynload can be carried")
+            found[name] = Path(path)
+    return found

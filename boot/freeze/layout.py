@@ -1,0 +1,54 @@
+"""Where the frozen runtime lives inside the tree, and the record of what one build wrote there.
+
+Every path is absolute as the initramfs sees it (PurePosixPath); `rel()` turns one into a path under the tree's
+root on the build machine. The private prefix keeps us clear of any other python3 in the image.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path, PurePosixPath
+
+from boot.freeze.imports import RuntimeImport
+
+PREFIX = PurePosixPath("/usr/lib/pyiscsi")
+WRAPPER = PurePosixPath("/usr/sbin/pyiscsi")
+PYVER = f"{sys.version_info.major}.{sys.version_info.minor}"
+ZIP_NAME = f"python{sys.version_info.major}{sys.version_info.minor}.zip"
+FILE_MODE = 0o644
+EXEC_MODE = 0o755
+
+
+def rel(path: PurePosixPath) -> str:
+    """An absolute path of the image as a path relative to the tree's root."""
+    return str(path).lstrip("/")
+
+
+def wrapper_script(prefix: PurePosixPath) -> str:
+    """The command users and hooks run: isolated (-I), no site (-S), never writing bytecode (-B)."""
+    return f'#!/bin/sh\n# pyiscsi, frozen by boot.freeze\nexec {prefix}/bin/python3 -I -S -B -m boot "$@"\n'
+
+
+@dataclasses.dataclass(frozen=True)
+class FrozenTree:
+    """What a build wrote, for the report and for verify()."""
+
+    root: Path
+    prefix: PurePosixPath
+    entries: tuple[str, ...]
+    modules: tuple[str, ...]
+    extensions: tuple[str, ...]
+    libraries: tuple[str, ...]
+    missing_entries: tuple[str, ...]
+    unresolved: tuple[str, ...]  # names the finder saw imported but could not find (platform-specific, optional)
+    probes: tuple[str, ...] = ()  # extras verify() imports too (all but those that run something on import)
+    imports: tuple[RuntimeImport, ...] = ()  # every import our code runs at boot: each must work in the tree
+
+    @property
+    def interpreter(self) -> PurePosixPath:
+        return self.prefix / "bin" / "python3"
+
+    @property
+    def zip_path(self) -> Path:
+        return self.root / rel(self.prefix / "lib" / ZIP_NAME)
