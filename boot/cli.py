@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 from collections.abc import Sequence
 
@@ -32,10 +33,29 @@ INTERNAL_ERROR = 70  # EX_SOFTWARE: a bug in pyiscsi, not in its input
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse exits 2 on usage errors; our contract says 1."""
+    """argparse exits 2 on usage errors; our contract says 1. Its messages may quote what the user typed, and a
+    word typed may be a secret (an unquoted password with a space in it), so they quote none of it; options are
+    never abbreviated (`--pass=SECRET` would be "ambiguous" and echoed)."""
+
+    def __init__(self, typed: Sequence[str], **kwargs: object) -> None:
+        super().__init__(allow_abbrev=False, **kwargs)  # type: ignore[arg-type]
+        self.typed = typed
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}")
+        raise UsageError(scrub_usage_message(message, self.typed))  # report_failure adds "pyiscsi <command>:"
+
+
+_QUOTED = re.compile(r"'((?:[^'\\]|\\.)*)'")
+
+
+def scrub_usage_message(message: str, typed: Sequence[str]) -> str:
+    """argparse's message with every word the user typed (or value after '=') replaced by ***; the option names
+    and choices it lists stay."""
+    head, sep, rest = message.partition("unrecognized arguments:")
+    if sep:
+        return f"{head}unrecognized arguments: {len(rest.split())} word(s) (a value with spaces needs quotes)"
+    words = {part for word in typed for part in (word, word.partition("=")[2]) if part}
+    return _QUOTED.sub(lambda m: "'***'" if m.group(1) in words else m.group(0), message)
 
 
 def _top_help() -> str:
@@ -47,6 +67,7 @@ def _top_help() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     top = _Parser(
+        args[1:],  # the command word itself is no secret: "invalid choice" may show it
         prog="pyiscsi",
         description="iSCSI boot initiator for the initramfs",
         epilog=_top_help(),
@@ -55,14 +76,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     top.add_argument("--version", action="version", version=f"pyiscsi {__version__}")
     top.add_argument("command", choices=sorted(COMMANDS), metavar="COMMAND")
     top.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-    command = "pyiscsi"
+    command = ""  # not known yet: failures then read `pyiscsi: ...`
     kmsg = False
     try:
         parsed = top.parse_args(args[:1] if args and not args[0].startswith("-") else args)
         command = parsed.command
         module = importlib.import_module(COMMANDS[command][0])
         kmsg = bool(getattr(module, "KMSG", False))
-        sub = _Parser(prog=f"pyiscsi {command}", description=COMMANDS[command][1])
+        sub = _Parser(args, prog=f"pyiscsi {command}", description=COMMANDS[command][1])
         module.add_arguments(sub)
         return int(module.run(sub.parse_args(args[1:])))
     except PyiscsiError as exc:

@@ -22,7 +22,8 @@ Grammar (dracut.cmdline(7); `[...]` optional, `{a|b}` a choice; IPv6 addresses a
     rd.iscsi.waitnet=0|1   rd.iscsi.testroute=0|1   rd.iscsi.param=<key>=<value> (repeats)
     rd.iscsi.transport=tcp   rd.iscsi.login_retry_max=<n>
         (the old names iscsi_initiator=, iscsi_target_name=, ..., iscsi_firmware are accepted too)
-    rd.pyiscsi.timeout=<s> (the whole boot)   rd.pyiscsi.timeout.<wait>=<s>   rd.pyiscsi.loglevel=<level>
+    rd.pyiscsi.timeout=<s> (the whole boot)   rd.pyiscsi.timeout.<wait>=<s> (every wait of `explain`)
+    rd.pyiscsi.loglevel=<level>
 
 Words are split as the kernel's own parser does: on whitespace outside double quotes; a quote opening a word or
 a value is dropped with its partner at the word's end (`"ip=a b"` and `ip="a b"` both give `a b`). For a key
@@ -155,7 +156,7 @@ class Cmdline:
     multipath: bool = False
     waitnet: bool = True
     testroute: bool = True
-    params: tuple[tuple[str, str], ...] = ()
+    params: tuple[tuple[str, str | Secret], ...] = ()  # a password's value is a Secret
     transport: str = "tcp"
     login_retry_max: int | None = None
     pyiscsi_timeouts: tuple[tuple[str, float], ...] = ()  # rd.pyiscsi.timeout[.<name>]; "total" for the bare one
@@ -298,7 +299,7 @@ def parse_bool(value: str | None, key: str, token: str) -> bool:
 
 def _prefix_from_mask(mask: str, ip: IPAddress, key: str, token: str) -> int:
     limit = ip.max_prefixlen
-    if mask.isdigit():
+    if re.fullmatch(r"[0-9]{1,3}", mask):  # ASCII digits only: str.isdigit() takes '²', which int() refuses
         prefix = int(mask)
         if prefix > limit:
             raise _err(key, token, f"prefix /{prefix} is longer than {limit} bits")
@@ -448,20 +449,23 @@ def parse_iscsi_root(value: str, key: str, token: str) -> IscsiRoot:
         raise _err(key, token, "not an iscsi: root")
     rest = value[len("iscsi:") :]
     username = password = in_username = in_password = None
-    at = rest.find("@")
-    if at != -1 and rest[at + 1 :].count(":") >= 4:
+    # Credentials end at the last '@' before the target name (`_credentials_end`: a password may hold '@', and
+    # dracut lets a target name hold one). Every error below quotes `token`, which the caller has redacted
+    # (`redact_iscsi_root`), and never a sub-field: a field next to a password must not carry part of it.
+    at = _credentials_end(rest)
+    if at != -1:
         auth, rest = rest[:at], rest[at + 1 :]
-        if auth:
-            parts = auth.split(":")
-            if len(parts) not in (2, 4):
-                raise _err(key, token, "credentials must be <user>:<password>[:<reverse user>:<reverse password>]")
-            if not parts[0] or not parts[1]:
-                raise _err(key, token, "empty CHAP user name or password")
-            username, password = parts[0], Secret(parts[1])
-            if len(parts) == 4:
-                if not parts[2] or not parts[3]:
-                    raise _err(key, token, "empty reverse CHAP user name or password")
-                in_username, in_password = parts[2], Secret(parts[3])
+    if at != -1 and auth:
+        parts = auth.split(":")
+        if len(parts) not in (2, 4):
+            raise _err(key, token, "credentials must be <user>:<password>[:<reverse user>:<reverse password>]")
+        if not parts[0] or not parts[1]:
+            raise _err(key, token, "empty CHAP user name or password")
+        username, password = parts[0], Secret(parts[1])
+        if len(parts) == 4:
+            if not parts[2] or not parts[3]:
+                raise _err(key, token, "empty reverse CHAP user name or password")
+            in_username, in_password = parts[2], Secret(parts[3])
     if rest.startswith("["):
         close = rest.find("]")
         if close == -1:
@@ -548,7 +552,7 @@ def parse_vlan(value: str | None, token: str) -> Vlan:
     name, parent = value.split(":")
     parse_ifname(name, key, token)
     parse_ifname(parent, key, token)
-    match = re.fullmatch(r"vlan0*(\d{1,4})", name) or re.fullmatch(r".+\.0*(\d{1,4})", name)
+    match = re.fullmatch(r"vlan0*([0-9]{1,4})", name) or re.fullmatch(r".+\.0*([0-9]{1,4})", name)
     if match is None:
         raise _err(key, token, f"cannot read a VLAN id from {name!r} (vlan0005, vlan5, eth0.0005 or eth0.5)")
     vid = int(match.group(1))
@@ -575,9 +579,14 @@ def _once(attr: str, convert: Callable[[str | None, str, str], object]) -> Handl
     return handle
 
 
+def _append(state: dict, attr: str, item: object) -> None:
+    """Repeated options collect in lists (tuples at the end): a 1 MiB command line stays linear."""
+    state.setdefault(attr, []).append(item)
+
+
 def _many(attr: str, convert: Callable[[str | None, str, str], object]) -> Handler:
     def handle(state: dict, key: str, value: str | None, token: str) -> None:
-        state[attr] = (*state.get(attr, ()), convert(value, key, token))
+        _append(state, attr, convert(value, key, token))
 
     return handle
 
@@ -595,12 +604,12 @@ def _secret(value: str | None, key: str, token: str) -> Secret:
 
 
 def _ip_handler(state: dict, key: str, value: str | None, token: str) -> None:
-    state["ips"] = (*state.get("ips", ()), parse_ip(value, token))
+    _append(state, "ips", parse_ip(value, token))
 
 
 def _root(state: dict, key: str, value: str | None, token: str) -> None:
     if value and value.startswith("iscsi:"):
-        state["netroots"] = (*state.get("netroots", ()), parse_iscsi_root(value, key, _redact(token)))
+        _append(state, "netroots", parse_iscsi_root(value, key, redact_iscsi_root(token)))
         state["root"] = None
     else:
         state["root"] = value or None
@@ -610,39 +619,62 @@ def _netroot(state: dict, key: str, value: str | None, token: str) -> None:
     if value == "iscsi":
         state["netroot_firmware"] = True
     elif value and value.startswith("iscsi:"):
-        state["netroots"] = (*state.get("netroots", ()), parse_iscsi_root(value, key, _redact(token)))
+        _append(state, "netroots", parse_iscsi_root(value, key, redact_iscsi_root(token)))
     elif value:
-        state["other_netroots"] = (*state.get("other_netroots", ()), value)
+        _append(state, "other_netroots", value)
     else:
         raise _err(key, token, "empty value")
 
 
-def _redact(token: str) -> str:
-    """A root=iscsi: word with its credentials replaced, fit for an error message."""
-    match = re.match(r"^(.*?iscsi:)([^@]*)@(.*)$", token)
-    if match and match.group(2):
-        return f"{match.group(1)}***@{match.group(3)}"
-    return token
+def _credentials_end(spec: str) -> int:
+    """Index of the '@' that ends the credentials of an iscsi: spec (the part after `iscsi:`), or -1.
+
+    Normally the last '@' before the target name (which starts at the last ':iqn.'/':eui.'/':naa.'). With no '@'
+    before that, a later '@' still ends credentials when a spec follows it (a password such as 'eui.x' made the
+    name seem to start early); a bare 'name@word' at the end is part of the target name, as dracut allows.
+    """
+    cut = max(spec.rfind(":" + p) for p in TARGET_PREFIXES)
+    before = spec.rfind("@", 0, cut if cut != -1 else len(spec))
+    if before != -1 or cut == -1:
+        return before
+    last = spec.rfind("@")
+    return last if last != -1 and ":" in spec[last + 1 :] else -1
 
 
-def _param(value: str | None, key: str, token: str) -> tuple[str, str]:
+def redact_iscsi_root(token: str) -> str:
+    """A root=iscsi: word fit for an error message: everything from `iscsi:` up to its last '@' is replaced by
+    ***, wherever the parser would have ended the credentials (a malformed word must not leak a password)."""
+    head, sep, rest = token.partition("iscsi:")
+    at = rest.rfind("@") if sep else -1
+    if at == -1:
+        return token
+    return f"{head}{sep}***@{rest[at + 1 :]}"
+
+
+def secret_param(name: str) -> bool:
+    """An iscsiadm parameter whose value is a secret (node.session.auth.password, ...password_in, discovery's)."""
+    return "password" in name.lower()
+
+
+def _param(value: str | None, key: str, token: str) -> tuple[str, str | Secret]:
+    """One rd.iscsi.param=<name>=<value>; a password's value is a `Secret` from here on."""
     if not value or "=" not in value:
         raise _err(key, token, "expected <key>=<value>")
     name, setting = value.split("=", 1)
     if not re.fullmatch(r"[A-Za-z0-9_.\[\]]+", name):
-        raise _err(key, token, f"{name!r} is not an iscsiadm parameter name")
-    return name, setting
+        raise _err(key, token, "the parameter name is not an iscsiadm parameter name")
+    return name, Secret(setting) if secret_param(name) else setting
 
 
 def _net_timeout(state: dict, key: str, value: str | None, token: str) -> None:
     name = key[len("rd.net.timeout.") :]
     if name not in ("iflink", "ifup", "route", "ipv6dad", "ipv6auto", "carrier", "dhcp"):
         raise _err(key, token, "unknown rd.net.timeout (iflink, ifup, route, ipv6dad, ipv6auto, carrier, dhcp)")
-    state["net_timeouts"] = (*state.get("net_timeouts", ()), (name, parse_seconds(value, key, token)))
+    _append(state, "net_timeouts", (name, parse_seconds(value, key, token)))
 
 
-PYISCSI_WAITS = ("total", "iflink", "carrier", "dhcp", "ipv6dad", "ipv6auto", "dhcp6", "connect", "login", "disk",
-                 "replacement")  # fmt: skip
+PYISCSI_WAITS = ("total", "iflink", "carrier", "dhcp", "ipv6dad", "ipv6auto", "dhcp6", "arp", "connect", "login",
+                 "disk", "replacement")  # fmt: skip
 
 
 def _pyiscsi(state: dict, key: str, value: str | None, token: str) -> None:
@@ -665,7 +697,7 @@ def _pyiscsi(state: dict, key: str, value: str | None, token: str) -> None:
         raise _err(
             key, token, "unknown rd.pyiscsi option (rd.pyiscsi.timeout[.<wait>], rd.pyiscsi.loglevel, rd.pyiscsi.agent)"
         )
-    state["pyiscsi_timeouts"] = (*state.get("pyiscsi_timeouts", ()), (name, parse_seconds(value, key, token)))
+    _append(state, "pyiscsi_timeouts", (name, parse_seconds(value, key, token)))
 
 
 def _transport(value: str | None, key: str, token: str) -> str:
@@ -684,7 +716,7 @@ def _target_ip(value: str | None, key: str, token: str) -> str:
 
 
 def _unsupported(state: dict, key: str, value: str | None, token: str) -> None:
-    state["unsupported"] = (*state.get("unsupported", ()), token)
+    _append(state, "unsupported", token)
 
 
 HANDLERS: dict[str, Handler] = {
@@ -753,7 +785,7 @@ def parse_cmdline(text: str) -> Cmdline:
         secret = key in SECRET_KEYS or (key == "rd.iscsi.param" and "auth" in (value or "").lower())
         token = f"{raw_key}=***" if secret else word
         handler(state, key, value, token)
-    return replace(Cmdline(), **state)
+    return replace(Cmdline(), **{k: tuple(v) if isinstance(v, list) else v for k, v in state.items()})
 
 
 __all__ = [

@@ -29,7 +29,8 @@ def to_kmsg(line: str, priority: int = KMSG_INFO, path: str = KMSG_PATH) -> bool
 
 
 def report_failure(command: str, message: str, *, kmsg: bool = False) -> None:
-    line = f"pyiscsi {command}: {' '.join(message.splitlines())}"
+    """`pyiscsi <command>: <message>` on one line (`pyiscsi: ...` before a command is known)."""
+    line = f"pyiscsi{' ' if command else ''}{command}: {' '.join(message.splitlines())}"
     print(line, file=sys.stderr, flush=True)
     if kmsg:
         to_kmsg(f"{command}: {message}", KMSG_ERR)

@@ -94,6 +94,8 @@ def run_boot(
 
     for state in steps.bring_up(plan, total):
         timeline.mark("address", f"{state.name} {' '.join(state.addresses)} ({state.seconds:.2f}s)")
+        for dropped in state.warnings:  # a bad DHCP option was left out: said, never a failed boot (escaped)
+            warn(f"{state.name}: {dropped}")
 
     sessions: list[SessionState] = []
     for index, planned in enumerate(plan.targets):
@@ -114,10 +116,11 @@ def run_boot(
                     _label(target),
                 )
                 session = replace(session, root=root and n == 0)
-                timeline.mark("login", f"{session.target} {session.address}:{session.port} session {session.sid}")
+                held = session.session
+                timeline.mark("login", f"{held.target} {held.portal.address}:{held.portal.port} session {held.sid}")
                 device = steps.wait_disk(session, total.child("disk", plan.timeouts.disk))
                 sessions.append(replace(session, device=device))
-                timeline.mark("disk", f"{device} lun {session.lun} of {session.target}")
+                timeline.mark("disk", f"{device} lun {held.lun} of {held.target}")
         except PyiscsiError as exc:
             if root:
                 raise

@@ -34,28 +34,25 @@ are errors when the boot depends on them and notes otherwise; `explain` prints t
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import ipaddress
 import os
-import re
-import secrets
 from pathlib import Path
 
 from boot.cmdline import Cmdline, IpConfig, IpMethod, IscsiRoot, parse_cmdline
-from boot.plan import BootPlan, Chap, InterfacePlan, Method, Source, TargetPlan, Timeouts
+from boot.plan import BootPlan, InterfacePlan, Method, Source, TargetPlan, Timeouts
+from initiator import initiator_name
+from initiator.credentials import Chap
 from initiator.errors import BadInputError, CmdlineError, IbftError, PyiscsiError
 from initiator.ibft import ChapType, Ibft, IbftNic, IbftTarget, Origin
 from initiator.negotiation import digest_offer
+from initiator.printable import printable
 from initiator.secret import Secret
 
 PROC_CMDLINE = "/proc/cmdline"
 CMDLINE_D = "/etc/cmdline.d"
-INITIATOR_FILE = "/etc/iscsi/initiatorname.iscsi"
-MACHINE_ID = "/etc/machine-id"
-GENERATED_PREFIX = "iqn.2026-11.org.pyiscsi:"
+INITIATOR_FILE = str(initiator_name.OPEN_ISCSI_NAME_FILE)
+MACHINE_ID = str(initiator_name.MACHINE_ID_FILE)
 NO_IBFT = "none"  # --ibft none: do not look for firmware
-NAME_RE = re.compile(r"(iqn\.\d{4}-\d{2}\.[^\s]+|eui\.[0-9A-Fa-f]{16}|naa\.[0-9A-Fa-f]{16}([0-9A-Fa-f]{16})?)")
-MAX_NAME = 223  # RFC 7143 section 4.2.7.1
 
 PARAM_TIMEOUTS = {
     "node.session.timeo.replacement_timeout": "replacement",
@@ -355,56 +352,28 @@ def apply_auth_params(
     return out
 
 
-def _same(a: TargetPlan, b: TargetPlan) -> bool:
-    return (a.address, a.port, a.name) == (b.address, b.port, b.name)
+def _identity(t: TargetPlan) -> tuple[str, int, str | None]:
+    """What makes two planned targets one: the portal and the name (a set of these keeps planning linear)."""
+    return (t.address, t.port, t.name)
 
 
 # ---- initiator name and waits ----------------------------------------------------------------------------------
 
 
-def check_initiator_name(name: str, field: str) -> str:
-    if len(name.encode()) > MAX_NAME or not NAME_RE.fullmatch(name):
-        raise CmdlineError(field, name, "not an iSCSI name (iqn.yyyy-mm.reversed.domain[:...], eui. or naa.)")
-    return name
-
-
-def read_initiator_file(path: str) -> str | None:
-    """InitiatorName= from open-iscsi's file (comments and blank lines skipped)."""
-    try:
-        text = Path(path).read_text(errors="replace")[:65536]
-    except OSError:
-        return None
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith("InitiatorName="):
-            name = line.split("=", 1)[1].strip()
-            if name:
-                return check_initiator_name(name, path)
-    return None
-
-
-def generated_initiator_name(machine_id_path: str = MACHINE_ID) -> str:
-    """Stable across runs when /etc/machine-id exists (so `explain` shows what `boot` will use)."""
-    try:
-        seed = Path(machine_id_path).read_text().strip()
-    except OSError:
-        seed = ""
-    tail = hashlib.sha256(seed.encode()).hexdigest()[:12] if seed else secrets.token_hex(6)
-    return GENERATED_PREFIX + tail
-
-
 def resolve_initiator(
     cmdline: Cmdline, ibft: Ibft | None, initiator_file: str, machine_id_path: str
 ) -> tuple[str, str]:
-    """(name, where it came from)."""
-    if cmdline.initiator:
-        return check_initiator_name(cmdline.initiator, "rd.iscsi.initiator"), "rd.iscsi.initiator"
-    if ibft is not None and ibft.initiator is not None and ibft.initiator.name:
-        return ibft.initiator.name, "the iBFT"
-    from_file = read_initiator_file(initiator_file)
-    if from_file:
-        return from_file, initiator_file
-    return generated_initiator_name(machine_id_path), f"generated (no rd.iscsi.initiator, iBFT or {initiator_file})"
+    """(name, where it came from). The name checks and the default are initiator.initiator_name's, so `probe`
+    and `discover` use the same name; a bad name here is a CmdlineError, as every other input of the plan."""
+    try:
+        if cmdline.initiator:
+            return initiator_name.validate_name(cmdline.initiator, "rd.iscsi.initiator"), "rd.iscsi.initiator"
+        if ibft is not None and ibft.initiator is not None and ibft.initiator.name:
+            return ibft.initiator.name, "the iBFT"
+        name, from_file = initiator_name.default_name(initiator_file, machine_id_path)
+    except BadInputError as exc:
+        raise CmdlineError(exc.field, exc.value, exc.reason) from None
+    return name, from_file or f"generated (no rd.iscsi.initiator, iBFT or {initiator_file})"
 
 
 def plan_timeouts(cmdline: Cmdline) -> Timeouts:
@@ -466,17 +435,31 @@ def build_plan(
         if not cmd_targets and not ibft_wanted and firmware_targets:
             notes_out.append("no target on the command line: using the iBFT's")
     targets: list[TargetPlan] = []
+    seen: set[tuple[str, int, str | None, int]] = set()  # (address, port, name, lun): linear in the words given
     for target in cmd_targets:  # root=iscsi: and netroot= naming the same LUN log in once
-        if any(_same(target, t) and target.lun == t.lun for t in targets):
-            notes_out.append(f"target {target.name} at {target.address}:{target.port} lun {target.lun}: given twice")
+        key = (*_identity(target), target.lun)
+        if key in seen:
+            notes_out.append(
+                f"target {printable(str(target.name))} at {target.address}:{target.port} lun {target.lun}: given twice"
+            )
             continue
+        seen.add(key)
         targets.append(target)
+    from_cmdline = {_identity(t) for t in targets}
+    from_firmware: set[tuple[str, int, str | None]] = set()
     for target in firmware_targets:
         plan = target_from_ibft(target)
-        if any(_same(plan, t) for t in targets):
-            notes_out.append(f"iBFT target {plan.name} at {plan.address}:{plan.port}: the command line's wins")
+        where = f"iBFT target {printable(str(plan.name))} at {plan.address}:{plan.port}"
+        if _identity(plan) in from_cmdline:
+            notes_out.append(f"{where}: the command line's wins")
             continue
+        if _identity(plan) in from_firmware:
+            notes_out.append(f"{where}: listed twice in the iBFT, logged in to once")
+            continue
+        from_firmware.add(_identity(plan))
         targets.append(plan)
+    if ibft is not None:
+        notes_out.extend(f"iBFT: {warning}" for warning in ibft.warnings)
 
     targets = apply_auth_params(targets, cmdline.params, notes_out)
     firmware_nics = bool(firmware_targets) or cmdline.ibft

@@ -3,7 +3,8 @@
 The answer is `TargetName=` keys, each followed by zero or more `TargetAddress=addr[:port],tpgt` keys (IPv6 in
 brackets, host names allowed). A target listed without an address is reachable at the discovery portal itself.
 The response may span several Text Responses (C bit / F bit 0 with a TTT); the pieces are joined before parsing
-because a key may be cut anywhere, and the whole is bounded in bytes and rounds.
+because a key may be cut anywhere, and the whole is bounded in bytes and rounds. The parse is linear in the
+answer (a 1 MiB answer may hold ~30,000 addresses) and checks the caller's deadline as it goes.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from initiator import pdu as P
-from initiator.errors import BadInputError, IscsiError, LocalProtocolError, RemoteProtocolError
+from initiator.deadline import Deadline
+from initiator.errors import BadInputError, IscsiError, LocalProtocolError, RemoteProtocolError, RemoteValueError
+from initiator.numbers import ascii_int
 from initiator.portal import Portal, parse_portal
 from initiator.session import Session, TextReply
 from initiator.text import decode_text
@@ -20,6 +23,8 @@ SEND_TARGETS_ALL = b"SendTargets=All\x00"
 MAX_RESPONSE_BYTES = 1 << 20
 MAX_ROUNDS = 1024
 MAX_NAME = 223
+CHECK_EVERY = 256  # keys parsed between two looks at the deadline
+ADDRESS_FIELD = "SendTargets TargetAddress"
 
 
 @dataclass(frozen=True)
@@ -51,48 +56,43 @@ class DiscoveredTarget:
 def _target_address(value: str) -> DiscoveredPortal:
     host, comma, tag = value.rpartition(",")
     if not comma:
-        host, tag = value, ""
-    tpgt: int | None = None
-    if comma:
-        if not tag.isdigit() or int(tag) > 0xFFFF:
-            raise RemoteProtocolError(f"SendTargets: TargetAddress {value!r}: portal group tag {tag!r} is not 0..65535")
-        tpgt = int(tag)
+        host = value
+    tpgt = ascii_int(tag, ADDRESS_FIELD, 0, 0xFFFF, peer=True, whole=value, what="portal group tag") if comma else None
     try:
-        portal = parse_portal(host, field="TargetAddress")
+        portal = parse_portal(host, field=ADDRESS_FIELD)
     except BadInputError as exc:
-        raise RemoteProtocolError(f"SendTargets: TargetAddress {value!r}: {exc.reason}") from None
+        raise RemoteValueError(ADDRESS_FIELD, value[:80], exc.reason) from None
     return DiscoveredPortal(portal.address, portal.port, tpgt)
 
 
-def parse_send_targets(data: bytes, discovery_portal: Portal) -> list[DiscoveredTarget]:
-    """The targets in a whole SendTargets answer, in the order the target listed them."""
-    order: list[str] = []
-    portals: dict[str, list[DiscoveredPortal]] = {}
-    current: str | None = None
-    for key, value in decode_text(data):
+def parse_send_targets(
+    data: bytes, discovery_portal: Portal, *, deadline: Deadline | None = None
+) -> list[DiscoveredTarget]:
+    """The targets in a whole SendTargets answer, in the order the target listed them, repeats merged.
+
+    Linear in the answer: targets and their portals are insertion-ordered dicts (an ordered set each), so a
+    target repeating one address 30,000 times costs 30,000 look-ups, not 30,000**2 / 2 comparisons. `deadline`
+    (the caller's) is checked every CHECK_EVERY keys: the work of a 1 MiB answer counts against it too.
+    """
+    pairs = decode_text(data)
+    found: dict[str, dict[DiscoveredPortal, None]] = {}
+    current: dict[DiscoveredPortal, None] | None = None
+    for count, (key, value) in enumerate(pairs):
+        if deadline is not None and count % CHECK_EVERY == 0:
+            deadline.check(f"parsing the SendTargets answer ({count} of {len(pairs)} keys)")
         if key == "SendTargets" and value in ("Reject", "Irrelevant", "NotUnderstood"):
             raise IscsiError(f"the target answered SendTargets={value}")
         if key == "TargetName":
             if not value or len(value.encode()) > MAX_NAME:
                 raise RemoteProtocolError(f"SendTargets: TargetName {value[:80]!r} is not 1..{MAX_NAME} bytes")
-            current = value
-            if value not in portals:
-                order.append(value)
-                portals[value] = []
+            current = found.setdefault(value, {})
         elif key == "TargetAddress":
             if current is None:
                 raise RemoteProtocolError(f"SendTargets: TargetAddress {value[:80]!r} before any TargetName")
-            address = _target_address(value)
-            if address not in portals[current]:
-                portals[current].append(address)
+            current.setdefault(_target_address(value), None)
         # Other keys (TargetAlias, vendor keys) carry nothing discovery needs.
-    return [
-        DiscoveredTarget(
-            name,
-            tuple(portals[name]) or (DiscoveredPortal(discovery_portal.address, discovery_portal.port, None),),
-        )
-        for name in order
-    ]
+    here = (DiscoveredPortal(discovery_portal.address, discovery_portal.port, None),)
+    return [DiscoveredTarget(name, tuple(portals) or here) for name, portals in found.items()]
 
 
 class SendTargets:
@@ -149,7 +149,8 @@ class SendTargets:
     def done(self) -> bool:
         return self._done
 
-    def targets(self) -> list[DiscoveredTarget]:
+    def targets(self, deadline: Deadline | None = None) -> list[DiscoveredTarget]:
+        """The whole answer parsed; `deadline` bounds the parse (see parse_send_targets)."""
         if not self._done:
             raise LocalProtocolError("SendTargets: the answer is not complete yet")
-        return parse_send_targets(b"".join(self._parts), self.discovery_portal)
+        return parse_send_targets(b"".join(self._parts), self.discovery_portal, deadline=deadline)

@@ -17,6 +17,14 @@ Addresses are 16 bytes, IPv4 as ::ffff:a.b.c.d; all zeros (or ::ffff:0.0.0.0) me
 (length, offset) without the NUL; length 0 means absent. The whole sum of the table's bytes must be 0 mod 256.
 Every offset and length is checked against the table's bounds before it is followed, so a hostile table costs
 at most its own size and ends in an IbftError, never an IndexError.
+
+Secrets: a string's length or offset may be wrong by a few bytes and so run into its neighbour, which is often a
+CHAP secret. So an error never quotes a string's bytes (it gives the field, offset, length and the bad byte's
+position), and a non-secret string whose bytes overlap any target's declared secret is refused outright, so a
+name can never print a secret's characters.
+
+Inconsistent but readable tables (a target listed twice, a target's NIC index naming no NIC, a structure in a
+slot meant for another kind, a second initiator) parse, and `Ibft.warnings` says what is odd, field by field.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 import struct
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -185,6 +194,7 @@ class Ibft:
     nics: tuple[IbftNic, ...] = ()
     targets: tuple[IbftTarget, ...] = ()
     revision: int = 1
+    warnings: tuple[str, ...] = ()  # what is inconsistent but not fatal, each naming its field; never a secret
 
     def nic(self, index: int) -> IbftNic | None:
         return next((n for n in self.nics if n.index == index), None)
@@ -197,6 +207,7 @@ class Ibft:
             "initiator": None if self.initiator is None else self.initiator.to_json(),
             "nics": [n.to_json() for n in self.nics],
             "targets": [t.to_json(show_secrets) for t in self.targets],
+            "warnings": list(self.warnings),
         }
 
 
@@ -251,6 +262,17 @@ def format_pci_bdf(value: int) -> str | None:
     return f"{value >> 8:02x}:{(value >> 3) & 0x1F:02x}.{value & 0x7}"
 
 
+def is_control(char: str) -> bool:
+    """C0 (ESC included), DEL and C1: never legitimate in an iBFT string, and unsafe on a terminal."""
+    code = ord(char)
+    return code < 0x20 or 0x7F <= code <= 0x9F
+
+
+def first_control(text: str) -> int | None:
+    """The position of the first control character in `text`, or None."""
+    return next((i for i, c in enumerate(text) if is_control(c)), None)
+
+
 def check_prefix(field: str, ip: IPAddress | None, prefix: int) -> int | None:
     if ip is None:
         return None
@@ -260,7 +282,73 @@ def check_prefix(field: str, ip: IPAddress | None, prefix: int) -> int | None:
     return prefix
 
 
+# ---- consistency (shared with the sysfs reader) ----------------------------------------------------------------
+
+FieldName = Callable[[str, str], str]
+
+
+def _dotted(label: str, attribute: str) -> str:
+    return f"{label}.{attribute}"
+
+
+def consistency_warnings(
+    nics: Sequence[tuple[str, IbftNic]], targets: Sequence[tuple[str, IbftTarget]], field: FieldName = _dotted
+) -> list[str]:
+    """What a table says twice or points at nothing, among the structures in use. Names fields, quotes no string.
+
+    `nics` and `targets` pair each structure with its label ("nic0", or a sysfs directory); `field(label,
+    attribute)` names one of its fields the way the source does.
+    """
+    out: list[str] = []
+    nics_in_use = [(label, n) for label, n in nics if n.in_use]
+    first_nic: dict[int, str] = {}
+    for label, nic in nics_in_use:
+        if nic.index in first_nic:
+            out.append(
+                f"{field(label, 'index')}: {nic.index}, the same as {first_nic[nic.index]}'s; "
+                f"a target's NIC index {nic.index} means {first_nic[nic.index]}"
+            )
+        else:
+            first_nic[nic.index] = label
+    unused = {n.index for _, n in nics if not n.in_use} - set(first_nic)
+    seen_target: dict[tuple[object, ...], str] = {}
+    seen_index: dict[int, str] = {}
+    for label, target in targets:
+        if not target.in_use:
+            continue
+        if target.nic_index not in first_nic:
+            if target.nic_index in unused:
+                why = "a NIC not marked valid or boot-selected"
+            elif first_nic:
+                why = f"no NIC in the table (its NIC indexes: {', '.join(str(i) for i in sorted(first_nic))})"
+            else:
+                why = "no NIC: the table has none in use"
+            out.append(f"{field(label, 'nic_index')}: {target.nic_index} names {why}")
+        key = (target.ip, target.port, target.name, target.lun)
+        if key in seen_target:
+            out.append(f"{label}: the same target (name, address, port and LUN) as {seen_target[key]}")
+        else:
+            seen_target[key] = label
+        if target.index in seen_index:
+            out.append(f"{field(label, 'index')}: {target.index}, the same as {seen_index[target.index]}'s")
+        else:
+            seen_index[target.index] = label
+    return out
+
+
 # ---- the parser ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Extent:
+    """Where a secret's bytes are, as its (length, offset) pair says. Errors give its offset, never its length."""
+
+    field: str
+    offset: int
+    length: int
+
+    def overlaps(self, offset: int, length: int) -> bool:
+        return offset < self.offset + self.length and self.offset < offset + length
 
 
 class _Table:
@@ -268,6 +356,7 @@ class _Table:
 
     def __init__(self, data: bytes) -> None:
         self.data = data
+        self.secrets: tuple[_Extent, ...] = ()
 
     def need(self, field: str, offset: int, length: int) -> None:
         if offset < 0 or offset + length > len(self.data):
@@ -291,20 +380,40 @@ class _Table:
         return address_from_bytes(self.raw(field, offset, 16))
 
     def string(self, field: str, offset: int, secret: bool = False) -> str | None:
-        """The (length u16, offset u16) pair at `offset`, followed. A secret's bytes never go into an error."""
+        """The (length u16, offset u16) pair at `offset`, followed.
+
+        Errors give the field, offset, length and the bad byte's position, never the bytes: a wrong length can
+        run into the next string, and that is often a secret. A non-secret string over a secret is refused.
+        """
         length = self.u16(f"{field}_length", offset)
         where = self.u16(f"{field}_offset", offset + 2)
         if length == 0:
             return None
         if where < HEADER_LENGTH:
             raise IbftError(f"{field}_offset", where, "string points into the table header")
-        raw = self.raw(f"{field}_offset", where, length).rstrip(b"\x00")
+        raw = self.raw(f"{field}_offset", where, length)
+        # a secret's length, and which of its bytes is bad, are facts about the secret: left out
+        span = f"the string at offset {where:#x}" if secret else f"the {length} bytes at offset {where:#x}"
+        holds, is_ = ("holds", "is") if secret else ("hold", "are")
+        if not secret:
+            for extent in self.secrets:
+                if extent.overlaps(where, length):
+                    raise IbftError(
+                        field,
+                        None,
+                        f"{span} overlap {extent.field} (at {extent.offset:#x}); "
+                        f"check {field}_length and {field}_offset",
+                    )
+        raw = raw.rstrip(b"\x00")
         try:
             text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise IbftError(field, None if secret else raw[:64], "not valid UTF-8") from None
-        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
-            raise IbftError(field, None if secret else text[:64], "contains control characters")
+        except UnicodeDecodeError as exc:
+            where_bad = "" if secret else f" (byte {exc.start})"
+            raise IbftError(field, None, f"{span} {is_} not valid UTF-8{where_bad}") from None
+        bad = first_control(text)
+        if bad is not None:
+            which = "" if secret else f" ({ord(text[bad]):#04x} at byte {len(text[:bad].encode())})"
+            raise IbftError(field, None, f"{span} {holds} a control character{which}")
         return text or None
 
 
@@ -390,6 +499,31 @@ def _target(table: _Table, offset: int, slot: int) -> IbftTarget:
     )
 
 
+_KIND_NAMES = {StructureId.INITIATOR: "an initiator", StructureId.NIC: "a NIC", StructureId.TARGET: "a target"}
+_SECRET_PAIRS = (("chap_secret", 42), ("reverse_chap_secret", 50))
+
+
+def _slot_kind(slot: int) -> StructureId:
+    """The control structure lists the initiator, then NIC0, target0, NIC1, target1, ..."""
+    if slot == 0:
+        return StructureId.INITIATOR
+    return StructureId.NIC if slot % 2 else StructureId.TARGET
+
+
+def _secret_extents(table: _Table, target_offsets: list[int]) -> tuple[_Extent, ...]:
+    """Every target's secrets, found before any string is read so no string can print one. Best effort: a pair
+    that is out of bounds is skipped here and reported when its target is parsed."""
+    out = []
+    for n, offset in enumerate(target_offsets):
+        for name, at in _SECRET_PAIRS:
+            if offset + at + 4 > len(table.data):
+                continue
+            length, where = struct.unpack_from("<HH", table.data, offset + at)
+            if length and where >= HEADER_LENGTH:
+                out.append(_Extent(f"target{n}.{name}", where, length))
+    return tuple(out)
+
+
 def _ascii_field(table: _Table, field: str, offset: int, length: int) -> str:
     raw = table.raw(field, offset, length).rstrip(b"\x00 ")
     if any(b < 0x20 or b > 0x7E for b in raw):
@@ -429,9 +563,7 @@ def parse_ibft(data: bytes, source: str = "") -> Ibft:
     used = sum(1 for o in offsets if o)
     if used > MAX_STRUCTURES:
         raise IbftError("control.length", control_length, f"{used} structures listed, at most {MAX_STRUCTURES}")
-    initiator: IbftInitiator | None = None
-    nics: list[IbftNic] = []
-    targets: list[IbftTarget] = []
+    listed: list[tuple[int, str, int, int]] = []  # (slot, its field, offset, structure id)
     for slot, offset in enumerate(offsets):
         if offset == 0:
             continue
@@ -440,16 +572,37 @@ def parse_ibft(data: bytes, source: str = "") -> Ibft:
             raise IbftError(field, offset, "points into the header or the control structure")
         table.need(field, offset, 6)  # the common structure header
         kind_raw = table.u8(field, offset)
-        if kind_raw == StructureId.EXTENSIONS:
-            continue
-        if kind_raw == StructureId.INITIATOR and initiator is None:
-            initiator = _initiator(table, offset)
-        elif kind_raw == StructureId.NIC:
-            nics.append(_nic(table, offset, len(nics)))
-        elif kind_raw == StructureId.TARGET:
-            targets.append(_target(table, offset, len(targets)))
-        else:
+        if kind_raw not in (StructureId.INITIATOR, StructureId.NIC, StructureId.TARGET, StructureId.EXTENSIONS):
             raise IbftError(f"{field} -> id", kind_raw, "expected an initiator (2), NIC (3) or target (4)")
+        listed.append((slot, field, offset, kind_raw))
+    table.secrets = _secret_extents(table, [offset for _, _, offset, kind in listed if kind == StructureId.TARGET])
+
+    warnings: list[str] = []
+    initiator: IbftInitiator | None = None
+    initiator_field = ""
+    nics: list[IbftNic] = []
+    targets: list[IbftTarget] = []
+    for slot, field, offset, kind in listed:
+        if kind == StructureId.EXTENSIONS:
+            continue
+        expected = _slot_kind(slot)
+        if kind == StructureId.INITIATOR and initiator is not None:
+            warnings.append(f"{field}: a second initiator structure (the first is at {initiator_field}); ignored")
+            continue
+        if kind != expected:
+            warnings.append(
+                f"{field}: points to {_KIND_NAMES[kind]} structure in a slot meant for {_KIND_NAMES[expected]}; "
+                f"read as {_KIND_NAMES[kind]}"
+            )
+        if kind == StructureId.INITIATOR:
+            initiator, initiator_field = _initiator(table, offset), field
+        elif kind == StructureId.NIC:
+            nics.append(_nic(table, offset, len(nics)))
+        else:
+            targets.append(_target(table, offset, len(targets)))
+    warnings += consistency_warnings(
+        [(f"nic{i}", n) for i, n in enumerate(nics)], [(f"target{i}", t) for i, t in enumerate(targets)]
+    )
     return Ibft(
         source=source,
         oem_id=oem_id,
@@ -458,4 +611,5 @@ def parse_ibft(data: bytes, source: str = "") -> Ibft:
         nics=tuple(nics),
         targets=tuple(targets),
         revision=table.data[8],
+        warnings=tuple(warnings),
     )

@@ -4,6 +4,9 @@ Thin readers around `initiator.ibft.parse_ibft`. Without a source, the contract'
 `/sys/firmware/acpi/tables/iBFT` (UEFI firmware; the whole table, nothing lost), then `/sys/firmware/ibft`
 (the iscsi_ibft module; lossy: no OEM ids, LUN bytes printed unpadded), then `/dev/mem` (legacy BIOS, as iPXE in
 QEMU writes it: a 16-byte-aligned signature in 0x80000-0xFFFFF, the VGA hole 0xA0000-0xBFFFF skipped).
+
+The sysfs strings get the same checks as the table's (no control characters; a secret's bytes never in an
+error), and the same consistency warnings.
 """
 
 from __future__ import annotations
@@ -12,10 +15,13 @@ import ipaddress
 import os
 import re
 import stat
+from itertools import accumulate
 from pathlib import Path
 
 from initiator.errors import IbftError
 from initiator.ibft import (
+    CONTROL_MIN_LENGTH,
+    HEADER_LENGTH,
     MAX_TABLE_LENGTH,
     SIGNATURES,
     ChapType,
@@ -26,6 +32,8 @@ from initiator.ibft import (
     IbftTarget,
     IPAddress,
     check_prefix,
+    consistency_warnings,
+    first_control,
     lun_from_bytes,
     parse_ibft,
 )
@@ -39,7 +47,7 @@ SCAN_END = 0x100000
 VGA_HOLE = (0xA0000, 0xC0000)
 MAX_SYSFS_FILE = 4096  # a sysfs attribute is at most one page
 MAX_SCANNED_LENGTH = 0x10000  # a candidate claiming more is not taken (real tables are a few hundred bytes)
-MAX_CANDIDATES = 64  # signatures whose checksum is tried: bounds the scan of a hostile memory image
+MAX_PARSED_CANDIDATES = 256  # checksum-valid candidates fully parsed before giving up (each costs its length)
 
 
 # ---- raw table file --------------------------------------------------------------------------------------------
@@ -57,33 +65,62 @@ def read_table_file(path: str) -> Ibft:
 # ---- /dev/mem ----------------------------------------------------------------------------------------------------
 
 
-def find_in_memory(image: bytes, base: int = SCAN_START) -> bytes | None:
-    """The first table in `image` (memory from `base`) at a 16-byte-aligned address with a valid checksum.
+def memory_candidates(image: bytes, base: int = SCAN_START) -> list[tuple[int, int, bool]]:
+    """Every plausible table in `image` (memory from `base`), in address order: (address, length, checksum ok).
 
-    A signature whose length runs past the window or whose checksum is wrong is skipped, but the first such
-    candidate is returned if nothing better turns up, so the parser can say what is wrong with it.
+    Plausible: a signature on a 16-byte boundary outside the VGA hole, and a length that covers the header and
+    control structure and stays inside the window. The whole window is looked at, however many bogus signatures
+    come first, and no byte is summed or copied twice: a candidate's checksum is the difference of two running
+    sums over 16-byte blocks (taken once, when a first candidate turns up) plus its last few bytes, so the work
+    is linear in the window's size.
     """
+    first = (-base) % 16  # the first 16-byte-aligned address
+    running: list[int] = []
+
+    def checksum(pos: int, length: int) -> int:
+        if not running:
+            running.extend(accumulate((sum(image[i : i + 16]) for i in range(first, len(image), 16)), initial=0))
+        block, whole = (pos - first) // 16, length // 16
+        tail = sum(image[pos + 16 * whole : pos + length])
+        return (running[block + whole] - running[block] + tail) % 256
+
     end = base + len(image)
-    candidate: bytes | None = None
-    tried = 0
-    for signature in SIGNATURES:
-        pos = image.find(signature)
-        while pos != -1 and tried < MAX_CANDIDATES:
-            address = base + pos
-            if address % 16 == 0 and not VGA_HOLE[0] <= address < VGA_HOLE[1]:
-                length = int.from_bytes(image[pos + 4 : pos + 8], "little") if pos + 8 <= len(image) else 0
-                if 48 <= length <= min(end - address, MAX_SCANNED_LENGTH):
-                    tried += 1
-                    table = image[pos : pos + length]
-                    if sum(table) % 256 == 0:
-                        return table
-                    candidate = candidate or table
-            pos = image.find(signature, pos + 1)
-    return candidate
+    out = []
+    for pos in range(first, len(image) - 8, 16):
+        address = base + pos
+        if VGA_HOLE[0] <= address < VGA_HOLE[1] or image[pos : pos + 4] not in SIGNATURES:
+            continue
+        length = int.from_bytes(image[pos + 4 : pos + 8], "little")
+        if HEADER_LENGTH + CONTROL_MIN_LENGTH <= length <= min(end - address, MAX_SCANNED_LENGTH):
+            out.append((address, length, checksum(pos, length) == 0))
+    return out
+
+
+def find_in_memory(image: bytes, base: int = SCAN_START, source: str = "") -> Ibft | None:
+    """The first candidate with a valid checksum that parses; None when there is no candidate at all.
+
+    When candidates exist but none is good, the error of the first checksum-valid one (else the first one's,
+    a checksum error) is raised, so the user learns what is wrong with the table that is there. At most
+    MAX_PARSED_CANDIDATES are parsed: only a crafted image has that many bogus tables with right checksums.
+    """
+    candidates = memory_candidates(image, base)
+    first_error: IbftError | None = None
+    good = [(address, length) for address, length, checksum_ok in candidates if checksum_ok]
+    for address, length in good[:MAX_PARSED_CANDIDATES]:
+        try:
+            return parse_ibft(image[address - base : address - base + length], source=source)
+        except IbftError as exc:
+            first_error = first_error or exc
+    if first_error is not None:
+        raise first_error
+    if candidates:
+        address, length, _ = candidates[0]
+        return parse_ibft(image[address - base : address - base + length], source=source)  # a checksum error
+    return None
 
 
 def scan_memory(path: str = DEV_MEM, start: int = SCAN_START, end: int = SCAN_END) -> Ibft | None:
-    """Read the legacy window from `path` (/dev/mem, or a memory image in tests) and parse the table found."""
+    """Read the legacy window from `path` (/dev/mem, or a memory image in tests) once, and find the table in it."""
     image = bytearray()
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -107,14 +144,14 @@ def scan_memory(path: str = DEV_MEM, start: int = SCAN_START, end: int = SCAN_EN
         raise IbftError("ibft source", path, f"cannot read low memory: {exc.strerror}") from None
     finally:
         os.close(fd)
-    table = find_in_memory(bytes(image), start)
-    return None if table is None else parse_ibft(table, source=path)
+    return find_in_memory(bytes(image), start, source=path)
 
 
 # ---- sysfs (iscsi_ibft) ----------------------------------------------------------------------------------------
 
 
-def _read(directory: Path, name: str) -> str | None:
+def _read(directory: Path, name: str, secret: bool = False) -> str | None:
+    """One attribute, without the kernel's newline. A secret's bytes never go into an error."""
     path = directory / name
     try:
         with open(path, "rb") as f:
@@ -127,10 +164,20 @@ def _read(directory: Path, name: str) -> str | None:
         raise IbftError(str(path), None, f"longer than {MAX_SYSFS_FILE} bytes")
     try:
         text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise IbftError(str(path), raw[:64], "not valid UTF-8") from None
+    except UnicodeDecodeError as exc:
+        raise IbftError(str(path), None, "not valid UTF-8" + ("" if secret else f" (byte {exc.start})")) from None
     text = text[:-1] if text.endswith("\n") else text
     return text or None
+
+
+def _string(directory: Path, name: str, secret: bool = False) -> str | None:
+    """A string attribute (a name, a host name, a secret): the table's rule, no control characters."""
+    text = _read(directory, name, secret)
+    bad = None if text is None else first_control(text)
+    if text is not None and bad is not None:
+        which = "" if secret else f" ({ord(text[bad]):#04x} at character {bad})"
+        raise IbftError(str(directory / name), None, f"holds a control character{which}")
+    return text
 
 
 def _int(directory: Path, name: str, default: int | None = None, limit: int = 0xFFFF) -> int:
@@ -211,8 +258,15 @@ def _sorted_dirs(root: Path, prefix: str) -> list[Path]:
 
 
 def _secret(directory: Path, name: str) -> Secret | None:
-    text = _read(directory, name)
+    text = _string(directory, name, secret=True)
     return None if text is None else Secret(text)
+
+
+SYSFS_ATTRIBUTES = {"index": "index", "nic_index": "nic-assoc"}  # our field names -> the kernel's file names
+
+
+def _sysfs_field(directory: str, attribute: str) -> str:
+    return f"{directory}/{SYSFS_ATTRIBUTES.get(attribute, attribute)}"
 
 
 def read_sysfs(path: str = SYSFS_DIR) -> Ibft:
@@ -226,14 +280,15 @@ def read_sysfs(path: str = SYSFS_DIR) -> Ibft:
         initiator = IbftInitiator(
             index=_int(init_dir, "index", 0, 255),
             flags=IbftFlags(_int(init_dir, "flags", 0, 255)),
-            name=_read(init_dir, "initiator-name"),
+            name=_string(init_dir, "initiator-name"),
             isns_server=_address(init_dir, "isns-server"),
             slp_server=_address(init_dir, "slp-server"),
             primary_radius=_address(init_dir, "pri-radius-server"),
             secondary_radius=_address(init_dir, "sec-radius-server"),
         )
     nics = []
-    for d in _sorted_dirs(root, "ethernet"):
+    nic_dirs = _sorted_dirs(root, "ethernet")
+    for d in nic_dirs:
         ip = _address(d, "ip-addr")
         nics.append(
             IbftNic(
@@ -248,11 +303,12 @@ def read_sysfs(path: str = SYSFS_DIR) -> Ibft:
                 vlan=_int(d, "vlan", 0),
                 mac=_mac(d),
                 pci_bdf=None,
-                hostname=_read(d, "hostname"),
+                hostname=_string(d, "hostname"),
             )
         )
     targets = []
-    for d in _sorted_dirs(root, "target"):
+    target_dirs = _sorted_dirs(root, "target")
+    for d in target_dirs:
         chap_raw = _int(d, "chap-type", 0, 255)
         try:
             chap_type = ChapType(chap_raw)
@@ -266,23 +322,29 @@ def read_sysfs(path: str = SYSFS_DIR) -> Ibft:
                 ip=_address(d, "ip-addr"),
                 port=_int(d, "port", 3260),
                 lun=parse_sysfs_lun(lun_text, str(d / "lun")),
-                name=_read(d, "target-name"),
+                name=_string(d, "target-name"),
                 nic_index=_int(d, "nic-assoc", 0, 255),
                 chap_type=chap_type,
-                chap_name=_read(d, "chap-name"),
+                chap_name=_string(d, "chap-name"),
                 chap_secret=_secret(d, "chap-secret"),
-                reverse_chap_name=_read(d, "rev-chap-name"),
+                reverse_chap_name=_string(d, "rev-chap-name"),
                 reverse_chap_secret=_secret(d, "rev-chap-name-secret"),
             )
         )
     header = root / "acpi_header"
+    warnings = consistency_warnings(
+        [(str(d), n) for d, n in zip(nic_dirs, nics, strict=True)],
+        [(str(d), t) for d, t in zip(target_dirs, targets, strict=True)],
+        _sysfs_field,
+    )
     return Ibft(
         source=path,
-        oem_id=(_read(header, "oem_id") or "").strip() if header.is_dir() else "",
-        oem_table_id=(_read(header, "oem_table_id") or "").strip() if header.is_dir() else "",
+        oem_id=(_string(header, "oem_id") or "").strip() if header.is_dir() else "",
+        oem_table_id=(_string(header, "oem_table_id") or "").strip() if header.is_dir() else "",
         initiator=initiator,
         nics=tuple(nics),
         targets=tuple(targets),
+        warnings=tuple(warnings),
     )
 
 

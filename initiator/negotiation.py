@@ -25,7 +25,8 @@ Public API
     Negotiated (frozen): .values: dict RFC key -> canonical value (every relevant key, defaults filled),
         .target_declared: dict of the target's declarations (TargetAlias, TargetPortalGroupTag,
         MaxRecvDataSegmentLength, ...), typed accessors (.max_burst_length, .header_digest ...)
-    parse_number(key, text) -> int   decimal or 0x-hex, RemoteProtocolError naming the key
+    parse_number(key, text) -> int   decimal (ASCII digits) or 0x-hex, RemoteValueError naming the key
+    MAX_NOT_UNDERSTOOD_BYTES         NotUnderstood answers one response may cost us; more is the target's error
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from initiator.errors import BadInputError, LocalProtocolError, RemoteProtocolError
+from initiator.errors import BadInputError, LocalProtocolError, RemoteProtocolError, RemoteValueError
+from initiator.numbers import decimal
 
 REJECT = "Reject"
 IRRELEVANT = "Irrelevant"
@@ -71,6 +73,7 @@ class KeySpec:
 
 
 _MAX_24 = (1 << 24) - 1
+MAX_NUMBER = (1 << 64) - 1  # the largest numerical value RFC 7143 5.1 allows
 
 KEYS: Mapping[str, KeySpec] = MappingProxyType(
     {
@@ -112,9 +115,17 @@ KEYS: Mapping[str, KeySpec] = MappingProxyType(
 # Keys answered Irrelevant rather than negotiated: marker intervals, pointless with markers off.
 _ALWAYS_IRRELEVANT = frozenset({"IFMarkInt", "OFMarkInt"})
 
+# Bytes of NotUnderstood answers we give to one response. Known keys are answered at most once each and our
+# own offers take a few hundred bytes, so this keeps a whole Login Request within 8192 (RFC 7143 6.2).
+MAX_NOT_UNDERSTOOD_BYTES = 4096
+
+
+def _first_unknown(pairs: list[tuple[str, str]]) -> str:
+    return next((k for k, _ in pairs if k not in KEYS and k not in _ALWAYS_IRRELEVANT), "?")
+
+
 # List values we support, per key (the rest of the RFC's values we decline).
-_DECIMAL = re.compile(r"[0-9]{1,20}")
-_HEX = re.compile(r"0[xX][0-9a-fA-F]{1,16}")
+_HEX = re.compile(r"0[xX][0-9a-fA-F]{1,16}")  # re's [0-9a-fA-F] is ASCII; fullmatch, so no trailing newline
 
 _SUPPORTED_LIST_VALUES = {
     "HeaderDigest": ("None", "CRC32C"),
@@ -124,12 +135,13 @@ _SUPPORTED_LIST_VALUES = {
 
 
 def parse_number(key: str, text: str) -> int:
-    """A numerical value: decimal, or hex with 0x (RFC 7143 5.1); RemoteProtocolError naming the key."""
-    if _DECIMAL.fullmatch(text):
-        return int(text)
+    """A numerical value: decimal (ASCII digits), or hex with 0x (RFC 7143 5.1); RemoteValueError naming the key."""
+    number = decimal(text, 0, MAX_NUMBER)
+    if number is not None:
+        return number
     if _HEX.fullmatch(text):
         return int(text[2:], 16)
-    raise RemoteProtocolError(f"key {key}: {text[:40]!r} is not a number")
+    raise RemoteValueError(f"key {key}", None, f"{text[:40]!r} is not a number (ASCII decimal digits, or 0x-hex)")
 
 
 def _bool(key: str, text: str) -> bool:
@@ -314,14 +326,30 @@ class Negotiator:
 
     # -- the target's side ----------------------------------------------------------------------------------
     def receive(self, pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-        """Take the target's keys (answers and offers); return our answers to its offers, in order."""
+        """Take the target's keys (answers and offers); return our answers to its offers, in order.
+
+        Every unknown key gets NotUnderstood, within MAX_NOT_UNDERSTOOD_BYTES per response: our answer must fit
+        in one Login Request of 8192 bytes, so a target flooding us with keys fails the login (its fault, an
+        IscsiError) before we build a request we may not send."""
+        given = list(pairs)
         replies: list[tuple[str, str]] = []
-        for key, value in pairs:
+        echoed = 0
+        for key, value in given:
             if key in SECURITY_KEYS or key in IDENTITY_KEYS:
                 raise LocalProtocolError(f"negotiation: key {key} belongs to the login, not to negotiation")
             reply = self._receive_one(key, value)
-            if reply is not None:
-                replies.append((key, reply))
+            if reply is None:
+                continue
+            if reply == NOT_UNDERSTOOD:
+                echoed += len(key) + len(NOT_UNDERSTOOD) + 2  # key=NotUnderstood and its NUL
+                if echoed > MAX_NOT_UNDERSTOOD_BYTES:
+                    unknown = sum(1 for k, _ in given if k not in KEYS and k not in _ALWAYS_IRRELEVANT)
+                    raise RemoteProtocolError(
+                        f"negotiation: the target sent {unknown} keys we do not understand in one response; "
+                        f"answering NotUnderstood to each would exceed {MAX_NOT_UNDERSTOOD_BYTES} bytes "
+                        f"(first unknown key: {_first_unknown(given)})"
+                    )
+            replies.append((key, reply))
         return replies
 
     def _receive_one(self, key: str, value: str) -> str | None:

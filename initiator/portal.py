@@ -12,10 +12,12 @@ import socket
 from dataclasses import dataclass
 
 from initiator.errors import BadInputError
+from initiator.numbers import ascii_int
 
 DEFAULT_PORT = 3260
+# Used with fullmatch: `$` would also match before a trailing newline.
 _HOSTNAME = re.compile(
-    r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
+    r"(?=.{1,253}\Z)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
 )
 
 
@@ -43,9 +45,7 @@ class Portal:
 
 
 def _port(text: str, whole: str, field: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise BadInputError(field, whole, f"port {text!r} is not a number in 1..65535")
-    return int(text)
+    return ascii_int(text, field, 1, 65535, whole=whole, what="port")
 
 
 def _address(text: str, whole: str, field: str, *, v6: bool) -> str:
@@ -64,7 +64,7 @@ def _address(text: str, whole: str, field: str, *, v6: bool) -> str:
         return str(ipaddress.IPv4Address(text))
     except ValueError:
         pass
-    if re.fullmatch(r"[0-9.]+", text) or not _HOSTNAME.match(text):
+    if re.fullmatch(r"[0-9.]+", text) or not _HOSTNAME.fullmatch(text):
         raise BadInputError(field, whole, f"{text!r} is neither an IP address nor a host name")
     return text
 

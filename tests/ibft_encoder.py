@@ -138,3 +138,65 @@ def fix_checksum(table: bytes | bytearray) -> bytes:
     out[9] = 0
     out[9] = (-sum(out)) % 256
     return bytes(out)
+
+
+# ---- finding fields in an encoded (or captured) table, for tests that corrupt them ----------------------------
+
+CONTROL = 48
+STRING_PAIRS = {
+    2: (("name", 70),),
+    3: (("hostname", 98),),
+    4: (("name", 34), ("chap_name", 38), ("chap_secret", 42), ("reverse_chap_name", 46), ("reverse_chap_secret", 50)),
+}
+SECRET_FIELDS = ("chap_secret", "reverse_chap_secret")
+
+
+def control_slots(table: bytes) -> list[int]:
+    """The control structure's offsets, slot by slot (0 = initiator, then NIC0, target0, NIC1, ...)."""
+    length = struct.unpack_from("<H", table, CONTROL + 2)[0]
+    return [struct.unpack_from("<H", table, CONTROL + 8 + 2 * i)[0] for i in range((length - 8) // 2)]
+
+
+def string_pairs(table: bytes) -> dict[str, int]:
+    """Every string's (length, offset) pair position, by the parser's field name ("target0.chap_secret")."""
+    out: dict[str, int] = {}
+    seen = {2: 0, 3: 0, 4: 0}
+    for offset in control_slots(table):
+        kind = table[offset] if offset else 0
+        if kind not in STRING_PAIRS:
+            continue
+        label = {2: "initiator", 3: f"nic{seen[3]}", 4: f"target{seen[4]}"}[kind]
+        seen[kind] += 1
+        for name, at in STRING_PAIRS[kind]:
+            out[f"{label}.{name}"] = offset + at
+    return out
+
+
+def secret_values(table: bytes) -> list[bytes]:
+    """The bytes every secret pair points at (trailing NULs dropped)."""
+    out = []
+    for field, at in string_pairs(table).items():
+        if field.endswith(SECRET_FIELDS):
+            length, offset = struct.unpack_from("<HH", table, at)
+            if length:
+                out.append(table[offset : offset + length].rstrip(b"\x00"))
+    return out
+
+
+def with_marker_secrets(table: bytes, alphabet: str = "JKQVWXZ") -> bytes:
+    """The same table with every secret's bytes replaced by letters of `alphabet` (same length, checksum fixed),
+    so a test can look for them in any output without matching text that is there for other reasons."""
+    out = bytearray(table)
+    for field, at in string_pairs(table).items():
+        if field.endswith(SECRET_FIELDS):
+            length, offset = struct.unpack_from("<HH", table, at)
+            text = table[offset : offset + length].rstrip(b"\x00")
+            out[offset : offset + len(text)] = bytes(ord(alphabet[i % len(alphabet)]) for i in range(len(text)))
+    return fix_checksum(out)
+
+
+def set_slot(table: bytes, slot: int, offset: int) -> bytes:
+    """Point control slot `slot` at `offset` (0 empties it), checksum fixed."""
+    out = bytearray(table)
+    struct.pack_into("<H", out, CONTROL + 8 + 2 * slot, offset)
+    return fix_checksum(out)

@@ -11,6 +11,7 @@ import json
 
 from boot.commands.plan_args import add_plan_arguments, plan_from_args
 from boot.plan import BootPlan, InterfacePlan, TargetPlan
+from initiator.printable import printable
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -86,6 +87,6 @@ def run(args: argparse.Namespace) -> int:
     plan = plan_from_args(args)
     if args.json:
         print(json.dumps(explain_json(plan, args.show_secrets), indent=2))
-    else:
-        print(format_plan(plan, args.show_secrets))
+    else:  # names from the iBFT or the command line may hold control characters: one escaped line each
+        print("\n".join(printable(line) for line in format_plan(plan, args.show_secrets).splitlines()))
     return 0

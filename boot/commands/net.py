@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 
 from boot.net.state import STATE_FILE, InterfaceState, net_json
 from initiator.deadline import Deadline
@@ -56,6 +57,9 @@ def run(args: argparse.Namespace) -> int:
         state_file=args.state_file,
         set_hostname=os.path.exists(INITRD_RELEASE),
     )
+    for state in states:  # what the bring-up left out (a bad DHCP option), one escaped line each
+        for dropped in state.warnings:
+            print(f"pyiscsi net: warning: {state.name}: {dropped}", file=sys.stderr)
     if args.json:
         print(json.dumps(net_json(states), indent=2))
     elif not states:

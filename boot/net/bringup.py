@@ -14,13 +14,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pyroute2 import IPRoute
+from pyroute2.iproute.linux import IPRoute
 
 from boot.net import ipv4, ipv6, links
 from boot.net.dhcp4_socket import obtain_lease
-from boot.net.dhcp6 import Lease as Lease6
+from boot.net.dhcp6 import Dhcp6Lease
 from boot.net.dhcp6_socket import obtain_lease6
 from boot.net.links import Link, Sleep
+from boot.net.names import name_problem
 from boot.net.resolv import write_resolv_conf
 from boot.net.state import InterfaceState, LeaseInfo, write_state_file
 from boot.net.waits import InterfaceError, InterfaceWaitTimeout
@@ -47,7 +48,7 @@ def _mac_bytes(link: Link) -> bytes:
 
 def _dhcp6(
     ipr: IPRoute, link: Link, timeouts: Timeouts, deadline: Deadline, sleep: Sleep
-) -> tuple[ipaddress.IPv6Interface, Lease6, ipaddress.IPv6Address | None]:
+) -> tuple[ipaddress.IPv6Interface, Dhcp6Lease, ipaddress.IPv6Address | None]:
     """A DHCPv6 address as a /128 with DAD done, then the RA that makes it reachable (prefix, router)."""
     lease = obtain_lease6(ipr, link, _mac_bytes(link), deadline.child("dhcp6", timeouts.dhcp6), sleep=sleep)
     address = ipaddress.IPv6Interface(f"{lease.address}/128")
@@ -95,6 +96,7 @@ def bring_up_one(
         hostname = plan.hostname
         domain = None
         lease_info = None
+        warnings: list[str] = []
         for address in v4_static:
             ipv4.add_address(ipr, link, address)
             configured.append(str(address))
@@ -105,8 +107,14 @@ def bring_up_one(
             ipv6.wait_dad(ipr, link, v6_static, deadline.child("ipv6dad", timeouts.ipv6dad), sleep)
         if plan.method is Method.DHCP:
             lease = obtain_lease(
-                link.name, _mac_bytes(link), deadline.child("dhcp", timeouts.dhcp), hostname=plan.hostname
+                link.name,
+                _mac_bytes(link),
+                deadline.child("dhcp", timeouts.dhcp),
+                hostname=plan.hostname,
+                max_mtu=link.max_mtu or None,
+                probe_seconds=timeouts.arp,
             )
+            warnings += lease.warnings
             ipv4.apply_lease(ipr, link, lease, set_mtu=plan.mtu is None)
             configured.append(str(lease.address))
             gateway = gateway or (lease.routers[0] if lease.routers else None)
@@ -141,6 +149,7 @@ def bring_up_one(
             configured.append(str(address6))
             dns += [str(d) for d in lease6.dns if str(d) not in dns]
             domain = domain or (lease6.domains[0] if lease6.domains else None)
+            warnings += lease6.warnings
             lease_info = LeaseInfo(
                 server=f"duid:{lease6.server_id.hex()}",
                 lease_time=None if lease6.valid_lifetime == 0xFFFFFFFF else lease6.valid_lifetime,
@@ -166,6 +175,7 @@ def bring_up_one(
         parent=None if parent is None else parent.name,
         hostname=hostname,
         domain=domain,
+        warnings=tuple(warnings),
         lease=lease_info,
     )
     return state, link
@@ -227,7 +237,8 @@ def bring_up(
             Path(HOSTNAME_PATH).write_text(name)
     if resolv_conf is not None:
         servers = [d for s in states for d in s.dns]
-        domains = [s.domain for s in states if s.domain]
+        # the DHCP clients dropped bad names already; a search domain never fails a boot that has its address
+        domains = [s.domain for s in states if s.domain and name_problem(s.domain) is None]
         if servers:
             write_resolv_conf(servers, domains, resolv_conf)
     if state_file is not None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import ipaddress
 import socket
 
-from pyroute2 import IPRoute
+from pyroute2.iproute.linux import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from boot.net.dhcp4 import Lease
+from boot.net.dhcp4 import Dhcp4Lease
 from boot.net.links import Link
 from boot.net.waits import InterfaceError
 
@@ -51,7 +51,7 @@ def set_default_route(
         raise InterfaceError(link.name, f"cannot add default route via {gateway}: {_netlink_reason(exc)}") from exc
 
 
-def apply_lease(ipr: IPRoute, link: Link, lease: Lease, *, set_mtu: bool = True) -> None:
+def apply_lease(ipr: IPRoute, link: Link, lease: Dhcp4Lease, *, set_mtu: bool = True) -> None:
     """The lease's MTU (unless the plan fixed one), address and first router."""
     if set_mtu and lease.mtu is not None and lease.mtu != link.mtu:
         try:

@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from pyroute2 import IPRoute
+from pyroute2.iproute.linux import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from boot.net import linkdump
+from boot.net.linkdump import DumpCut, DumpError
 from boot.net.links import POLL, Link, Sleep
 from boot.net.waits import InterfaceError, ran_out
 from initiator.deadline import Deadline
@@ -74,18 +76,9 @@ class Addr6:
         return self.scope in (RT_SCOPE_UNIVERSE, RT_SCOPE_SITE)
 
 
-def addresses(ipr: IPRoute, link: Link) -> list[Addr6]:
-    out = []
-    for msg in ipr.get_addr(index=link.index, family=socket.AF_INET6):
-        flags = msg.get("IFA_FLAGS")
-        out.append(
-            Addr6(
-                ipaddress.IPv6Interface(f"{msg.get('IFA_ADDRESS')}/{msg['prefixlen']}"),
-                msg["flags"] if flags is None else flags,
-                msg["scope"],
-            )
-        )
-    return out
+def addresses(link: Link, deadline: Deadline) -> list[Addr6]:
+    """The link's IPv6 addresses (at most linkdump.MAX_ADDRESSES), read by a dump the kernel filters."""
+    return [Addr6(a.address, a.flags, a.scope) for a in linkdump.link_addresses(link.index, deadline)]
 
 
 def add_address(ipr: IPRoute, link: Link, address: ipaddress.IPv6Interface) -> None:
@@ -110,8 +103,17 @@ def wait_dad(
 ) -> None:
     """Until no wanted address is tentative. A failed DAD removes the address (so a retry starts clean) and is a
     network error: another host already uses it."""
+    current: dict[ipaddress.IPv6Address, Addr6] = {}
+    problem = ""
     while True:
-        current = {a.address.ip: a for a in addresses(ipr, link)}
+        try:
+            current = {a.address.ip: a for a in addresses(link, deadline)}
+        except DumpCut:
+            pass  # at the deadline: the last whole read says what was still pending
+        except DumpError as exc:
+            current, problem = {}, f"; {exc}"
+        else:
+            problem = ""
         pending = []
         for want in wanted:
             got = current.get(want.ip)
@@ -126,7 +128,7 @@ def wait_dad(
         if not pending:
             return
         if deadline.expired():
-            raise ran_out(link.name, deadline, f"still tentative: {', '.join(pending)}")
+            raise ran_out(link.name, deadline, f"still tentative: {', '.join(pending)}{problem}")
         sleep(min(POLL, deadline.remaining()))
 
 
@@ -137,17 +139,16 @@ def set_default_route(ipr: IPRoute, link: Link, gateway: ipaddress.IPv6Address) 
         raise InterfaceError(link.name, f"cannot add IPv6 default route via {gateway}: {_reason(exc)}") from exc
 
 
-def default_router(ipr: IPRoute, link: Link) -> ipaddress.IPv6Address | None:
-    """The gateway of a ::/0 route out of `link` in the main table, if any."""
-    for msg in ipr.get_routes(family=socket.AF_INET6, table=254):
-        if msg["dst_len"] != 0 or msg.get("RTA_OIF") != link.index:
-            continue
-        gateway = msg.get("RTA_GATEWAY")
-        if gateway:
-            return ipaddress.IPv6Address(gateway)
-        for hop in msg.get("RTA_MULTIPATH") or ():
-            if hop.get("oif") == link.index and hop.get("RTA_GATEWAY"):
-                return ipaddress.IPv6Address(hop.get("RTA_GATEWAY"))
+def default_router(link: Link, deadline: Deadline) -> ipaddress.IPv6Address | None:
+    """The gateway of a default route a router advertisement gave `link` (main table), if any. Only routes of
+    protocol 'ra' are asked for: a flood of on-link prefixes (protocol 'kernel') never reaches us."""
+    with contextlib.closing(linkdump.link_routes(link.index, deadline, protocol=linkdump.RTPROT_RA)) as routes:
+        for route in routes:
+            if route.dst.prefixlen != 0:
+                continue
+            for gateway, hop in route.gateways:
+                if hop in (None, link.index):
+                    return gateway
     return None
 
 
@@ -169,48 +170,85 @@ class Slaac:
 
 
 def _soliciting(link: Link, deadline: Deadline, sleep: Sleep, probe: Callable[[], tuple[T | None, str]]) -> T:
-    """Poll `probe` (its result, or None and what is still missing) until it answers, soliciting a router every
-    4s; the timeout says what no router advertisement gave."""
+    """Poll `probe` (its result, or None and why not yet) until it answers, soliciting a router every 4s; the
+    timeout says why. Between polls it sleeps at least as long as the last poll took: a kernel busy with a flood
+    of router advertisements gets at most half of our time."""
     clock = deadline.clock
     next_rs = clock()
+    why = "no poll finished"
     while True:
         if clock() >= next_rs:
             solicit_router(link.name)
             next_rs = clock() + RS_INTERVAL
-        result, missing = probe()
+        started = clock()
+        try:
+            result, why = probe()
+        except DumpCut:
+            result = None  # at the deadline: the last whole poll says why
+        except DumpError as exc:
+            result, why = None, str(exc)
         if result is not None:
             return result
         if deadline.expired():
-            raise ran_out(link.name, deadline, f"no router advertisement gave {missing}")
-        sleep(min(POLL, deadline.remaining()))
+            raise ran_out(link.name, deadline, why)
+        sleep(min(max(POLL, clock() - started), deadline.remaining()))
 
 
 def wait_slaac(ipr: IPRoute, link: Link, deadline: Deadline, sleep: Sleep = time.sleep) -> Slaac:
-    """Until the link has a global, non-tentative address and a default route."""
+    """Until the link has a global, non-tentative address and a default route. `ipr` is unused: the reads are
+    bounded dumps of boot.net.linkdump (kept for the callers' symmetry with the other waits)."""
+
+    # The kernel keeps a SLAAC address whose DAD failed only for a moment (it deletes addresses that are not
+    # permanent): one seen tentative and then gone is taken for a failed DAD, the one thing that removes it then.
+    tentative: dict[ipaddress.IPv6Address, ipaddress.IPv6Interface] = {}
 
     def probe() -> tuple[Slaac | None, str]:
-        found = tuple(a.address for a in addresses(ipr, link) if a.routable and not a.tentative and not a.dad_failed)
-        router = default_router(ipr, link)
+        current = [a for a in addresses(link, deadline) if a.routable]
+        found = tuple(a.address for a in current if not a.tentative and not a.dad_failed)
+        router = default_router(link, deadline)
         if found and router is not None:
             return Slaac(found, router), ""
-        return None, " or ".join(
-            what for what, ok in (("a global address", found), ("a default route", router)) if not ok
-        )
+        present = {a.address.ip for a in current if not a.dad_failed}
+        failed = [a.address for a in current if a.dad_failed]
+        failed += [address for ip, address in tentative.items() if ip not in present and address not in failed]
+        for a in current:
+            if a.tentative and not a.dad_failed and len(tentative) < linkdump.MAX_ADDRESSES:
+                tentative[a.address.ip] = a.address
+        return None, slaac_missing(found, failed, router)
 
     return _soliciting(link, deadline, sleep, probe)
 
 
-def ra_routes(ipr: IPRoute, link: Link) -> list[ipaddress.IPv6Network]:
-    """Routes out of `link` that only a router advertisement (or an administrator) gives: not fe80::/64 and not
-    the host routes of our own addresses."""
-    out = []
-    for msg in ipr.get_routes(family=socket.AF_INET6, table=254):
-        if msg.get("RTA_OIF") != link.index or msg["dst_len"] == 128:
-            continue
-        network = ipaddress.IPv6Network(f"{msg.get('RTA_DST') or '::'}/{msg['dst_len']}")
-        if not network.is_link_local:
-            out.append(network)
-    return out
+def slaac_missing(
+    found: tuple[ipaddress.IPv6Interface, ...],
+    dad_failed: list[ipaddress.IPv6Interface],
+    router: ipaddress.IPv6Address | None,
+) -> str:
+    """Why SLAAC is not done yet: an address that failed duplicate address detection is named, not taken for an
+    advertisement that never came."""
+    parts = []
+    missing = []
+    if not found:
+        if dad_failed:
+            names = ", ".join(str(a) for a in dad_failed[:4])
+            parts.append(f"duplicate address detection failed for {names}: another host already uses it")
+        else:
+            missing.append("a global address")
+    if router is None:
+        missing.append("a default route")
+    if missing:
+        parts.append(f"no router advertisement gave {' or '.join(missing)}")
+    return "; ".join(parts)
+
+
+def ra_route(link: Link, deadline: Deadline) -> ipaddress.IPv6Network | None:
+    """A route out of `link` that only a router advertisement (or an administrator) gives: not fe80::/64 and not
+    the host route of one of our own addresses. The first found ends the (bounded) dump."""
+    with contextlib.closing(linkdump.link_routes(link.index, deadline)) as routes:
+        for route in routes:
+            if route.dst.prefixlen != 128 and not route.dst.is_link_local:
+                return route.dst
+    return None
 
 
 def wait_router_advertisement(
@@ -219,9 +257,9 @@ def wait_router_advertisement(
     """Until an RA gave `link` an on-link prefix or a default route (DHCPv6 gives neither); returns the router."""
 
     def probe() -> tuple[tuple[ipaddress.IPv6Address | None] | None, str]:
-        if ra_routes(ipr, link):
-            return (default_router(ipr, link),), ""
-        return None, "an on-link prefix or a default route"
+        if ra_route(link, deadline) is not None:
+            return (default_router(link, deadline),), ""
+        return None, "no router advertisement gave an on-link prefix or a default route"
 
     (router,) = _soliciting(link, deadline, sleep, probe)
     return router

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pyroute2 import IPRoute
+from pyroute2.iproute.linux import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from boot.net.waits import InterfaceError, ran_out
@@ -34,19 +34,22 @@ class Link:
     mtu: int
     carrier: bool
     up: bool
+    max_mtu: int = 0  # IFLA_MAX_MTU: the largest MTU the driver takes (0: it does not say)
 
 
 def _link(msg: object) -> Link:
-    info = msg.get("IFLA_LINKINFO")  # type: ignore[attr-defined]
-    kind = info.get("IFLA_INFO_KIND") if info else None
+    # get_attr(), not get(): pyroute2 0.7 (Debian 12) reads a str key given to get() as a path of one-letter names
+    info = msg.get_attr("IFLA_LINKINFO")  # type: ignore[attr-defined]
+    kind = info.get_attr("IFLA_INFO_KIND") if info else None
     return Link(
         index=msg["index"],  # type: ignore[index]
-        name=msg.get("IFLA_IFNAME"),  # type: ignore[attr-defined]
-        mac=(msg.get("IFLA_ADDRESS") or "").lower(),  # type: ignore[attr-defined]
+        name=msg.get_attr("IFLA_IFNAME"),  # type: ignore[attr-defined]
+        mac=(msg.get_attr("IFLA_ADDRESS") or "").lower(),  # type: ignore[attr-defined]
         kind=kind,
-        mtu=msg.get("IFLA_MTU") or 0,  # type: ignore[attr-defined]
-        carrier=bool(msg.get("IFLA_CARRIER")),  # type: ignore[attr-defined]
+        mtu=msg.get_attr("IFLA_MTU") or 0,  # type: ignore[attr-defined]
+        carrier=bool(msg.get_attr("IFLA_CARRIER")),  # type: ignore[attr-defined]
         up=bool(msg["flags"] & 1),  # type: ignore[index]
+        max_mtu=msg.get_attr("IFLA_MAX_MTU") or 0,  # type: ignore[attr-defined]
     )
 
 
@@ -118,11 +121,11 @@ def ensure_vlan(ipr: IPRoute, parent: Link, vlan_id: int, mtu: int | None = None
     if not 1 <= vlan_id <= 4094:
         raise InterfaceError(parent.name, f"VLAN id {vlan_id} outside 1-4094")
     for msg in ipr.get_links():
-        info = msg.get("IFLA_LINKINFO")
-        if not info or info.get("IFLA_INFO_KIND") != "vlan" or msg.get("IFLA_LINK") != parent.index:
+        info = msg.get_attr("IFLA_LINKINFO")
+        if not info or info.get_attr("IFLA_INFO_KIND") != "vlan" or msg.get_attr("IFLA_LINK") != parent.index:
             continue
-        data = info.get("IFLA_INFO_DATA")
-        if data and data.get("IFLA_VLAN_ID") == vlan_id:
+        data = info.get_attr("IFLA_INFO_DATA")
+        if data and data.get_attr("IFLA_VLAN_ID") == vlan_id:
             return _link(msg)
     name = vlan_name(parent.name, vlan_id)
     try:

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import re
 from collections.abc import Iterable
 from pathlib import Path
 
 from boot.atomic import write_atomic
+from boot.net.names import checked_name, name_problem
 from initiator.errors import BadInputError
+from initiator.printable import printable
 
 RESOLV_CONF = "/etc/resolv.conf"
 MAX_NAMESERVERS = 3  # glibc's MAXNS: further lines are ignored by the resolver
-_DOMAIN = re.compile(r"^[A-Za-z0-9_-]{1,63}(\.[A-Za-z0-9_-]{1,63})*\.?$")
 
 
 def render(nameservers: Iterable[str], search: Iterable[str] = ()) -> str:
@@ -25,10 +25,11 @@ def render(nameservers: Iterable[str], search: Iterable[str] = ()) -> str:
             servers.append(text)
     domains: list[str] = []
     for domain in search:
-        if not _DOMAIN.match(domain) or len(domain) > 253:
-            raise BadInputError("dns search domain", domain, "not a domain name")
-        if domain not in domains:
-            domains.append(domain)
+        problem = name_problem(domain)
+        if problem:  # the DHCP clients drop such names where they parse them: this is the last line of defence
+            raise BadInputError("dns search domain", printable(domain), f"not a domain name: {problem}")
+        if checked_name(domain) not in domains:
+            domains.append(checked_name(domain))
     lines = ["# Written by pyiscsi from the boot network's settings."]
     lines += [f"nameserver {s}" for s in servers[:MAX_NAMESERVERS]]
     if domains:

@@ -67,6 +67,7 @@ class InterfaceState:
     hostname: str | None = None
     domain: str | None = None
     lease: LeaseInfo | None = None
+    warnings: tuple[str, ...] = ()  # what the bring-up dropped (a bad DHCP option...), each naming it; escaped
 
     def to_json(self) -> dict[str, Any]:
         """The contract's `net --json` record, with extra keys after the contract's ones."""
@@ -85,6 +86,7 @@ class InterfaceState:
             "hostname": self.hostname,
             "domain": self.domain,
             "lease": None if self.lease is None else self.lease.to_json(),
+            "warnings": list(self.warnings),
         }
 
     @classmethod
@@ -105,6 +107,7 @@ class InterfaceState:
             hostname=data.get("hostname"),
             domain=data.get("domain"),
             lease=None if lease is None else LeaseInfo.from_json(lease),
+            warnings=tuple(str(w) for w in data.get("warnings", [])),
         )
 
 

@@ -7,11 +7,13 @@ from initiator.errors import NetworkError, WaitTimeout
 
 
 class InterfaceWaitTimeout(WaitTimeout):
-    """A bounded wait on one interface ran out (exit 5)."""
+    """A bounded wait on one interface ran out (exit 5). `elapsed`: how long that wait really took, by its own
+    clock (None when not measured), so a test or a log can tell a wait that overran its bound."""
 
-    def __init__(self, iface: str, wait: str, bound: float, detail: str = "") -> None:
+    def __init__(self, iface: str, wait: str, bound: float, detail: str = "", elapsed: float | None = None) -> None:
         super().__init__(wait, bound, detail)
         self.iface = iface
+        self.elapsed = elapsed
         self.args = (f"{iface}: {self.args[0]}",)
 
 
@@ -27,4 +29,4 @@ class InterfaceError(NetworkError):
 def ran_out(iface: str, deadline: Deadline, detail: str = "") -> InterfaceWaitTimeout:
     """The error for `deadline` having expired on `iface`, naming whichever bound was the tighter one."""
     which = deadline.tightest()
-    return InterfaceWaitTimeout(iface, which.name, which.bound, detail)
+    return InterfaceWaitTimeout(iface, which.name, which.bound, detail, elapsed=which.elapsed())

@@ -6,7 +6,9 @@
 #   root=iscsi:[<server>]:[<protocol>]:[<port>]:[<LUN>]:<targetname>
 #   netroot=iscsi:...            rd.iscsi.firmware[=1] | iscsi_firmware      rd.iscsi.ibft[=1]
 # and rd.pyiscsi=0 is not given. The plan itself (what to log in to, how) is `pyiscsi explain`'s business;
-# this hook only decides whether to run `pyiscsi boot` and tells dracut the root will come.
+# this hook only decides whether to run `pyiscsi boot` and tells dracut the root will come. What it logs and
+# writes to /run/pyiscsi/wanted names the option (`netroot=iscsi:`), never its value: a value may hold CHAP
+# secrets.
 
 type getarg > /dev/null 2>&1 || . /lib/dracut-lib.sh
 . /lib/pyiscsi-lib.sh
@@ -16,11 +18,11 @@ getargbool 1 rd.pyiscsi || return 0
 _pyiscsi_why=
 [ -z "$root" ] && root=$(getarg root=)
 case "$root" in
-    iscsi:*) _pyiscsi_why="root=$root" ;;
+    iscsi:*) _pyiscsi_why="root=iscsi:" ;;
 esac
 for _pyiscsi_arg in $(getargs netroot=); do
     case "$_pyiscsi_arg" in
-        iscsi:*) [ -n "$_pyiscsi_why" ] || _pyiscsi_why="netroot=$_pyiscsi_arg" ;;
+        iscsi:*) [ -n "$_pyiscsi_why" ] || _pyiscsi_why="netroot=iscsi:" ;;
     esac
 done
 if getargbool 0 rd.iscsi.firmware -y iscsi_firmware || getargbool 0 rd.iscsi.ibft; then

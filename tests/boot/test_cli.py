@@ -44,7 +44,38 @@ def test_usage_errors_exit_1(monkeypatch, capsys):
     assert cli.main(["fake", "--no-such-option"]) == ExitStatus.USAGE
     assert cli.main(["no-such-command"]) == ExitStatus.USAGE
     assert cli.main([]) == ExitStatus.USAGE
-    assert "unrecognized arguments: --no-such-option" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "pyiscsi fake: unrecognized arguments: 1 word(s)" in err and "--no-such-option" not in err
+    assert "pyiscsi: argument COMMAND: invalid choice: 'no-such-command'" in err and "pyiscsi pyiscsi" not in err
+
+
+SECRET = "Sup3r-s3cret"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["probe", "--portal", "127.0.0.1", "--target", "iqn.2026-11.x:y", f"--pass={SECRET}"],  # an abbreviation
+        ["probe", "--portal", "127.0.0.1", "--target", "iqn.2026-11.x:y", "--password", "my", SECRET],  # unquoted
+        ["discover", "127.0.0.1", "--username", "u", f"--password={SECRET}", "--timeout", SECRET],
+        ["discover", "127.0.0.1", "--header-digest", SECRET],
+        ["discover", SECRET, "extra", "--password-file"],
+        ["ibft", f"--show-secrets={SECRET}"],
+        ["explain", "--cmdline"],
+    ],
+)
+def test_usage_errors_quote_nothing_typed(capsys, argv):
+    """A word typed may be a secret: a usage error names options, never what was typed, and says its prefix once."""
+    assert cli.main(argv) == ExitStatus.USAGE
+    err = capsys.readouterr().err
+    assert SECRET not in err and err.count("\n") == 1
+    assert err.startswith(f"pyiscsi {argv[0]}: ") and not err.startswith(f"pyiscsi {argv[0]}: pyiscsi")
+
+
+def test_options_are_never_abbreviated(monkeypatch):
+    seen = []
+    _fake_command(monkeypatch, lambda args: seen.append(args.flag) or 0)
+    assert cli.main(["fake", "--fla"]) == ExitStatus.USAGE and seen == []
 
 
 def test_subcommand_arguments_reach_run(monkeypatch):

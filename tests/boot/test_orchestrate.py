@@ -11,6 +11,8 @@ from boot.sessions import SessionState
 from boot.timeline import Timeline
 from initiator.deadline import Deadline, FakeClock
 from initiator.errors import BadInputError, IscsiError, NetworkError, PyiscsiError, WaitTimeout
+from initiator.held_session import HeldSession
+from initiator.portal import Portal
 
 ROOT = TargetPlan(name="iqn.2026-11.test:root", address="10.0.2.2", port=3260, lun=1)
 DATA = TargetPlan(name="iqn.2026-11.test:data", address="10.0.2.2", port=3261, lun=2)
@@ -22,25 +24,18 @@ class Busy(IscsiError):
 
 
 def session_for(t: TargetPlan, sid: int) -> SessionState:
-    return SessionState(
+    held = HeldSession(
         target=t.name or "?",
-        address=t.address,
-        port=t.port,
+        portal=Portal(t.address, t.port),
         tpgt=1,
         lun=t.lun,
         sid=sid,
         host_no=sid + 1,
-        isid="800000000001",
+        isid=bytes.fromhex("800000000001"),
         tsih=sid,
         initiator_name="iqn.2026-11.test:init",
-        header_digest="None",
-        data_digest="None",
-        username=None,
-        username_in=None,
-        device=None,
-        root=False,
-        seconds=0.1,
     )
+    return SessionState(held, device=None, root=False, seconds=0.1)
 
 
 @dataclass
@@ -50,13 +45,15 @@ class FakeSteps:
     discovered: list[TargetPlan] = field(default_factory=list)
     disk_missing: set[str] = field(default_factory=set)
     calls: list[str] = field(default_factory=list)
+    net_warnings: tuple[str, ...] = ()
 
     def bring_up(self, plan, deadline):
         self.calls.append("net")
         return tuple(
-            InterfaceState(name="eth0", mac="52:54:00:12:34:56", method="dhcp", addresses=("10.0.2.15/24",))
+            InterfaceState(name="eth0", mac="52:54:00:12:34:56", method="dhcp", addresses=("10.0.2.15/24",),
+                           warnings=self.net_warnings)
             for _ in plan.interfaces
-        )
+        )  # fmt: skip
 
     def discover(self, target, initiator, deadline):
         self.calls.append(f"discover {target.address}")
@@ -70,7 +67,8 @@ class FakeSteps:
             raise errors.pop(0)
         return session_for(target, sid=len([c for c in self.calls if c.startswith("attach")]))
 
-    def wait_disk(self, session, deadline):
+    def wait_disk(self, row, deadline):
+        session = row.session
         self.calls.append(f"disk {session.target}")
         if session.target in self.disk_missing:
             raise deadline.timeout(f"no block device for lun {session.lun}")
@@ -112,7 +110,7 @@ def test_root_then_data_in_plan_order_with_milestones(clock):
         f"attach {DATA.name}",
         f"disk {DATA.name}",
     ]
-    assert [(s.target, s.root, s.device) for s in sessions] == [
+    assert [(s.session.target, s.root, s.device) for s in sessions] == [
         (ROOT.name, True, "/dev/sda"),
         (DATA.name, False, "/dev/sdb"),
     ]
@@ -163,8 +161,17 @@ def test_failing_second_target_is_a_warning(clock):
     )
     warnings: list[str] = []
     sessions = run(plan, steps, timeline, warn=warnings.append)
-    assert [s.target for s in sessions] == [ROOT.name]
+    assert [s.session.target for s in sessions] == [ROOT.name]
     assert len(warnings) == 1 and DATA.name in warnings[0] and "0x0203" in warnings[0]
+
+
+def test_what_the_bring_up_left_out_is_a_warning_not_a_failure(clock):
+    dropped = ("option 15 (domain name) 'a..b' dropped: an empty label", "option 26 (MTU) 65535 dropped")
+    plan, steps, timeline, _ = make(clock, [ROOT], net_warnings=dropped)
+    warnings: list[str] = []
+    sessions = run(plan, steps, timeline, warn=warnings.append)
+    assert [s.session.target for s in sessions] == [ROOT.name]
+    assert warnings == [f"eth0: {d}" for d in dropped]
 
 
 def test_discovery_logs_into_every_target_found_root_first(clock):
@@ -172,7 +179,7 @@ def test_discovery_logs_into_every_target_found_root_first(clock):
     plan, steps, timeline, _ = make(clock, [DISCOVER], discovered=found)
     sessions = run(plan, steps, timeline, warn=pytest.fail)
     assert steps.calls[1] == "discover 10.0.2.2"
-    assert [(s.target, s.root) for s in sessions] == [(ROOT.name, True), (DATA.name, False)]
+    assert [(s.session.target, s.root) for s in sessions] == [(ROOT.name, True), (DATA.name, False)]
 
 
 def test_discovery_finding_nothing_fails_the_root(clock):

@@ -9,12 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from boot import planner
 from boot.cmdline import parse_cmdline
-from boot.plan import BootPlan, Chap, InterfacePlan, Method, Source, TargetPlan, Timeouts
-from boot.planner import build_plan, generated_initiator_name, load_plan, read_initiator_file
+from boot.plan import BootPlan, InterfacePlan, Method, Source, TargetPlan, Timeouts
+from boot.planner import build_plan, load_plan
+from initiator.credentials import Chap
 from initiator.errors import BadInputError, CmdlineError, ExitStatus, IbftError
 from initiator.ibft import ChapType, Ibft, IbftFlags, IbftInitiator, IbftNic, IbftTarget, Origin, parse_ibft
+from initiator.initiator_name import default_initiator_name, generated_name, validate_name
 from initiator.secret import Secret
 from tests.ibft_encoder import encode_ibft
 
@@ -286,6 +287,23 @@ def test_command_line_target_wins_over_its_ibft_twin_with_a_note(plan_of):
     assert any("the command line's wins" in n for n in plan.notes)
 
 
+@pytest.mark.parametrize("text", ["", "rd.iscsi.firmware"])
+def test_a_target_listed_twice_in_the_ibft_is_said_so_not_blamed_on_the_command_line(plan_of, text):
+    table = _ibft([_nic(0)], [_tgt(0), _tgt(1, name="iqn.2026-11.fw:t0")])
+    plan = plan_of(text, table)
+    assert [t.name for t in plan.targets] == ["iqn.2026-11.fw:t0"]
+    assert not any("the command line's wins" in n for n in plan.notes)
+    assert any("listed twice in the iBFT" in n for n in plan.notes)
+    assert any(n.startswith("iBFT: ") for n in plan.notes)  # the table's own warning is passed on
+
+
+def test_planning_many_netroots_keeps_each_once_in_order(plan_of):
+    words = [f"netroot=iscsi:10.0.{i // 250}.{i % 250 + 1}::3260:{i % 3}:iqn.2026-11.test:t{i}" for i in range(3000)]
+    plan = plan_of("ip=dhcp " + " ".join(words + words[:100]))
+    assert [t.name for t in plan.targets] == [f"iqn.2026-11.test:t{i}" for i in range(3000)]
+    assert sum("given twice" in n for n in plan.notes) == 100
+
+
 @pytest.mark.parametrize(
     ("nic", "expected"),
     [
@@ -383,22 +401,48 @@ def test_initiator_name_order(tmp_path):
     assert name("", nameless) == "iqn.2026-11.test:from-file"
     assert name("", None) == "iqn.2026-11.test:from-file"
     generated = name("", None, tmp_path / "absent")
-    assert generated == generated_initiator_name(str(machine))
+    assert generated == generated_name(str(machine))
     assert generated.startswith("iqn.2026-11.org.pyiscsi:") and len(generated.rsplit(":", 1)[1]) == 12
+
+
+@pytest.mark.parametrize("machine_id", ["0123456789abcdef0123456789abcdef\n", "abc\n", "  x  "])
+@pytest.mark.parametrize("file_text", [None, "# none here\n", "InitiatorName=iqn.1993-08.org.debian:01:ab\n"])
+def test_the_cli_and_the_plan_default_to_the_same_name(tmp_path, machine_id, file_text):
+    """`probe`/`discover` and `boot`/`explain` must present the same name to a target's ACL."""
+    machine, initiator_file = tmp_path / "machine-id", tmp_path / "initiatorname.iscsi"
+    machine.write_text(machine_id)
+    if file_text is not None:
+        initiator_file.write_text(file_text)
+    plan = build_plan(parse_cmdline(""), None, initiator_file=str(initiator_file), machine_id_path=str(machine))
+    assert plan.initiator_name == default_initiator_name(initiator_file, machine)
+
+
+@pytest.mark.parametrize(
+    ("cmdline", "name"),
+    [
+        ("rd.iscsi.initiator=IQN.1991-05.COM.Microsoft:Host", "IQN.1991-05.COM.Microsoft:Host"),
+        ("rd.iscsi.initiator=eui.02004567a425678d", "eui.02004567a425678d"),
+        ("rd.iscsi.initiator=eui.02004567A425678D", "eui.02004567A425678D"),
+    ],
+)
+def test_initiator_names_in_either_case(cmdline, name, tmp_path):
+    plan = build_plan(parse_cmdline(cmdline), None, initiator_file=str(tmp_path / "none"))
+    assert plan.initiator_name == name == validate_name(name, "--initiator")
 
 
 def test_initiator_file_with_a_bad_name(tmp_path):
     path = tmp_path / "initiatorname.iscsi"
     path.write_text("InitiatorName=not a name\n")
-    with pytest.raises(CmdlineError, match="not an iSCSI name"):
-        read_initiator_file(str(path))
+    with pytest.raises(CmdlineError, match="not an iSCSI name") as caught:
+        build_plan(parse_cmdline(""), None, initiator_file=str(path))
+    assert caught.value.field == str(path)
     path.write_text("# nothing\n")
-    assert read_initiator_file(str(path)) is None
+    assert build_plan(parse_cmdline(""), None, initiator_file=str(path)).initiator_name.startswith("iqn.2026-11.")
 
 
 def test_generated_name_without_machine_id_is_still_valid(tmp_path):
-    name = generated_initiator_name(str(tmp_path / "none"))
-    assert planner.NAME_RE.fullmatch(name)
+    name = generated_name(str(tmp_path / "none"))
+    assert validate_name(name) == name
 
 
 # ---- waits -----------------------------------------------------------------------------------------------------

@@ -35,8 +35,9 @@ BOOT_TIMEOUT = 120  # pyiscsi_boot_timeout= in the systemd image's configuration
 
 
 def find_kernel() -> tuple[str, Path] | None:
-    """The test kernel another helper caches under cache/kernel, else the host's own modules."""
-    for moddir in sorted(REPO.glob("cache/kernel/linux-image-*/lib/modules/*")):
+    """The pinned test kernel in the per-user cache (vm-tests/harness/paths.py), else the host's own modules."""
+    cache = Path(os.environ.get("PYISCSI_CACHE") or Path.home() / ".cache" / "pyiscsi")
+    for moddir in sorted(cache.glob("kernel/linux-image-*/lib/modules/*")):
         if (moddir / "modules.dep").is_file():
             return moddir.name, moddir
     host = Path("/lib/modules") / os.uname().release
@@ -49,7 +50,7 @@ KERNEL = find_kernel()
 NEEDS_IMAGE = [
     pytest.mark.skipif(shutil.which("dracut") is None, reason="Debian's dracut is not installed"),
     pytest.mark.skipif(os.geteuid() != 0, reason="unpacking device nodes and chroot need root"),
-    pytest.mark.skipif(KERNEL is None, reason="no kernel modules: neither cache/kernel/linux-image-* nor the host's"),
+    pytest.mark.skipif(KERNEL is None, reason="no kernel modules: neither the cached pinned kernel nor the host's"),
 ]
 
 
@@ -301,10 +302,8 @@ def run_cmdline_hook(root: Path, cmdline: str, iscsiroot: bool = False) -> HookR
 @pytest.mark.parametrize(
     ("cmdline", "wanted", "root", "rootok", "modules"),
     [
-        (f"root=iscsi:10.0.2.2::3260:0:{IQN}", f"root=iscsi:10.0.2.2::3260:0:{IQN}", "/dev/pyiscsiroot", "1",
-         ["iscsi_tcp"]),
-        (f"root=UUID=0a1b netroot=iscsi:[fec0::2]::::{IQN}", f"netroot=iscsi:[fec0::2]::::{IQN}", "UUID=0a1b", "",
-         ["iscsi_tcp"]),
+        (f"root=iscsi:10.0.2.2::3260:0:{IQN}", "root=iscsi:", "/dev/pyiscsiroot", "1", ["iscsi_tcp"]),
+        (f"root=UUID=0a1b netroot=iscsi:[fec0::2]::::{IQN}", "netroot=iscsi:", "UUID=0a1b", "", ["iscsi_tcp"]),
         ("rd.iscsi.firmware=1", "iBFT", "/dev/pyiscsiroot", "1", ["iscsi_boot_sysfs", "iscsi_ibft", "iscsi_tcp"]),
         ("iscsi_firmware", "iBFT", "/dev/pyiscsiroot", "1", ["iscsi_boot_sysfs", "iscsi_ibft", "iscsi_tcp"]),
         ("rd.iscsi.ibft", "iBFT", "/dev/pyiscsiroot", "1", ["iscsi_boot_sysfs", "iscsi_ibft", "iscsi_tcp"]),
@@ -325,6 +324,26 @@ def test_cmdline_hook_decides_who_owns_the_root(
     else:
         assert run.finished == "[ -e '/run/pyiscsi/booted' ]"
         assert run.job is not None and run.job.splitlines()[-1] == "/sbin/pyiscsi-boot"
+
+
+@pytest.mark.parametrize(
+    "cmdline",
+    [
+        f"root=iscsi:user:s3cr3t-value@10.0.2.2::3260:0:{IQN}",
+        f"root=UUID=0a1b netroot=iscsi:user:s3cr3t-value:ruser:s3cr3t-value@10.0.2.2::::{IQN}",
+        f"root=UUID=0a1b netroot=iscsi:u:s3cr3t-value@1.2.3.4::3260:{IQN} rd.iscsi.firmware",  # malformed, too
+    ],
+)
+def test_hooks_name_the_option_never_its_value(sh_image: Image, cmdline: str) -> None:
+    """A netroot= value may hold CHAP secrets: the hooks log and write key names only."""
+    run = run_cmdline_hook(sh_image.root, cmdline, iscsiroot=True)
+    assert run.wanted in {"root=iscsi:", "netroot=iscsi:"}
+    timeout = chroot(
+        sh_image.root, "/bin/sh", "-c", ". /lib/dracut-lib.sh; . $hookdir/initqueue/timeout/80-timeout-pyiscsi.sh"
+    )
+    for seen in (run.stdout, run.wanted, timeout.stdout + timeout.stderr):
+        assert "s3cr3t" not in seen
+    assert "not there yet (" + run.wanted + ")" in timeout.stdout + timeout.stderr
 
 
 def test_cmdline_hook_warns_when_95iscsi_is_in_the_image_too(sh_image: Image) -> None:

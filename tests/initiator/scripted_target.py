@@ -3,18 +3,28 @@
 It emulates just enough SCSI (REPORT LUNS, INQUIRY, READ CAPACITY, READ) over LUNs described in a table, checks
 the initiator's numbering (CmdSN, ExpStatSN) and can misbehave on request: a UNIT ATTENTION first, READ
 CAPACITY(16) unknown, pings before every answer, Data-In cut in pieces, an Async logout request.
+
+With `Script.send_targets` set it is a discovery portal instead, shaped after Linux's LIO: a login without
+authentication, a CmdSN window of one command that grows by one per answered Text Request (optionally not for
+a continuation, as older LIO), the answer cut into Text Responses of `text_piece` bytes, and any PDU but a
+Login, Text or Logout Request refused by hanging up (LIO: "Received illegal iSCSI Opcode ... while in
+Discovery Session"). `scripted_portal()` serves one connection of it on 127.0.0.1 for the whole client.
 """
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from initiator import pdu as P
 from initiator import scsi
 from initiator.framing import PduReader, frame
+from initiator.portal import Portal
+from initiator.session import serial_lt
 
 
 @dataclass
@@ -41,6 +51,15 @@ class Script:
     luns_list_extra: int = 0  # claim this many more LUN entries than returned (a truncated list)
     no_report_luns: bool = False  # an SPC-2 device: REPORT LUNS is an invalid opcode
     logout_response: int | None = 0  # None: hang up instead of answering the Logout Request
+    # Discovery portal (see the module docstring): the SendTargets answer, and how the target hands it out.
+    send_targets: bytes | None = None
+    text_piece: int = 0  # >0: Text Responses of at most this many bytes (F=0 and a TTT until the last)
+    window_grows_on_continue: bool = True  # False: MaxCmdSN stays put for a continuation request (older LIO)
+    login_window: int = 1  # commands the final Login Response allows (MaxCmdSN = ExpCmdSN + this - 1)
+
+    @property
+    def discovery(self) -> bool:
+        return self.send_targets is not None
 
 
 def _sense(key: int, asc: int, ascq: int = 0) -> bytes:
@@ -56,6 +75,9 @@ class ScriptedTarget:
         self.exp_cmdsn = cmdsn
         self.commands: list[bytes] = []
         self.errors: list[str] = []
+        self.received: list[str] = []  # every PDU's kind, in order
+        self.max_cmdsn = cmdsn + script.login_window - 1
+        self._answer_left = b""
         self.logged_out = False
         self._ua_pending = script.unit_attention_first
         self._ping_ttt = 0x1000
@@ -64,6 +86,8 @@ class ScriptedTarget:
         self.thread.start()
 
     def _sn(self) -> dict:
+        if self.script.discovery:
+            return {"exp_cmdsn": self.exp_cmdsn, "max_cmdsn": self.max_cmdsn}
         return {"exp_cmdsn": self.exp_cmdsn, "max_cmdsn": self.exp_cmdsn + 8}
 
     def _status_sn(self) -> dict:
@@ -99,6 +123,10 @@ class ScriptedTarget:
             self.errors.append(f"{pdu.kind}: ExpStatSN {exp_statsn}, expected {self.statsn}")
 
     def _handle(self, pdu: P.Pdu) -> None:
+        self.received.append(pdu.kind)
+        if self.script.discovery:
+            self._discovery(pdu)
+            return
         if isinstance(pdu, P.NopOut):
             if pdu.itt == P.RESERVED_TAG:  # the answer to our ping
                 if pdu.ttt not in self._pings_out:
@@ -190,3 +218,95 @@ class ScriptedTarget:
             self._respond(cmd, 0, b"".join(lun.block(lba + i) for i in range(count)))
         else:
             self._respond(cmd, 2, sense=_sense(scsi.SenseKey.ILLEGAL_REQUEST, 0x20))
+
+    # ---- discovery portal --------------------------------------------------------------------------------
+
+    def _discovery(self, pdu: P.Pdu) -> None:
+        if isinstance(pdu, P.LoginRequest):
+            self._login(pdu)
+        elif isinstance(pdu, P.TextRequest):
+            self._text(pdu)
+        elif isinstance(pdu, P.LogoutRequest):
+            self._check_numbers(pdu)
+            self.logged_out = True
+            self._send(P.LogoutResponse(itt=pdu.itt, response=0, time2wait=0, time2retain=0, **self._status_sn()))
+        else:  # what LIO does: log "illegal iSCSI Opcode ... while in Discovery Session" and drop the connection
+            self.errors.append(f"{pdu.kind} (opcode 0x{pdu.OPCODE:02x}) in a discovery session")
+            self.logged_out = True
+            self.sock.shutdown(socket.SHUT_RDWR)
+
+    def _login(self, pdu: P.LoginRequest) -> None:
+        """No authentication: the security stage answers AuthMethod=None, the operational stage ends the login
+        (our offers unanswered keep their defaults)."""
+        if pdu.cmdsn != self.exp_cmdsn:
+            self.errors.append(f"Login Request: CmdSN {pdu.cmdsn}, expected {self.exp_cmdsn}")
+        final = pdu.transit and pdu.nsg == P.Stage.FULL_FEATURE
+        data = b"AuthMethod=None\x00" if pdu.csg == P.Stage.SECURITY else b""
+        self._send(
+            P.LoginResponse(
+                transit=pdu.transit,
+                csg=pdu.csg,
+                nsg=pdu.nsg if pdu.transit else 0,
+                isid=pdu.isid,
+                tsih=0x1234 if final else 0,
+                itt=pdu.itt,
+                data=data,
+                **self._status_sn(),
+            )
+        )
+
+    def _text(self, pdu: P.TextRequest) -> None:
+        if not pdu.immediate and serial_lt(self.max_cmdsn, pdu.cmdsn):
+            self.errors.append(f"Text Request: CmdSN {pdu.cmdsn} beyond MaxCmdSN {self.max_cmdsn}")
+        self._check_numbers(pdu)
+        continuing = pdu.ttt != P.RESERVED_TAG
+        if not continuing:
+            if pdu.data != b"SendTargets=All\x00":
+                self.errors.append(f"Text Request: {pdu.data!r}, expected SendTargets=All")
+            self._answer_left = self.script.send_targets or b""
+        if not pdu.immediate and (not continuing or self.script.window_grows_on_continue):
+            self.max_cmdsn += 1  # the slot of the answered command comes back
+        piece = self.script.text_piece or max(1, len(self._answer_left))
+        chunk, self._answer_left = self._answer_left[:piece], self._answer_left[piece:]
+        final = not self._answer_left
+        if self.script.ping_before_answer:  # not allowed in discovery: the initiator must not answer it
+            self._ping_ttt += 1
+            self._send(P.NopIn(itt=P.RESERVED_TAG, ttt=self._ping_ttt, statsn=self.statsn, **self._sn()))
+        self._send(
+            P.TextResponse(
+                itt=pdu.itt,
+                final=final,
+                cont=not final,
+                ttt=P.RESERVED_TAG if final else 0x7700 + len(self.received),
+                data=chunk,
+                **self._status_sn(),
+            )
+        )
+
+
+@contextlib.contextmanager
+def scripted_portal(
+    script: Script, *, statsn: int = 50, cmdsn: int = 1
+) -> Iterator[tuple[Portal, list[ScriptedTarget]]]:
+    """A listener on 127.0.0.1 that serves one connection with a ScriptedTarget (in the list once accepted)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    server.settimeout(10)
+    targets: list[ScriptedTarget] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            sock, _ = server.accept()
+            targets.append(ScriptedTarget(sock, script, statsn=statsn, cmdsn=cmdsn))
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield Portal("127.0.0.1", server.getsockname()[1]), targets
+    finally:
+        server.close()
+        thread.join(5)
+        for target in targets:
+            target.thread.join(5)
+            target.sock.close()

@@ -27,7 +27,15 @@ from initiator.ibft import (
     parse_ibft,
 )
 from initiator.secret import Secret
-from tests.ibft_encoder import encode_ibft, fix_checksum
+from tests.ibft_encoder import (
+    control_slots,
+    encode_ibft,
+    fix_checksum,
+    secret_values,
+    set_slot,
+    string_pairs,
+    with_marker_secrets,
+)
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "ibft"
 ALL_TABLES = sorted(FIXTURES.glob("*.bin"))
@@ -149,7 +157,8 @@ def test_ipxe_tables_field_by_field(name, target):
 def test_json_is_the_contracts_shape_and_hides_secrets():
     table = parse_ibft((FIXTURES / "ipxe-chap.bin").read_bytes(), "x")
     out = table.to_json()
-    assert list(out) == ["source", "oem_id", "oem_table_id", "initiator", "nics", "targets"]
+    assert list(out) == ["source", "oem_id", "oem_table_id", "initiator", "nics", "targets", "warnings"]
+    assert out["warnings"] == []
     assert list(out["initiator"]) == ["name", "flags"]
     assert list(out["nics"][0]) == [
         "index", "flags", "ip", "prefix", "origin", "gateway", "dns", "dhcp_server", "vlan", "mac", "pci_bdf",
@@ -350,6 +359,241 @@ def test_secret_never_in_an_error():
         parse_ibft(encode_ibft(INITIATOR, [_nic(0)], [target]))
     assert caught.value.field == "target0.chap_secret"
     assert "zqzq" not in str(caught.value)
+    assert "\\x01" not in str(caught.value) and "byte" not in str(caught.value)  # not even where or what
+
+
+# ---- secrets: no string, error or warning ever shows a secret's bytes -------------------------------------------
+
+MARKER = "JKQVWXZ"  # secrets are written in these letters only, which nothing else in any output uses
+NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789.:-"
+SECRET_FIELDS = ("chap_secret", "reverse_chap_secret")
+
+
+def leaked(text: str, secrets: list[bytes]) -> str | None:
+    """The first 4-character piece of a secret found in `text`, if any."""
+    for secret in secrets:
+        plain = secret.decode("utf-8", "replace")
+        for i in range(len(plain) - 3):
+            if plain[i : i + 4] in text:
+                return plain[i : i + 4]
+    return None
+
+
+def everything_printed(table: Ibft) -> str:
+    """All a parsed table can show without --show-secrets: repr, JSON and warnings."""
+    return "\n".join([repr(table), json.dumps(table.to_json(), ensure_ascii=False), *table.warnings])
+
+
+names = st.text(NAME_CHARS, min_size=1, max_size=40)
+marker_secrets = st.text(MARKER, min_size=4, max_size=24)
+
+
+@st.composite
+def chap_tables(draw) -> bytes:
+    """Random tables where every target has CHAP (half of them mutual), secrets in MARKER letters."""
+    nic_count = draw(st.integers(1, 3))
+    nics = [_nic(i, hostname=draw(st.none() | names)) for i in range(nic_count)]
+    targets = []
+    for i in range(draw(st.integers(1, 3))):
+        mutual = draw(st.booleans())
+        targets.append(
+            _target(
+                i,
+                name=draw(names),
+                nic_index=draw(st.integers(0, nic_count - 1)),
+                chap_type=ChapType.MUTUAL if mutual else ChapType.CHAP,
+                chap_name=draw(names),
+                chap_secret=Secret(draw(marker_secrets)),
+                reverse_chap_name=draw(names) if mutual else None,
+                reverse_chap_secret=Secret(draw(marker_secrets)) if mutual else None,
+            )
+        )
+    return encode_ibft(IbftInitiator(0, BOTH, draw(names)), nics, targets)
+
+
+REAL_MARKED = [with_marker_secrets(p.read_bytes()) for p in ALL_TABLES]
+tables_with_secrets = st.one_of(chap_tables(), st.sampled_from(REAL_MARKED))
+
+
+def _is_secret(field: str) -> bool:
+    return field.endswith(SECRET_FIELDS)
+
+
+@st.composite
+def mutated_tables(draw, mode: str) -> tuple[bytes, bytes]:
+    """(original, mutated): u16 length/offset fields moved by a little or set to anything, checksum fixed.
+
+    mode "names": any number of the non-secret strings' pairs; "one": exactly one field of any kind (a secret's
+    pair, a control slot, a structure length); "any": up to six fields of any kind.
+    """
+    raw = draw(tables_with_secrets)
+    out = bytearray(raw)
+    pairs = string_pairs(raw)
+    fields = {f"{name}.{part}": at + (2 if part == "offset" else 0) for name, at in pairs.items()
+              for part in ("length", "offset")}  # fmt: skip
+    if mode != "names":
+        offsets = control_slots(raw)
+        fields |= {f"control.slot{i}": CONTROL + 8 + 2 * i for i in range(len(offsets))}
+        fields |= {f"slot{i}.structure_length": o + 2 for i, o in enumerate(offsets) if o}
+    else:
+        fields = {f: at for f, at in fields.items() if not _is_secret(f.rsplit(".", 1)[0])}
+    count = 1 if mode == "one" else draw(st.integers(1, 6 if mode == "any" else 4))
+    for _ in range(count):
+        at = fields[draw(st.sampled_from(sorted(fields)))]
+        old = struct.unpack_from("<H", out, at)[0]
+        new = draw(st.integers(-24, 24).map(lambda d, old=old: old + d) | st.integers(0, len(raw) + 64))
+        struct.pack_into("<H", out, at, new % 0x10000)
+    return raw, fix_checksum(out)
+
+
+@pytest.mark.parametrize("mode", ["names", "one", "any"])
+@settings(max_examples=250, deadline=None)
+@given(data=st.data())
+def test_mutated_lengths_and_offsets_never_show_a_secret(mode, data):
+    original, raw = data.draw(mutated_tables(mode))
+    secrets = secret_values(original)
+    assert secrets or original in REAL_MARKED
+    try:
+        table = parse_ibft(raw)
+    except IbftError as exc:
+        assert exc.field and leaked(str(exc), secrets) is None, str(exc)
+        return
+    if mode == "any":
+        # Several fields at once can orphan a secret (move its pair away) and aim a name at its old bytes: the
+        # table then says those bytes are a name, and no parser can know better. What it declares a secret
+        # still prints as *** only.
+        for target in table.to_json()["targets"]:
+            assert {target["chap_secret"], target["reverse_chap_secret"]} <= {"***", None}
+        return
+    assert leaked(everything_printed(table), secrets) is None
+
+
+@pytest.mark.parametrize("raw", REAL_MARKED, ids=[p.name for p in ALL_TABLES])
+def test_every_string_running_into_its_neighbour_is_refused_by_name(raw):
+    """The class of the reported defect on the real iPXE layouts: each non-secret string's length one, two, ...
+    40 bytes too long, or its offset a few bytes off. Each parses to the same value (the NUL terminator is
+    dropped) or fails naming that string, and no secret byte is shown."""
+    secrets = secret_values(raw)
+    for field, at in string_pairs(raw).items():
+        length, offset = struct.unpack_from("<HH", raw, at)
+        if _is_secret(field) or not length:
+            continue
+        for new_length, new_offset in [(length + d, offset) for d in range(1, 41)] + [
+            (length, offset + d) for d in range(-8, 9) if d
+        ]:
+            bad = bytearray(raw)
+            struct.pack_into("<HH", bad, at, new_length, new_offset)
+            try:
+                table = parse_ibft(fix_checksum(bad))
+            except IbftError as exc:
+                assert exc.field.startswith(field), (field, str(exc))
+                assert leaked(str(exc), secrets) is None, str(exc)
+                assert f"{new_offset:#x}" in str(exc) or "past the table's end" in str(exc), str(exc)
+                continue
+            assert leaked(everything_printed(table), secrets) is None
+
+
+@pytest.mark.parametrize("field", ["target0.name", "target0.chap_name", "target0.reverse_chap_name"])
+def test_a_string_over_a_secret_is_refused_naming_both(field):
+    target = _target(0, chap_type=ChapType.MUTUAL, chap_name="user", chap_secret=Secret("QZXJKQZXJK"),
+                     reverse_chap_name="tgt", reverse_chap_secret=Secret("WVWVWVWVWVWV"))  # fmt: skip
+    raw = encode_ibft(INITIATOR, [_nic(0)], [target])
+    pairs = string_pairs(raw)
+    secret_length, secret_offset = struct.unpack_from("<HH", raw, pairs["target0.chap_secret"])
+    bad = bytearray(raw)
+    struct.pack_into("<HH", bad, pairs[field], secret_length, secret_offset)  # exactly the secret: valid text
+    with pytest.raises(IbftError) as caught:
+        parse_ibft(fix_checksum(bad))
+    assert caught.value.field == field
+    assert "overlap target0.chap_secret" in str(caught.value) and f"{secret_offset:#x}" in str(caught.value)
+    assert "QZXJ" not in str(caught.value)
+
+
+def test_the_reported_case_chap_name_one_byte_into_the_secret():
+    raw = with_marker_secrets((FIXTURES / "ipxe-chap.bin").read_bytes())
+    at = string_pairs(raw)["target0.chap_name"]
+    length, offset = struct.unpack_from("<HH", raw, at)
+    bad = bytearray(raw)
+    struct.pack_into("<H", bad, at, length + 2)  # "bootuser", its NUL, and the secret's first byte
+    with pytest.raises(IbftError) as caught:
+        parse_ibft(fix_checksum(bad))
+    assert str(caught.value) == (
+        f"target0.chap_name: the {length + 2} bytes at offset {offset:#x} overlap target0.chap_secret "
+        f"(at {offset + length + 1:#x}); check target0.chap_name_length and target0.chap_name_offset"
+    )
+
+
+# ---- control characters in strings ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", ["\x00", "\x07", "\x1b", "\x1b]0;owned\x07", "\x1b[2J", "\n", "\x7f", "\x85", "\x9b"])
+@pytest.mark.parametrize("where", ["initiator.name", "nic0.hostname", "target0.name", "target0.chap_name"])
+def test_control_characters_are_refused_naming_field_and_byte(bad, where):
+    text = "abc" + bad + "def"
+    nic = _nic(0, hostname=text if where == "nic0.hostname" else None)
+    initiator = IbftInitiator(0, BOTH, text if where == "initiator.name" else "iqn.x")
+    target = _target(0, chap_type=ChapType.CHAP, chap_name=text if where == "target0.chap_name" else "u",
+                     chap_secret=Secret("QZXJ"), **({"name": text} if where == "target0.name" else {}))  # fmt: skip
+    raw = encode_ibft(initiator, [nic], [target])
+    with pytest.raises(IbftError) as caught:
+        parse_ibft(raw)
+    message = str(caught.value)
+    assert caught.value.field == where
+    length, offset = struct.unpack_from("<HH", raw, string_pairs(raw)[where])
+    expected = f"the {length} bytes at offset {offset:#x} hold a control character ({ord(bad[0]):#04x} at byte 3)"
+    assert expected in message
+    assert "abc" not in message and not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in message)
+
+
+# ---- consistency warnings ---------------------------------------------------------------------------------------
+
+ONE_NIC = encode_ibft(INITIATOR, [_nic(0)], [_target(0)])
+SLOTS = struct.unpack_from("<5H", ONE_NIC, CONTROL + 8)  # initiator, nic0, target0, nic1, target1
+
+
+@pytest.mark.parametrize(
+    ("raw", "warnings"),
+    [
+        (encode_ibft(INITIATOR, [_nic(0)], [_target(0), _target(1, name="iqn.2026-11.test:t0")]),
+         ["target1: the same target (name, address, port and LUN) as target0"]),
+        (encode_ibft(INITIATOR, [_nic(0)], [_target(0, nic_index=3)]),
+         ["target0.nic_index: 3 names no NIC in the table (its NIC indexes: 0)"]),
+        (encode_ibft(INITIATOR, [_nic(0), _nic(1, flags=IbftFlags(0))], [_target(0, nic_index=1)]),
+         ["target0.nic_index: 1 names a NIC not marked valid or boot-selected"]),
+        (encode_ibft(INITIATOR, [], [_target(0)]), ["target0.nic_index: 0 names no NIC: the table has none in use"]),
+        (encode_ibft(INITIATOR, [_nic(0), _nic(0, mac="52:54:00:00:00:01")], [_target(0)]),
+         ["nic1.index: 0, the same as nic0's; a target's NIC index 0 means nic0"]),
+        (encode_ibft(INITIATOR, [_nic(0)], [_target(0), _target(0, name="iqn.2026-11.test:other")]),
+         ["target1.index: 0, the same as target0's"]),
+        (set_slot(set_slot(ONE_NIC, 1, SLOTS[2]), 2, SLOTS[1]),
+         ["control.offset1: points to a target structure in a slot meant for a NIC; read as a target",
+          "control.offset2: points to a NIC structure in a slot meant for a target; read as a NIC"]),
+        (set_slot(ONE_NIC, 3, SLOTS[0]),
+         ["control.offset3: a second initiator structure (the first is at control.initiator_offset); ignored"]),
+        (set_slot(ONE_NIC, 4, SLOTS[2]),  # the same structure listed twice
+         ["target1: the same target (name, address, port and LUN) as target0", "target1.index: 0, the same as "
+          "target0's"]),
+        (encode_ibft(INITIATOR, [_nic(0)], [_target(0), _target(1, flags=IbftFlags(0), nic_index=9,
+                                                                 name="iqn.2026-11.test:t0")]), []),  # unused
+    ],
+)  # fmt: skip
+def test_inconsistent_tables_parse_with_warnings_naming_the_field(raw, warnings):
+    table = parse_ibft(raw)
+    assert list(table.warnings) == warnings
+    assert table.to_json()["warnings"] == warnings
+
+
+def test_misplaced_structures_are_still_read():
+    table = parse_ibft(set_slot(set_slot(ONE_NIC, 1, SLOTS[2]), 2, SLOTS[1]))
+    assert (len(table.nics), len(table.targets)) == (1, 1)
+    assert table.targets[0] == _target(0) and table.nics[0] == _nic(0)
+
+
+@pytest.mark.parametrize("raw", [p.read_bytes() for p in ALL_TABLES] + [
+    encode_ibft(INITIATOR, *VARIANTS[v]) for v in sorted(VARIANTS)
+], ids=[p.name for p in ALL_TABLES] + sorted(VARIANTS))  # fmt: skip
+def test_consistent_tables_have_no_warnings(raw):
+    assert parse_ibft(raw).warnings == ()
 
 
 # ---- hostile bytes ---------------------------------------------------------------------------------------------

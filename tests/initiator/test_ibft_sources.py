@@ -18,6 +18,7 @@ from initiator.ibft_sources import (
     find_ibft,
     find_in_memory,
     load_ibft,
+    memory_candidates,
     parse_sysfs_lun,
     read_source,
     read_sysfs,
@@ -186,6 +187,62 @@ def test_sysfs_chap_secret_never_in_an_error(tmp_path):
     assert table.targets[0].chap_secret == Secret("Secret-12345")
 
 
+@pytest.mark.parametrize("name", ["initiator/initiator-name", "ethernet0/hostname", "target0/target-name",
+                                  "target0/chap-name", "acpi_header/oem_id"])  # fmt: skip
+@pytest.mark.parametrize("bad", ["\x1b]0;owned\x07", "\x1b[2J", "\x9b2J", "\x85", "\nb", "\x7f", "\x00"])
+def test_sysfs_strings_with_control_characters_are_refused(tmp_path, name, bad):
+    write_sysfs(parse_ibft(CHAP_TABLE), tmp_path)
+    (tmp_path / name).write_text(f"abc{bad}\n")
+    with pytest.raises(IbftError) as caught:
+        read_sysfs(str(tmp_path))
+    message = str(caught.value)
+    assert caught.value.field == str(tmp_path / name)
+    assert f"holds a control character ({ord(bad[0]):#04x} at character 3)" in message
+    assert not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in message)
+
+
+MARKER = "JKQVWXZ"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sampled_from(["chap-secret", "rev-chap-name-secret"]),
+    st.lists(st.sampled_from([*MARKER, "\x1b", "\x00", "\x85", "\n", "\udc80", "\ufffd"]), min_size=4, max_size=40),
+)
+def test_sysfs_secret_files_never_show_in_an_error(name, pieces):
+    """Whatever is wrong with a secret file (control characters, bytes that are not UTF-8), the error names the
+    file and shows none of it: not the value, not where or which byte is bad."""
+    import tempfile
+
+    raw = "".join(pieces).encode("utf-8", "surrogateescape")
+    with tempfile.TemporaryDirectory() as tmp:
+        write_sysfs(parse_ibft(CHAP_TABLE), Path(tmp))
+        (Path(tmp) / "target0" / name).write_bytes(raw)
+        try:
+            table = read_sysfs(tmp)
+        except IbftError as exc:
+            message = str(exc)
+            assert exc.field == str(Path(tmp) / "target0" / name)
+            assert "byte" not in message and "character (" not in message
+            secret = "".join(pieces)
+            assert not any(secret[i : i + 4] in message for i in range(len(secret) - 3) if secret[i : i + 4].isalpha())
+            return
+        assert "JKQ" not in repr(table) and "JKQ" not in str(table.to_json())
+
+
+def test_sysfs_inconsistencies_are_warnings_naming_the_file(tmp_path):
+    nic = IbftNic(0, BOTH, IP("192.0.2.10"), 24, Origin.MANUAL, None, (), None, 0, "52:54:00:aa:bb:cc", None, None)
+    same = IbftTarget(0, BOTH, IP("192.0.2.1"), 3260, 0, "iqn.2026-11.test:a", 0, ChapType.NONE)
+    table = dataclasses.replace(
+        RICH, nics=(nic,), targets=(same, dataclasses.replace(same, index=1, nic_index=4)), warnings=()
+    )
+    write_sysfs(table, tmp_path)
+    assert read_sysfs(str(tmp_path)).warnings == (
+        f"{tmp_path}/target1/nic-assoc: 4 names no NIC in the table (its NIC indexes: 0)",
+        f"{tmp_path}/target1: the same target (name, address, port and LUN) as {tmp_path}/target0",
+    )
+
+
 # ---- /dev/mem ----------------------------------------------------------------------------------------------------
 
 
@@ -241,18 +298,83 @@ def test_memory_scan_of_a_short_image(tmp_path):
     assert find_in_memory(bytes(64), SCAN_START) is None
 
 
-def test_a_memory_full_of_signatures_is_scanned_quickly(tmp_path):
+BAIT = b"iBFT" + (0xFFF0).to_bytes(4, "little") + bytes(8)  # a signature claiming 64 KiB, nothing behind it
+
+
+@pytest.mark.parametrize("real_at", [None, 0xE0000, 0xFFF00 - 0x240])
+def test_a_memory_full_of_signatures_is_scanned_whole_and_quickly(tmp_path, real_at):
+    """A signature every 16 bytes of the window, each claiming 64 KiB: 24K candidates, which summed one by one
+    would be 1.5 GB of additions. Every one is looked at, and a real table behind them all is still found."""
     import time
 
-    # every 16 bytes a signature claiming 0xfff0 bytes whose checksum fails: 64K candidates of 64 KiB each,
-    # which summed one by one would take minutes; only the first MAX_CANDIDATES are tried
-    bait = (b"iBFT" + (0xFFF0).to_bytes(4, "little") + bytes(8)) * (0x20000 // 16)
-    path = _image(tmp_path, {0x80000: bait, 0xC0000: bait * 2})
+    placements = {0x80000: BAIT * (0x20000 // 16), 0xC0000: BAIT * (0x40000 // 16)}
+    if real_at is not None:
+        placements[real_at] = CHAP_TABLE
+    path = _image(tmp_path, placements)
     started = time.monotonic()
-    with pytest.raises(IbftError) as caught:
-        scan_memory(str(path))
-    assert caught.value.field == "checksum"
+    if real_at is None:
+        with pytest.raises(IbftError):  # some bait sums to 0 mod 256, and is reported for what is wrong with it
+            scan_memory(str(path))
+    else:
+        assert scan_memory(str(path)).targets[0].name == "iqn.2026-11.test:chap"
     assert time.monotonic() - started < 5
+
+
+def _bogus(length: int, control_id: int = 1) -> bytes:
+    """A header that claims `length` bytes, and a control structure id, with nothing sensible behind it."""
+    return b"iBFT" + length.to_bytes(4, "little") + bytes(40) + bytes([control_id])
+
+
+def test_many_bogus_signatures_do_not_hide_the_real_table(tmp_path):
+    # 200 aligned signatures with plausible lengths and wrong checksums, all below the table
+    placements = {0x80000 + 0x100 * i: _bogus(0x200 + i) for i in range(200)}
+    path = _image(tmp_path, placements | {0x9F000: CHAP_TABLE})
+    assert scan_memory(str(path)).oem_id == "FENSYS"
+
+
+def _with_valid_checksums(image: bytearray, positions: list[int]) -> None:
+    """Fix the checksum byte of the candidate at each position, highest first (a lower one's range may cover
+    the higher ones)."""
+    for pos in sorted(positions, reverse=True):
+        length = int.from_bytes(image[pos + 4 : pos + 8], "little")
+        image[pos + 9] = 0
+        image[pos + 9] = -sum(image[pos : pos + length]) % 256
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, (0x9F000 - SCAN_START) // 16 - 4), st.integers(66, 0x4000), st.booleans()),
+        max_size=100,
+        unique_by=lambda c: c[0],
+    )
+)
+def test_the_first_valid_table_is_found_behind_any_bogus_ones(bogus):
+    """Bogus candidates (wrong checksum, or a right checksum over bytes that do not parse) before the table."""
+    image = bytearray(0x100000 - SCAN_START)
+    real = 0x9F000 - SCAN_START
+    image[real : real + len(CHAP_TABLE)] = CHAP_TABLE
+    fixed = []
+    for block, length, valid in bogus:
+        image[16 * block : 16 * block + 49] = _bogus(length, control_id=7)
+        if valid:
+            fixed.append(16 * block)
+    _with_valid_checksums(image, fixed)
+    found = find_in_memory(bytes(image), SCAN_START, source="mem")
+    assert found is not None and found.targets[0].name == "iqn.2026-11.test:chap"
+
+
+def test_memory_candidates_checksums_match_a_plain_sum():
+    image = bytearray(0x2000)
+    for address, length in [(0x0, 0x100), (0x40, 0x1F0F), (0x800, 66), (0x1000, 0x1000), (0x1FB0, 0x60)]:
+        image[address : address + 8] = b"iBFT" + length.to_bytes(4, "little")
+        image[address + 20 : address + 60] = bytes(range(address % 200, address % 200 + 40))
+    _with_valid_checksums(image, [0x800, 0x1000])
+    found = memory_candidates(bytes(image), 0x90000)
+    assert [(a, n) for a, n, _ in found] == [(0x90000, 0x100), (0x90040, 0x1F0F), (0x90800, 66), (0x91000, 0x1000)]
+    for address, length, ok in found:  # 0x91fb0 is left out: its length runs past the image
+        assert ok == (sum(image[address - 0x90000 : address - 0x90000 + length]) % 256 == 0)
+    assert [ok for *_, ok in found] == [False, False, True, True]
 
 
 def test_length_running_past_the_window_is_not_taken(tmp_path):

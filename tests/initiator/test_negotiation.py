@@ -4,8 +4,25 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from initiator.errors import BadInputError, LocalProtocolError, PyiscsiError, RemoteProtocolError
-from initiator.negotiation import KEYS, Negotiator, Offers, Rule, digest_offer, parse_number
+from initiator.errors import (
+    BadInputError,
+    ExitStatus,
+    LocalProtocolError,
+    PyiscsiError,
+    RemoteProtocolError,
+    RemoteValueError,
+)
+from initiator.framing import LOGIN_MAX_DATA_SEGMENT
+from initiator.negotiation import (
+    KEYS,
+    MAX_NOT_UNDERSTOOD_BYTES,
+    Negotiator,
+    Offers,
+    Rule,
+    digest_offer,
+    parse_number,
+)
+from initiator.text import encode_text
 
 LO_KEYS = {k for k, s in KEYS.items() if s.leading_only}
 
@@ -281,10 +298,67 @@ def test_parse_number(text: str, value: int) -> None:
     assert parse_number("K", text) == value
 
 
-@pytest.mark.parametrize("text", ["", "0x", "1e3", " 1", "+1", "0x" + "f" * 17, "9" * 21, "١٢"])
+@pytest.mark.parametrize(
+    "text",
+    ["", "0x", "1e3", " 1", "+1", "1_0", "8192\n", "0x" + "f" * 17, "9" * 21, "١٢", "²", "8²", "0x²", "٨١٩٢"],
+)
 def test_parse_number_refuses(text: str) -> None:
-    with pytest.raises(RemoteProtocolError, match="key K"):
+    with pytest.raises(RemoteValueError) as info:
         parse_number("K", text)
+    assert info.value.field == "key K" and info.value.exit_status is ExitStatus.ISCSI_REFUSED
+
+
+_NON_ASCII_DIGIT = st.characters(categories=["Nd", "No", "Nl"]).filter(lambda c: not c.isascii())
+_WITH_NON_ASCII_DIGIT = st.builds(
+    lambda before, digit, after: before + digit + after,
+    st.sampled_from(["", "0x", "8", "1"]),
+    _NON_ASCII_DIGIT,
+    st.text(alphabet="0123456789", max_size=3),
+)
+_NUMERIC_KEYS = sorted(k for k, s in KEYS.items() if s.rule in (Rule.MIN, Rule.MAX, Rule.DECLARE_NUMBER))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(_NUMERIC_KEYS), _WITH_NON_ASCII_DIGIT, st.booleans())
+def test_a_number_with_a_non_ascii_digit_is_refused_naming_the_key(key: str, text: str, as_answer: bool) -> None:
+    """Offer, answer or declaration: never an int() surprise, always the key named, always the target's fault."""
+    neg = Negotiator()
+    if as_answer:
+        neg.offers()
+    with pytest.raises(RemoteValueError) as info:
+        neg.receive([(key, text)])
+    assert info.value.field == f"key {key}"
+
+
+# ---- a target flooding us with keys we do not know ------------------------------------------------------------
+
+
+def _unknown(count: int, width: int = 10) -> list[tuple[str, str]]:
+    return [(f"X-k{n:0{width - 3}d}", "v") for n in range(count)]
+
+
+def test_unknown_keys_within_the_budget_are_each_answered() -> None:
+    fits = MAX_NOT_UNDERSTOOD_BYTES // len("X-k0000000=NotUnderstood\0")
+    pairs = _unknown(fits)
+    assert Negotiator().receive(pairs) == [(k, "NotUnderstood") for k, _ in pairs]
+
+
+@pytest.mark.parametrize("count", [MAX_NOT_UNDERSTOOD_BYTES // 25 + 1, 500, 5000])
+def test_a_key_flood_is_the_targets_fault_and_names_the_cause(count: int) -> None:
+    with pytest.raises(RemoteProtocolError) as info:
+        Negotiator().receive(_unknown(count))
+    assert info.value.exit_status is ExitStatus.ISCSI_REFUSED  # not BAD_INPUT: the input is the target's
+    assert f"the target sent {count} keys we do not understand" in str(info.value)
+    assert "first unknown key: X-k0000000" in str(info.value)
+
+
+def test_the_budget_is_per_response_and_keeps_the_answer_within_a_login_pdu() -> None:
+    neg = Negotiator()
+    fits = MAX_NOT_UNDERSTOOD_BYTES // 25
+    first = neg.receive(_unknown(fits))
+    second = neg.receive([(f"X-z{n:07d}", "v") for n in range(fits)])
+    answer = encode_text(first + neg.offers())
+    assert len(answer) <= LOGIN_MAX_DATA_SEGMENT and len(second) == fits
 
 
 def test_every_key_spec_is_sane() -> None:

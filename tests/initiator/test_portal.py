@@ -70,3 +70,34 @@ def test_any_text_gives_a_portal_or_bad_input(text: str) -> None:
         return
     assert 0 < portal.port < 65536 and portal.address
     assert parse_portal(str(portal)) == portal
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("10.0.0.1:3²60", "port '3²60' is not a number in 1..65535 (ASCII digits 0-9 only)"),  # int() raises
+        ("10.0.0.1:٣٢٦٠", "port '٣٢٦٠'"),  # int() would read 3260
+        ("[::1]:\uff13\uff12\uff16\uff10", "port"),  # fullwidth digits
+        ("10.0.0.1:+3260", "port '+3260'"),
+        ("10.0.0.1:3_260", "port '3_260'"),
+        ("10.0.0.1:" + "0" * 30 + "1", "port"),
+        ("host\n:3260", "neither an IP address nor a host name"),  # `$` once let the newline through
+        ("[::1\n]", "not an IPv6"),
+    ],
+)
+def test_hostile_numbers_and_names(text: str, reason: str) -> None:
+    with pytest.raises(BadInputError) as info:
+        parse_portal(text)
+    assert info.value.field == "portal" and reason in str(info.value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.characters(categories=["Nd", "No", "Nl"]).filter(lambda c: not c.isascii()),
+    st.text(alphabet="0123456789", max_size=3),
+    st.sampled_from(["10.0.0.1:{}", "[fec0::2]:{}", "storage.example.com:{}"]),
+)
+def test_a_port_with_a_non_ascii_digit_is_bad_input_naming_the_field(digit: str, tail: str, form: str) -> None:
+    with pytest.raises(BadInputError) as info:
+        parse_portal(form.format(digit + tail), field="TargetAddress")
+    assert info.value.field == "TargetAddress"

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
-PYTHON = str(REPO / ".venv" / "bin" / "python") if (REPO / ".venv" / "bin" / "python").exists() else sys.executable
+_VENV_PYTHON = REPO / ".venv" / "bin" / "python"  # the running venv first (.venv-distro: Debian's pyroute2)
+PYTHON = sys.executable if sys.prefix != sys.base_prefix or not _VENV_PYTHON.exists() else str(_VENV_PYTHON)
 RUNNER = str(Path(__file__).with_name("ns_runner.py"))
 CMD_TIMEOUT = 10.0
 _counter = itertools.count()

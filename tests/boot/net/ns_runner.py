@@ -1,7 +1,10 @@
 """Run the bring-up of a hand-built plan inside a namespace (`ip netns exec NS python ns_runner.py SPEC`).
 
 SPEC is JSON: {"interfaces": [{InterfacePlan fields as in explain --json}], "timeouts": {name: s},
-"resolv": path|null, "state": path|null}. Prints net --json, or {"error", "type", "exit"} with that exit status.
+"resolv": path|null, "state": path|null}. Prints net --json, or {"error", "type", "exit", "elapsed"} with that exit
+status (elapsed: the timed-out wait's own account of how long it took); both with "maxrss_kb", this process's peak
+memory (VmHWM: getrusage's ru_maxrss would also count the test process this one was forked from), so a test can
+check that a wait stayed small as well as short.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import sys
+from pathlib import Path
 
 from boot.net.bringup import bring_up
 from boot.net.state import net_json
@@ -45,10 +49,18 @@ def main(argv: list[str]) -> int:
             require_all=spec.get("require_all", True),
         )
     except PyiscsiError as exc:
-        print(json.dumps({"error": str(exc), "type": type(exc).__name__, "exit": int(exc.exit_status)}))
+        document = {"error": str(exc), "type": type(exc).__name__, "exit": int(exc.exit_status)}
+        print(json.dumps({**document, "elapsed": getattr(exc, "elapsed", None), "maxrss_kb": _maxrss_kb()}))
         return int(exc.exit_status)
-    print(json.dumps(net_json(states)))
+    print(json.dumps({**net_json(states), "maxrss_kb": _maxrss_kb()}))
     return 0
+
+
+def _maxrss_kb() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 if __name__ == "__main__":

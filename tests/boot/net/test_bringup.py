@@ -77,6 +77,7 @@ def test_dhcp_lease_applied(linked, workdir):
     assert iface["domain"] == "boot.test"
     assert iface["mtu"] == 1400
     assert iface["lease"]["server"] == "10.9.0.1" and iface["lease"]["lease_time"] == 120
+    assert iface["warnings"] == []  # dnsmasq's options are all good ones
     assert 0 <= iface["seconds"] < 15
     kernel = addresses(client, "c0", "-4")
     assert [f"{a['local']}/{a['prefixlen']}" for a in kernel] == [address]

@@ -9,8 +9,12 @@ from boot.net.waits import InterfaceWaitTimeout
 from initiator.deadline import Deadline, FakeClock
 
 
+class FakeNla(dict):
+    get_attr = dict.get
+
+
 class FakeMsg(dict):
-    """Enough of pyroute2's ifinfmsg: item access for header fields, get() for attributes."""
+    """Enough of pyroute2's ifinfmsg: item access for header fields, get_attr() for attributes."""
 
     def __init__(self, index, name, mac, *, kind=None, carrier=0, up=False, ifi_type=1, mtu=1500):
         super().__init__(index=index, flags=1 if up else 0, ifi_type=ifi_type)
@@ -19,11 +23,11 @@ class FakeMsg(dict):
             "IFLA_ADDRESS": mac,
             "IFLA_MTU": mtu,
             "IFLA_CARRIER": carrier,
-            "IFLA_LINKINFO": {"IFLA_INFO_KIND": kind} if kind else None,
+            "IFLA_LINKINFO": FakeNla(IFLA_INFO_KIND=kind) if kind else None,
         }
 
-    def get(self, key, default=None):
-        return self.attrs.get(key, super().get(key, default))
+    def get_attr(self, key, default=None):
+        return self.attrs.get(key, default)
 
 
 class FakeIPRoute:

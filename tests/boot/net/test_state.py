@@ -20,6 +20,7 @@ DHCP = InterfaceState(
     seconds=1.23456,
     mtu=1500,
     lease=LeaseInfo(server="10.0.2.2", lease_time=86400, obtained_at=1.7e9, renewal_time=43200),
+    warnings=("option 3 (router) 224.0.0.1 dropped: a multicast address",),
 )
 STATIC6 = InterfaceState(
     name="eth1.42",
@@ -38,6 +39,7 @@ def test_net_json_has_the_contract_keys_first_and_no_missing_values():
         assert list(item)[: len(CONTRACT_KEYS)] == CONTRACT_KEYS
     assert document["interfaces"][0]["seconds"] == 1.235
     assert document["interfaces"][1]["gateway"] is None and document["interfaces"][1]["lease"] is None
+    assert document["interfaces"][0]["warnings"] == list(DHCP.warnings) and document["interfaces"][1]["warnings"] == []
     json.dumps(document)  # plain JSON all the way down
 
 
@@ -46,7 +48,7 @@ def test_state_file_round_trip(tmp_path, state):
     path = write_state_file([state], tmp_path / "run" / "net.json")
     (back,) = read_state_file(path)
     assert back == InterfaceState.from_json(state.to_json())
-    assert back.lease == state.lease and back.addresses == state.addresses
+    assert back.lease == state.lease and back.addresses == state.addresses and back.warnings == state.warnings
 
 
 def test_state_file_feeds_keepnet(tmp_path):
