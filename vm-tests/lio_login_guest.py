@@ -139,6 +139,45 @@ def cases() -> dict[str, LoginConfig]:
     return out
 
 
+DISCOVERY_AUTH = CONFIGFS / "target/iscsi/discovery_auth"
+CLI_BOUND = 60.0
+
+
+def set_discovery_auth(credentials: Credentials | None) -> None:
+    """LIO's discovery CHAP is one setting for the whole target, apart from the target portal groups'."""
+    if credentials is not None:
+        write(DISCOVERY_AUTH / "userid", credentials.chap.username)
+        write(DISCOVERY_AUTH / "password", credentials.chap.password.reveal())
+        if credentials.reverse is not None:
+            write(DISCOVERY_AUTH / "userid_mutual", credentials.reverse.username)
+            write(DISCOVERY_AUTH / "password_mutual", credentials.reverse.password.reveal())
+    write(DISCOVERY_AUTH / "enforce_discovery_auth", "0" if credentials is None else "1")
+
+
+def cli_discover(credentials: Credentials | None, password: str | None = None) -> dict:
+    """`pyiscsi discover` as a user runs it: the command, its output and exit status."""
+    argv = [sys.executable, "-m", "boot", "discover", f"{PORTAL[0]}:{PORTAL[1]}", "--initiator", INITIATOR]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYISCSI_")}
+    if credentials is not None:
+        argv += ["--username", credentials.chap.username]
+        env["PYISCSI_PASSWORD"] = password or credentials.chap.password.reveal()
+        if credentials.reverse is not None:
+            argv += ["--reverse-username", credentials.reverse.username]
+            env["PYISCSI_REVERSE_PASSWORD"] = credentials.reverse.password.reveal()
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=CLI_BOUND, env=env, check=False)
+    return {"status": done.returncode, "stdout": done.stdout, "stderr": done.stderr}
+
+
+def cli_cases() -> dict[str, tuple[Credentials | None, Credentials | None, str | None]]:
+    """case -> (what LIO enforces, what we give, a wrong password to give instead)."""
+    return {
+        "cli-discover": (None, None, None),
+        "cli-discover-chap": (ONE_WAY, ONE_WAY, None),
+        "cli-discover-mutual": (BOTH_WAYS, BOTH_WAYS, None),
+        "cli-discover-chap-wrong": (ONE_WAY, ONE_WAY, "wrongsecret1"),
+    }
+
+
 def main() -> int:
     setup_lio()
     for name, config in cases().items():
@@ -147,6 +186,10 @@ def main() -> int:
         except (PyiscsiError, OSError) as exc:
             info = {"outcome": "error", "error": type(exc).__name__, "message": str(exc)}
         print(json.dumps({"case": name, **info}), flush=True)
+    for name, (enforced, given, wrong) in cli_cases().items():
+        set_discovery_auth(enforced)
+        print(json.dumps({"case": name, **cli_discover(given, wrong)}), flush=True)
+    set_discovery_auth(None)
     return 0
 
 

@@ -16,7 +16,7 @@ from harness.paths import REPO
 
 pytestmark = pytest.mark.vm
 
-LAB_BOUND = 240.0  # TCG on a busy machine: boot, module loads, about twenty logins
+LAB_BOUND = 300.0  # TCG on a busy machine: boot, module loads, about twenty logins, four `pyiscsi discover` runs
 
 
 @pytest.fixture(scope="module")
@@ -88,3 +88,24 @@ def test_refusals_are_typed(lio_cases, case: str, error: str, message: str) -> N
     assert (info["outcome"], info["error"]) == ("error", error), info
     assert message in info["message"]
     assert not any(s in info["message"] for s in ("wrongsecret1", "nope-nope-12", "bobsecret123", "carolsecret1"))
+
+
+TARGETS = ["iqn.2026-11.test:lio-plain", "iqn.2026-11.test:lio-chap", "iqn.2026-11.test:lio-mutual"]
+
+
+@pytest.mark.parametrize("case", ["cli-discover", "cli-discover-chap", "cli-discover-mutual"])
+def test_discover_through_the_cli(lio_cases, case: str) -> None:
+    """`pyiscsi discover` against LIO, with and without discovery CHAP: LIO rejects any PDU but Text and Logout
+    in a discovery session (a NOP-Out made it close the connection), so this fails if we ever send one."""
+    info = lio_cases[case]
+    assert info["status"] == 0, info
+    lines = info["stdout"].splitlines()
+    assert sorted(line.split()[-1] for line in lines) == sorted(TARGETS), info
+    assert all(line.startswith("127.0.0.1:3260,1 ") for line in lines), info
+
+
+def test_discover_with_a_wrong_secret_is_refused_without_echo(lio_cases) -> None:
+    info = lio_cases["cli-discover-chap-wrong"]
+    assert info["status"] == 4, info
+    assert "authentication failed (0x0201)" in info["stderr"], info
+    assert "wrongsecret1" not in info["stderr"] + info["stdout"]
