@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import bench  # noqa: F401  (repository root and vm-tests on sys.path)
-from bench import REPO
+from harness import paths
 
-CACHE = REPO / "cache" / "bench"
+CACHE = paths.CACHE / "bench"
 HOST_DRACUT = Path("/usr/lib/dracut")
 STOCK_MODULES = "iscsi network-legacy"
 FIX_MODULE = "99stock-fixes"
