@@ -13,8 +13,10 @@ Figures, guest uptime (s, /proc/uptime and the kernel's printk stamps, so firmwa
 - failure, target down (cmdline only: tgtd is stopped before the boot, its port refuses): the last kernel stamp
   before the guest powers off or panics (`rd.emergency=poweroff panic=-1`, QEMU `-no-reboot`), and the host's wall
   clock to that moment. Both get the same `rd.retry` / `rd.timeout`, which bound how long either may try.
-Scenarios: `ibft` (iPXE `sanhook` installs the iBFT; `rd.iscsi.firmware=1 ip=ibft`) and `cmdline`
-(`netroot=iscsi:10.0.2.2::PORT:1:IQN ip=dhcp rd.iscsi.initiator=...`), both with `root=UUID=...`.
+Scenarios: `ibft` (legacy BIOS iPXE `sanhook` leaves the iBFT in low memory; `rd.iscsi.firmware=1 ip=ibft`),
+`ibft-uefi` (the same command line through UEFI firmware, OVMF on q35: the EFI iPXE leaves the iBFT as the ACPI
+table /sys/firmware/acpi/tables/iBFT) and `cmdline` (`netroot=iscsi:10.0.2.2::PORT:1:IQN ip=dhcp
+rd.iscsi.initiator=...`), all with `root=UUID=...`.
 """
 
 from __future__ import annotations
@@ -41,12 +43,16 @@ ONCE = {("cmdline", True): "stock"}  # (scenario, target up) -> the stack booted
 COMMON = "loglevel=6 root=UUID={uuid}"
 CMDLINES = {
     "ibft": "rd.iscsi.firmware=1 ip=ibft",
+    "ibft-uefi": "rd.iscsi.firmware=1 ip=ibft",
     "cmdline": "netroot=iscsi:{host}::{port}:{lun}:{iqn} ip=dhcp rd.iscsi.initiator={initiator}",
     # bench.nodhcp: the cmdline boot on a NIC nobody answers (bootvm.DEAD_NETDEV), the same DHCP bound for both
     "nodhcp": "netroot=iscsi:{host}::{port}:{lun}:{iqn} ip=dhcp rd.iscsi.initiator={initiator} rd.net.timeout.dhcp=30",
     # bench.recovery: the iBFT boot (the one the stock stack completes here) run on past the real root's recovery
     "ibft-recovery": "rd.iscsi.firmware=1 ip=ibft",
 }
+UEFI_SCENARIOS = frozenset({"ibft-uefi"})  # booted through OVMF (q35); every other scenario is legacy BIOS
+# what `run` boots, in order: (scenario, target up)
+PLAN = (("ibft", True), ("ibft-uefi", True), ("cmdline", True), ("cmdline", False))
 ATTACHED_RE = re.compile(r"^\[\s*(?P<secs>\d+\.\d+)\].*\[sd[a-z]+\] Attached SCSI disk", re.M)
 STAMP_RE = re.compile(r"^\[\s*(?P<secs>\d+\.\d+)\]", re.M)
 
@@ -72,6 +78,11 @@ def append_for(scenario: str, values: dict[str, str]) -> str:
     for key, value in values.items():
         text = text.replace("{" + key + "}", value)
     return text
+
+
+def firmware_for(scenario: str) -> str:
+    """'uefi' or 'bios': the firmware a scenario boots through (harness.qemu.Firmware's values)."""
+    return "uefi" if scenario in UEFI_SCENARIOS else "bios"
 
 
 def disk_uptime(log: str) -> float | None:
@@ -103,9 +114,11 @@ def boot_once(
     netdev: str | None = None,
     stop_on: str | None = "realroot",
 ) -> Sample:
-    """One boot through harness.bootvm (tgtd on 127.0.0.1, iPXE + HTTP for `ibft`); it stops at `stop_on`
-    (`realroot`; None: run until the guest powers off). `netdev` replaces QEMU's -netdev (bootvm.DEAD_NETDEV)."""
+    """One boot through harness.bootvm (tgtd on 127.0.0.1, iPXE + HTTP for `ibft*`, OVMF for `ibft-uefi`); it stops
+    at `stop_on` (`realroot`; None: run until the guest powers off). `netdev` replaces QEMU's -netdev
+    (bootvm.DEAD_NETDEV)."""
     from harness import bootvm, kernel
+    from harness.qemu import Firmware
 
     kern = kernel.require()
     spec = bootvm.Boot(
@@ -115,6 +128,7 @@ def boot_once(
         target_up=target_up,
         netdev=netdev,
         stop_on=stop_on,
+        firmware=Firmware(firmware_for(scenario)),
     )
     result = bootvm.boot(spec, kern.vmlinuz, initrd, root, bound=bound)
     console = result.console
@@ -204,8 +218,7 @@ def run() -> None:
     built = images()
     root = root_image()
     samples: list[Sample] = []
-    plan = [("ibft", True), ("cmdline", True), ("cmdline", False)]
-    for scenario, up in plan:
+    for scenario, up in PLAN:
         name = scenario if up else f"{scenario}-target-down"
         order = alternate(RUNS if up else max(1, RUNS // 2))
         if (scenario, up) in ONCE:  # known not to boot here (bench.stock.LIMITS): shown once, not repeated
@@ -242,10 +255,15 @@ def _unavailable() -> str | None:
         return "tgtd and dracut need root"
     try:
         from harness import initramfs, kernel  # noqa: F401
+        from harness.qemu import OVMF_CODE, OVMF_VARS
     except ImportError as exc:
         return f"vm-tests harness missing: {exc}"
     if kernel.cached() is None:
         return "the pinned kernel is not fetched (make deps)"
+    if any(firmware_for(scenario) == "uefi" for scenario, _ in PLAN):
+        for path in (OVMF_CODE, OVMF_VARS):
+            if not path.is_file():
+                return f"{path} not installed (Debian package ovmf; make deps)"
     return None
 
 

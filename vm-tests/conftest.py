@@ -19,3 +19,19 @@ def pinned_kernel():
     from harness import kernel
 
     return kernel.require()
+
+
+@pytest.fixture(scope="session")
+def systemd_image(pinned_kernel):
+    """The product initramfs, systemd flavour (harness.initramfs: built once per content, then from its cache)."""
+    from harness import initramfs
+
+    return initramfs.build(pinned_kernel.release, pinned_kernel.modules, "systemd").path
+
+
+@pytest.fixture(scope="session")
+def sh_image(pinned_kernel):
+    """The product initramfs, dracut's own sh init."""
+    from harness import initramfs
+
+    return initramfs.build(pinned_kernel.release, pinned_kernel.modules, "sh").path

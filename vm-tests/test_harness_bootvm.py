@@ -6,6 +6,7 @@ from pathlib import Path
 
 from harness import bootvm, demo, initramfs, rootimage
 from harness.console import ConsoleResult, ExitReason, Marker
+from harness.qemu import Firmware
 
 
 def test_dracut_argv_product_and_unpackable_forms(tmp_path: Path) -> None:
@@ -68,3 +69,28 @@ def test_demo_timeline_reads_markers_and_kernel_stamps(tmp_path: Path) -> None:
     text = "\n".join(lines)
     assert "firmware (iPXE)" in text and "Linux version 6.1.0-50-amd64" in text
     assert "root mounted" in text and "30.50s" in text and "iscsid adopted the session" in text
+
+
+def test_demo_timeline_says_which_firmware_left_the_ibft_and_where_pyiscsi_read_it(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    log.write_text("pyiscsi-ipxe: sanhooked\n")
+    console = ConsoleResult(
+        ExitReason.POWEROFF,
+        (Marker("start", 20.0), Marker("firmware", 20.5, "ibft=acpi:/sys/firmware/acpi/tables/iBFT")),
+        log,
+        (),
+        40.0,
+        60.0,
+    )
+    uefi = "\n".join(demo.timeline(bootvm.BootResult(bootvm.Boot("d", "", firmware=Firmware.UEFI), console, 3260)))
+    assert "firmware (OVMF, iPXE)" in uefi and "(ACPI table)" in uefi
+    assert "iBFT read from" in uefi and "ibft=acpi:/sys/firmware/acpi/tables/iBFT" in uefi
+    bios = "\n".join(demo.timeline(bootvm.BootResult(bootvm.Boot("d", ""), console, 3260)))
+    assert "firmware (iPXE)" in bios and "(low memory)" in bios and "OVMF" not in bios
+
+
+def test_uefi_boots_need_ovmf(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(bootvm, "OVMF_CODE", tmp_path / "missing.fd")
+    monkeypatch.setattr(bootvm.shutil, "which", lambda tool: f"/usr/bin/{tool}")
+    assert "ovmf" in (bootvm.require_tools(Firmware.UEFI) or "")
+    assert "ovmf" not in (bootvm.require_tools(Firmware.BIOS) or "")

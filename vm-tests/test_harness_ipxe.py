@@ -110,3 +110,36 @@ def test_sanhook_uri_round_trips(uri, target):
 def test_bad_sanhook_uris_are_named(uri):
     with pytest.raises(HarnessError, match="sanhook uri"):
         SanTarget.parse(uri)
+
+
+def test_efi_script_names_the_initrd_and_puts_the_name_on_the_kernel_line():
+    script = IpxeScript((T1,), "http://h/vmlinuz", "http://h/initrd.img", "rd.iscsi.firmware=1 quiet", efi=True)
+    lines = _lines(script)
+    assert "kernel http://h/vmlinuz rd.iscsi.firmware=1 quiet initrd=initrd.img || goto failed" in lines
+    assert "initrd --name initrd.img http://h/initrd.img || goto failed" in lines
+    named = _lines(IpxeScript((T1,), "http://h/k", "http://h/i.gz", "quiet initrd=boot.img", efi=True,
+                              initrd_name="boot.img"))  # fmt: skip
+    assert "kernel http://h/k quiet initrd=boot.img || goto failed" in named  # given once, not added twice
+    assert "initrd --name boot.img http://h/i.gz || goto failed" in named
+
+
+@pytest.mark.parametrize(
+    ("script", "kernel_line"),
+    [
+        (IpxeScript((T1,), "http://h/k", "http://h/i", "quiet"), "kernel http://h/k quiet || goto failed"),
+        (IpxeScript((T1,), "http://h/k", None, "quiet", efi=True), "kernel http://h/k quiet || goto failed"),
+    ],
+    ids=["bios", "efi-without-initrd"],
+)
+def test_no_initrd_name_without_efi_or_without_an_initrd(script, kernel_line):
+    lines = _lines(script)
+    assert kernel_line in lines and not any("--name" in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("cmdline", "name"),
+    [("quiet initrd=other.img", "initrd.img"), ("initrd=initrd.img initrd=x", "initrd.img"), ("q", "bad name")],
+)
+def test_efi_initrd_name_that_cannot_work_is_refused(cmdline, name):
+    with pytest.raises(HarnessError, match="initrd"):
+        IpxeScript((T1,), "http://h/k", "http://h/i", cmdline, efi=True, initrd_name=name).render()

@@ -86,6 +86,55 @@ def test_bad_specs_are_refused_by_name(spec, accel, match):
         build_command(spec, accel)
 
 
+def test_uefi_boots_q35_with_read_only_ovmf_code_and_this_vms_vars(tmp_path):
+    vars_copy = tmp_path / "OVMF_VARS.fd"
+    spec = VmSpec(tftp_dir=tmp_path, bootfile="boot.ipxe", firmware=qemu.Firmware.UEFI, uefi_vars=vars_copy)
+    argv = build_command(spec, "tcg")
+    pairs = _pairs(argv)
+    assert ("-M", "q35") in pairs
+    assert [p for p in pairs if p[0] == "-drive"] == [
+        ("-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={qemu.OVMF_CODE}"),
+        ("-drive", f"if=pflash,format=raw,unit=1,file={vars_copy}"),
+    ]
+    nic = f"virtio-net-pci,netdev=n0,romfile={qemu.IPXE_VIRTIO_ROM},bootindex=1"
+    assert ("-device", nic) in pairs and ("-boot", "n") in pairs
+    # the BIOS command is what it always was: machine pc, no pflash, QEMU's own ROM choice, no boot index
+    bios = build_command(VmSpec(tftp_dir=tmp_path, bootfile="boot.ipxe"), "tcg")
+    assert ("-M", "pc") in _pairs(bios) and not any("pflash" in a or "bootindex" in a for a in bios)
+
+
+def test_uefi_direct_kernel_boot_and_several_nics_give_one_boot_index(tmp_path):
+    spec = VmSpec(kernel=K, firmware="uefi", uefi_vars=tmp_path / "v.fd")
+    argv = build_command(spec, "tcg")
+    assert ("-kernel", str(K)) in _pairs(argv) and not any("bootindex" in a for a in argv)
+    netboot = VmSpec(netdevs=("tap,ifname=a", "tap,ifname=b"), firmware="uefi", uefi_vars=tmp_path / "v.fd")
+    devices = [p[1] for p in _pairs(build_command(netboot, "tcg")) if p[0] == "-device"]
+    assert [d.endswith(",bootindex=1") for d in devices] == [True, False]
+
+
+@pytest.mark.parametrize(
+    ("spec", "match"),
+    [
+        (VmSpec(kernel=K, firmware="uefi"), "uefi_vars"),
+        (VmSpec(kernel=K, firmware="coreboot"), "firmware"),
+    ],
+)
+def test_bad_firmware_specs_are_refused_by_name(spec, match):
+    with pytest.raises(HarnessError, match=match):
+        build_command(spec, "tcg")
+
+
+def test_uefi_vars_is_a_private_writable_copy(tmp_path):
+    template = tmp_path / "template.fd"
+    template.write_bytes(b"\x00vars" * 16)
+    copy = qemu.uefi_vars(tmp_path / "mine.fd", template)
+    assert copy.read_bytes() == template.read_bytes() and copy.stat().st_mode & 0o777 == 0o600
+    copy.write_bytes(b"firmware wrote here")
+    assert template.read_bytes() == b"\x00vars" * 16
+    with pytest.raises(HarnessError, match="ovmf"):
+        qemu.uefi_vars(tmp_path / "x.fd", tmp_path / "missing.fd")
+
+
 @pytest.fixture
 def kvm_present(monkeypatch):
     monkeypatch.setattr(qemu.os, "access", lambda path, mode: True)

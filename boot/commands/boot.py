@@ -18,10 +18,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from boot.console import KMSG_WARNING, to_kmsg
 from boot.timeline import Timeline
 from initiator.errors import PyiscsiError
+
+if TYPE_CHECKING:
+    from boot.plan import BootPlan
 
 KMSG = True
 STATE_DIR = "/run/pyiscsi"
@@ -80,6 +84,9 @@ def _boot(args: argparse.Namespace, timeline: Timeline) -> int:
     from boot.sessions import write_sessions
 
     plan = plan_from_args(args)
+    origin = ibft_origin(plan, getattr(args, "ibft", None))
+    if origin:
+        timeline.mark("firmware", f"ibft={origin}")
     state_dir = Path(args.state_dir)
     steps = LiveSteps(state_dir=str(state_dir))
     try:
@@ -102,6 +109,29 @@ def _boot(args: argparse.Namespace, timeline: Timeline) -> int:
     write_atomic(state_dir / "booted", f"{root.device}\n")
     timeline.mark("booted", f"{len(sessions)} session(s), root {root.device}")
     return 0
+
+
+def ibft_origin(plan: BootPlan, given: str | None) -> str | None:
+    """`kind:path` of the iBFT the plan took interfaces or targets from (None: it took none): acpi (UEFI), sysfs
+    (iscsi_ibft), mem (the legacy BIOS scan) or file. `--ibft` names it; else it is the table the same lookup
+    finds again (the planner keeps only what it took from it)."""
+    from boot.plan import Source
+    from initiator import ibft_sources
+
+    if not any(p.source is Source.IBFT for p in (*plan.interfaces, *plan.targets)):
+        return None
+    path = given
+    if path is None:
+        try:
+            table = ibft_sources.find_ibft()
+        except PyiscsiError:
+            return "unreadable"
+        path = table.source if table is not None else None
+    if not path:
+        return "unknown"
+    known = {ibft_sources.ACPI_TABLE: "acpi", ibft_sources.SYSFS_DIR: "sysfs", ibft_sources.DEV_MEM: "mem"}
+    kind = known.get(path) or ("sysfs" if os.path.isdir(path) else "file")
+    return f"{kind}:{path}"
 
 
 def agent_command(args: argparse.Namespace, state_dir: Path, cmdline_file: Path | None) -> list[str]:

@@ -70,6 +70,54 @@ def test_command_lines() -> None:
     assert "rd.iscsi.firmware=1" in ibft and "netroot" not in ibft
 
 
+def test_uefi_ibft_row_sits_beside_the_bios_one_with_the_same_command_line() -> None:
+    values = {"uuid": "U", "host": "10.0.2.2", "port": "3261", "lun": "1", "iqn": "iqn.x:r", "initiator": "iqn.y:c"}
+    assert boot.append_for("ibft-uefi", values) == boot.append_for("ibft", values)
+    scenarios = [scenario for scenario, up in boot.PLAN if up]
+    assert scenarios.index("ibft-uefi") == scenarios.index("ibft") + 1
+    assert [boot.firmware_for(s) for s, _ in boot.PLAN] == ["bios", "uefi", "bios", "bios"]
+    assert {boot.firmware_for(s) for s in boot.CMDLINES if s != "ibft-uefi"} == {"bios"}
+
+
+@pytest.mark.parametrize(("scenario", "firmware", "ipxe"), [("ibft-uefi", "uefi", True), ("ibft", "bios", True),
+                                                            ("cmdline", "bios", False)])  # fmt: skip
+def test_boot_once_boots_the_scenario_through_its_firmware(monkeypatch, tmp_path, scenario, firmware, ipxe) -> None:
+    from harness import bootvm, kernel
+    from harness.console import ConsoleResult, ExitReason, Marker
+
+    log = tmp_path / "console.log"
+    log.write_text("[   12.5] sd 0:0:0:1: [sda] Attached SCSI disk\nPYISCSI-MARK realroot 20.00\n")
+    seen: list[bootvm.Boot] = []
+
+    def fake_boot(spec, vmlinuz, initrd, root, bound):
+        seen.append(spec)
+        console = ConsoleResult(ExitReason.STOPPED, (Marker("realroot", 20.0),), log, (), 20.0, 61.0)
+        return bootvm.BootResult(spec, console, 3260)
+
+    monkeypatch.setattr(kernel, "require", lambda: type("K", (), {"vmlinuz": Path("/k/vmlinuz")})())
+    monkeypatch.setattr(bootvm, "boot", fake_boot)
+    sample = boot.boot_once("ours", Path("/i.img"), scenario, Path("/r.ext4"))
+    assert [(s.firmware, s.ipxe, s.name) for s in seen] == [(firmware, ipxe, f"bench-ours-{scenario}")]
+    assert "rd.iscsi.firmware=1" in seen[0].cmdline if ipxe else "netroot=iscsi:" in seen[0].cmdline
+    assert (sample.scenario, sample.disk, sample.realroot, sample.reason) == (scenario, 12.5, 20.0, "real root")
+
+
+def test_boot_report_gives_the_uefi_row_its_own_lines() -> None:
+    samples = [
+        _sample("ours", "ibft", 5.0, 10.0),
+        _sample("ours", "ibft-uefi", 6.0, 12.0),
+        _sample("stock", "ibft", 8.0, 20.0),
+        _sample("stock", "ibft-uefi", None, None, reason="poweroff"),
+    ]
+    lines = boot.report(samples).splitlines()
+    uefi = next(line for line in lines if line.split()[0] == "ibft-uefi" and "real root init" in line)
+    assert uefi.split()[-3:] == ["12.00", "-", "-"]
+    assert any(line.split()[0] == "ibft-uefi" and "stock: reached the real root" in line and "0/1" in line
+               for line in lines)  # fmt: skip
+    bios = next(line for line in lines if line.split()[0] == "ibft" and "real root init" in line)
+    assert bios.split()[-3:] == ["10.00", "20.00", "0.50x"]
+
+
 LOG = """\
 [    0.000000] Linux version 6.1.0
 [    9.250001] scsi 2:0:0:0: RAID              IET      Controller       0001 PQ: 0 ANSI: 5

@@ -59,11 +59,15 @@ def fake_boot(tmp_path, monkeypatch: pytest.MonkeyPatch):
     import boot.orchestrate as orchestrate
     from boot.plan import BootPlan
     from boot.sessions import SessionState
+    from initiator.held_session import HeldSession
+    from initiator.portal import Portal
 
     session = SessionState(
-        target="iqn.2026-11.test:root", address="10.0.2.2", port=3260, tpgt=1, lun=1, sid=3, host_no=2,
-        isid="800000000001", tsih=7, initiator_name="iqn.2026-11.test:init", header_digest="None",
-        data_digest="None", username=None, username_in=None, device="/dev/sda", root=True, seconds=1.5,
+        HeldSession(
+            target="iqn.2026-11.test:root", portal=Portal("10.0.2.2", 3260), tpgt=1, lun=1, sid=3, host_no=2,
+            isid=bytes.fromhex("800000000001"), tsih=7, initiator_name="iqn.2026-11.test:init",
+        ),
+        device="/dev/sda", root=True, seconds=1.5,
     )  # fmt: skip
     events: list[str] = []
     plans = {"agent": True}
@@ -108,3 +112,81 @@ def test_an_agent_that_does_not_start_warns_and_the_boot_goes_on(fake_boot) -> N
     assert boot_command._boot(args, boot_command.Timeline(out=lambda line: None, kmsg=None)) == 0
     assert events == ["agent", "warn: recovery agent not started: no"]
     assert (state_dir / "booted").exists()
+
+
+# -- which iBFT the plan read: a `firmware` milestone names its source ------------------------------------------
+
+
+def _table(source: str):
+    from pathlib import Path
+
+    from initiator.ibft import parse_ibft
+
+    return parse_ibft((Path(__file__).parents[1] / "fixtures" / "ibft" / "ipxe-chap.bin").read_bytes(), source=source)
+
+
+def _plan(source: str, where: str = "targets"):
+    from boot.plan import BootPlan, InterfacePlan, Source, TargetPlan
+
+    if where == "targets":
+        return BootPlan("iqn.x:y", targets=(TargetPlan("10.0.2.2", "iqn.x:root", source=Source(source)),))
+    return BootPlan("iqn.x:y", interfaces=(InterfacePlan(source=Source(source)),))
+
+
+@pytest.mark.parametrize(
+    ("found", "expected"),
+    [
+        ("/sys/firmware/acpi/tables/iBFT", "acpi:/sys/firmware/acpi/tables/iBFT"),
+        ("/sys/firmware/ibft", "sysfs:/sys/firmware/ibft"),
+        ("/dev/mem", "mem:/dev/mem"),
+    ],
+    ids=["uefi-acpi", "iscsi_ibft-sysfs", "bios-scan"],
+)
+@pytest.mark.parametrize("where", ["targets", "interfaces"])
+def test_ibft_origin_names_the_source_the_lookup_found(monkeypatch, found, expected, where) -> None:
+    from initiator import ibft_sources
+
+    monkeypatch.setattr(ibft_sources, "find_ibft", lambda: _table(found))
+    assert boot_command.ibft_origin(_plan("ibft", where), None) == expected
+
+
+def test_ibft_origin_given_source_or_nothing_from_the_ibft(monkeypatch, tmp_path) -> None:
+    from initiator import ibft_sources
+    from initiator.errors import IbftError
+
+    def never():
+        raise AssertionError("looked for an iBFT")
+
+    monkeypatch.setattr(ibft_sources, "find_ibft", never)
+    assert boot_command.ibft_origin(_plan("cmdline"), None) is None
+    assert boot_command.ibft_origin(_plan("cmdline", "interfaces"), None) is None
+    table = tmp_path / "ibft.bin"
+    table.write_bytes(b"")
+    assert boot_command.ibft_origin(_plan("ibft"), str(table)) == f"file:{table}"
+    assert boot_command.ibft_origin(_plan("ibft"), str(tmp_path)) == f"sysfs:{tmp_path}"
+
+    def broken():
+        raise IbftError("ibft", None, "checksum")
+
+    monkeypatch.setattr(ibft_sources, "find_ibft", broken)
+    assert boot_command.ibft_origin(_plan("ibft"), None) == "unreadable"
+
+
+def test_boot_marks_the_ibft_source_before_the_plan(fake_boot, monkeypatch) -> None:
+    import dataclasses
+
+    import boot.commands.plan_args as plan_args
+    import boot.orchestrate as orchestrate
+    from initiator import ibft_sources
+
+    args, _plans, _events, _state_dir = fake_boot
+    args.ibft = None
+    plan = dataclasses.replace(_plan("ibft"), root="/dev/sda")
+    monkeypatch.setattr(plan_args, "plan_from_args", lambda args: plan)
+    monkeypatch.setattr(ibft_sources, "find_ibft", lambda: _table(ibft_sources.ACPI_TABLE))
+    lines: list[str] = []
+    before_run: list[str] = []
+    fake_run = orchestrate.run_boot
+    monkeypatch.setattr(orchestrate, "run_boot", lambda *a, **k: before_run.extend(lines) or fake_run(*a, **k))
+    assert boot_command._boot(args, boot_command.Timeline(out=lines.append, kmsg=None, clock=lambda: 3.5)) == 0
+    assert before_run == ["PYISCSI-MARK firmware 3.500 ibft=acpi:/sys/firmware/acpi/tables/iBFT"]

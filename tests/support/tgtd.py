@@ -17,6 +17,9 @@ tgt facts the callers should know:
   pause()/resume() freeze and thaw it (a target that hangs with its connections open).
 - tgt never redirects a login to the address the initiator itself has: redirect tests put the second tgtd on
   127.0.0.2 (`Tgtd(host="127.0.0.2")`), the rest of 127.0.0.0/8 works without setup.
+- `Tgtd(host=ADDR, netns=NS)` runs tgtd inside network namespace NS (`ip netns exec`; harness.netlab makes one)
+  with its portal on ADDR:3260 there, so it advertises the address the initiator really reaches; its control
+  socket is a file under /run/tgtd, so tgtadm works from the host as usual.
 
 Usage: `with Tgtd() as tgt: t = tgt.add_target("iqn...:disk", [LunSpec(64 << 20)]); tgt.portal ...`
 """
@@ -47,6 +50,7 @@ START_BOUND = 10.0  # seconds for tgtd to answer tgtadm and listen on its portal
 TGTADM_BOUND = 10.0
 BIND_FAILED = b"failed to create/bind to portal"  # tgtd's log line; it keeps running without that portal
 ATTEMPTS = 5  # ports or control ports taken by someone else between our choice and tgtd's bind
+ISCSI_PORT = 3260  # the portal port in a namespace of our own: nobody else can hold it there
 
 
 class TgtdError(RuntimeError):
@@ -120,12 +124,20 @@ class Target:
 class Tgtd:
     """One private tgtd. Use as a context manager (or call close()): the process group and files always go."""
 
-    def __init__(self, workdir: Path | str | None = None, *, ipv6: bool = False, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        workdir: Path | str | None = None,
+        *,
+        ipv6: bool = False,
+        host: str = "127.0.0.1",
+        netns: str | None = None,
+    ) -> None:
         self._own_workdir = workdir is None
         self.workdir = Path(tempfile.mkdtemp(prefix="pyiscsi-tgtd-") if workdir is None else workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.host = host
         self.ipv6 = ipv6
+        self.netns = netns
         self.port = 0
         self.control_port = 0
         self.targets: dict[str, Target] = {}
@@ -176,7 +188,7 @@ class Tgtd:
         keep_port = self.port != 0
         failures: list[str] = []
         for _ in range(ATTEMPTS):
-            port = self.port if keep_port else _free_port(self.host, both_families=self.ipv6)
+            port = self.port if keep_port else _free_port(self.host, both_families=self.ipv6, netns=self.netns)
             control = _free_control_port()
             problem = self._spawn(port, control)
             if problem is None:
@@ -230,9 +242,10 @@ class Tgtd:
         """Start tgtd; None when it serves on port, else what went wrong (it is killed again then)."""
         portal = f"[{self.host}]:{port}" if ":" in self.host else f"{self.host}:{port}"  # not self.portal: port
         self._log_start = self._log.stat().st_size if self._log.exists() else 0
+        inside = ("ip", "netns", "exec", self.netns) if self.netns else ()
         with self._log.open("ab") as log:
             self._process = subprocess.Popen(
-                [TGTD, "-f", "-C", str(control), "--iscsi", f"portal={portal}"],
+                [*inside, TGTD, "-f", "-C", str(control), "--iscsi", f"portal={portal}"],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -405,8 +418,11 @@ def _die_with_parent() -> None:
         os._exit(126)
 
 
-def _free_port(host: str, *, both_families: bool) -> int:
-    """A port free on host (and on ::1 as well when both_families), chosen by the kernel."""
+def _free_port(host: str, *, both_families: bool, netns: str | None = None) -> int:
+    """A port free on host (and on ::1 as well when both_families), chosen by the kernel; in a namespace of our
+    own, where nothing else listens, iSCSI's own port."""
+    if netns is not None:
+        return ISCSI_PORT
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     for _ in range(50):
         with socket.socket(family, socket.SOCK_STREAM) as probe:
@@ -449,8 +465,12 @@ def _socket_inodes(pid: int) -> set[str]:
 def _process_listens(pid: int, port: int, family: socket.AddressFamily) -> bool:
     """Does process pid hold a TCP socket listening on port? (/proc/net/tcp* joined with /proc/PID/fd)."""
     inodes = _socket_inodes(pid)
-    table = Path("/proc/net/tcp6" if family == socket.AF_INET6 else "/proc/net/tcp")
-    for line in table.read_text().splitlines()[1:]:
+    table = Path(f"/proc/{pid}/net/tcp6" if family == socket.AF_INET6 else f"/proc/{pid}/net/tcp")  # its netns
+    try:
+        lines = table.read_text().splitlines()[1:]
+    except OSError:  # gone already
+        return False
+    for line in lines:
         fields = line.split()
         local, state, inode = fields[1], fields[3], fields[9]
         if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port and inode in inodes:
@@ -461,7 +481,11 @@ def _process_listens(pid: int, port: int, family: socket.AddressFamily) -> bool:
 def _process_holds_unix_socket(pid: int, path_suffix: str) -> bool:
     """Does process pid hold the unix socket bound at a path ending in path_suffix? (/proc/net/unix)."""
     inodes = _socket_inodes(pid)
-    for line in Path("/proc/net/unix").read_text().splitlines()[1:]:
+    try:
+        lines = Path(f"/proc/{pid}/net/unix").read_text().splitlines()[1:]  # the list is per network namespace
+    except OSError:
+        return False
+    for line in lines:
         fields = line.split()
         if len(fields) >= 8 and fields[7].endswith("/" + path_suffix) and fields[6] in inodes:
             return True

@@ -7,6 +7,9 @@ up at all. `boot(b, kernel, initrd)` starts tgtd on 127.0.0.1 with the real root
 that LUN, runs QEMU, and when the real root prints `PYISCSI-MARK await-failure` restarts tgtd (a connection
 failure iscsid must recover from).
 
+`firmware=Firmware.UEFI` boots the same through OVMF (q35, a private copy of its variables in the boot's temporary
+directory): UEFI iPXE's `sanhook` leaves the iBFT as an ACPI table, and the kernel line names the initrd.
+
 Failing boots end quickly: `rd.shell=0 rd.emergency=poweroff panic=-1` with QEMU's `-no-reboot`.
 """
 
@@ -30,7 +33,7 @@ from harness.errors import HarnessError
 from harness.http import GUEST_HOST, StaticServer
 from harness.ipxe import Chap, IpxeScript, SanTarget, StaticNet
 from harness.paths import CACHE, REPO
-from harness.qemu import VmSpec, build_command, choose_accel, stop
+from harness.qemu import OVMF_CODE, OVMF_VARS, Firmware, VmSpec, build_command, choose_accel, stop, uefi_vars
 from initiator.deadline import Deadline
 from initiator.secret import Secret
 
@@ -66,6 +69,7 @@ class Boot:
     stop_on: str | None = None  # end the run at this marker (failure scenarios need no poweroff)
     memory_mb: int = 768
     ipv6: bool = False  # tgtd listens on [::1] too; the guest reaches it as [fec0::2] ({host6})
+    firmware: Firmware = Firmware.BIOS  # UEFI: OVMF on q35 (see the module docstring)
 
 
 @dataclass(frozen=True)
@@ -176,6 +180,8 @@ def boot(spec: Boot, vmlinuz: Path, initrd: Path, root_image: Path, bound: float
                 restarted.append(True)
 
         accel = choose_accel(vmlinuz)
+        efi = spec.firmware == Firmware.UEFI
+        ovmf_vars = uefi_vars(tmp / "OVMF_VARS.fd") if efi else None
         if spec.ipxe:
             shutil.copyfile(vmlinuz, tmp / "vmlinuz")
             if _same_fs(initrd, tmp):
@@ -196,17 +202,21 @@ def boot(spec: Boot, vmlinuz: Path, initrd: Path, root_image: Path, bound: float
                     targets=(SanTarget(GUEST_HOST, tgt.port, spec.lun, spec.iqn),),
                     kernel_url=http.guest_url("vmlinuz"),
                     initrd_url=http.guest_url("initrd.img"),
-                    cmdline=append + " initrd=initrd.img",
+                    # EFI: the script adds initrd=<name> (the EFI stub loads it); BIOS: as it always was
+                    cmdline=append if efi else append + " initrd=initrd.img",
                     initiator_iqn=INITIATOR,
                     chap=chap,
                     static=spec.static,
+                    efi=efi,
                 )
                 script.write(tmp / "boot.ipxe")
-                vm = VmSpec(tftp_dir=tmp, bootfile="boot.ipxe", memory_mb=spec.memory_mb)
+                vm = VmSpec(tftp_dir=tmp, bootfile="boot.ipxe", memory_mb=spec.memory_mb, firmware=spec.firmware,
+                            uefi_vars=ovmf_vars)  # fmt: skip
                 argv = _netdev(build_command(vm, accel), spec)
                 console = _run_qemu(argv, bound, log_path, {"await-failure": restart}, spec.stop_on)
         else:
-            vm = VmSpec(kernel=vmlinuz, initrd=initrd, append=append, memory_mb=spec.memory_mb)
+            vm = VmSpec(kernel=vmlinuz, initrd=initrd, append=append, memory_mb=spec.memory_mb, firmware=spec.firmware,
+                        uefi_vars=ovmf_vars)  # fmt: skip
             argv = _netdev(build_command(vm, accel), spec)
             console = _run_qemu(argv, bound, log_path, {"await-failure": restart}, spec.stop_on)
     return BootResult(spec, console, tgt.port, bool(restarted))
@@ -230,11 +240,15 @@ def _netdev(argv: list[str], spec: Boot) -> list[str]:
     return [*argv[: i + 1], value, *argv[i + 2 :]]
 
 
-def require_tools() -> str | None:
+def require_tools(firmware: Firmware = Firmware.BIOS) -> str | None:
     """Why these boots cannot run here, or None."""
     for tool in ("qemu-system-x86_64", "dracut", "tgtd", "mke2fs", "blkid"):
         if shutil.which(tool) is None:
             return f"{tool} not installed"
+    if firmware == Firmware.UEFI:
+        for path in (OVMF_CODE, OVMF_VARS):
+            if not path.is_file():
+                return f"{path} not installed (Debian package ovmf)"
     if os.geteuid() != 0:
         return "tgtd and dracut need root"
     for binary in rootimage.BINARIES:

@@ -1,12 +1,14 @@
 """`make demo`: a diskless VM boots through iPXE (sanhook, so an iBFT) and 95pyiscsi to its real root on iSCSI.
 
-    python -m harness.demo [--flavour systemd|sh] [--no-recovery] [--timeout S]
+    python -m harness.demo [--flavour systemd|sh] [--uefi] [--no-recovery] [--timeout S]
 
 Steps: the pinned kernel (cache/kernel), a real-root image (harness.rootimage: busybox + Debian's iscsid), the
 initramfs (harness.initramfs, also left at build/initramfs-pyiscsi.img and build/vmlinuz), a private tgtd on
 127.0.0.1 serving the root image, then QEMU: iPXE logs in with `sanhook`, leaves an iBFT and loads the kernel
 and initramfs over HTTP; the kernel command line says only `rd.iscsi.firmware=1 root=UUID=...`. The real root
 starts iscsid, which must adopt the session; then the host restarts tgtd and iscsid must recover it.
+`--uefi` (`make demo UEFI=1`): the same through UEFI firmware (OVMF on q35), whose iPXE leaves the iBFT as an ACPI
+table (/sys/firmware/acpi/tables/iBFT) instead of in low memory.
 
 Prints a timeline in guest uptime and exits 0 only when the real root saw its session adopted.
 """
@@ -21,12 +23,14 @@ import time
 
 from harness import bootvm, initramfs, kernel, rootimage
 from harness.errors import HarnessError
+from harness.qemu import Firmware
 
 STAMP = r"\[\s*(\d+\.\d+)\]"
 ROWS = (
     # (label, marker name or None, log regex giving (uptime, detail) when no marker)
     ("kernel starts", None, STAMP + r" (Linux version \S+)"),
     ("pyiscsi boot starts", "start", None),
+    ("iBFT read from", "firmware", None),
     ("link up, address", "address", None),
     ("iSCSI login + kernel handoff", "login", None),
     ("disk", "disk", None),
@@ -44,7 +48,9 @@ def timeline(result: bootvm.BootResult) -> list[str]:
     log = console.log()
     lines = []
     if "pyiscsi-ipxe: sanhooked" in log:
-        lines.append(f"  {'firmware (iPXE)':32} {'':>8}  DHCP, sanhook {result.boot.iqn}: iBFT written")
+        uefi = result.boot.firmware == Firmware.UEFI
+        label, where = ("firmware (OVMF, iPXE)", "ACPI table") if uefi else ("firmware (iPXE)", "low memory")
+        lines.append(f"  {label:32} {'':>8}  DHCP, sanhook {result.boot.iqn}: iBFT written ({where})")
     for label, name, pattern in ROWS:
         when, detail = None, ""
         if name is not None:
@@ -64,10 +70,12 @@ def timeline(result: bootvm.BootResult) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="harness.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--flavour", choices=sorted(initramfs.FLAVOURS), default=initramfs.DEFAULT_FLAVOUR)
+    parser.add_argument("--uefi", action="store_true", help="boot through UEFI firmware (OVMF) instead of BIOS")
     parser.add_argument("--no-recovery", action="store_true", help="stop once iscsid adopted the session")
     parser.add_argument("--timeout", type=float, default=bootvm.BOUND, help="bound of the VM run, seconds")
     args = parser.parse_args(argv)
-    missing = bootvm.require_tools()
+    firmware = Firmware.UEFI if args.uefi else Firmware.BIOS
+    missing = bootvm.require_tools(firmware)
     if missing:
         print(f"demo: {missing} (run `make deps` as root)", file=sys.stderr)
         return 1
@@ -84,8 +92,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"demo: initramfs {initramfs.OUT} ({image.flavour}, {initramfs.OUT.stat().st_size / 1e6:.1f} MB)")
         mode = " pyiscsi.test=adopt" if args.no_recovery else ""
         # loglevel=7: the kernel's banner and the root mount are info lines, the timeline reads their stamps
-        spec = bootvm.Boot("demo", "rd.iscsi.firmware=1 root=UUID={uuid} loglevel=7" + mode, ipxe=True)
-        print("demo: booting QEMU through iPXE sanhook (tgtd on 127.0.0.1; a few minutes under TCG) ...")
+        spec = bootvm.Boot("demo", "rd.iscsi.firmware=1 root=UUID={uuid} loglevel=7" + mode, ipxe=True,
+                           firmware=firmware)  # fmt: skip
+        how = "UEFI (OVMF) and iPXE" if args.uefi else "iPXE"
+        print(f"demo: booting QEMU through {how} sanhook (tgtd on 127.0.0.1; a few minutes under TCG) ...")
         result = bootvm.boot(spec, kern.vmlinuz, image.path, root, bound=args.timeout)
     except HarnessError as exc:
         print(f"demo: {exc}", file=sys.stderr)

@@ -3,6 +3,10 @@
 `sanhook` logs in to the target and leaves an iBFT describing it (and the NIC and initiator) in low memory,
 which is exactly what a firmware-booted machine hands Linux. Values go into the script verbatim, so they are
 checked here: iPXE would split on whitespace and expand `${...}`.
+
+Under UEFI (`efi=True`) iPXE's `sanhook` installs the iBFT as an ACPI table instead, and the kernel's EFI stub
+loads the initrd itself, by the name on the kernel line (`initrd=<name>`) from iPXE's file system: the script
+names the image (`initrd --name`) and puts that name on the kernel line.
 """
 
 from __future__ import annotations
@@ -81,6 +85,18 @@ class IpxeScript:
     static: StaticNet | None = None
     keep_san: bool = True
     extra: tuple[str, ...] = field(default=())
+    efi: bool = False  # UEFI iPXE: the initrd is named, and `initrd=<name>` goes on the kernel line
+    initrd_name: str = "initrd.img"
+
+    def kernel_args(self) -> str:
+        """The kernel line's arguments: `cmdline`, plus `initrd=<initrd_name>` under EFI when it is not there yet."""
+        if not (self.efi and self.initrd_url):
+            return self.cmdline
+        wanted = f"initrd={_check('initrd-name', self.initrd_name)}"
+        given = [word for word in self.cmdline.split() if word.startswith("initrd=")]
+        if given and given != [wanted]:
+            raise HarnessError(f"ipxe cmdline: {' '.join(given)} does not name the initrd {self.initrd_name!r}")
+        return self.cmdline if given else f"{self.cmdline} {wanted}".strip()
 
     def render(self) -> str:
         """The script text. It holds CHAP secrets: write it 0600 (see `write`)."""
@@ -109,9 +125,10 @@ class IpxeScript:
             lines.append(f"sanhook {drive}{target.uri()} || goto failed")
         lines.append("echo pyiscsi-ipxe: sanhooked")
         lines += list(self.extra)
-        lines.append(f"kernel {self.kernel_url} {self.cmdline}".rstrip() + " || goto failed")
+        lines.append(f"kernel {self.kernel_url} {self.kernel_args()}".rstrip() + " || goto failed")
         if self.initrd_url:
-            lines.append(f"initrd {self.initrd_url} || goto failed")
+            name = f"--name {self.initrd_name} " if self.efi else ""
+            lines.append(f"initrd {name}{self.initrd_url} || goto failed")
         lines += ["boot || goto failed", ":failed", "echo pyiscsi-ipxe: failed", "poweroff"]
         return "\n".join(lines) + "\n"
 

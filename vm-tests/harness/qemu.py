@@ -3,12 +3,18 @@
 `build_command(spec, accel)` is pure and unit-tested; `run(spec, ...)` starts QEMU, reads the console under a
 named deadline (harness.console) and always reaps the process. KVM is used only if a short probe boots the
 pinned kernel far enough to print its banner: on nested machines /dev/kvm can exist and hang forever.
+
+Firmware: legacy BIOS (SeaBIOS, machine `pc`) by default; `Firmware.UEFI` boots machine `q35` with Debian's OVMF
+(`ovmf`): the code read-only, the variables from a private copy per VM (`uefi_vars`), since firmware writes
+them (boot entries). The NIC's option ROM is ipxe-qemu's efi-virtio.rom either way, its EFI half under OVMF.
 """
 
 from __future__ import annotations
 
+import enum
 import os
 import shlex
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass
@@ -17,12 +23,19 @@ from pathlib import Path
 from harness.console import ConsoleResult, read_console
 from harness.console import finish as finish_console
 from harness.errors import HarnessError
-from harness.paths import CACHE
+from harness.paths import CACHE, IPXE_VIRTIO_ROM
 from initiator.deadline import Deadline
 
 QEMU = "qemu-system-x86_64"
 KVM_PROBE_SECONDS = 6.0
 ACCEL_ENV = "PYISCSI_VM_ACCEL"  # "tcg" or "kvm" skips the probe
+OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")  # Debian's ovmf: the firmware, never written
+OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")  # its empty variable store, copied per VM
+
+
+class Firmware(enum.StrEnum):
+    BIOS = "bios"
+    UEFI = "uefi"
 
 
 @dataclass(frozen=True)
@@ -50,6 +63,12 @@ class VmSpec:
     drives: tuple[Path, ...] = ()
     nic_rom: Path | None = None  # None: QEMU's default for the NIC, which is ipxe-qemu's efi-virtio.rom
     extra: tuple[str, ...] = ()
+    # -netdev values (without id=) instead of the user network, one virtio NIC each (harness.netlab's taps); a
+    # netboot then needs no bootfile: the lab's DHCP server names it
+    netdevs: tuple[str, ...] = ()
+    netns: str | None = None  # run QEMU inside this network namespace (`ip netns exec`), where the taps are
+    firmware: Firmware = Firmware.BIOS
+    uefi_vars: Path | None = None  # UEFI: this VM's writable copy of OVMF_VARS (see `uefi_vars()`)
 
     @property
     def netboot(self) -> bool:
@@ -66,16 +85,48 @@ def netdev_option(spec: VmSpec) -> str:
     return ",".join(parts)
 
 
+def firmware_options(spec: VmSpec) -> tuple[str, list[str]]:
+    """(machine type, firmware options): SeaBIOS's `pc`, or `q35` with OVMF's code and this VM's variables."""
+    try:
+        firmware = Firmware(spec.firmware)
+    except ValueError:
+        raise HarnessError(f"VmSpec firmware: expected 'bios' or 'uefi', got {spec.firmware!r}") from None
+    if firmware is Firmware.BIOS:
+        return "pc", []
+    if spec.uefi_vars is None:
+        raise HarnessError("VmSpec uefi_vars: UEFI needs this VM's own copy of OVMF_VARS (harness.qemu.uefi_vars)")
+    return "q35", [
+        "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
+        "-drive", f"if=pflash,format=raw,unit=1,file={spec.uefi_vars}",
+    ]  # fmt: skip
+
+
+def uefi_vars(dest: Path, template: Path = OVMF_VARS) -> Path:
+    """A fresh writable copy of OVMF's empty variable store at `dest` (in the boot's own temporary directory)."""
+    if not template.is_file():
+        raise HarnessError(f"{template}: not installed (Debian package ovmf)")
+    shutil.copyfile(template, dest)
+    dest.chmod(0o600)
+    return dest
+
+
 def build_command(spec: VmSpec, accel: str) -> list[str]:
     """The argv for one run. Pure: no files are checked here, so tests can compare whole commands."""
     if accel not in ("tcg", "kvm"):
         raise HarnessError(f"accel: expected 'tcg' or 'kvm', got {accel!r}")
-    if spec.netboot and spec.bootfile is None:
+    if spec.netboot and spec.bootfile is None and not spec.netdevs:
         raise HarnessError("VmSpec: no kernel and no bootfile: nothing to boot")
-    argv = [QEMU, "-accel", accel, "-M", "pc", "-m", str(spec.memory_mb), "-smp", str(spec.cpus)]
-    argv += ["-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio", "-monitor", "none"]
-    nic = "virtio-net-pci,netdev=n0" + (f",romfile={spec.nic_rom}" if spec.nic_rom else "")
-    argv += ["-netdev", netdev_option(spec), "-device", nic]
+    machine, firmware = firmware_options(spec)
+    argv = [QEMU, "-accel", accel, "-M", machine, "-m", str(spec.memory_mb), "-smp", str(spec.cpus)]
+    argv += ["-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio", "-monitor", "none", *firmware]
+    uefi = spec.firmware == Firmware.UEFI
+    nic_rom = spec.nic_rom or (IPXE_VIRTIO_ROM if uefi else None)
+    rom = f",romfile={nic_rom}" if nic_rom else ""
+    # OVMF boots what the fw_cfg boot order names (bootindex=), not `-boot n`: the first NIC, for a netboot
+    first = ",bootindex=1" if uefi and spec.netboot else ""
+    netdevs = [f"{value},id=n{index}" for index, value in enumerate(spec.netdevs)] or [netdev_option(spec)]
+    for index, netdev in enumerate(netdevs):
+        argv += ["-netdev", netdev, "-device", f"virtio-net-pci,netdev=n{index}{rom}{first if index == 0 else ''}"]
     if spec.netboot:
         argv += ["-boot", "n"]
     else:
@@ -91,7 +142,7 @@ def build_command(spec: VmSpec, accel: str) -> list[str]:
     for index, drive in enumerate(spec.drives):
         argv += ["-drive", f"file={drive},format=raw,if=virtio,index={index}"]
     argv += list(spec.extra)
-    return argv
+    return ["ip", "netns", "exec", spec.netns, *argv] if spec.netns else argv
 
 
 def probe_command(kernel: Path) -> list[str]:
