@@ -4,16 +4,42 @@
 #
 # Opt-in: add_dracutmodules+=" pyiscsi " (or --add pyiscsi). Needs no dracut network module: `pyiscsi boot`
 # brings up the network the plan names itself. Settings a dracut.conf.d file may give:
-#   pyiscsi_python=PATH          the python3 that can import boot.freeze (default: python3 on PATH)
+#   pyiscsi_python=PATH          the python3 that can import boot.freeze (default: python3 on PATH, else
+#                                /usr/bin/python3 with an installed pyiscsi's private directory on its path)
+#   pyiscsi_pythonpath=DIR       that private directory (default: where `make install` or the package put it)
 #   pyiscsi_frozen_tree=DIR      install a tree made earlier with `python3 -m boot.freeze --out DIR --no-libs`
 #   pyiscsi_freeze_args="..."    more arguments for boot.freeze (--extra, --exclude, --skip-missing ...)
 #   pyiscsi_boot_timeout=SECS    TimeoutStartSec of pyiscsi-boot.service (default 300)
 #   pyiscsi_net_drivers="..."    only these NIC drivers (default: every wired one, or the host's with hostonly)
 
 PYISCSI_PREFIX=/usr/lib/pyiscsi
+# boot/ and initiator/ of an installed pyiscsi (the Debian package, `make install`), off python3's own path
+PYISCSI_PYTHONPATH_DEFAULT=/usr/lib/pyiscsi/python
 
 _pyiscsi_python() {
     echo "${pyiscsi_python:-python3}"
+}
+
+# Sets _pyiscsi_py, the python3 that freezes pyiscsi, and _pyiscsi_path, its PYTHONPATH: the python3 as it is
+# when it imports boot.freeze by itself (a venv, the checkout's test images); else an installed pyiscsi's private
+# directory on the path of pyiscsi_python= or of /usr/bin/python3 (whose pyroute2 and pyudev the package needs).
+_pyiscsi_find_python() {
+    _pyiscsi_py=$(_pyiscsi_python)
+    _pyiscsi_path=
+    _pyiscsi_run_python -c 'import boot.freeze' 2> /dev/null && return 0
+    [[ -d ${pyiscsi_pythonpath:-$PYISCSI_PYTHONPATH_DEFAULT}/boot ]] || return 1
+    _pyiscsi_py=${pyiscsi_python:-/usr/bin/python3}
+    _pyiscsi_path=${pyiscsi_pythonpath:-$PYISCSI_PYTHONPATH_DEFAULT}
+    _pyiscsi_run_python -c 'import boot.freeze' 2> /dev/null
+}
+
+# -P: never boot/ from the working directory (dracut runs where it was started, perhaps in a pyiscsi checkout)
+_pyiscsi_run_python() {
+    if [[ -n $_pyiscsi_path ]]; then
+        PYTHONPATH=$_pyiscsi_path "$_pyiscsi_py" -P "$@"
+    else
+        "$_pyiscsi_py" -P "$@"
+    fi
 }
 
 # called by dracut
@@ -25,7 +51,7 @@ check() {
         }
     else
         require_binaries "$(_pyiscsi_python)" || return 1
-        "$(_pyiscsi_python)" -c 'import boot.freeze' 2> /dev/null || {
+        _pyiscsi_find_python || {
             derror "pyiscsi: $(_pyiscsi_python) cannot import boot.freeze (install pyiscsi or set pyiscsi_python=)"
             return 1
         }
@@ -70,8 +96,9 @@ _pyiscsi_install_runtime() {
         cp -a "$pyiscsi_frozen_tree$PYISCSI_PREFIX" "$initdir${PYISCSI_PREFIX%/*}/" || return 1
         inst_simple "$pyiscsi_frozen_tree/usr/sbin/pyiscsi" /usr/sbin/pyiscsi || return 1
     else
+        _pyiscsi_find_python || return 1
         # shellcheck disable=SC2086
-        "$(_pyiscsi_python)" -m boot.freeze --out "$initdir" --prefix "$PYISCSI_PREFIX" --no-libs \
+        _pyiscsi_run_python -m boot.freeze --out "$initdir" --prefix "$PYISCSI_PREFIX" --no-libs \
             $pyiscsi_freeze_args || return 1
     fi
     # shared libraries of the interpreter and its extension modules: dracut resolves every executable file
