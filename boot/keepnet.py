@@ -11,6 +11,10 @@ module depends only on the contract, not on how the network was brought up. Outp
   which NM adopts as the active profile instead of starting DHCP from scratch on a new profile.
 - Debian's initramfs-tools conventions: /run/net-<if>.conf and /run/initramfs/open-iscsi.interface, read by
   Debian's ifupdown and open-iscsi scripts to leave the interface alone at shutdown.
+- ifupdown under systemd (Debian 12's default) reads neither: at shutdown `ifup@<if>.service` runs `ifdown` for
+  an `allow-hotplug` interface and `networking.service` runs `ifdown -a`, pulling the root disk's network before
+  the root is unmounted. Drop-ins under /run/systemd/system empty the first's ExecStop= and put the interfaces in
+  the second's EXCLUDE_INTERFACES (which `ifdown -a --read-environment` honours).
 """
 
 from __future__ import annotations
@@ -121,6 +125,22 @@ def keep_network_files(interfaces: Sequence[Mapping[str, Any]]) -> Files:
         files[f"run/systemd/network/10-pyiscsi-{name}.network"] = (networkd_unit(iface), 0o644)
         files[f"run/NetworkManager/system-connections/pyiscsi-{name}.nmconnection"] = (nm_keyfile(iface), 0o600)
         files[f"run/net-{name}.conf"] = (debian_net_conf(iface), 0o644)
+        files[f"run/systemd/system/ifup@{name}.service.d/50-pyiscsi.conf"] = (IFUP_KEEP, 0o644)
     if interfaces:
+        names = " ".join(_check_name(i["name"]) for i in interfaces)
         files["run/initramfs/open-iscsi.interface"] = ("".join(f"{i['name']}\n" for i in interfaces), 0o644)
+        files["run/systemd/system/networking.service.d/50-pyiscsi.conf"] = (networking_keep(names), 0o644)
     return files
+
+
+IFUP_KEEP = (
+    "# Written by pyiscsi: the root disk rides on this interface; no ifdown at shutdown.\n[Service]\nExecStop=\n"
+)
+
+
+def networking_keep(names: str) -> str:
+    """networking.service's `ifdown -a --read-environment` at shutdown leaves these interfaces up."""
+    return (
+        "# Written by pyiscsi: the root disk rides on these interfaces.\n"
+        f'[Service]\nEnvironment="EXCLUDE_INTERFACES={names}"\n'
+    )

@@ -68,6 +68,18 @@ def test_files_and_modes():
     assert keep_network_files([]) == {}
 
 
+def test_ifupdown_under_systemd_leaves_the_root_interfaces_up_at_shutdown():
+    """Debian 12's ifupdown: ifup@<if>.service's ExecStop (ifdown) emptied, networking.service excluding them."""
+    files = keep_network_files([DHCP, {**DHCP, "name": "ens3"}])
+    for name in ("eth0", "ens3"):
+        text, mode = files[f"run/systemd/system/ifup@{name}.service.d/50-pyiscsi.conf"]
+        parser = configparser.ConfigParser(strict=False, interpolation=None, comment_prefixes=("#",))
+        parser.read_string(text)
+        assert parser["Service"]["ExecStop"] == "" and mode == 0o644
+    text, _ = files["run/systemd/system/networking.service.d/50-pyiscsi.conf"]
+    assert 'Environment="EXCLUDE_INTERFACES=eth0 ens3"' in text.splitlines()
+
+
 @pytest.mark.parametrize("bad", ["eth0\n[Match]", "", "x" * 16, "../etc"])
 def test_hostile_interface_names_are_refused(bad):
     with pytest.raises(ValueError, match="interface name"):
