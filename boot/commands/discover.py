@@ -15,6 +15,7 @@ from boot.commands.chap_args import (
 )
 from initiator.deadline import Deadline
 from initiator.portal import parse_portal
+from initiator.printable import printable
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         header_digest=args.header_digest,
         data_digest=args.data_digest,
     )
-    for target in targets:
+    for target in targets:  # names and addresses chosen by the target: control characters escaped
         for line in target.lines():
-            print(line)
+            print(printable(line))
     return 0

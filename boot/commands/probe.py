@@ -20,6 +20,7 @@ from initiator.deadline import Deadline
 from initiator.errors import BadInputError, PyiscsiError
 from initiator.initiator_name import validate_name
 from initiator.portal import parse_portal
+from initiator.printable import printable
 from initiator.scsi import ScsiCommandError
 
 DEFAULT_TIMEOUT = 60.0
@@ -108,5 +109,23 @@ def run(args: argparse.Namespace) -> int:
         "lun": result.chosen_lun,
         "redirected_from": [str(p) for p in conn.redirected_from],
     }
-    print(json.dumps(report, indent=2) if args.json else human(report))
+    print(render(report, as_json=args.json))
     return 0
+
+
+def render(report: dict, as_json: bool) -> str:
+    """What `probe` prints. Names, aliases and INQUIRY strings come from the target: JSON escapes every control
+    and non-ASCII character (ensure_ascii), the human form escapes each value."""
+    if as_json:
+        return json.dumps(report, indent=2)
+    return human(_escaped(report))  # each value escaped before it is laid out: a newline in it forges no line
+
+
+def _escaped(value: Any) -> Any:
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return {printable(str(k)): _escaped(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_escaped(v) for v in value]
+    return value

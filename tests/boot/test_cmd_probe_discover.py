@@ -113,3 +113,41 @@ def test_probe_of_a_lun_the_target_lacks_is_bad_input_and_logs_out(capsys, tgtd)
     assert "--lun: the target reports no such LUN (it has: 0, 1) (got 9)" in capsys.readouterr().err
     # The session was closed by a logout, so a new login with the same name and a fresh ISID is served at once.
     assert main(["probe", "--portal", tgtd.portal, "--target", IQN, "--json", "--timeout", "10"]) == 0
+
+
+HOSTILE = "\x1b]0;owned\x07\x1b[2J\nforged line\x9b"
+
+
+def test_discover_escapes_what_the_target_named(capsys) -> None:
+    """A target's names reach the terminal with every control character escaped (an OSC or CSI sequence would
+    retitle the window or clear the screen; a newline would forge a line)."""
+    from tests.initiator.scripted_target import Script, scripted_portal
+
+    answer = f"TargetName=iqn.2026-11.test:{HOSTILE}\x00TargetAddress=127.0.0.1:3260,1\x00".encode()
+    with scripted_portal(Script(send_targets=answer)) as (portal, _):
+        assert main(["discover", f"{portal.address}:{portal.port}", "--timeout", "10"]) == 0
+    out = capsys.readouterr().out
+    assert len(out.splitlines()) == 1, out
+    assert not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in out.rstrip("\n")), out
+    assert "\\x1b]0;owned\\x07" in out
+
+
+def test_probe_escapes_every_value_from_the_target() -> None:
+    from boot.commands.probe import render
+
+    report = {
+        "target": IQN,
+        "portal": "127.0.0.1:3260",
+        "tsih": 1,
+        "negotiated": {"TargetAlias": HOSTILE, f"X-{HOSTILE}": "1"},
+        "luns": [{"lun": 0, "vendor": HOSTILE, "product": "disk\r\n", "blocks": None}],
+        "block0_sha256": None,
+        "lun": None,
+    }
+    text = render(report, as_json=False)
+    assert not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in text.replace("\n", "")), text
+    assert len(text.splitlines()) == len(
+        human(report | {"negotiated": {}, "luns": [report["luns"][0] | {"vendor": "v", "product": "p"}]}).splitlines()
+    )
+    as_json = render(report, as_json=True)
+    assert all(0x20 <= ord(c) < 0x7F for c in as_json.replace("\n", "")), as_json
