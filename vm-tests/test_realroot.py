@@ -23,9 +23,13 @@ Timings print with `-s`.
 from __future__ import annotations
 
 import enum
+import json
 import secrets
 import shutil
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -207,3 +211,25 @@ def test_netroot_ip_dhcp_networkd(debian_roots):
         took = assert_clean_shutdown(booted, "poweroff")
         print(f"networkd-netroot: poweroff {took:.1f}s (guest)")
         assert_running_system(booted, Data.NONE)
+
+
+def test_the_ci_tool_boots_an_image_made_by_the_roots_own_dracut(tmp_path, debian_roots):
+    """pyiscsi-vmtest with images it did not build: the networkd root's kernel and the initramfs Debian's own
+    dracut made in it, from an iPXE iBFT with CHAP, to the real root's systemd."""
+    root = debian_roots("networkd")
+    command = Path(sys.executable).parent / "pyiscsi-vmtest"
+    secret = "Ci5ecretValue9"
+    report = tmp_path / "timeline.json"
+    done = subprocess.run(
+        [str(command), "--kernel", str(root.vmlinuz), "--initrd", str(root.initrd), "--root", str(root.image),
+         "--ibft", "--chap", f"ci-user:{secret}", "--name", "debian-own-dracut", "--json", str(report),
+         "--junit", str(tmp_path / "junit.xml"), "--timeout", "400"],
+        capture_output=True, text=True, timeout=480, check=False,
+    )  # fmt: skip
+    output = done.stdout + done.stderr
+    print(output)
+    assert done.returncode == 0, output
+    data = json.loads(report.read_text())
+    assert data["passed"] and data["last_phase"] == "realroot", output
+    assert {"login", "disk", "realroot"} <= {p["phase"] for p in data["phases"]}, output
+    assert secret not in output + report.read_text() + (tmp_path / "junit.xml").read_text()

@@ -379,6 +379,27 @@ def test_main_never_shows_a_secret(files, tmp_path, monkeypatch, capsys, passed)
         assert "last phase reached: link" in out.err
 
 
+@pytest.mark.parametrize("passed", [True, False])
+def test_main_prints_the_console_with_control_characters_escaped(files, monkeypatch, capsys, passed):
+    """The console carries ANSI colours and firmware noise (systemd's bold 'Welcome to ...'): what the tool
+    prints escapes them, so a CI log shows them as text and a terminal is not driven by the guest."""
+    noisy = ("\x1b[2J\x1b]0;title\x07SeaBIOS", "Welcome to \x1b[1mDebian GNU/Linux 12\x1b[0m!")
+
+    def fake_boot(opts, redact, say):
+        base = outcome(passed, noisy)
+        return Outcome(base.passed, base.reason, base.events, base.wall, base.tail, base.log_path, noisy[1],
+                       base.cmdline)  # fmt: skip
+
+    monkeypatch.setattr(vmtest, "boot", fake_boot)
+    monkeypatch.setattr(vmtest, "missing_tools", lambda uefi: None)
+    assert vmtest.main([*files, "--ibft"]) == (0 if passed else 1)
+    out = capsys.readouterr()
+    printed = out.out + out.err
+    assert "\x1b" not in printed and "\x07" not in printed
+    assert "\\x1b[1mDebian" in printed  # the matched line (passed) or the console tail (failed), as text
+    assert ("\\x1b[2J\\x1b]0;title\\x07SeaBIOS" in printed) is not passed
+
+
 def test_usage_errors_exit_2_without_the_secret(files, capsys):
     assert vmtest.main([*files, "--chap", f"me:{SECRET}"]) == 2
     assert vmtest.main([*files, "--ibft", "--chap", f"me:{SECRET}", "--bogus", SECRET]) == 2

@@ -38,6 +38,7 @@ from xml.etree import ElementTree
 
 from harness.errors import HarnessError
 from harness.paths import CACHE, REPO
+from initiator.printable import printable
 from initiator.secret import Secret
 
 PROG = "pyiscsi-vmtest"
@@ -597,8 +598,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # secrets are known before anything is printed, even when the arguments turn out to be wrong
     redact = Redactor(tuple(_secrets_in(argv)))
 
+    def shown(text: str) -> str:
+        """Redacted, then with the console's control characters (ANSI colours, firmware noise) escaped."""
+        return printable(redact(text))
+
     def say(text: str, err: bool = False) -> None:
-        print(f"{PROG}: {redact(text)}", file=sys.stderr if err else sys.stdout, flush=True)
+        print(f"{PROG}: {shown(text)}", file=sys.stderr if err else sys.stdout, flush=True)
 
     try:
         opts = parse_args(argv)
@@ -616,7 +621,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_reports(outcome, opts, redact)
     say("timeline (host seconds since QEMU started; guest uptime from the console):")
     for line in timeline_lines(outcome):
-        print(redact(line))
+        print(shown(line))
     if outcome.passed:
         if opts.log is None and outcome.log_path is not None:
             outcome.log_path.unlink(missing_ok=True)
@@ -626,10 +631,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if outcome.causes:
         say("lines naming the cause:", err=True)
         for line in outcome.causes:
-            print(f"  ! {redact(line)}", file=sys.stderr)
+            print(f"  ! {shown(line)}", file=sys.stderr)
     say("console tail:", err=True)
     for line in outcome.tail[-15:]:
-        print(f"  | {redact(line)}", file=sys.stderr)
+        print(f"  | {shown(line)}", file=sys.stderr)
     if outcome.log_path is not None:
         say(f"console log kept: {outcome.log_path}", err=True)
     return EXIT_FAILED
