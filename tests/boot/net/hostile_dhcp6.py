@@ -20,6 +20,7 @@ import socket
 import struct
 import time
 from collections import Counter
+from pathlib import Path
 
 from boot.net.dhcp6 import (
     ALL_SERVERS,
@@ -89,6 +90,15 @@ class Server:
             os.replace(temporary, self.args.log)
 
 
+def link_local(ifname: str) -> str:
+    """The interface's fe80:: address, from /proc/net/if_inet6 (this network namespace's)."""
+    for line in Path("/proc/net/if_inet6").read_text().splitlines():
+        hexaddr, _index, _plen, scope, _flags, name = line.split()
+        if name == ifname and scope == "20":
+            return str(ipaddress.IPv6Address(bytes.fromhex(hexaddr)))
+    raise SystemExit(f"{ifname}: no link-local address yet")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("ifname")
@@ -104,24 +114,27 @@ def main() -> None:
     server = Server(args)
     server.log()
     index = socket.if_nametoindex(args.ifname)
-    sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, args.ifname.encode())
-    sock.setsockopt(
+    # Two sockets, neither on the wildcard address: one bound to the All_DHCP_Relay_Agents_and_Servers group on
+    # this link (clients send everything there), one to the link's own link-local address for the answers.
+    listen = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    listen.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listen.setsockopt(
         socket.IPPROTO_IPV6,
         socket.IPV6_JOIN_GROUP,
         socket.inet_pton(socket.AF_INET6, ALL_SERVERS) + struct.pack("@I", index),
     )
-    sock.bind(("::", SERVER_PORT))
+    listen.bind((ALL_SERVERS, SERVER_PORT, 0, index))
+    reply = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    reply.bind((link_local(args.ifname), SERVER_PORT, 0, index))
     end = time.monotonic() + args.seconds
     while (left := end - time.monotonic()) > 0:
-        if not select.select([sock], [], [], left)[0]:
+        if not select.select([listen], [], [], left)[0]:
             continue
-        payload, peer = sock.recvfrom(65535)
+        payload, peer = listen.recvfrom(65535)
         answer = server.answer(payload)
         server.log()
         if answer is not None:
-            sock.sendto(answer, peer)
+            reply.sendto(answer, peer)
 
 
 if __name__ == "__main__":
