@@ -17,7 +17,7 @@ from typing import Generic, Protocol, TypeVar
 
 from boot.net.waits import ran_out
 from initiator.deadline import Deadline
-from initiator.errors import LocalProtocolError, NetworkError
+from initiator.errors import IllegalTransition, NetworkError
 
 L = TypeVar("L")
 S = TypeVar("S", bound=enum.Enum)
@@ -33,14 +33,13 @@ class PacketError(NetworkError):
         super().__init__(f"{protocol} {field}: {reason} (got {value!r})")
 
 
-class DhcpTransitionError(LocalProtocolError):
+class DhcpTransitionError(IllegalTransition):
     """A client was driven out of turn: the (state, event) pair has no row in its table. A bug in the caller;
     what a server sends never gets here (a message the table has no row for is ignored, as the RFCs say)."""
 
     def __init__(self, protocol: str, state: enum.Enum, event: enum.Enum) -> None:
-        self.state = state
-        self.event = event
-        super().__init__(f"{protocol} client: event {event.name} is not allowed in state {state.name}")
+        machine = f"{protocol} client"
+        super().__init__(machine, state, event, f"{machine}: event {event.name} is not allowed in state {state.name}")
 
 
 def advance(protocol: str, table: Mapping[tuple[S, enum.Enum], S], state: S, event: enum.Enum) -> S:
