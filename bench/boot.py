@@ -17,6 +17,11 @@ Scenarios: `ibft` (legacy BIOS iPXE `sanhook` leaves the iBFT in low memory; `rd
 `ibft-uefi` (the same command line through UEFI firmware, OVMF on q35: the EFI iPXE leaves the iBFT as the ACPI
 table /sys/firmware/acpi/tables/iBFT) and `cmdline` (`netroot=iscsi:10.0.2.2::PORT:1:IQN ip=dhcp
 rd.iscsi.initiator=...`), all with `root=UUID=...`.
+
+Phases (`PHASES`), per boot and as medians: each is the guest uptime of one console line, pyiscsi's own mark where
+our image prints one, else a kernel line both stacks show (loglevel=7 on both command lines, as `make demo` uses, so
+the kernel's info lines carry their stamps); a phase the console does not show is `-`. Its step is the time since
+the previous phase that was seen (the kernel starts at 0).
 """
 
 from __future__ import annotations
@@ -39,8 +44,8 @@ BOUND = 200.0  # one boot, wall clock (TCG; a good one takes 60-90 s here, a fai
 FLAVOUR = "systemd"
 ONCE = {("cmdline", True): "stock"}  # (scenario, target up) -> the stack booted only once there
 # after harness.bootvm.BASE_APPEND (console, rd.shell=0 rd.emergency=poweroff panic=-1 rd.retry=...): the
-# kernel keeps the last loglevel=, and 6 shows sd's `Attached SCSI disk` (KERN_NOTICE) on the console
-COMMON = "loglevel=6 root=UUID={uuid}"
+# kernel keeps the last loglevel=, and 7 shows its info lines (`Run /init`, the iSCSI host, the root mount) too
+COMMON = "loglevel=7 root=UUID={uuid}"
 CMDLINES = {
     "ibft": "rd.iscsi.firmware=1 ip=ibft",
     "ibft-uefi": "rd.iscsi.firmware=1 ip=ibft",
@@ -55,6 +60,78 @@ UEFI_SCENARIOS = frozenset({"ibft-uefi"})  # booted through OVMF (q35); every ot
 PLAN = (("ibft", True), ("ibft-uefi", True), ("cmdline", True), ("cmdline", False))
 ATTACHED_RE = re.compile(r"^\[\s*(?P<secs>\d+\.\d+)\].*\[sd[a-z]+\] Attached SCSI disk", re.M)
 STAMP_RE = re.compile(r"^\[\s*(?P<secs>\d+\.\d+)\]", re.M)
+LINE_STAMP_RE = re.compile(r"^\[\s*(?P<secs>\d+\.\d+)\]")
+MARK_RE = re.compile(r"PYISCSI-MARK (?P<name>[\w.:-]+) (?P<uptime>\d+\.\d+)")
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One step of the boot: pyiscsi's mark `marker` if the console has it, else a stamped line matching `pattern`."""
+
+    name: str
+    label: str
+    marker: str | None = None
+    pattern: re.Pattern[str] | None = None
+
+
+# In boot order. The patterns are kernel lines both stacks print; the markers are pyiscsi's own (and the real
+# root's `realroot`, bench's root image prints it on both).
+PHASES = (
+    Phase("init", "kernel to /init", pattern=re.compile(r"Run /init as init process")),
+    Phase("first", "/init to pyiscsi's first mark", marker="start"),
+    Phase("plan", "plan", marker="plan"),
+    Phase("link", "link", marker="link", pattern=re.compile(r"ADDRCONF\(NETDEV_CHANGE\): \S+: link becomes ready")),
+    Phase("address", "address", marker="address"),
+    Phase("login", "login", marker="login", pattern=re.compile(r"scsi host\d+: iSCSI Initiator over TCP/IP")),
+    Phase("disk", "disk", marker="disk", pattern=re.compile(r"\[sd[a-z]+\] Attached SCSI disk")),
+    Phase("booted", "booted", marker="booted"),
+    Phase("rootfs", "root mounted", pattern=re.compile(r"(?:EXT4-fs|XFS) \(\S+\): (?:mounted|Ending clean)")),
+    Phase("handover", "handover", marker="handover"),
+    Phase("realroot", "real root's init", marker="realroot"),
+)
+PHASE_NAMES = tuple(p.name for p in PHASES)
+
+
+def phases(log: str, order: Sequence[Phase] = PHASES) -> dict[str, float]:
+    """Guest uptime of each phase the console shows: the first mark if any, else the first stamped matching line."""
+    marks: dict[str, float] = {}
+    lines: dict[str, float] = {}
+    for line in log.splitlines():
+        mark = MARK_RE.search(line)
+        if mark:
+            marks.setdefault(mark.group("name"), float(mark.group("uptime")))
+            continue
+        stamp = LINE_STAMP_RE.match(line)
+        if stamp is None:
+            continue
+        for phase in order:
+            if phase.pattern is not None and phase.name not in lines and phase.pattern.search(line):
+                lines[phase.name] = float(stamp.group("secs"))
+    found: dict[str, float] = {}
+    for phase in order:
+        if phase.marker is not None and phase.marker in marks:
+            found[phase.name] = marks[phase.marker]
+        elif phase.name in lines:
+            found[phase.name] = lines[phase.name]
+    return found
+
+
+def steps(seen: dict[str, float], order: Sequence[Phase] = PHASES) -> dict[str, float]:
+    """Each seen phase's time since the previous seen one (the kernel starts at uptime 0)."""
+    out: dict[str, float] = {}
+    previous = 0.0
+    for phase in order:
+        if phase.name in seen:
+            out[phase.name] = seen[phase.name] - previous
+            previous = seen[phase.name]
+    return out
+
+
+def phase_line(seen: dict[str, float], order: Sequence[Phase] = PHASES) -> str:
+    """One boot's phases on one line: `name at (+step)`, `name -` where the console did not show it."""
+    step = steps(seen, order)
+    cells = [f"{p.name} {seen[p.name]:.2f}({step[p.name]:+.2f})" if p.name in seen else f"{p.name} -" for p in order]
+    return " ".join(cells)
 
 
 @dataclass(frozen=True)
@@ -67,6 +144,7 @@ class Sample:
     last_stamp: float | None  # the last kernel timestamp on the console
     reason: str
     log: Path
+    phases: tuple[tuple[str, float], ...] = ()  # (phase name, guest uptime) in boot order, those the console showed
 
 
 APPEND_ENV = "PYISCSI_BENCH_APPEND"  # extra kernel parameters for both stacks (debugging a boot)
@@ -137,7 +215,7 @@ def boot_once(
     reason = "real root" if mark else f"{console.reason.value}, no real root"
     return Sample(
         stack, scenario, disk_uptime(text), mark.uptime if mark else None, console.wall_seconds, last_stamp(text),
-        reason, console.log_path,
+        reason, console.log_path, tuple(phases(text).items()),
     )  # fmt: skip
 
 
@@ -209,6 +287,30 @@ def report(samples: Sequence[Sample]) -> str:
     return table(["scenario", "figure (median)", "ours", "stock", "ours/stock"], rows)
 
 
+def phase_report(samples: Sequence[Sample], order: Sequence[Phase] = PHASES) -> str:
+    """Per scenario, each phase's median uptime and median step for ours and stock, and ours/stock of the uptimes."""
+    rows = []
+    for scenario in dict.fromkeys(s.scenario for s in samples):
+        by = {st: [s for s in samples if s.scenario == scenario and s.stack == st] for st in ("ours", "stock")}
+        seen = {st: [dict(s.phases) for s in by[st]] for st in by}
+        step = {st: [steps(one, order) for one in seen[st]] for st in by}
+        for phase in order:
+            at = {st: _median([one.get(phase.name) for one in seen[st]]) for st in by}
+            took = {st: _median([one.get(phase.name) for one in step[st]]) for st in by}
+            if at["ours"] is None and at["stock"] is None:
+                continue
+            rows.append([
+                scenario, phase.label, _cell(at["ours"]), _step(took["ours"]), _cell(at["stock"]),
+                _step(took["stock"]), _ratio(at["ours"], at["stock"]),
+            ])  # fmt: skip
+    header = ["scenario", "phase (median)", "ours s", "ours step", "stock s", "stock step", "ours/stock"]
+    return table(header, rows)
+
+
+def _step(value: float | None) -> str:
+    return f"{value:+.2f}" if value is not None else "-"
+
+
 def run() -> None:
     reason = _unavailable()
     if reason:
@@ -226,7 +328,9 @@ def run() -> None:
         for stack in order:
             sample = boot_once(stack, built[stack], scenario, root, target_up=up)
             sample = Sample(
-                stack, name, *[getattr(sample, f) for f in ("disk", "realroot", "wall", "last_stamp", "reason", "log")]
+                stack,
+                name,
+                *[getattr(sample, f) for f in ("disk", "realroot", "wall", "last_stamp", "reason", "log", "phases")],
             )
             samples.append(sample)
             print(
@@ -234,7 +338,10 @@ def run() -> None:
                 f"  end {_cell(sample.last_stamp):>6}  wall {sample.wall:6.1f}s  {sample.reason}  {sample.log.name}",
                 flush=True,
             )
+            print(f"        {phase_line(dict(sample.phases))}", flush=True)
     print(report(samples))
+    print()
+    print(phase_report([s for s in samples if not s.scenario.endswith("-target-down")]))
     print(
         f"(guest uptime in seconds, medians; {FLAVOUR} flavour images; same kernel, root image, tgtd; QEMU accel "
         f"{_accel()}; logs under cache/logs)"

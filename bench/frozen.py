@@ -6,10 +6,14 @@ it copies) and the zip alone, against the stock tools dracut's 95iscsi installs 
 iSCSI initiator costs in bytes" (the initramfs bench measures the whole images).
 
 Start-up: a whole process that prints its version and exits, which is the fixed cost every call in the
-initramfs pays. Ours: the frozen `pyiscsi --version` (`python3 -I -S -B -m boot --version` in a chroot of the
-tree, as the initramfs runs it), the same without the chroot, and the checkout's venv for contrast; stock:
-`iscsistart --version` (what 95iscsi runs at boot) and `iscsiadm --version`; the floor: the frozen
-interpreter's `-c pass`. Rounds rotate the order; ours/stock compares medians with `iscsistart --version`.
+initramfs pays. Ours: the frozen `pyiscsi --version` (the wrapper's `python3 -I -S -B -c '...' --version` in a
+chroot of the tree, as the initramfs runs it), `-m boot --version` (which imports runpy), the wrapper's form
+without the chroot, and the checkout's venv for contrast; stock: `iscsistart --version` (what 95iscsi runs at
+boot) and `iscsiadm --version`; the floor: the frozen interpreter's `-c pass`. Rounds rotate the order;
+ours/stock compares medians with `iscsistart --version`.
+
+By package: the zip's modules and compressed bytes per top-level package, the extension modules and the shared
+libraries by file, largest first, so what the tree carries and for whom is one table.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.stats import Summary, table
@@ -75,13 +81,18 @@ def commands(tree: Path) -> dict[str, tuple[list[str], str]]:
     python = str(freeze.PREFIX / "bin" / "python3")
     outside = str(tree / str(freeze.PREFIX).lstrip("/") / "bin" / "python3")
     flags = ["-I", "-S", "-B"]
+    wrapper = ["-c", freeze.WRAPPER_CODE]  # what /usr/sbin/pyiscsi runs
     return {
         "ours: frozen `pyiscsi --version` (chroot, as in the initramfs)": (
+            ["chroot", str(tree), python, *flags, *wrapper, "--version"],
+            "pyiscsi ",
+        ),
+        "ours: frozen `python3 -m boot --version` (chroot)": (
             ["chroot", str(tree), python, *flags, "-m", "boot", "--version"],
             "pyiscsi ",
         ),
         "ours: frozen `pyiscsi --version` (tree, no chroot)": (
-            [outside, *flags, "-m", "boot", "--version"],
+            [outside, *flags, *wrapper, "--version"],
             "pyiscsi ",
         ),
         "ours: checkout venv `python -m boot --version`": (
@@ -135,6 +146,70 @@ def startup_report(results: dict[str, Summary]) -> str:
     return f"{table(['start-up (ms)', 'median', 'p90', 'min', 'max', 'vs iscsistart'], rows)}\n{note}"
 
 
+@dataclass(frozen=True)
+class Part:
+    """One row of the tree by package: a top-level package of the zip (modules, compressed bytes) or one file."""
+
+    name: str
+    kind: str  # "zip", "extension", "library", "interpreter", "other"
+    modules: int
+    size: int
+
+
+def zip_packages(names_and_sizes: Iterable[tuple[str, int]]) -> list[Part]:
+    """The zip's members (archive name, compressed bytes) summed by top-level package (`a/b.pyc` and `a.pyc`: `a`)."""
+    count: dict[str, int] = {}
+    size: dict[str, int] = {}
+    for name, bytes_ in names_and_sizes:
+        if name.endswith("/"):
+            continue
+        top = name.split("/", 1)[0].removesuffix(".pyc")
+        count[top] = count.get(top, 0) + 1
+        size[top] = size.get(top, 0) + bytes_
+    return [Part(top, "zip", count[top], size[top]) for top in count]
+
+
+def tree_parts(tree: Path, zip_path: Path) -> list[Part]:
+    """Everything in the tree: the zip by package, every other file on its own, largest first."""
+    with zipfile.ZipFile(zip_path) as archive:
+        parts = zip_packages((info.filename, info.compress_size) for info in archive.infolist())
+    for path in sorted(tree.rglob("*")):
+        if not path.is_file() or path.is_symlink() or path == zip_path:
+            continue
+        name = path.name
+        kind = (
+            "extension" if "lib-dynload" in path.parts
+            else "interpreter" if name.startswith("python3")
+            else "library" if ".so" in name
+            else "other"
+        )  # fmt: skip
+        parts.append(Part(name.split(".cpython-")[0] if kind == "extension" else name, kind, 0, path.stat().st_size))
+    return sorted(parts, key=lambda part: (-part.size, part.name))
+
+
+def parts_report(parts: Iterable[Part], stock_bytes: int, top: int = 30) -> str:
+    """The largest `top` parts, then the rest summed; each with its share of the tree and of the stock bytes."""
+    ordered = sorted(parts, key=lambda part: (-part.size, part.name))
+    total = sum(part.size for part in ordered) or 1
+    rows = []
+    shown, rest = ordered[:top], ordered[top:]
+    for part in shown:
+        rows.append([part.name, part.kind, str(part.modules) if part.modules else "", _kib(part.size),
+                     f"{100 * part.size / total:.1f}", f"{part.size / stock_bytes:.2f}x"])  # fmt: skip
+    if rest:
+        size = sum(part.size for part in rest)
+        modules = sum(part.modules for part in rest)
+        rows.append([f"({len(rest)} more)", "", str(modules) if modules else "", _kib(size),
+                     f"{100 * size / total:.1f}", f"{size / stock_bytes:.2f}x"])  # fmt: skip
+    modules = sum(part.modules for part in ordered)
+    rows.append(["total", "", str(modules), _kib(total), "100.0", f"{total / stock_bytes:.2f}x"])
+    return table(["tree by package / file", "kind", "modules", "KiB", "% of tree", "vs stock"], rows)
+
+
+def _kib(size: int) -> str:
+    return f"{size / 1024:.0f}"
+
+
 def run() -> None:
     if os.geteuid() != 0 or shutil.which("iscsistart") is None:
         print("frozen: skipped: needs root (chroot) and open-iscsi's iscsistart")
@@ -152,6 +227,8 @@ def run() -> None:
         if frozen.missing_entries:
             print(f"frozen: entries not present yet (skipped): {', '.join(frozen.missing_entries)}")
         print(size_report(tree_bytes, zip_bytes, len(frozen.modules), stock_bytes, len(stock_files)))
+        print()
+        print(parts_report(tree_parts(tree_dir, frozen.zip_path), stock_bytes))
         print()
         print(startup_report(measure(RUNS, tree_dir)))
 

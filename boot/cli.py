@@ -2,21 +2,23 @@
 
 Only the chosen subcommand's module is imported, so `pyiscsi boot` in the initramfs starts without loading the
 code of the other commands. Each command module defines `add_arguments(parser)` and `run(args) -> int`, and
-may set `KMSG = True` to copy its failure line to the kernel log.
+may set `KMSG = True` to copy its failure line to the kernel log. `COMMANDS` is the light registry the top-level
+parser is built from. argparse (with re, gettext and locale) is imported only once a command line is parsed:
+`pyiscsi --version` alone, the start-up every caller pays, prints without it.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
-import re
 import sys
-from collections.abc import Sequence
 
-from boot.console import report_failure
 from initiator import __version__
-from initiator.errors import ExitStatus, PyiscsiError, UsageError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING's value, without importing typing (and re) at every start
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "ibft": ("boot.commands.ibft", "parse an iBFT (file, sysfs directory or /dev/mem)"),
@@ -32,30 +34,45 @@ COMMANDS: dict[str, tuple[str, str]] = {
 INTERNAL_ERROR = 70  # EX_SOFTWARE: a bug in pyiscsi, not in its input
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse exits 2 on usage errors; our contract says 1. Its messages may quote what the user typed, and a
-    word typed may be a secret (an unquoted password with a space in it), so they quote none of it; options are
-    never abbreviated (`--pass=SECRET` would be "ambiguous" and echoed)."""
-
-    def __init__(self, typed: Sequence[str], **kwargs: object) -> None:
-        super().__init__(allow_abbrev=False, **kwargs)  # type: ignore[arg-type]
-        self.typed = typed
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(scrub_usage_message(message, self.typed))  # report_failure adds "pyiscsi <command>:"
+_PARSER_CLASS: type[argparse.ArgumentParser] | None = None
 
 
-_QUOTED = re.compile(r"'((?:[^'\\]|\\.)*)'")
+def _parser(typed: Sequence[str], **kwargs: object) -> argparse.ArgumentParser:
+    """An argparse parser that exits 1, not 2, on usage errors (our contract). Its messages may quote what the user
+    typed, and a word typed may be a secret (an unquoted password with a space in it), so they quote none of it;
+    options are never abbreviated (`--pass=SECRET` would be "ambiguous" and echoed). The class is made on first
+    use, so that importing this module does not import argparse."""
+    global _PARSER_CLASS
+    if _PARSER_CLASS is None:
+        import argparse
+
+        from initiator.errors import UsageError
+
+        class _Parser(argparse.ArgumentParser):
+            def __init__(self, typed: Sequence[str], **kwargs: object) -> None:
+                super().__init__(allow_abbrev=False, **kwargs)  # type: ignore[arg-type]
+                self.typed = typed
+
+            def error(self, message: str) -> None:  # type: ignore[override]
+                raise UsageError(scrub_usage_message(message, self.typed))  # report_failure adds "pyiscsi <command>:"
+
+        _PARSER_CLASS = _Parser
+    return _PARSER_CLASS(typed, **kwargs)  # type: ignore[call-arg]
+
+
+_QUOTED = r"'((?:[^'\\]|\\.)*)'"
 
 
 def scrub_usage_message(message: str, typed: Sequence[str]) -> str:
     """argparse's message with every word the user typed (or value after '=') replaced by ***; the option names
     and choices it lists stay."""
+    import re
+
     head, sep, rest = message.partition("unrecognized arguments:")
     if sep:
         return f"{head}unrecognized arguments: {len(rest.split())} word(s) (a value with spaces needs quotes)"
     words = {part for word in typed for part in (word, word.partition("=")[2]) if part}
-    return _QUOTED.sub(lambda m: "'***'" if m.group(1) in words else m.group(0), message)
+    return re.sub(_QUOTED, lambda m: "'***'" if m.group(1) in words else m.group(0), message)
 
 
 def _top_help() -> str:
@@ -66,7 +83,16 @@ def _top_help() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    top = _Parser(
+    if args == ["--version"]:  # what argparse's version action prints, without importing argparse
+        sys.stdout.write(f"pyiscsi {__version__}\n")
+        sys.stdout.flush()
+        return 0
+    import argparse
+
+    from boot.console import report_failure
+    from initiator.errors import ExitStatus, PyiscsiError
+
+    top = _parser(
         args[1:],  # the command word itself is no secret: "invalid choice" may show it
         prog="pyiscsi",
         description="iSCSI boot initiator for the initramfs",
@@ -83,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = parsed.command
         module = importlib.import_module(COMMANDS[command][0])
         kmsg = bool(getattr(module, "KMSG", False))
-        sub = _Parser(args, prog=f"pyiscsi {command}", description=COMMANDS[command][1])
+        sub = _parser(args, prog=f"pyiscsi {command}", description=COMMANDS[command][1])
         module.add_arguments(sub)
         return int(module.run(sub.parse_args(args[1:])))
     except PyiscsiError as exc:

@@ -30,19 +30,18 @@ The credentials themselves are `initiator.credentials.Credentials` (one-way `cha
 
 from __future__ import annotations
 
-import base64
-import binascii
 import enum
-import hashlib
-import hmac
 import os
 import re
 from collections.abc import Callable, Mapping
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from initiator.credentials import Credentials
 from initiator.errors import IscsiError, LocalProtocolError, Md5FallbackAdvised, PyiscsiError, RemoteProtocolError
 from initiator.numbers import decimal
+
+if TYPE_CHECKING:
+    import hashlib
 
 
 class ChapAlgorithm(enum.IntEnum):
@@ -52,12 +51,21 @@ class ChapAlgorithm(enum.IntEnum):
     SHA3_256 = 8
 
 
-_HASHES: dict[ChapAlgorithm, Callable[[], hashlib._Hash]] = {
-    ChapAlgorithm.MD5: hashlib.md5,
-    ChapAlgorithm.SHA1: hashlib.sha1,
-    ChapAlgorithm.SHA256: hashlib.sha256,
-    ChapAlgorithm.SHA3_256: hashlib.sha3_256,
+# hashlib's constructor names. hashlib (and hmac, base64) are imported on the first CHAP exchange, not with this
+# module: a login without CHAP, and every discovery, then never pays their start-up (hashlib's loads OpenSSL).
+_HASHES: dict[ChapAlgorithm, str] = {
+    ChapAlgorithm.MD5: "md5",
+    ChapAlgorithm.SHA1: "sha1",
+    ChapAlgorithm.SHA256: "sha256",
+    ChapAlgorithm.SHA3_256: "sha3_256",
 }
+
+
+def _new_hash(algorithm: ChapAlgorithm) -> hashlib._Hash:
+    import hashlib
+
+    return getattr(hashlib, _HASHES[algorithm])()
+
 
 DEFAULT_ALGORITHMS: tuple[ChapAlgorithm, ...] = (
     ChapAlgorithm.SHA256,
@@ -74,7 +82,7 @@ class MutualAuthenticationFailed(IscsiError):
 
 
 def chap_response(algorithm: int, identifier: int, secret: bytes, challenge: bytes) -> bytes:
-    h = _HASHES[ChapAlgorithm(algorithm)]()
+    h = _new_hash(ChapAlgorithm(algorithm))
     h.update(bytes([identifier]) + secret + challenge)
     return h.digest()
 
@@ -94,8 +102,10 @@ def decode_binary(key: str, text: str) -> bytes:
         if prefix in ("0x", "0X") and _HEX_BODY.fullmatch(body):
             return bytes.fromhex(body if len(body) % 2 == 0 else "0" + body)
         if prefix in ("0b", "0B") and _B64_BODY.fullmatch(body):
+            import base64
+
             return base64.b64decode(body, validate=True)
-    except (ValueError, binascii.Error):
+    except ValueError:  # binascii.Error is a ValueError
         pass
     raise RemoteProtocolError(f"key {key}: {text[:40]!r} is neither 0x-hex nor 0b-base64")
 
@@ -184,7 +194,7 @@ class ChapExchange:
 
     def _new_challenge(self, avoid: bytes) -> bytes:
         assert self.algorithm is not None
-        size = _HASHES[self.algorithm]().digest_size
+        size = _new_hash(self.algorithm).digest_size
         for _ in range(3):
             ours = self._random(size)
             if ours != avoid and len(ours) == size:
@@ -213,6 +223,8 @@ class ChapExchange:
         expected = chap_response(
             self.algorithm, self._our_identifier, reverse.password.reveal().encode(), self._our_challenges[-1]
         )
+        import hmac
+
         if not hmac.compare_digest(got, expected):
             raise MutualAuthenticationFailed("target failed mutual CHAP authentication (wrong CHAP_R)")
 

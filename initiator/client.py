@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import socket
 from dataclasses import dataclass, field, replace
 
@@ -425,6 +424,8 @@ def probe(conn: LoggedInConnection, deadline: Deadline, lun: int | None = None) 
     if chosen is None or chosen.capacity is None or chosen.capacity.blocks == 0:
         return ProbeResult(tuple(found), None if chosen is None else chosen.lun, None)
     block0 = read_blocks(conn, chosen.lun, 0, 1, chosen.capacity.block_size, deadline)
+    import hashlib  # here, not at the top: discovery and login never need it (it loads OpenSSL)
+
     return ProbeResult(tuple(found), chosen.lun, hashlib.sha256(block0).hexdigest(), block0)
 
 

@@ -11,10 +11,8 @@ so `eui.` hex and iqn names are accepted in either case.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
-import secrets
 from pathlib import Path
 
 from initiator.errors import BadInputError
@@ -63,6 +61,9 @@ def generated_name(machine_id_path: str | os.PathLike[str] = MACHINE_ID_FILE) ->
         seed = Path(machine_id_path).read_text(errors="replace").strip()
     except OSError:
         seed = ""
+    import hashlib  # only when no name is configured: hashlib loads OpenSSL, secrets imports random
+    import secrets
+
     tail = hashlib.sha256(seed.encode()).hexdigest()[:12] if seed else secrets.token_hex(6)
     return PREFIX + tail
 

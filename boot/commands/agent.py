@@ -152,10 +152,10 @@ def prepare_for_switch_root(modules=PRELOAD) -> None:  # type: ignore[no-untyped
     for codec in ("idna", "utf-8", "ascii", "latin-1"):
         codecs.lookup(codec)
     "pyiscsi.example".encode("idna")  # socket.getaddrinfo encodes every str host with it
-    from initiator.chap import _HASHES
+    from initiator.chap import _new_hash
 
     for algorithm in ChapAlgorithm:
-        _HASHES[algorithm]().update(b"warm")
+        _new_hash(algorithm).update(b"warm")
     hmac.new(b"k", b"m", hashlib.sha256).digest()
     os.chdir("/")
 

@@ -5,7 +5,7 @@ The initramfs has no pip and no compiler, and every megabyte is read at each boo
     usr/lib/pyiscsi/bin/python3                  the host's interpreter (same binary the venv was made from)
     usr/lib/pyiscsi/lib/python311.zip            bytecode of exactly the modules the entries reach
     usr/lib/pyiscsi/lib/python3.11/lib-dynload/  only the extension modules that closure needs
-    usr/sbin/pyiscsi                             exec python3 -I -S -B -m boot "$@"
+    usr/sbin/pyiscsi                             exec python3 -I -S -B -c '<boot.__main__'s code>' "$@"
     + the shared libraries of the ELF files above, at their host paths (ldd), /sbin/ldconfig for ctypes
 
 The interpreter finds its prefix on its own: getpath searches up from the executable for `lib/python3.11/
@@ -41,7 +41,18 @@ from boot.freeze.closure import (
 )
 from boot.freeze.imports import RuntimeImport, runtime_imports
 from boot.freeze.interpreter import host_interpreter
-from boot.freeze.layout import EXEC_MODE, FILE_MODE, PREFIX, PYVER, WRAPPER, ZIP_NAME, FrozenTree, rel, wrapper_script
+from boot.freeze.layout import (
+    EXEC_MODE,
+    FILE_MODE,
+    PREFIX,
+    PYVER,
+    WRAPPER,
+    WRAPPER_CODE,
+    ZIP_NAME,
+    FrozenTree,
+    rel,
+    wrapper_script,
+)
 from boot.freeze.libraries import (
     DEFAULT_DLOPEN,
     MAX_LINKS,
@@ -70,6 +81,7 @@ __all__ = [
     "PYVER",
     "VERIFY_BOUND",
     "WRAPPER",
+    "WRAPPER_CODE",
     "ZIP_BOUND",
     "ZIP_NAME",
     "FreezeOptions",

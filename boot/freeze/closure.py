@@ -15,23 +15,17 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from boot.cli import COMMANDS
 from boot.commands.agent import PRELOAD as AGENT_PRELOAD
 from initiator.errors import BadInputError
 
 if TYPE_CHECKING:
     from boot.freeze.options import FreezeOptions
 
-# What `pyiscsi` reaches in the initramfs. Commands are imported by name (boot.cli's table), so each is an
-# entry of its own; the first ones that do not exist yet are reported, not silently skipped.
-DEFAULT_ENTRIES = (
-    "boot.cli",
-    "boot.commands.ibft",
-    "boot.commands.explain",
-    "boot.commands.net",
-    "boot.commands.boot",
-    "boot.commands.handover",
-    "boot.commands.agent",  # started by `pyiscsi boot` (`-m boot agent --daemon`)
-)
+# What `pyiscsi` reaches in the initramfs: every subcommand (by hand in the emergency shell too: `discover` and
+# `probe` to see what a portal offers). Commands are imported by name (boot.cli's table), so each is an entry of
+# its own; the ones that do not exist are reported, not silently skipped.
+DEFAULT_ENTRIES = ("boot.cli", *(module for module, _ in COMMANDS.values()))
 # Imported at run time without an import statement the finder can see.
 DEFAULT_EXTRAS = (
     "boot.__main__",  # `python3 -m boot`; importing it runs the CLI, so it is no entry to probe
@@ -73,6 +67,49 @@ DEFAULT_EXCLUDES = (
     "xmlrpc",
     "pyroute2.fixtures",
     "pytest",
+    # Reached by some import statement of the closure but never loaded by `boot`, the agent or the handover with
+    # pyroute2 0.7.2 or 0.9 (the modules each loads, importing the entries and running our import statements):
+    # decimal arithmetic, XML, archives, mail formatting, other platforms' code.
+    "decimal",
+    "_decimal",
+    "_pydecimal",
+    "fractions",
+    "statistics",
+    "plistlib",
+    "xml",
+    "pyexpat",
+    "tarfile",
+    "gzip",
+    "py_compile",
+    "tracemalloc",
+    "email.generator",
+    "email.policy",
+    "email.headerregistry",
+    "email._header_value_parser",
+    "email.contentmanager",
+    "unittest.async_case",
+    "asyncio.windows_events",
+    "asyncio.windows_utils",
+    "asyncio.proactor_events",
+    "multiprocessing.popen_spawn_win32",
+    "encodings.mbcs",
+    "ctypes._aix",
+    "pyroute2.bsd.pf_route",
+    "pyroute2.bsd.rtmsocket",
+    "pyroute2.bsd.util",
+    "pyroute2.iproute.bsd",
+    "pyroute2.iproute.darwin",
+    "pyroute2.iproute.windows",
+    "pyroute2.iproute.pyodide",
+    # Loaded, but each import is guarded and nothing on the boot path compresses: without them shutil, zipfile
+    # and tarfile say "unsupported", and liblzma and libbz2 stay out of the tree.
+    "bz2",
+    "_bz2",
+    "lzma",
+    "_lzma",
+    # hashlib falls back to the interpreter's built-in MD5/SHA-1/SHA-2/SHA-3 (all CHAP needs) and hmac to its
+    # pure-Python code: no OpenSSL start-up on the first digest (_ssl, which pyroute2 imports, still links it).
+    "_hashlib",
 )
 
 

@@ -25,9 +25,15 @@ def rel(path: PurePosixPath) -> str:
     return str(path).lstrip("/")
 
 
+# What the wrapper runs: boot.__main__'s two lines, without `-m` (runpy and what it imports: importlib.util,
+# contextlib, ... are a fifth of a frozen `pyiscsi --version`). The agent's own start (`-m boot agent`) keeps -m.
+WRAPPER_CODE = "import sys; from boot.cli import main; sys.exit(main())"
+
+
 def wrapper_script(prefix: PurePosixPath) -> str:
     """The command users and hooks run: isolated (-I), no site (-S), never writing bytecode (-B)."""
-    return f'#!/bin/sh\n# pyiscsi, frozen by boot.freeze\nexec {prefix}/bin/python3 -I -S -B -m boot "$@"\n'
+    command = f"exec {prefix}/bin/python3 -I -S -B -c '{WRAPPER_CODE}' \"$@\""
+    return f"#!/bin/sh\n# pyiscsi, frozen by boot.freeze\n{command}\n"
 
 
 @dataclasses.dataclass(frozen=True)

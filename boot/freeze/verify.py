@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from boot.freeze.layout import FrozenTree, rel
+from boot.freeze.layout import WRAPPER_CODE, FrozenTree, rel
 from initiator.errors import BadInputError, WaitTimeout
 
 VERIFY_BOUND = 60.0
@@ -192,7 +192,7 @@ def _verify(tree: FrozenTree, names: list[str], chroot: bool, runs: int) -> Veri
     _check_outside(tree, probe, chroot)
     if tree.imports:
         _check_outside(tree, _check_statements(tree, chroot), chroot)
-    version_s, version = _best_of(_chroot_command(tree, ["-m", "boot", "--version"], chroot), "pyiscsi", runs)
+    version_s, version = _best_of(_chroot_command(tree, ["-c", WRAPPER_CODE, "--version"], chroot), "pyiscsi", runs)
     if version.returncode != 0 or not version.stdout.startswith("pyiscsi "):
         raise BadInputError(
             "frozen tree", "pyiscsi --version", f"exit {version.returncode}: {version.stderr.strip()[-400:]}"

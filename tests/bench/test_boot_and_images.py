@@ -3,6 +3,7 @@ ordering, sizes and tables (pure: no dracut, no QEMU, no timing asserts)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -65,7 +66,7 @@ def test_command_lines() -> None:
     values = {"uuid": "U", "host": "10.0.2.2", "port": "3261", "lun": "1", "iqn": "iqn.x:r", "initiator": "iqn.y:c"}
     cmdline = boot.append_for("cmdline", values)
     assert "root=UUID=U" in cmdline and "netroot=iscsi:10.0.2.2::3261:1:iqn.x:r ip=dhcp" in cmdline
-    assert "rd.iscsi.initiator=iqn.y:c" in cmdline and "loglevel=6" in cmdline and "{" not in cmdline
+    assert "rd.iscsi.initiator=iqn.y:c" in cmdline and "loglevel=7" in cmdline and "{" not in cmdline
     ibft = boot.append_for("ibft", values)
     assert "rd.iscsi.firmware=1" in ibft and "netroot" not in ibft
 
@@ -131,6 +132,82 @@ def test_console_figures() -> None:
     assert boot.disk_uptime(LOG) == pytest.approx(12.345678)
     assert boot.last_stamp(LOG) == pytest.approx(21.0)
     assert boot.disk_uptime("[ 1.0] nothing") is None and boot.last_stamp("") is None
+
+
+OURS_CONSOLE = """\
+[    0.000000] Linux version 6.1.0
+[    1.500000] Run /init as init process
+PYISCSI-MARK start 6.100
+[    6.100100] pyiscsi: PYISCSI-MARK start 6.100
+PYISCSI-MARK plan 6.300 1 interface(s), 1 target(s)
+[    6.300100] pyiscsi: PYISCSI-MARK plan 6.300 1 interface(s), 1 target(s)
+PYISCSI-MARK address 7.000 eth0 10.0.2.15/24 (0.16s)
+[    7.500000] scsi host2: iSCSI Initiator over TCP/IP
+PYISCSI-MARK login 7.400 iqn.x:r 10.0.2.2:3260 session 1
+[    8.000000] sd 2:0:0:1: [sda] Attached SCSI disk
+PYISCSI-MARK disk 8.100 sda lun 1 of iqn.x:r
+PYISCSI-MARK booted 9.000 1 session(s), root sda
+[    9.800000] EXT4-fs (sda): mounted filesystem with ordered data mode. Quota mode: none.
+PYISCSI-MARK realroot 11.00
+"""
+STOCK_CONSOLE = """\
+[    0.000000] Linux version 6.1.0
+[    1.700000] Run /init as init process
+PYISCSI-MARK start 1.0 printed by nobody: a mark without a stamp of its own still counts, on either stack
+[    9.000000] scsi host2: iSCSI Initiator over TCP/IP
+[   10.000000] sd 2:0:0:1: [sda] Attached SCSI disk
+[   10.100000] sd 2:0:0:1: [sdb] Attached SCSI disk
+[   11.000000] EXT4-fs (sda): mounted filesystem with ordered data mode. Quota mode: none.
+PYISCSI-MARK realroot 13.00
+"""
+
+
+@pytest.mark.parametrize(
+    ("log", "expected"),
+    [
+        (
+            OURS_CONSOLE,
+            {"init": 1.5, "first": 6.1, "plan": 6.3, "address": 7.0, "login": 7.4, "disk": 8.1, "booted": 9.0,
+             "rootfs": 9.8, "realroot": 11.0},
+        ),
+        (
+            STOCK_CONSOLE.replace("PYISCSI-MARK start 1.0 printed by nobody: a mark without a stamp of its own "
+                                  "still counts, on either stack\n", ""),
+            {"init": 1.7, "login": 9.0, "disk": 10.0, "rootfs": 11.0, "realroot": 13.0},
+        ),
+        ("", {}),
+        ("PYISCSI-MARK disk - no uptime\n[ x] Run /init as init process\n", {}),
+    ],
+)  # fmt: skip
+def test_phases_prefer_pyiscsis_marks_then_the_kernels_lines(log: str, expected: dict[str, float]) -> None:
+    found = boot.phases(log)
+    assert found == pytest.approx(expected)
+    assert list(found) == [name for name in boot.PHASE_NAMES if name in expected]  # boot order
+
+
+def test_steps_are_from_the_previous_phase_seen() -> None:
+    found = boot.phases(OURS_CONSOLE)
+    steps = boot.steps(found)
+    assert steps["init"] == pytest.approx(1.5) and steps["first"] == pytest.approx(4.6)
+    assert steps["rootfs"] == pytest.approx(0.8) and sum(steps.values()) == pytest.approx(found["realroot"])
+    line = boot.phase_line(found)
+    assert line.startswith("init 1.50(+1.50) first 6.10(+4.60)") and "link -" in line and "handover -" in line
+
+
+def test_phase_report_medians_steps_and_ratios() -> None:
+    def sample(stack: str, log: str, shift: float = 0.0) -> boot.Sample:
+        seen = tuple((name, at + shift) for name, at in boot.phases(log).items())
+        return boot.Sample(stack, "ibft", None, None, 60.0, None, "real root", Path("/l"), seen)
+
+    samples = [sample("ours", OURS_CONSOLE), sample("ours", OURS_CONSOLE, 1.0), sample("ours", OURS_CONSOLE, 2.0),
+               sample("stock", STOCK_CONSOLE)]  # fmt: skip
+    lines = boot.phase_report(samples).splitlines()[2:]
+    cells = [re.split(r"\s{2,}", line) for line in lines]
+    rows = {p.label: next((c[2:] for c in cells if c[:2] == ["ibft", p.label]), None) for p in boot.PHASES}
+    assert rows["real root's init"] == ["12.00", "+1.20", "13.00", "+2.00", "0.92x"]
+    assert rows["kernel to /init"] == ["2.50", "+2.50", "1.70", "+1.70", "1.47x"]
+    assert rows["/init to pyiscsi's first mark"] == ["7.10", "+4.60", "1.00", "-0.70", "7.10x"]
+    assert rows["plan"] == ["7.30", "+0.20", "-", "-", "-"] and rows["link"] is None and rows["handover"] is None
 
 
 def test_alternation_gives_each_stack_the_first_boot_equally() -> None:

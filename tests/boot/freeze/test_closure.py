@@ -88,3 +88,12 @@ def test_search_path_starts_with_our_source_root() -> None:
     path = freeze.default_search_path()
     assert path[0] == root and (root / "boot" / "cli.py").is_file()
     assert len({p.resolve() for p in path}) == len(path)  # no directory twice
+
+
+def test_every_subcommand_is_an_entry_of_the_image() -> None:
+    """A subcommand typed in the emergency shell (`discover`, `probe`) runs from the image, never an internal error
+    (70) for a module the freeze left out: each module of the CLI's registry is an entry of the default build."""
+    from boot.cli import COMMANDS
+    from boot.freeze.closure import DEFAULT_ENTRIES
+
+    assert {module for module, _ in COMMANDS.values()} | {"boot.cli"} == set(DEFAULT_ENTRIES)

@@ -18,6 +18,22 @@ def test_version_runs_in_a_chroot(tree: freeze.FrozenTree) -> None:
 
 
 @ROOT_ONLY
+@pytest.mark.parametrize(
+    ("argv", "status", "out", "err"),
+    [
+        (["--version"], 0, f"pyiscsi {__version__}", ""),
+        (["--version", "x"], 0, f"pyiscsi {__version__}", ""),  # argparse's version action ends the parse
+        (["nosuch"], 1, "", "pyiscsi: argument COMMAND: invalid choice: 'nosuch'"),
+    ],
+)
+def test_wrapper_code_runs_the_cli_like_dash_m(tree: freeze.FrozenTree, argv, status, out, err) -> None:
+    for how in (["-c", freeze.WRAPPER_CODE], ["-m", "boot"]):
+        result = python(tree, *how, *argv)
+        assert (result.returncode, result.stdout.strip()) == (status, out)
+        assert result.stderr.startswith(err)
+
+
+@ROOT_ONLY
 def test_wrapper_execs_the_frozen_interpreter(tree: freeze.FrozenTree) -> None:
     freeze.install_host_file("/bin/sh", tree.root)  # an initramfs brings a shell; lend the host's to the bare tree
     for library in freeze.shared_libraries(Path("/bin/sh")):
@@ -51,7 +67,7 @@ def test_rel_is_the_path_under_the_root(path: str, relative: str) -> None:
 def test_wrapper_runs_the_prefix_interpreter_isolated(prefix: str) -> None:
     lines = freeze.wrapper_script(PurePosixPath(prefix)).splitlines()
     assert lines[0] == "#!/bin/sh"
-    assert lines[-1] == f'exec {prefix}/bin/python3 -I -S -B -m boot "$@"'
+    assert lines[-1] == f"exec {prefix}/bin/python3 -I -S -B -c '{freeze.WRAPPER_CODE}' \"$@\""
 
 
 def test_tree_paths_follow_the_prefix(tmp_path: Path) -> None:
