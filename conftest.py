@@ -18,6 +18,7 @@ pytest_plugins = ("pytester",)  # tests/test_ci_skips.py runs this file's rule i
 HOST_LIMITS: tuple[str, ...] = (
     "(8021q)",  # the host kernel cannot make VLAN links; the lab VM's kernel covers them (vm-tests/test_net_guest.py)
     "this kernel makes VLAN links",  # the other side of the same pair: where the host can, the namespace test runs
+    "(bonding)",  # no bonding driver in the host kernel; vm-tests/test_boot_bond.py runs those tests in the lab VM
 )
 
 

@@ -215,6 +215,14 @@ def rows_to_measure() -> dict[str, tuple]:
             lambda ns, _w: _shell(ns, AUTO6_LOOP),
             "accept_ra + global/default poll (dracut)",
         ),
+        # no ip= on an IPv6-only link: pyiscsi starts DHCPv4 and IPv6 at once and is done when IPv6 is; the stock
+        # stack without ip= runs DHCPv4 alone (no address here), so its side is the classic advice, ip=auto6
+        "no-ip=,v6-only": (
+            _radvd,
+            {"name": "c0", "method": "dhcp+auto6"},
+            lambda ns, _w: _shell(ns, AUTO6_LOOP),
+            "ip=auto6 advice: accept_ra + poll (dracut)",
+        ),
         "dhcp6": (
             _dnsmasq6,
             {"name": "c0", "method": "dhcp6"},

@@ -10,10 +10,13 @@ Grammar (dracut.cmdline(7); `[...]` optional, `{a|b}` a choice; IPv6 addresses a
         <netmask> is a dotted mask or a prefix length; <macaddr> is aa:bb:cc:dd:ee:ff (its colons are
         recognised as the last six fields) or aa-bb-cc-dd-ee-ff; ip= may repeat (then each names an interface)
     ifname=<interface>:<MAC>                  vlan=<vlanname>:<phydevice>   (vlan0005, vlan5, eth0.0005, eth0.5)
-    bond=<bondname>[:<slaves>[:<options>[:<mtu>]]]   team=...   bridge=...   (parsed; not supported)
+    bond[=<bondname>[:<slaves>[:<options>[:<mtu>]]]]  (defaults bond0, eth0,eth1, mode=balance-rr; slaves and
+        options comma-separated, several arp_ip_target addresses separated by ';')
+    bridge[=<bridgename>:<ethnames>]  (default br0:eth0; ports comma-separated)   team=...  (refused)
     nameserver=<IP> (repeats)   bootdev=<interface>   BOOTIF=<MAC>   rd.neednet[=0|1]
     rd.net.timeout.{iflink,ifup,route,ipv6dad,ipv6auto,carrier,dhcp}=<seconds>   rd.timeout=<s>   rd.retry=<s>
     root=<device>   root=iscsi:...   netroot=iscsi:...  (repeats; bare `netroot=iscsi` means: from firmware)
+    root=dhcp   netroot=dhcp   (the root path from DHCPv4 option 17)   root=dhcp6   netroot=dhcp6 (refused)
         iscsi:[<user>:<pass>[:<ruser>:<rpass>]@][<server>]:[<proto>]:[<port>][:[<iface>]:[<netdev>]]:[<lun>]:<target>
         The field count decides the form (as dracut's parse_iscsi_root): a target name starting iqn./eui./naa.
         is cut off at its last ":iqn." first; an empty target name means SendTargets discovery.
@@ -39,6 +42,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from boot.net.bond import check_options
 from initiator.errors import CmdlineError
 from initiator.secret import Secret
 
@@ -108,6 +112,26 @@ class Vlan:
 
 
 @dataclass(frozen=True)
+class Bond:
+    """One bond= option: dracut's defaults filled in; `options` as given (checked by boot.net.bond)."""
+
+    token: str
+    name: str = "bond0"
+    slaves: tuple[str, ...] = ("eth0", "eth1")
+    options: tuple[tuple[str, str], ...] = (("mode", "balance-rr"),)
+    mtu: int | None = None
+
+
+@dataclass(frozen=True)
+class Bridge:
+    """One bridge= option (dracut's default: br0 over eth0)."""
+
+    token: str
+    name: str = "br0"
+    ports: tuple[str, ...] = ("eth0",)
+
+
+@dataclass(frozen=True)
 class IscsiRoot:
     """One root=iscsi:/netroot=iscsi: spec. `target` None means SendTargets discovery at `server`."""
 
@@ -130,7 +154,8 @@ class Cmdline:
     ips: tuple[IpConfig, ...] = ()
     ifnames: tuple[tuple[str, str], ...] = ()  # (name, mac)
     vlans: tuple[Vlan, ...] = ()
-    unsupported: tuple[str, ...] = ()  # bond=/team=/bridge= words, reported
+    bonds: tuple[Bond, ...] = ()
+    bridges: tuple[Bridge, ...] = ()
     nameservers: tuple[IPAddress, ...] = ()
     bootdev: str | None = None
     bootif: str | None = None  # BOOTIF= MAC, normalised
@@ -141,7 +166,8 @@ class Cmdline:
     root: str | None = None
     netroots: tuple[IscsiRoot, ...] = ()
     netroot_firmware: bool = False  # bare netroot=iscsi
-    other_netroots: tuple[str, ...] = ()  # netroot=nfs:..., dhcp, ...: not ours
+    other_netroots: tuple[str, ...] = ()  # netroot=nfs:..., ...: not ours
+    dhcp_root: str | None = None  # root=dhcp / netroot=dhcp (or dhcp6): the root path comes from the lease
     initiator: str | None = None
     target_name: str | None = None
     target_ip: str | None = None
@@ -569,6 +595,67 @@ def parse_ifname_option(value: str | None, token: str) -> tuple[str, str]:
     return parse_ifname(name, key, token), parse_mac(mac, key, token)
 
 
+def _device_list(text: str, key: str, token: str, what: str) -> tuple[str, ...]:
+    names = tuple(text.split(","))
+    if not text or any(not n for n in names):
+        raise _err(key, token, f"empty name in the {what} list")
+    for name in names:
+        parse_ifname(name, key, token)
+    if len(set(names)) != len(names):
+        raise _err(key, token, f"a name repeats in the {what} list")
+    return names
+
+
+def parse_bond(value: str | None, token: str) -> Bond:
+    """dracut's parse-bond: one to four fields, the missing ones its defaults; options are checked by name."""
+    key = "bond"
+    if value is None or value == "":
+        return Bond(token)
+    fields = value.split(":")
+    if len(fields) > 4:
+        raise _err(key, token, "expected <bondname>[:<slaves>[:<options>[:<mtu>]]]")
+    name = parse_ifname(fields[0], key, token)
+    bond = Bond(token, name)
+    if len(fields) > 1:
+        bond = replace(bond, slaves=_device_list(fields[1], key, token, "slave"))
+    if len(fields) > 2 and fields[2]:
+        pairs = []
+        for option in fields[2].split(","):
+            opt_name, eq, opt_value = option.partition("=")
+            if not opt_name or not eq or not opt_value:
+                raise _err(key, token, f"bond option {option!r} is not <name>=<value>")
+            pairs.append((opt_name, opt_value))
+        bond = replace(bond, options=tuple(pairs))
+    if len(fields) > 3 and fields[3]:
+        bond = replace(bond, mtu=parse_int(fields[3], key, token, "MTU", 68, 65535))
+    if name in bond.slaves:
+        raise _err(key, token, f"{name} cannot be its own slave")
+    check_options(bond.options, bond.slaves, token)
+    return bond
+
+
+def parse_bridge(value: str | None, token: str) -> Bridge:
+    """dracut's parse-bridge: nothing (br0 over eth0) or exactly <bridgename>:<ethnames>."""
+    key = "bridge"
+    if value is None or value == "":
+        return Bridge(token)
+    fields = value.split(":")
+    if len(fields) != 2:
+        raise _err(key, token, "expected <bridgename>:<ethnames>")
+    name = parse_ifname(fields[0], key, token)
+    ports = _device_list(fields[1], key, token, "port")
+    if name in ports:
+        raise _err(key, token, f"{name} cannot be its own port")
+    return Bridge(token, name, ports)
+
+
+TEAM_REASON = "not supported: team devices need teamd, which pyiscsi does not carry; use bond= instead"
+
+
+def _team(state: dict, key: str, value: str | None, token: str) -> None:
+    raise CmdlineError("team=", None, TEAM_REASON)  # one line, the same for every team= form
+
+
 Handler = Callable[[dict, str, str | None, str], None]
 
 
@@ -611,8 +698,14 @@ def _root(state: dict, key: str, value: str | None, token: str) -> None:
     if value and value.startswith("iscsi:"):
         _append(state, "netroots", parse_iscsi_root(value, key, redact_iscsi_root(token)))
         state["root"] = None
+    elif value in DHCP_ROOTS:
+        state["dhcp_root"] = value
+        state["root"] = None  # dracut's root=dhcp: the whole LUN of the root path is the root
     else:
         state["root"] = value or None
+
+
+DHCP_ROOTS = ("dhcp", "dhcp6")  # dracut's root=/netroot= forms whose root path comes from DHCP
 
 
 def _netroot(state: dict, key: str, value: str | None, token: str) -> None:
@@ -620,6 +713,8 @@ def _netroot(state: dict, key: str, value: str | None, token: str) -> None:
         state["netroot_firmware"] = True
     elif value and value.startswith("iscsi:"):
         _append(state, "netroots", parse_iscsi_root(value, key, redact_iscsi_root(token)))
+    elif value in DHCP_ROOTS:
+        state["dhcp_root"] = value
     elif value:
         _append(state, "other_netroots", value)
     else:
@@ -666,9 +761,12 @@ def _param(value: str | None, key: str, token: str) -> tuple[str, str | Secret]:
     return name, Secret(setting) if secret_param(name) else setting
 
 
+NET_TIMEOUTS = ("iflink", "ifup", "route", "ipv6dad", "ipv6auto", "carrier", "dhcp")  # dracut's rd.net.timeout.*
+
+
 def _net_timeout(state: dict, key: str, value: str | None, token: str) -> None:
     name = key[len("rd.net.timeout.") :]
-    if name not in ("iflink", "ifup", "route", "ipv6dad", "ipv6auto", "carrier", "dhcp"):
+    if name not in NET_TIMEOUTS:
         raise _err(key, token, "unknown rd.net.timeout (iflink, ifup, route, ipv6dad, ipv6auto, carrier, dhcp)")
     _append(state, "net_timeouts", (name, parse_seconds(value, key, token)))
 
@@ -715,17 +813,13 @@ def _target_ip(value: str | None, key: str, token: str) -> str:
     return text
 
 
-def _unsupported(state: dict, key: str, value: str | None, token: str) -> None:
-    _append(state, "unsupported", token)
-
-
 HANDLERS: dict[str, Handler] = {
     "ip": _ip_handler,
     "ifname": _many("ifnames", lambda v, k, t: parse_ifname_option(v, t)),
     "vlan": _many("vlans", lambda v, k, t: parse_vlan(v, t)),
-    "bond": _unsupported,
-    "team": _unsupported,
-    "bridge": _unsupported,
+    "bond": _many("bonds", lambda v, k, t: parse_bond(v, t)),
+    "team": _team,
+    "bridge": _many("bridges", lambda v, k, t: parse_bridge(v, t)),
     "nameserver": _many("nameservers", lambda v, k, t: parse_address((v or "").strip("[]"), k, t, "name server")),
     "bootdev": _once("bootdev", lambda v, k, t: parse_ifname(v or "", k, t)),
     "BOOTIF": _once("bootif", lambda v, k, t: parse_mac(re.sub(r"^01-", "", v or ""), k, t)),
@@ -789,6 +883,8 @@ def parse_cmdline(text: str) -> Cmdline:
 
 
 __all__ = [
+    "Bond",
+    "Bridge",
     "Cmdline",
     "IpConfig",
     "IpMethod",

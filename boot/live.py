@@ -89,7 +89,32 @@ class LiveSteps:
             resolv_conf="/etc/resolv.conf" if self.in_initramfs else None,
             state_file=os.path.join(self.state_dir, os.path.basename(STATE_FILE)),
             set_hostname=self.in_initramfs,
+            enough=None if plan.waitnet else self._root_reachable(plan),
         )
+
+    def _root_reachable(self, plan: BootPlan):  # type: ignore[no-untyped-def]
+        """rd.iscsi.waitnet=0: enough interfaces are up once one reaches the root target (for root=dhcp: once a
+        lease carried a root path; for a target named by host name: once any is up)."""
+        from boot.orchestrate import _is_address
+
+        first = plan.targets[0].address if plan.targets else None
+
+        def enough(states: tuple[InterfaceState, ...]) -> bool:
+            if plan.dhcp_root is not None:
+                return any(s.root_path for s in states)
+            return first is None or not _is_address(first) or self.has_route(first)
+
+        return enough
+
+    def has_route(self, address: str) -> bool:
+        from pyroute2.iproute.linux import IPRoute
+        from pyroute2.netlink.exceptions import NetlinkError
+
+        with IPRoute() as ipr:
+            try:
+                return bool(ipr.route("get", dst=address))
+            except NetlinkError:  # ENETUNREACH, EHOSTUNREACH: `ip route get` fails the same way
+                return False
 
     def discover(self, target: TargetPlan, initiator: str, deadline: Deadline) -> list[TargetPlan]:
         from dataclasses import replace

@@ -28,6 +28,7 @@ class Method(enum.StrEnum):
     DHCP6 = "dhcp6"
     AUTO6 = "auto6"
     EITHER6 = "either6"
+    AUTO = "dhcp+auto6"  # no ip=: DHCPv4 and IPv6 (SLAAC, else DHCPv6) at once, the login over what is up first
     NONE = "none"
 
 
@@ -51,6 +52,8 @@ class InterfacePlan:
     dns: tuple[IPAddress, ...] = ()
     hostname: str | None = None
     source: Source = Source.CMDLINE
+    family: int | None = None  # Method.AUTO: the address family (4, 6) the root target needs; None: either
+    set_mac: str | None = None  # ip=...:<macaddr>: the MAC address to give the link (not in the contract's JSON)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -131,6 +134,51 @@ def _param_value(key: str, value: str | Secret, show_secrets: bool) -> str:
 
 
 @dataclass(frozen=True)
+class DhcpRootPlan:
+    """root=dhcp / netroot=dhcp: the target comes from DHCPv4 option 17 at boot, parsed as a netroot= value;
+    the CHAP it gets when the root path carries none (rd.iscsi.username/password and .in.) is decided now."""
+
+    chap: Chap | None = None
+    reverse_chap: Chap | None = None
+
+
+@dataclass(frozen=True)
+class RenamePlan:
+    """ifname=<name>:<mac>: the link with that MAC takes that name before anything else touches it."""
+
+    name: str
+    mac: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "mac": self.mac}
+
+
+@dataclass(frozen=True)
+class BondPlan:
+    """bond=: a bond made over `slaves` (by name, after the renames) before the interfaces come up; `options` are
+    dracut's name=value pairs, already checked (boot.net.bond)."""
+
+    name: str
+    slaves: tuple[str, ...]
+    options: tuple[tuple[str, str], ...] = (("mode", "balance-rr"),)
+    mtu: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "slaves": list(self.slaves), "options": dict(self.options), "mtu": self.mtu}
+
+
+@dataclass(frozen=True)
+class BridgePlan:
+    """bridge=: a bridge made over `ports` (links or bonds) before the interfaces come up."""
+
+    name: str
+    ports: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "ports": list(self.ports)}
+
+
+@dataclass(frozen=True)
 class BootPlan:
     initiator_name: str | None
     interfaces: tuple[InterfacePlan, ...] = ()
@@ -147,6 +195,19 @@ class BootPlan:
     header_digest: str = "None"  # rd.iscsi.param=node.conn[0].iscsi.HeaderDigest= (None, CRC32C, CRC32C,None...)
     data_digest: str = "None"  # rd.iscsi.param=node.conn[0].iscsi.DataDigest=
     notes: tuple[str, ...] = ()  # what the planner decided or ignored, in words (unsupported options, conflicts)
+    dhcp_root: DhcpRootPlan | None = None  # root=dhcp / netroot=dhcp: targets come from the lease's option 17
+    renames: tuple[RenamePlan, ...] = ()  # ifname=, done first
+    bonds: tuple[BondPlan, ...] = ()  # bond=, made after the renames
+    bridges: tuple[BridgePlan, ...] = ()  # bridge=, made after the bonds (a bond may be a port)
+
+    def links_json(self) -> dict[str, Any]:
+        """The link phase `explain --json` shows under "links": renames, bonds, bridges, MAC addresses to set."""
+        return {
+            "renames": [r.to_json() for r in self.renames],
+            "bonds": [b.to_json() for b in self.bonds],
+            "bridges": [b.to_json() for b in self.bridges],
+            "set_macs": [{"interface": i.name, "mac": i.set_mac} for i in self.interfaces if i.set_mac is not None],
+        }
 
     def options_json(self, show_secrets: bool = False) -> dict[str, Any]:
         """The extras as `explain` prints them; an iscsiadm parameter naming a password shows as ***."""
@@ -159,6 +220,7 @@ class BootPlan:
             "agent": self.agent,
             "header_digest": self.header_digest,
             "data_digest": self.data_digest,
+            "dhcp_root": self.dhcp_root is not None,
         }
 
     def to_json(self, show_secrets: bool = False) -> dict[str, Any]:

@@ -16,19 +16,25 @@ Rules where the two inputs meet (the command line wins, except where dracut lets
 | .auth.*                     |                                                                                 |
 | which interfaces            | every ip= in order (ip=ibft / <if>:ibft expands to the iBFT's NICs); no ip= and  |
 |                             | firmware targets or rd.iscsi.ibft: the iBFT's NICs (dracut's `iscsistart -N`);    |
-|                             | no ip= otherwise: DHCP on bootdev= / BOOTIF= / the first link with carrier       |
+|                             | no ip= otherwise: DHCPv4 + IPv6 at once (dhcp+auto6) on bootdev= / BOOTIF= /     |
+|                             | the first link with carrier, waiting for the root target's family               |
 | an iBFT NIC's method        | origin DHCP: dhcp (dhcp6 for an IPv6 address); router advertisement: auto6;      |
 |                             | otherwise its address, prefix and gateway as static; no address: dhcp           |
 | interface names             | vlan=<name>:<parent> turns ip=<name>:... into <parent> with that VLAN id;        |
-|                             | ifname=<name>:<mac> selects the link by MAC (the name is dracut's rename)       |
+|                             | ifname=<name>:<mac> renames the link with that MAC first (dracut's rename)      |
+| bond= / bridge=             | made after the renames (bonds, then bridges), before the interfaces; a slave or |
+|                             | port is not configured by its own ip=; no ip=: the first bridge, else bond      |
 | name servers                | the interface's own (ip= dns fields, iBFT DNS), then every nameserver=           |
 | initiator name              | rd.iscsi.initiator, else the iBFT's, else /etc/iscsi/initiatorname.iscsi, else    |
 |                             | generated (iqn.2026-11.org.pyiscsi:<12 hex from /etc/machine-id>, stable)        |
 | waits                       | `boot.plan.Timeouts` defaults (dracut's where it has them), then rd.retry /      |
 |                             | rd.timeout / rd.net.timeout.* / rd.iscsi.param timeouts, then rd.pyiscsi.timeout* |
 
-Things dracut accepts that pyiscsi cannot do (bond=, team=, bridge=, setting a MAC with ip=, DHCP root-path)
-are errors when the boot depends on them and notes otherwise; `explain` prints the notes.
+| root=dhcp / netroot=dhcp    | no target on the command line: the target is DHCPv4 option 17 of the lease,      |
+|                             | parsed at boot as netroot=<it> (`targets_from_root_path`); netroot=dhcp6 refused |
+
+Things dracut accepts that pyiscsi cannot do (see boot.dracut_options) are errors when the boot depends on them
+and notes otherwise; `explain` prints the notes.
 """
 
 from __future__ import annotations
@@ -38,8 +44,21 @@ import ipaddress
 import os
 from pathlib import Path
 
-from boot.cmdline import Cmdline, IpConfig, IpMethod, IscsiRoot, parse_cmdline
-from boot.plan import BootPlan, InterfacePlan, Method, Source, TargetPlan, Timeouts
+from boot.cmdline import Cmdline, IpConfig, IpMethod, IscsiRoot, parse_cmdline, parse_iscsi_root, redact_iscsi_root
+from boot.dracut_options import DHCP6_ROOT_REASON
+from boot.net.bond import mode_of as bond_mode_of
+from boot.plan import (
+    BondPlan,
+    BootPlan,
+    BridgePlan,
+    DhcpRootPlan,
+    InterfacePlan,
+    Method,
+    RenamePlan,
+    Source,
+    TargetPlan,
+    Timeouts,
+)
 from initiator import initiator_name
 from initiator.credentials import Chap
 from initiator.errors import BadInputError, CmdlineError, IbftError, PyiscsiError
@@ -87,8 +106,6 @@ def _interface_from_ip(ip: IpConfig, notes: list[str]) -> InterfacePlan:
             gateway = ip.gateway
         else:
             gateway6 = ip.gateway
-    if ip.mac is not None:
-        notes.append(f"{ip.token}: setting a MAC address is not supported; the link keeps its own")
     if ip.peer is not None:
         notes.append(f"{ip.token}: the point-to-point peer is ignored")
     return InterfacePlan(
@@ -101,6 +118,7 @@ def _interface_from_ip(ip: IpConfig, notes: list[str]) -> InterfacePlan:
         dns=ip.dns,
         hostname=ip.hostname,
         source=Source.CMDLINE,
+        set_mac=ip.mac,  # dracut's ifup sets it on whichever link this ip= configures
     )
 
 
@@ -148,28 +166,56 @@ def _firmware_nics(ibft: Ibft, targets_used: list[IbftTarget], multipath: bool) 
 
 
 def _rename(plan: InterfacePlan, cmdline: Cmdline, notes: list[str]) -> InterfacePlan:
-    """Apply vlan= and ifname= to an interface named on the command line."""
+    """Apply vlan= to an interface named on the command line (an ifname= name stays: the link is renamed to it
+    before the interfaces come up, see plan_links)."""
     if plan.name is None:
         return plan
     for vlan in cmdline.vlans:
         if vlan.name == plan.name:
             plan = dataclasses.replace(plan, name=vlan.parent, vlan=vlan.vid)
             break
-    for name, mac in cmdline.ifnames:
-        if name == plan.name:
-            notes.append(f"ifname={name}:{mac}: the link is found by its MAC address (not renamed)")
-            plan = dataclasses.replace(plan, name=None, mac=mac)
-            break
     return plan
 
 
-def _check_unsupported(cmdline: Cmdline, names: set[str], notes: list[str]) -> None:
-    for token in cmdline.unsupported:
-        key, _, value = token.partition("=")
-        device = value.split(":", 1)[0] or {"bond": "bond0", "team": "team0", "bridge": "br0"}.get(key, "")
-        if device in names:
-            raise CmdlineError(key, token, f"{key} devices are not supported by pyiscsi, and {device} is used")
-        notes.append(f"{token}: not supported by pyiscsi, ignored")
+def plan_links(
+    cmdline: Cmdline, interfaces: tuple[InterfacePlan, ...], notes: list[str]
+) -> tuple[tuple[RenamePlan, ...], tuple[BondPlan, ...], tuple[BridgePlan, ...]]:
+    """ifname= renames, bond= and bridge= devices, in the order the bring-up makes them; one name per device,
+    and a bond slave or bridge port is not also configured by an ip= of its own (the master carries the address)."""
+    renames: dict[str, RenamePlan] = {}
+    by_mac: dict[str, str] = {}
+    for name, mac in cmdline.ifnames:
+        token = f"ifname={name}:{mac}"
+        if renames.get(name, RenamePlan(name, mac)).mac != mac:
+            raise CmdlineError("ifname", token, f"{name} is already given to {renames[name].mac}")
+        if by_mac.get(mac, name) != name:
+            raise CmdlineError("ifname", token, f"the link with MAC {mac} is already named {by_mac[mac]}")
+        renames[name], by_mac[mac] = RenamePlan(name, mac), name
+    made: dict[str, str] = {}  # device name -> the option that makes it
+    owner: dict[str, str] = {}  # slave or port name -> its master
+    bonds = [BondPlan(b.name, b.slaves, b.options, b.mtu) for b in cmdline.bonds]
+    bridges = [BridgePlan(b.name, b.ports) for b in cmdline.bridges]
+    for device, token, members in [(b.name, c.token, b.slaves) for b, c in zip(bonds, cmdline.bonds, strict=True)] + [
+        (b.name, c.token, b.ports) for b, c in zip(bridges, cmdline.bridges, strict=True)
+    ]:
+        key = token.partition("=")[0]
+        if device in made:
+            raise CmdlineError(key, token, f"{device} is already made by {made[device]}")
+        if device in renames:
+            raise CmdlineError(key, token, f"{device} is also an ifname= name")
+        made[device] = token
+        for member in members:
+            if member in owner:
+                raise CmdlineError(key, token, f"{member} is already enslaved to {owner[member]}")
+            owner[member] = device
+    for plan in interfaces:
+        if plan.name in owner:
+            raise CmdlineError(
+                "ip", plan.name, f"{plan.name} is a slave or port of {owner[plan.name]}: configure {owner[plan.name]}"
+            )
+    for bond in bonds:
+        notes.append(f"bond {bond.name}: {bond_mode_of(bond.options)} over {', '.join(bond.slaves)}")
+    return tuple(renames.values()), tuple(bonds), tuple(bridges)
 
 
 def plan_interfaces(
@@ -213,18 +259,33 @@ def plan_interfaces(
         plans = [
             dataclasses.replace(p, dns=p.dns + tuple(d for d in cmdline.nameservers if d not in p.dns)) for p in plans
         ]
-    names = {ip.interface for ip in cmdline.ips if ip.interface} | ({cmdline.bootdev} if cmdline.bootdev else set())
-    _check_unsupported(cmdline, names, notes)
     return tuple(plans)
 
 
-def _default_interface(cmdline: Cmdline, notes: list[str]) -> InterfacePlan:
-    plan = InterfacePlan(method=Method.DHCP, source=Source.CMDLINE)
+def _family(address: str) -> int | None:
+    try:
+        return ipaddress.ip_address(address).version
+    except ValueError:
+        return None  # a host name: whichever family comes up first
+
+
+def _default_interface(cmdline: Cmdline, targets: list[TargetPlan], notes: list[str]) -> InterfacePlan:
+    """No ip=: DHCPv4 and IPv6 at once (Method.AUTO), the boot waiting for the family of the root target (a
+    network that has only the other one costs no 'dhcp' bound); DHCPv4 alone for root=dhcp (option 17)."""
+    if cmdline.dhcp_root is not None:
+        plan = InterfacePlan(method=Method.DHCP, source=Source.CMDLINE)
+        where = "DHCP"
+    else:
+        family = _family(targets[0].address) if targets else None
+        plan = InterfacePlan(method=Method.AUTO, source=Source.CMDLINE, family=family)
+        where = "DHCPv4 and IPv6 (SLAAC, else DHCPv6) at once"
+        if family is not None:
+            where += f", the login waiting for IPv{family}"
     if cmdline.bootdev:
         return _rename(dataclasses.replace(plan, name=cmdline.bootdev), cmdline, notes)
     if cmdline.bootif:
         return dataclasses.replace(plan, mac=cmdline.bootif)
-    notes.append("no ip=: DHCP on the first link with carrier (dracut's default for a network root)")
+    notes.append(f"no ip=: {where} on the first link with carrier")
     return plan
 
 
@@ -300,8 +361,74 @@ def plan_cmdline_targets(cmdline: Cmdline) -> list[TargetPlan]:
     return targets
 
 
+def plan_dhcp_root(cmdline: Cmdline, cmd_targets: list[TargetPlan], notes: list[str]) -> DhcpRootPlan | None:
+    """root=dhcp / netroot=dhcp: the target from the lease's root path, as dracut's 40network dispatches it;
+    a target named on the command line wins (as 95iscsi prefers netroot=iscsi: over netroot=dhcp)."""
+    if cmdline.dhcp_root is None:
+        return None
+    key = f"netroot={cmdline.dhcp_root}"
+    if cmd_targets:
+        notes.append(f"{key}: the command line names the target, the DHCP root path is not used")
+        return None
+    if cmdline.dhcp_root == "dhcp6":
+        raise CmdlineError(key, None, DHCP6_ROOT_REASON)
+    chap = _chap(cmdline.username, cmdline.password, "rd.iscsi.username")
+    reverse = _chap(cmdline.in_username, cmdline.in_password, "rd.iscsi.in.username")
+    if reverse is not None and chap is None:
+        raise CmdlineError("rd.iscsi.in.username", None, "mutual CHAP needs the one-way CHAP user too")
+    notes.append(f"{key}: the target comes from DHCP option 17 (root-path) of the lease, known only at boot")
+    return DhcpRootPlan(chap=chap, reverse_chap=reverse)
+
+
+def targets_from_root_path(plan: BootPlan, root_path: str, where: str) -> tuple[TargetPlan, ...]:
+    """The targets of a DHCP root path, as if it had been given as netroot=<it>: the same parser and errors
+    (exit 2), the command line's CHAP when the path has none, rd.iscsi.param's auth over it."""
+    token = printable(redact_iscsi_root(f"netroot={root_path}"))
+    if not root_path.startswith("iscsi:"):
+        raise CmdlineError("netroot", token, f"the DHCP root path (option 17, from {where}) is not an iscsi: root")
+    root = parse_iscsi_root(root_path, "netroot", token)
+    dhcp = plan.dhcp_root or DhcpRootPlan()
+    if root.username is not None:
+        chap = _chap(root.username, root.password, "netroot")
+        reverse = _chap(root.in_username, root.in_password, "netroot")
+    else:
+        chap, reverse = dhcp.chap, dhcp.reverse_chap
+    target = TargetPlan(
+        name=root.target,
+        address=root.server,
+        port=root.port,
+        lun=root.lun,
+        iface=root.netdev,
+        chap=chap,
+        reverse_chap=reverse,
+        source=Source.CMDLINE,  # as if netroot=<it> had been on the command line
+    )
+    return tuple(apply_auth_params([target], plan.iscsi_params, []))
+
+
 AUTH_PARAMS = ("node.session.auth.authmethod", "node.session.auth.username", "node.session.auth.password",
                "node.session.auth.username_in", "node.session.auth.password_in")  # fmt: skip
+
+
+RETRY_PARAM = "node.session.initial_login_retry_max"
+USED_PARAMS = frozenset({*PARAM_TIMEOUTS, *AUTH_PARAMS, RETRY_PARAM, "node.conn[0].iscsi.HeaderDigest",
+                         "node.conn[0].iscsi.DataDigest"})  # fmt: skip
+
+
+def plan_login_retry_max(cmdline: Cmdline, notes: list[str]) -> int | None:
+    """Login attempts per target: rd.iscsi.param=node.session.initial_login_retry_max wins over
+    rd.iscsi.login_retry_max (as 95iscsi adds the latter only without the former); every rd.iscsi.param that
+    pyiscsi does not act on is named in a note, never dropped in silence."""
+    value = cmdline.login_retry_max
+    for name, given in cmdline.params:
+        if name == RETRY_PARAM:
+            text = given.reveal() if isinstance(given, Secret) else given
+            if not text.isascii() or not text.isdigit() or int(text) > 10000:
+                raise CmdlineError("rd.iscsi.param", f"{name}={printable(text)}", "expected 0 to 10000 attempts")
+            value = int(text)
+        elif name not in USED_PARAMS:
+            notes.append(f"rd.iscsi.param={printable(name)}: not used by pyiscsi (shown here only)")
+    return value
 
 
 def plan_digest(params: tuple[tuple[str, str], ...], key: str) -> str:
@@ -415,11 +542,9 @@ def build_plan(
     """Merge by the rules in this module's docstring. Pure: no I/O beyond the two small name files."""
     notes_out = list(notes)
     for other in cmdline.other_netroots:
-        if other == "dhcp":
-            notes_out.append("netroot=dhcp: a root path from DHCP is not supported; give netroot=iscsi:... instead")
-        else:
-            notes_out.append(f"netroot={other}: not an iSCSI root, ignored")
+        notes_out.append(f"netroot={printable(other)}: not an iSCSI root, ignored")
     cmd_targets = plan_cmdline_targets(cmdline)
+    dhcp_root = plan_dhcp_root(cmdline, cmd_targets, notes_out)
     ibft_wanted = (
         bool(cmdline.firmware)
         or cmdline.netroot_firmware
@@ -430,7 +555,7 @@ def build_plan(
     if ibft is None:
         if cmdline.firmware or cmdline.netroot_firmware:
             raise IbftError("ibft", None, "rd.iscsi.firmware (or netroot=iscsi) asks for the iBFT but none was found")
-    elif cmdline.firmware is not False and (ibft_wanted or not cmd_targets):
+    elif cmdline.firmware is not False and (ibft_wanted or (not cmd_targets and dhcp_root is None)):
         firmware_targets = usable_ibft_targets(ibft)
         if not cmd_targets and not ibft_wanted and firmware_targets:
             notes_out.append("no target on the command line: using the iBFT's")
@@ -461,13 +586,28 @@ def build_plan(
     if ibft is not None:
         notes_out.extend(f"iBFT: {warning}" for warning in ibft.warnings)
 
+    if dhcp_root is not None and targets:
+        notes_out.append(f"netroot={cmdline.dhcp_root}: the iBFT names the target, the DHCP root path is not used")
+        dhcp_root = None
     targets = apply_auth_params(targets, cmdline.params, notes_out)
     firmware_nics = bool(firmware_targets) or cmdline.ibft
     interfaces = plan_interfaces(cmdline, ibft, firmware_nics, firmware_targets, notes_out)
-    if not interfaces and not cmdline.ips and (targets or cmdline.neednet):
-        interfaces = (_default_interface(cmdline, notes_out),)
+    if not interfaces and not cmdline.ips and (targets or cmdline.neednet or dhcp_root is not None):
+        interfaces = (_default_interface(cmdline, targets, notes_out),)
         if cmdline.nameservers:
             interfaces = (dataclasses.replace(interfaces[0], dns=cmdline.nameservers),)
+    master = ([b.name for b in cmdline.bridges] + [b.name for b in cmdline.bonds])[:1]
+    if master:  # dracut's ifup gives an ip= without a name (or no ip=) to the master, never to its slaves
+        interfaces = tuple(
+            dataclasses.replace(i, name=master[0]) if i.name is None and i.mac is None and i.source is Source.CMDLINE
+            else i
+            for i in interfaces
+        )  # fmt: skip
+    renames, bonds, bridges = plan_links(cmdline, interfaces, notes_out)
+    if dhcp_root is not None and not any(i.method is Method.DHCP for i in interfaces):
+        raise CmdlineError(
+            f"netroot={cmdline.dhcp_root}", None, "the root path comes from a DHCPv4 lease, but no ip= asks for DHCP"
+        )
     initiator_name, initiator_from = resolve_initiator(cmdline, ibft, initiator_file, machine_id_path)
     notes_out.append(f"initiator name from {initiator_from}")
     if cmdline.target_group is not None:
@@ -482,11 +622,15 @@ def build_plan(
         waitnet=cmdline.waitnet,
         testroute=cmdline.testroute,
         iscsi_params=cmdline.params,
-        login_retry_max=cmdline.login_retry_max,
+        login_retry_max=plan_login_retry_max(cmdline, notes_out),
         agent=cmdline.agent,
         header_digest=plan_digest(cmdline.params, "HeaderDigest"),
         data_digest=plan_digest(cmdline.params, "DataDigest"),
         notes=tuple(notes_out),
+        dhcp_root=dhcp_root,
+        renames=renames,
+        bonds=bonds,
+        bridges=bridges,
     )
 
 

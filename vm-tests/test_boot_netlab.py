@@ -169,18 +169,17 @@ IPV6_ONLY = LabConfig(stack=Stack.IPV6, ra=True, slaac=True, dhcp6=True)
 NETROOT6 = "netroot=iscsi:[{server6}]::3260:1:{iqn}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="no ip= plans DHCPv4 on the first link with carrier (boot.planner); an IPv6-only network never answers"
-    " it, so the boot fails when rd.net.timeout.dhcp runs out (fix owned elsewhere)",
-)
 def test_ipv6_only_netroot_without_ip_option(pinned_kernel, systemd_image, root_image):
+    """No ip=: DHCPv4 and IPv6 at once; the login waits only for IPv6 (the target's family), so the DHCPv4 that
+    never answers here costs nothing, not its 'dhcp' bound."""
     with NetLab(IPV6_ONLY) as lab:
         console = boot_in_lab(lab, "ipv6-noip", f"{NETROOT6} root=UUID={{uuid}} {ADOPT}", pinned_kernel.vmlinuz,
                               systemd_image, root_image)  # fmt: skip
     print(f"ipv6-noip: {failure_line(console)}")
     assert_adopted(console)
+    assert "fd70:7969:7363:1:" in console.marker("address").detail, console.summary()
+    assert f"{lab.plan.server6}" in console.marker("login").detail, console.summary()
+    print(f"ipv6-noip: address {console.marker('address').uptime - console.marker('plan').uptime:.1f}s after plan")
 
 
 def test_ipv6_only_netroot_with_ip_auto6(pinned_kernel, systemd_image, root_image):
@@ -190,6 +189,23 @@ def test_ipv6_only_netroot_with_ip_auto6(pinned_kernel, systemd_image, root_imag
     assert_adopted(console)
     assert "fd70:7969:7363:1:" in console.marker("address").detail, console.summary()
     assert f"{lab.plan.server6}" in console.marker("login").detail, console.summary()
+
+
+# --- (c) the root path from DHCP: netroot=dhcp, dnsmasq's option 17 names the target ---------------------------
+
+
+def test_netroot_dhcp_takes_the_target_from_option_17(pinned_kernel, systemd_image, root_image):
+    """Only what a diskless farm writes: netroot=dhcp ip=dhcp and the real root's UUID; the target, its port and
+    LUN come from dnsmasq's root-path."""
+    plan = netlab.AddressPlan()
+    config = LabConfig(stack=Stack.IPV4, root_path=f"iscsi:{plan.server4}::{netlab.ISCSI_PORT}:1:{IQN}", plan=plan)
+    with NetLab(config) as lab:
+        console = boot_in_lab(lab, "netroot-dhcp", f"netroot=dhcp ip=dhcp root=UUID={{uuid}} {ADOPT}",
+                              pinned_kernel.vmlinuz, systemd_image, root_image)  # fmt: skip
+    print(f"netroot-dhcp: {failure_line(console)}")
+    assert_adopted(console)
+    assert f"{IQN} at {plan.server4}:{netlab.ISCSI_PORT} lun 1" in console.marker("root-path").detail
+    assert f"{plan.server4}:{netlab.ISCSI_PORT}" in console.marker("login").detail, console.summary()
 
 
 def test_no_lab_namespace_is_left_behind():

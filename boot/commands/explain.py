@@ -1,7 +1,10 @@
 """`pyiscsi explain`: print the boot plan `boot` would carry out, touching nothing.
 
-`--json` prints the contract's shape plus two keys of our own, "options" (rd.iscsi.waitnet/testroute/param,
-log level) and "notes" (what the planner decided or ignored). Secrets print as *** unless --show-secrets.
+`--json` prints the contract's shape plus three keys of our own, "options" (rd.iscsi.waitnet/testroute/param,
+log level), "notes" (what the planner decided or ignored) and "options_seen" (each dracut option on the command
+line with its status in boot.dracut_options: supported, supported with a difference, refused), and "links" (the
+link phase: ifname= renames, bond= and bridge= devices, ip= MAC addresses to set). Secrets print as *** unless
+--show-secrets.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from boot import dracut_options
 from boot.commands.plan_args import add_plan_arguments, plan_from_args
 from boot.plan import BootPlan, InterfacePlan, TargetPlan
 from initiator.printable import printable
@@ -20,11 +24,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--show-secrets", action="store_true", help="print CHAP secrets instead of ***")
 
 
-def explain_json(plan: BootPlan, show_secrets: bool = False) -> dict:
+def explain_json(plan: BootPlan, show_secrets: bool = False, cmdline: str | None = None) -> dict:
     out = plan.to_json(show_secrets)
     out["options"] = plan.options_json(show_secrets)
     out["notes"] = list(plan.notes)
+    out["options_seen"] = [row.to_json() for row in dracut_options.seen(cmdline or "")]
+    out["links"] = plan.links_json()
     return out
+
+
+def _cmdline_text(args: argparse.Namespace) -> str:
+    """The command line the plan came from, for the option table (the planner read the same)."""
+    from boot.commands.plan_args import cmdline_from_args
+    from boot.planner import read_cmdline
+
+    text = cmdline_from_args(args)
+    return read_cmdline() if text is None else text
 
 
 def _interface_line(i: InterfacePlan) -> str:
@@ -50,6 +65,18 @@ def _interface_line(i: InterfacePlan) -> str:
     return " ".join(parts)
 
 
+def link_lines(plan: BootPlan) -> list[str]:
+    """The link phase, in the order the bring-up does it."""
+    lines = [f"  rename the link with MAC {r.mac} to {r.name}" for r in plan.renames]
+    for bond in plan.bonds:
+        options = ",".join(f"{k}={v}" for k, v in bond.options)
+        mtu = f" mtu {bond.mtu}" if bond.mtu else ""
+        lines.append(f"  bond {bond.name} over {', '.join(bond.slaves)}: {options}{mtu}")
+    lines += [f"  bridge {b.name} over {', '.join(b.ports)}" for b in plan.bridges]
+    lines += [f"  set MAC {i.set_mac} on {i.name or 'the chosen link'}" for i in plan.interfaces if i.set_mac]
+    return lines
+
+
 def _portal(t: TargetPlan) -> str:
     address = f"[{t.address}]" if ":" in t.address else t.address
     return f"{address}:{t.port}"
@@ -67,26 +94,35 @@ def _target_line(t: TargetPlan, show_secrets: bool) -> str:
     return " ".join(parts)
 
 
-def format_plan(plan: BootPlan, show_secrets: bool = False) -> str:
+def format_plan(plan: BootPlan, show_secrets: bool = False, cmdline: str | None = None) -> str:
     lines = [f"initiator: {plan.initiator_name}", "interfaces:"]
     lines += [_interface_line(i) for i in plan.interfaces] or ["  (none)"]
+    links = link_lines(plan)
+    if links:
+        lines += ["links (made before the interfaces come up):", *links]
     lines.append("targets:")
-    lines += [_target_line(t, show_secrets) for t in plan.targets] or ["  (none)"]
+    lines += [_target_line(t, show_secrets) for t in plan.targets] or [
+        "  (from DHCP option 17, the lease's root path, at boot)" if plan.dhcp_root is not None else "  (none)"
+    ]
     lines.append("waits (seconds): " + " ".join(f"{k}={v:g}" for k, v in plan.timeouts.to_json().items()))
-    lines.append(f"root: {plan.root or ('(the first target LUN)' if plan.targets else '-')}")
+    whole_lun = plan.targets or plan.dhcp_root is not None
+    lines.append(f"root: {plan.root or ('(the first target LUN)' if whole_lun else '-')}")
     options = plan.options_json(show_secrets)
     params = " ".join(f"{k}={v}" for k, v in options.pop("iscsi_params").items())
     lines.append(
         "options: " + " ".join(f"{k}={v}" for k, v in options.items()) + (f" params: {params}" if params else "")
     )
     lines += [f"note: {n}" for n in plan.notes]
+    for row in dracut_options.seen(cmdline or ""):  # forms only, never a value: no secret reaches these lines
+        lines.append(f"option {row.form}: {row.status.value}: {row.detail}")
     return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
     plan = plan_from_args(args)
+    text = _cmdline_text(args)
     if args.json:
-        print(json.dumps(explain_json(plan, args.show_secrets), indent=2))
+        print(json.dumps(explain_json(plan, args.show_secrets, text), indent=2))
     else:  # names from the iBFT or the command line may hold control characters: one escaped line each
-        print("\n".join(printable(line) for line in format_plan(plan, args.show_secrets).splitlines()))
+        print("\n".join(printable(line) for line in format_plan(plan, args.show_secrets, text).splitlines()))
     return 0

@@ -124,6 +124,7 @@ class Dhcp4Option(enum.IntEnum):
     DNS = 6
     HOSTNAME = 12
     DOMAIN_NAME = 15
+    ROOT_PATH = 17
     INTERFACE_MTU = 26
     BROADCAST = 28
     REQUESTED_IP = 50
@@ -146,6 +147,7 @@ REQUESTED = (
     Dhcp4Option.DNS,
     Dhcp4Option.HOSTNAME,
     Dhcp4Option.DOMAIN_NAME,
+    Dhcp4Option.ROOT_PATH,  # netroot=dhcp / root=dhcp: the root's iscsi: spec (asked always; used only then)
     Dhcp4Option.INTERFACE_MTU,
     Dhcp4Option.BROADCAST,
     Dhcp4Option.LEASE_TIME,
@@ -396,6 +398,30 @@ def _name(options: Mapping[int, bytes], code: int, name: str, warnings: list[str
     return checked_name(decoded)
 
 
+MAX_ROOT_PATH = 1024  # an iscsi: spec is ~300 characters at most; RFC 3396 lets a server send far more
+
+
+def _root_path(options: Mapping[int, bytes], warnings: list[str]) -> str | None:
+    """Option 17 (root path) as printable ASCII, or None with a warning: it becomes a netroot= value, so a
+    control character, a byte beyond ASCII or an endless value is refused here, before any parser sees it."""
+    raw = options.get(Dhcp4Option.ROOT_PATH)
+    if raw is None:
+        return None
+    text = raw.rstrip(b"\0")  # some servers count a C string's terminator
+    field_ = _field(Dhcp4Option.ROOT_PATH, "root path")
+    problem = None
+    if not text:
+        problem = "empty"
+    elif len(text) > MAX_ROOT_PATH:
+        problem = f"{len(text)} bytes, more than {MAX_ROOT_PATH}"
+    elif any(b < 0x21 or b > 0x7E for b in text):
+        problem = "white space, control characters or bytes beyond ASCII"
+    if problem:
+        warnings.append(f"{field_} '{printable(text[:64])}' dropped: {problem}")
+        return None
+    return text.decode("ascii")
+
+
 def _mtu(options: Mapping[int, bytes], max_mtu: int | None, warnings: list[str]) -> int | None:
     raw = options.get(Dhcp4Option.INTERFACE_MTU)
     if raw is None:
@@ -454,6 +480,7 @@ class Dhcp4Lease:
     rebinding_time: int | None = None
     obtained_at: float = 0.0  # the driver's wall clock at the ACK
     warnings: tuple[str, ...] = ()
+    root_path: str | None = None  # option 17, printable ASCII (netroot=dhcp)
 
     @classmethod
     def from_ack(cls, message: Dhcp4Message, obtained_at: float = 0.0, max_mtu: int | None = None) -> Dhcp4Lease:
@@ -498,6 +525,7 @@ class Dhcp4Lease:
             renewal_time=times[Dhcp4Option.RENEWAL_TIME],
             rebinding_time=times[Dhcp4Option.REBINDING_TIME],
             obtained_at=obtained_at,
+            root_path=_root_path(o, warnings),
             warnings=tuple(warnings),
         )
 

@@ -35,6 +35,7 @@ class Link:
     carrier: bool
     up: bool
     max_mtu: int = 0  # IFLA_MAX_MTU: the largest MTU the driver takes (0: it does not say)
+    master: int = 0  # IFLA_MASTER: the bond or bridge it is enslaved to (0: none)
 
 
 def _link(msg: object) -> Link:
@@ -50,6 +51,7 @@ def _link(msg: object) -> Link:
         carrier=bool(msg.get_attr("IFLA_CARRIER")),  # type: ignore[attr-defined]
         up=bool(msg["flags"] & 1),  # type: ignore[index]
         max_mtu=msg.get_attr("IFLA_MAX_MTU") or 0,  # type: ignore[attr-defined]
+        master=msg.get_attr("IFLA_MASTER") or 0,  # type: ignore[attr-defined]
     )
 
 
@@ -62,13 +64,14 @@ def get_link(ipr: IPRoute, index: int) -> Link:
 
 
 def candidates(ipr: IPRoute) -> list[Link]:
-    """Ethernet links a plan without name or MAC may take: not loopback, not a VLAN or bridge we or others made."""
+    """Ethernet links a plan without name or MAC may take: not loopback, not a VLAN or bridge we or others made,
+    not a bond slave or bridge port (its master carries the address)."""
     out = []
     for msg in ipr.get_links():
         if msg["ifi_type"] != ARPHRD_ETHER:
             continue
         link = _link(msg)
-        if link.kind not in STACKED_KINDS:
+        if link.kind not in STACKED_KINDS and not link.master:
             out.append(link)
     return sorted(out, key=lambda link: link.index)
 

@@ -68,6 +68,7 @@ class InterfaceState:
     domain: str | None = None
     lease: LeaseInfo | None = None
     warnings: tuple[str, ...] = ()  # what the bring-up dropped (a bad DHCP option...), each naming it; escaped
+    root_path: str | None = None  # DHCPv4 option 17 of the lease (printable ASCII): netroot=dhcp's root
 
     def to_json(self) -> dict[str, Any]:
         """The contract's `net --json` record, with extra keys after the contract's ones."""
@@ -87,6 +88,7 @@ class InterfaceState:
             "domain": self.domain,
             "lease": None if self.lease is None else self.lease.to_json(),
             "warnings": list(self.warnings),
+            "root_path": self.root_path,
         }
 
     @classmethod
@@ -108,6 +110,7 @@ class InterfaceState:
             domain=data.get("domain"),
             lease=None if lease is None else LeaseInfo.from_json(lease),
             warnings=tuple(str(w) for w in data.get("warnings", [])),
+            root_path=data.get("root_path"),
         )
 
 

@@ -74,8 +74,8 @@ depends() {
 
 # called by dracut
 installkernel() {
-    # the iSCSI initiator, the iBFT and the digest; always, whatever hostonly says
-    hostonly='' instmods iscsi_tcp iscsi_ibft iscsi_boot_sysfs crc32c libcrc32c sd_mod af_packet 8021q
+    # the iSCSI initiator, the iBFT and the digest, VLAN, bond= and bridge=; always, whatever hostonly says
+    hostonly='' instmods iscsi_tcp iscsi_ibft iscsi_boot_sysfs crc32c libcrc32c sd_mod af_packet 8021q bonding bridge
     # pyiscsi_net_drivers="virtio_net e1000 ...": exactly these NIC drivers (a small image for known hardware)
     if [[ -n $pyiscsi_net_drivers ]]; then
         # shellcheck disable=SC2086 # a list of module names
@@ -119,6 +119,11 @@ install() {
         derror "pyiscsi: could not install the frozen runtime"
         return 1
     }
+    # the real root's interface names (dracut's network modules bring these; the README leaves those modules out):
+    # a NIC brought up under its kernel name cannot be renamed by the real root's udev, and systemd-networkd then
+    # waits for that link for ever ("pending"), so systemd-networkd-wait-online fails
+    inst_multiple -o "${systemdnetwork}/99-default.link"
+    [[ $hostonly ]] && inst_multiple -H -o "${systemdnetworkconfdir}/*.link"
     inst_hook cmdline 90 "$moddir/parse-pyiscsi.sh"
     inst_simple "$moddir/pyiscsi-lib.sh" /lib/pyiscsi-lib.sh
     if dracut_module_included "systemd"; then

@@ -5,6 +5,7 @@
 # pyiscsi owns the root when the command line asks for an iSCSI root in any of dracut's forms:
 #   root=iscsi:[<server>]:[<protocol>]:[<port>]:[<LUN>]:<targetname>
 #   netroot=iscsi:...            rd.iscsi.firmware[=1] | iscsi_firmware      rd.iscsi.ibft[=1]
+#   root=dhcp | netroot=dhcp     (the root path from DHCP option 17; see below)
 # and rd.pyiscsi=0 is not given. The plan itself (what to log in to, how) is `pyiscsi explain`'s business;
 # this hook only decides whether to run `pyiscsi boot` and tells dracut the root will come. What it logs and
 # writes to /run/pyiscsi/wanted names the option (`netroot=iscsi:`), never its value: a value may hold CHAP
@@ -25,6 +26,17 @@ for _pyiscsi_arg in $(getargs netroot=); do
         iscsi:*) [ -n "$_pyiscsi_why" ] || _pyiscsi_why="netroot=iscsi:" ;;
     esac
 done
+# root=dhcp / netroot=dhcp: whether the root is iSCSI shows only in the lease (option 17). dracut's 40network
+# decides after DHCP and dispatches the root path to /sbin/<proto>root; this image runs its own DHCP only when
+# there is no such dispatcher (/sbin/netroot absent: no dracut network module), or when rd.pyiscsi=1 says so.
+# `pyiscsi boot` then fails with one line if the root path is not an iscsi: one (see README.md).
+if [ -z "$_pyiscsi_why" ] && { [ "$root" = dhcp ] || getarg netroot=dhcp > /dev/null; }; then
+    if [ ! -e /sbin/netroot ] || [ "$(getarg rd.pyiscsi=)" = 1 ]; then
+        _pyiscsi_why="netroot=dhcp"
+    else
+        info "pyiscsi: netroot=dhcp left to dracut's network module (/sbin/netroot); rd.pyiscsi=1 claims it"
+    fi
+fi
 if getargbool 0 rd.iscsi.firmware -y iscsi_firmware || getargbool 0 rd.iscsi.ibft; then
     [ -n "$_pyiscsi_why" ] || _pyiscsi_why="iBFT"
     modprobe -b -q iscsi_boot_sysfs 2> /dev/null
@@ -49,7 +61,7 @@ info "pyiscsi: the root is on iSCSI ($_pyiscsi_why)"
 # root=iscsi:... names no device: `pyiscsi boot` gives the LUN the udev name /dev/pyiscsiroot (boot.rootdev;
 # not dracut's usual /dev/root, which util-linux's mount resolves through the kernel's root= and fails on)
 case "$root" in
-    iscsi:* | "")
+    iscsi:* | dhcp | "")
         root=$PYISCSI_ROOT_DEV
         rootok=1
         if [ -n "$DRACUT_SYSTEMD" ] && [ ! -e "$PYISCSI_SYSROOT_UNIT" ]; then

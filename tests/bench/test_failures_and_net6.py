@@ -12,12 +12,17 @@ import pytest
 
 from bench import __main__ as bench_main
 from bench import boot, net6, net_bringup, nodhcp, recovery
+from boot.plan import Method
 
 
 def test_new_benchmarks_are_registered() -> None:
     assert {"nodhcp", "recovery", "net6"} <= set(bench_main.BENCHMARKS)
     assert net6.ONLY == ("dhcp6",) and "dhcp6" in net_bringup.rows_to_measure()
-    assert {"dhcp", "auto6", "dhcp6", "static6+DAD", "static4"} == set(net_bringup.rows_to_measure())
+    rows = net_bringup.rows_to_measure()
+    assert {"dhcp", "auto6", "no-ip=,v6-only", "dhcp6", "static6+DAD", "static4"} == set(rows)
+    # the no-ip= row is the planner's own method for a command line without ip=, on a network with only an RA
+    assert rows["no-ip=,v6-only"][1]["method"] == Method.AUTO.value
+    assert rows["no-ip=,v6-only"][0] is rows["auto6"][0]
 
 
 def test_scenario_command_lines() -> None:

@@ -102,10 +102,10 @@ def test_extra_keys_options_and_notes(capsys):
     assert doc["options"] == {
         "log_level": "debug", "waitnet": False, "testroute": True,
         "iscsi_params": {"node.session.timeo.replacement_timeout": "86400"}, "login_retry_max": None,
-        "agent": True, "header_digest": "None", "data_digest": "None",
+        "agent": True, "header_digest": "None", "data_digest": "None", "dhcp_root": False,
     }  # fmt: skip
     assert doc["timeouts"]["replacement"] == 86400
-    assert any("bond=bond0:eth1,eth2" in n for n in doc["notes"])
+    assert "bond bond0: balance-rr over eth1, eth2" in doc["notes"]
 
 
 def test_password_parameters_are_hidden(capsys):
@@ -192,3 +192,63 @@ def test_random_command_lines_and_tables_exit_0_or_2_with_one_line(capsys, tmp_p
     if status == ExitStatus.BAD_INPUT:
         assert out == "" and err.startswith("pyiscsi explain: ") and err.count("\n") == 1
         assert "internal error" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("cmdline", "method", "target_line"),
+    [
+        ("netroot=iscsi:[fd00::2]::3260:1:iqn.2026-11.test:r", "dhcp+auto6", "iqn.2026-11.test:r at [fd00::2]:3260"),
+        ("netroot=dhcp", "dhcp", "(from DHCP option 17, the lease's root path, at boot)"),
+        ("ip=eth0:auto6 netroot=iscsi:[fd00::2]::3260:1:iqn.2026-11.test:r", "auto6", "at [fd00::2]:3260"),
+    ],
+)
+def test_no_ip_and_dhcp_root_plans(capsys, cmdline, method, target_line):
+    doc = explain_json(capsys, cmdline)
+    (iface,) = doc["interfaces"]
+    assert iface["method"] == method and set(iface) >= {"name", "mac", "addresses", "gateway6", "source"}
+    assert doc["options"]["dhcp_root"] is (cmdline == "netroot=dhcp")
+    status, out, _err = run(capsys, "--ibft", "none", "--cmdline", cmdline)
+    assert status == 0 and target_line in out and f" {method} " in out
+
+
+LINK_LINE = ("ifname=lan0:52:54:00:00:00:01 ifname=lan1:52:54:00:00:00:02 "
+             "bond=bond0:lan0,lan1:mode=active-backup,miimon=100:9000 bridge=br0:bond0 "
+             "ip=br0:dhcp:9000:02:00:00:00:00:07 netroot=iscsi:10.0.2.2::::" + T0)  # fmt: skip
+
+
+def test_explain_shows_the_link_phase(capsys):
+    """The renames, bond, bridge and MAC address the bring-up will make, in its order, text and JSON."""
+    status, out, err = run(capsys, "--cmdline", LINK_LINE, "--ibft", "none")
+    assert (status, err) == (0, "")
+    lines = out.splitlines()
+    start = lines.index("links (made before the interfaces come up):")
+    assert lines[start + 1 : start + 6] == [
+        "  rename the link with MAC 52:54:00:00:00:01 to lan0",
+        "  rename the link with MAC 52:54:00:00:00:02 to lan1",
+        "  bond bond0 over lan0, lan1: mode=active-backup,miimon=100 mtu 9000",
+        "  bridge br0 over bond0",
+        "  set MAC 02:00:00:00:00:07 on br0",
+    ]
+    doc = explain_json(capsys, LINK_LINE)
+    assert list(doc)[:5] == CONTRACT_KEYS and [list(i) for i in doc["interfaces"]] == [INTERFACE_KEYS]
+    assert doc["links"] == {
+        "renames": [{"name": "lan0", "mac": "52:54:00:00:00:01"}, {"name": "lan1", "mac": "52:54:00:00:00:02"}],
+        "bonds": [{"name": "bond0", "slaves": ["lan0", "lan1"], "options": {"mode": "active-backup", "miimon": "100"},
+                   "mtu": 9000}],
+        "bridges": [{"name": "br0", "ports": ["bond0"]}],
+        "set_macs": [{"interface": "br0", "mac": "02:00:00:00:00:07"}],
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("team=team0:eth0,eth1 ip=team0:dhcp",
+         "team=: not supported: team devices need teamd, which pyiscsi does not carry; use bond= instead"),
+        ("bond=bond0:eth0,eth1:mode=active-backup,frobnicate=1 ip=bond0:dhcp", "unknown bond option 'frobnicate'"),
+    ],
+)  # fmt: skip
+def test_refused_link_forms_exit_2_with_one_line(capsys, line, message):
+    status, out, err = run(capsys, "--cmdline", line, "--ibft", "none")
+    assert status == ExitStatus.BAD_INPUT and out == ""
+    assert err.count("\n") == 1 and message in err

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from boot.cmdline import parse_cmdline
-from boot.plan import BootPlan, InterfacePlan, Method, Source, TargetPlan, Timeouts
+from boot.plan import BondPlan, BootPlan, BridgePlan, InterfacePlan, Method, RenamePlan, Source, TargetPlan, Timeouts
 from boot.planner import build_plan, load_plan
 from initiator.credentials import Chap
 from initiator.errors import BadInputError, CmdlineError, ExitStatus, IbftError
@@ -84,22 +84,45 @@ INTERFACE_CASES = [
     ("ip=10.0.2.15:::24::eth0:dhcp", [InterfacePlan(name="eth0")]),  # DHCP wins; the address is noted
     ("ip=:::::eth0:none", [InterfacePlan(name="eth0", method=Method.NONE)]),
     ("ip=none", []),
-    # vlan= and ifname= rename what ip= names
+    # vlan= turns what ip= names into its parent and id; an ifname= name stays (the link is renamed to it)
     ("vlan=eth0.5:eth0 ip=eth0.5:dhcp", [InterfacePlan(name="eth0", vlan=5)]),
     ("vlan=vlan0042:eth1 ip=vlan0042:auto6", [InterfacePlan(name="eth1", vlan=42, method=Method.AUTO6)]),
-    (f"ifname=bootnet:{MAC} ip=bootnet:dhcp", [InterfacePlan(mac=MAC)]),
-    (f"ifname=bootnet:{MAC} vlan=vlan7:bootnet ip=vlan7:dhcp", [InterfacePlan(mac=MAC, vlan=7)]),
+    (f"ifname=bootnet:{MAC} ip=bootnet:dhcp", [InterfacePlan(name="bootnet")]),
+    (f"ifname=bootnet:{MAC} vlan=vlan7:bootnet ip=vlan7:dhcp", [InterfacePlan(name="bootnet", vlan=7)]),
+    # ip=...:<macaddr>: the MAC to set on the link that ip= configures (named or not)
+    (f"ip=eth0:dhcp:1400:{MAC}", [InterfacePlan(name="eth0", mtu=1400, set_mac=MAC)]),
+    (f"ip=eth0:dhcp::{MAC.replace(':', '-')}", [InterfacePlan(name="eth0", set_mac=MAC)]),
+    (f"ip=10.0.2.15::10.0.2.2:24::eth0:none:1500:{MAC}",
+     [InterfacePlan(name="eth0", method=Method.STATIC, addresses=(IFACE("10.0.2.15/24"),), gateway=IP("10.0.2.2"),
+                    mtu=1500, set_mac=MAC)]),
+    (f"ip=10.0.2.15::10.0.2.2:24:::none:1500:{MAC}",
+     [InterfacePlan(method=Method.STATIC, addresses=(IFACE("10.0.2.15/24"),), gateway=IP("10.0.2.2"), mtu=1500,
+                    set_mac=MAC)]),
+    # bond= / bridge=: the interface is the master; no ip=: the first bridge, else the first bond
+    ("bond=bond0:eth0,eth1:mode=active-backup ip=bond0:dhcp", [InterfacePlan(name="bond0")]),
+    ("bond vlan=bond0.5:bond0 ip=bond0.5:dhcp", [InterfacePlan(name="bond0", vlan=5)]),
+    ("bond=bond0:eth0,eth1 netroot=iscsi:10.0.2.2::::" + T0,
+     [InterfacePlan(name="bond0", method=Method.AUTO, family=4)]),
+    ("bond bridge=br0:bond0 netroot=iscsi:10.0.2.2::::" + T0,
+     [InterfacePlan(name="br0", method=Method.AUTO, family=4)]),
+    ("bond=bond0:eth0,eth1 ip=dhcp", [InterfacePlan(name="bond0")]),
+    ("bond=bond0:eth0,eth1 ip=dhcp bootdev=eth2", [InterfacePlan(name="eth2")]),
     # name servers go to every interface, after its own
     ("ip=10.0.2.15::10.0.2.2:24::eth0:none:10.0.2.3 ip=eth1:dhcp nameserver=1.1.1.1 nameserver=10.0.2.3",
      [InterfacePlan(name="eth0", method=Method.STATIC, addresses=(IFACE("10.0.2.15/24"),), gateway=IP("10.0.2.2"),
                     dns=(IP("10.0.2.3"), IP("1.1.1.1"))),
       InterfacePlan(name="eth1", dns=(IP("1.1.1.1"), IP("10.0.2.3")))]),
     # no ip=: DHCP for a network root (named by bootdev= or BOOTIF=), nothing without one unless rd.neednet
-    ("netroot=iscsi:10.0.2.2::::" + T0, [InterfacePlan()]),
-    ("bootdev=eth1 netroot=iscsi:10.0.2.2::::" + T0, [InterfacePlan(name="eth1")]),
-    ("BOOTIF=01-52-54-00-12-34-56 netroot=iscsi:10.0.2.2::::" + T0, [InterfacePlan(mac=MAC)]),
+    # no ip=: DHCPv4 and IPv6 at once, the boot waiting for the root target's family (none for a host name)
+    ("netroot=iscsi:10.0.2.2::::" + T0, [InterfacePlan(method=Method.AUTO, family=4)]),
+    ("netroot=iscsi:[fd00::2]::::" + T0, [InterfacePlan(method=Method.AUTO, family=6)]),
+    ("netroot=iscsi:san.example.test::::" + T0, [InterfacePlan(method=Method.AUTO)]),
+    ("bootdev=eth1 netroot=iscsi:10.0.2.2::::" + T0, [InterfacePlan(name="eth1", method=Method.AUTO, family=4)]),
+    ("BOOTIF=01-52-54-00-12-34-56 netroot=iscsi:10.0.2.2::::" + T0,
+     [InterfacePlan(mac=MAC, method=Method.AUTO, family=4)]),
+    ("ip=dhcp netroot=iscsi:[fd00::2]::::" + T0, [InterfacePlan()]),  # an explicit ip= keeps dracut's meaning
     ("ip=dhcp bootdev=eth3", [InterfacePlan(name="eth3")]),
-    ("nameserver=9.9.9.9 rd.neednet", [InterfacePlan(dns=(IP("9.9.9.9"),))]),
+    ("nameserver=9.9.9.9 rd.neednet", [InterfacePlan(method=Method.AUTO, dns=(IP("9.9.9.9"),))]),
     ("root=/dev/sda1", []),
 ]  # fmt: skip
 
@@ -114,14 +137,16 @@ def test_interfaces_from_the_command_line(plan_of, text, interfaces):
     [
         ("ip=eth0:link6", "IPv6 link-local address only"),
         ("ip=10.0.2.15:::24::eth0:dhcp", "the address is ignored"),
-        (f"ip=eth0:dhcp::{MAC}", "setting a MAC address is not supported"),
         ("ip=10.0.0.1:10.0.0.2::32::ppp0:none", "peer is ignored"),
-        (f"ifname=bootnet:{MAC} ip=bootnet:dhcp", "found by its MAC address"),
-        ("bond=bond0:eth0,eth1 ip=eth0:dhcp", "bond=bond0:eth0,eth1: not supported by pyiscsi, ignored"),
-        ("netroot=iscsi:10.0.2.2::::" + T0, "DHCP on the first link with carrier"),
+        ("bond=bond0:eth0,eth1:mode=4 ip=bond0:dhcp", "bond bond0: 802.3ad over eth0, eth1"),
+        ("bond ip=bond0:dhcp", "bond bond0: balance-rr over eth0, eth1"),
+        ("netroot=iscsi:10.0.2.2::::" + T0, "DHCPv4 and IPv6 (SLAAC, else DHCPv6) at once, the login waiting for IPv4"),
+        ("netroot=iscsi:[fd00::2]::::" + T0, "at once, the login waiting for IPv6 on the first link with carrier"),
         ("netroot=nfs:10.0.0.1:/srv", "not an iSCSI root"),
         ("rd.iscsi.target.ip=10.0.0.1 rd.iscsi.target.group=3", "portal group"),
-        ("netroot=dhcp", "a root path from DHCP is not supported"),
+        ("netroot=dhcp", "the target comes from DHCP option 17 (root-path) of the lease, known only at boot"),
+        ("root=dhcp ip=dhcp", "the target comes from DHCP option 17"),
+        ("netroot=dhcp netroot=iscsi:10.0.2.2::::" + T0, "the command line names the target"),
         ("rd.iscsi.initiator=iqn.2026-11.a:b", "initiator name from rd.iscsi.initiator"),
         ("", "initiator name from generated (no rd.iscsi.initiator, iBFT or"),
     ],
@@ -134,9 +159,15 @@ def test_notes(plan_of, text, note):
     ("text", "field", "reason"),
     [
         ("ip=dhcp ip=eth1:dhcp", "ip", "several ip= options need an interface name each"),
-        ("bond=bond0:eth0,eth1 ip=bond0:dhcp", "bond", "bond devices are not supported"),
-        ("bond ip=bond0:dhcp", "bond", "and bond0 is used"),
-        ("bridge=br0:eth0 bootdev=br0 ip=dhcp", "bridge", "bridge devices are not supported"),
+        ("bond=bond0:eth0,eth1 ip=eth0:dhcp", "ip", "eth0 is a slave or port of bond0: configure bond0"),
+        ("bridge=br0:eth0 vlan=eth0.5:eth0 ip=eth0.5:dhcp", "ip", "eth0 is a slave or port of br0"),
+        ("bond=b0:eth0 bond=b0:eth1", "bond", "b0 is already made by bond=b0:eth0"),
+        ("bond=b0:eth0 bridge=b0:eth1", "bridge", "b0 is already made by bond=b0:eth0"),
+        ("bond=b0:eth0 bond=b1:eth0,eth1", "bond", "eth0 is already enslaved to b0"),
+        (f"ifname=lan0:{MAC} bond=lan0:eth0", "bond", "lan0 is also an ifname= name"),
+        (f"ifname=lan0:{MAC} ifname=lan0:52:54:00:00:00:99", "ifname", f"lan0 is already given to {MAC}"),
+        (f"ifname=lan0:{MAC} ifname=lan1:{MAC}", "ifname", f"the link with MAC {MAC} is already named lan0"),
+        ("team=team0:eth0,eth1 ip=team0:dhcp", "team=", "not supported: team devices need teamd"),
         ("rd.iscsi.target.name=" + T0, "rd.iscsi.target.name", "needs rd.iscsi.target.ip"),
         ("rd.iscsi.username=u rd.iscsi.target.ip=10.0.0.1", "rd.iscsi.username", "needs its password"),
         (
@@ -147,6 +178,10 @@ def test_notes(plan_of, text, note):
         ("rd.iscsi.initiator=notaname", "rd.iscsi.initiator", "not an iSCSI name"),
         ("rd.iscsi.param=node.session.timeo.replacement_timeout=soon", "rd.iscsi.param", "number of seconds"),
         ("rd.iscsi.param=node.session.timeo.replacement_timeout=-5", "rd.iscsi.param", "out of range"),
+        ("netroot=dhcp6 ip=dhcp6", "netroot=dhcp6", "DHCPv6 has no root-path option"),
+        ("root=dhcp6", "netroot=dhcp6", "not supported"),
+        ("netroot=dhcp ip=eth0:auto6", "netroot=dhcp", "no ip= asks for DHCP"),
+        ("netroot=dhcp ip=10.0.0.5::10.0.0.1:24::eth0:none", "netroot=dhcp", "no ip= asks for DHCP"),
     ],
 )
 def test_command_line_conflicts_are_errors(plan_of, text, field, reason):
@@ -253,7 +288,8 @@ IPXE_NIC = InterfacePlan(mac=MAC, method=Method.DHCP, dns=(IP("10.0.2.3"),), sou
         ("rd.iscsi.firmware ip=bootnet:ibft", [InterfacePlan(name="bootnet", mac=MAC, dns=(IP("10.0.2.3"),),
                                                              source=Source.IBFT)], [IPXE_TARGET]),
         # a command-line target without rd.iscsi.firmware: the iBFT is not used at all
-        ("netroot=iscsi:10.0.2.9::::" + T0, [InterfacePlan()], [TargetPlan(T0, "10.0.2.9")]),
+        ("netroot=iscsi:10.0.2.9::::" + T0, [InterfacePlan(method=Method.AUTO, family=4)],
+         [TargetPlan(T0, "10.0.2.9")]),
         # both: command line first; the iBFT's twin of a command-line target is dropped
         ("rd.iscsi.firmware netroot=iscsi:10.0.2.9::::" + T0, [IPXE_NIC],
          [TargetPlan(T0, "10.0.2.9"), IPXE_TARGET]),
@@ -554,7 +590,8 @@ def test_a_corrupt_firmware_table_only_matters_when_it_is_needed(monkeypatch):
 WORDS = [
     "ip=dhcp", "ip=eth0:dhcp", "ip=eth1:auto6", "ip=ibft", "ip=eth0:ibft", "ip=10.0.2.15::10.0.2.2:24::eth0:none",
     "ip=[2001:db8::5]::[2001:db8::1]:64::eth0:none", "ip=none", "vlan=eth0.5:eth0", "ip=eth0.5:dhcp",
-    f"ifname=eth0:{MAC}", "bond=bond0:eth0", "ip=bond0:dhcp", "nameserver=10.0.2.3", "bootdev=eth0",
+    f"ifname=eth0:{MAC}", "bond=bond0:eth0", "ip=bond0:dhcp", "bridge=br0:eth1", "ip=br0:dhcp", "bond",
+    "ip=eth0:dhcp::52:54:00:00:00:07", "nameserver=10.0.2.3", "bootdev=eth0",
     "BOOTIF=01-52-54-00-12-34-56", "rd.neednet", f"netroot=iscsi:10.0.2.2::::{T0}", "netroot=iscsi:10.0.2.2::::",
     "netroot=iscsi", "root=/dev/sda1", "rd.iscsi.firmware", "rd.iscsi.ibft", "rd.iscsi.mp", "rd.iscsi.username=u",
     "rd.iscsi.password=p", "rd.iscsi.in.username=t", "rd.iscsi.in.password=q", "rd.iscsi.target.ip=10.0.0.1",
@@ -574,3 +611,81 @@ def test_random_combinations_plan_or_exit_2(tmp_path_factory, words, table):
     else:
         assert isinstance(plan, BootPlan)
         plan.to_json()
+
+
+# ---- root=dhcp / netroot=dhcp ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "root", "interfaces"),
+    [
+        ("netroot=dhcp", None, [InterfacePlan(method=Method.DHCP)]),
+        ("root=dhcp", None, [InterfacePlan(method=Method.DHCP)]),
+        ("netroot=dhcp root=UUID=1234 ip=dhcp", "UUID=1234", [InterfacePlan(method=Method.DHCP)]),
+        ("netroot=dhcp ip=eth1:dhcp", None, [InterfacePlan(name="eth1", method=Method.DHCP)]),
+        ("netroot=dhcp bootdev=eth2", None, [InterfacePlan(name="eth2", method=Method.DHCP)]),
+    ],
+)
+def test_dhcp_root_plans_dhcp_and_no_target_yet(plan_of, text, root, interfaces):
+    plan = plan_of(text)
+    assert plan.dhcp_root is not None and plan.targets == () and plan.root == root
+    assert list(plan.interfaces) == interfaces
+    assert plan.options_json()["dhcp_root"] is True
+
+
+def test_dhcp_root_keeps_the_command_lines_chap_for_the_boot(plan_of):
+    plan = plan_of("netroot=dhcp rd.iscsi.username=u rd.iscsi.password=pw-1 rd.iscsi.in.username=t "
+                   "rd.iscsi.in.password=pw-2")  # fmt: skip
+    assert plan.dhcp_root.chap == Chap("u", Secret("pw-1"))
+    assert plan.dhcp_root.reverse_chap == Chap("t", Secret("pw-2"))
+
+
+def test_dhcp_root_leaves_a_present_ibft_alone_unless_asked(plan_of, tmp_path):
+    ibft = _ibft([_nic()], [_tgt()])
+    plain = build_plan(parse_cmdline("netroot=dhcp"), ibft, initiator_file=str(tmp_path / "x"))
+    assert plain.targets == () and plain.dhcp_root is not None
+    asked = build_plan(parse_cmdline("netroot=dhcp rd.iscsi.firmware=1"), ibft, initiator_file=str(tmp_path / "x"))
+    assert [t.source for t in asked.targets] == [Source.IBFT]
+
+
+@pytest.mark.parametrize(
+    ("text", "retry_max"),
+    [
+        ("", None),
+        ("rd.iscsi.login_retry_max=5", 5),
+        ("rd.iscsi.login_retry_max=0", 0),
+        # 95iscsi adds rd.iscsi.login_retry_max only when the parameter itself is not given: the parameter wins
+        ("rd.iscsi.login_retry_max=5 rd.iscsi.param=node.session.initial_login_retry_max=2", 2),
+        ("rd.iscsi.param=node.session.initial_login_retry_max=7", 7),
+    ],
+)
+def test_login_retry_max(plan_of, text, retry_max):
+    assert plan_of(text).login_retry_max == retry_max
+
+
+def test_an_iscsi_param_pyiscsi_does_not_use_is_named_not_dropped(plan_of):
+    plan = plan_of("rd.iscsi.param=node.session.nr_sessions=2 rd.iscsi.param=node.session.timeo.replacement_timeout=9")
+    assert [n for n in plan.notes if n.startswith("rd.iscsi.param=")] == [
+        "rd.iscsi.param=node.session.nr_sessions: not used by pyiscsi (shown here only)"
+    ]
+
+
+def test_a_bad_initial_login_retry_max_is_bad_input(plan_of):
+    with pytest.raises(CmdlineError, match="expected 0 to 10000 attempts"):
+        plan_of("rd.iscsi.param=node.session.initial_login_retry_max=many")
+
+
+def test_link_phase_of_the_plan(plan_of):
+    """ifname= renames, bonds and bridges in the plan in command-line order, with dracut's defaults filled in."""
+    plan = plan_of(
+        f"ifname=lan0:{MAC} ifname=lan1:52:54:00:00:00:02 bond=bond0:lan0,lan1:mode=active-backup,miimon=100:9000 "
+        "bridge=br0:bond0 ip=br0:dhcp"
+    )
+    assert plan.renames == (RenamePlan("lan0", MAC), RenamePlan("lan1", "52:54:00:00:00:02"))
+    assert plan.bonds == (BondPlan("bond0", ("lan0", "lan1"), (("mode", "active-backup"), ("miimon", "100")), 9000),)
+    assert plan.bridges == (BridgePlan("br0", ("bond0",)),)
+    (bond,) = plan.links_json()["bonds"]
+    assert bond == {"name": "bond0", "slaves": ["lan0", "lan1"], "mtu": 9000,
+                    "options": {"mode": "active-backup", "miimon": "100"}}  # fmt: skip
+    assert plan_of("bond").bonds == (BondPlan("bond0", ("eth0", "eth1")),)
+    assert plan_of("bridge").bridges == (BridgePlan("br0", ("eth0",)),)

@@ -310,6 +310,11 @@ def run_cmdline_hook(root: Path, cmdline: str, iscsiroot: bool = False) -> HookR
         ("root=/dev/vda1", None, "/dev/vda1", "", []),
         (f"root=iscsi:10.0.2.2::::{IQN} rd.pyiscsi=0", None, "", "", []),  # left alone entirely
         ("netroot=nfs:10.0.2.2:/srv root=/dev/nfs", None, "/dev/nfs", "", []),
+        # the root path comes with the lease: no dracut network module (/sbin/netroot) here, so pyiscsi's DHCP
+        ("netroot=dhcp", "netroot=dhcp", "/dev/pyiscsiroot", "1", ["iscsi_tcp"]),
+        ("root=dhcp", "netroot=dhcp", "/dev/pyiscsiroot", "1", ["iscsi_tcp"]),
+        ("netroot=dhcp root=UUID=0a1b ip=dhcp", "netroot=dhcp", "UUID=0a1b", "", ["iscsi_tcp"]),
+        ("netroot=dhcp rd.pyiscsi=0", None, "", "", []),
     ],
 )  # fmt: skip
 def test_cmdline_hook_decides_who_owns_the_root(

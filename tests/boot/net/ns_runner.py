@@ -33,6 +33,7 @@ def interface(spec: dict) -> InterfacePlan:
         gateway6=None if spec.get("gateway6") is None else ipaddress.IPv6Address(spec["gateway6"]),
         dns=tuple(ipaddress.ip_address(d) for d in spec.get("dns", [])),
         hostname=spec.get("hostname"),
+        family=spec.get("family"),
     )
 
 

@@ -851,3 +851,61 @@ def test_a_lease_either_is_refused_naming_the_field_or_holds_only_usable_values(
     assert lease.broadcast in (None, ipaddress.IPv4Address("255.255.255.255"), network.broadcast_address)
     assert lease.mtu is None or 68 <= lease.mtu <= (max_mtu or 65535)
     assert all(w.isprintable() for w in lease.warnings)
+
+
+# ---- option 17, the root path (netroot=dhcp) -------------------------------------------------------------------
+
+
+def test_the_parameter_request_list_asks_for_the_root_path():
+    client = new_client()
+    assert Dhcp4Option.ROOT_PATH in options_of(client.start(1.0))[Dhcp4Option.PARAMETER_LIST]
+
+
+def _lease_with_root_path(value: bytes) -> Dhcp4Lease:
+    client = new_client()
+    client.start(0.0)
+    client.receive(reply(client, Dhcp4MessageType.OFFER), 0.1)
+    extra = [(Dhcp4Option.SUBNET_MASK, bytes((255, 255, 255, 0))), (Dhcp4Option.ROOT_PATH, value)]
+    return bind(client, reply(client, Dhcp4MessageType.ACK, extra=extra)).lease
+
+
+@pytest.mark.parametrize(
+    ("value", "root_path"),
+    [
+        (b"iscsi:10.0.0.1::3260:1:iqn.2026-11.test:root", "iscsi:10.0.0.1::3260:1:iqn.2026-11.test:root"),
+        (b"iscsi:[fd00::1]::3260:0:iqn.2026-11.test:root\0", "iscsi:[fd00::1]::3260:0:iqn.2026-11.test:root"),
+        (b"10.0.0.1:/srv/nfsroot", "10.0.0.1:/srv/nfsroot"),  # not ours: the boot says so, the lease keeps it
+    ],
+)
+def test_root_path_is_kept_as_sent(value, root_path):
+    lease = _lease_with_root_path(value)
+    assert (lease.root_path, lease.warnings) == (root_path, ())
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (b"", "empty"),
+        (b"\0", "empty"),
+        (b"iscsi:10.0.0.1::3260:1:iqn.x\x1b[2J", "control characters"),
+        (b"iscsi:10.0.0.1::3260:1:iqn. x", "white space"),
+        ("iscsi:10.0.0.1::3260:1:iqn.é".encode(), "beyond ASCII"),
+        (b"iscsi:" + b"a" * 2000, "more than 1024"),
+    ],
+)
+def test_hostile_root_path_is_dropped_with_an_escaped_warning(value, problem):
+    lease = _lease_with_root_path(value)
+    assert lease.root_path is None and lease.address == ipaddress.IPv4Interface("10.0.0.50/24")
+    (warning,) = lease.warnings
+    assert warning.startswith("option 17 (root path)") and problem in warning
+    assert warning.isprintable() and "\x1b" not in warning and len(warning) < 200
+
+
+@given(st.binary(max_size=300))
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_root_path_bytes_give_printable_text_or_a_warning(value):
+    lease = _lease_with_root_path(value)
+    if lease.root_path is None:
+        assert len(lease.warnings) == 1 and lease.warnings[0].isprintable()
+    else:
+        assert lease.root_path.isascii() and lease.root_path.isprintable() and " " not in lease.root_path

@@ -1,0 +1,184 @@
+"""The link phase of a bring-up: ifname= renames, then bond= and bridge= devices, before any interface comes up.
+
+dracut renames links (udev rules from ifname=) and makes bonds and bridges (its ifup) before it configures
+addresses; so do we, in that order, so that an interface plan naming `bond0`, `br0` or a renamed link finds it,
+and everything written afterwards (state file, node records, the real root's network files) carries the names
+the user chose. All of it is pyroute2 netlink; each wait for a link to appear is under the 'iflink' bound.
+
+A bond slave or bridge port whose link has no carrier is enslaved all the same: the bond (or bridge) comes up over
+the others, and the interface's own 'carrier' wait is on the master.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+from pyroute2.iproute.linux import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from boot.net import links
+from boot.net.bond import netlink_options
+from boot.net.links import Link, Sleep
+from boot.net.waits import InterfaceError, ran_out
+from boot.plan import BondPlan, BootPlan, BridgePlan, RenamePlan
+from initiator.deadline import Deadline
+
+
+def _reason(exc: NetlinkError) -> str:
+    return str(exc.args[1]) if len(exc.args) > 1 else str(exc)
+
+
+def _by_name(ipr: IPRoute, name: str) -> Link | None:
+    return next((link for link in links.list_links(ipr) if link.name == name), None)
+
+
+def _set(ipr: IPRoute, link: Link, what: str, **change: object) -> None:
+    try:
+        ipr.link("set", index=link.index, **change)
+    except NetlinkError as exc:
+        raise InterfaceError(link.name, f"cannot {what}: {_reason(exc)}") from exc
+
+
+def rename(ipr: IPRoute, wanted: RenamePlan, deadline: Deadline, sleep: Sleep = time.sleep) -> Link:
+    """The link with `wanted.mac` under the name `wanted.name` (down, rename, up, as dracut's udev rule does
+    before the link is used). A name held by another link is an error naming both links."""
+    link = links.find_link(ipr, name=None, mac=wanted.mac, deadline=deadline, sleep=sleep)
+    if link.name == wanted.name:
+        return link
+    other = _by_name(ipr, wanted.name)
+    if other is not None:
+        raise InterfaceError(
+            wanted.name,
+            f"ifname={wanted.name}:{wanted.mac}: cannot rename {link.name} ({wanted.mac}) to {wanted.name}, "
+            f"the name is taken by another link ({other.name}, MAC {other.mac or 'none'})",
+        )
+    if link.up:
+        _set(ipr, link, "set it down to rename it", state="down")
+    _set(ipr, link, f"rename it to {wanted.name}", ifname=wanted.name)
+    renamed = links.get_link(ipr, link.index)
+    _set(ipr, renamed, "set it up", state="up")
+    return links.get_link(ipr, link.index)
+
+
+def _members(
+    ipr: IPRoute, master: str, names: tuple[str, ...], deadline: Deadline, sleep: Sleep
+) -> tuple[list[Link], list[str]]:
+    """The member links by name, waiting for all of them under `deadline`; when it runs out, the ones that
+    appeared are enough (a warning names the others), none at all is the error."""
+    while True:
+        present = {link.name: link for link in links.list_links(ipr)}
+        found = [present[n] for n in names if n in present]
+        missing = [n for n in names if n not in present]
+        if not missing:
+            return found, []
+        if deadline.expired():
+            if not found:
+                raise ran_out(master, deadline, f"none of its links appeared ({', '.join(names)})")
+            return found, [
+                f"{master}: {', '.join(missing)} did not appear; made over {', '.join(f.name for f in found)}"
+            ]
+        sleep(min(links.POLL, max(0.0, deadline.remaining())))
+
+
+def _master(ipr: IPRoute, name: str, kind: str, **options: object) -> Link:
+    """The bond or bridge `name` with `options`: made, or, when one of that kind is there, given the options.
+
+    One may be there before we ask: loading the bonding driver (which our own request does) makes `bond0`
+    unless told max_bonds=0, and a rerun finds the one it made."""
+    existing = _by_name(ipr, name)
+    if existing is None:
+        try:
+            ipr.link("add", ifname=name, kind=kind, **options)
+        except NetlinkError as exc:
+            existing = _by_name(ipr, name)
+            if existing is None:
+                raise InterfaceError(name, f"cannot create the {kind}: {_reason(exc)}") from exc
+        else:
+            made = _by_name(ipr, name)
+            if made is None:
+                raise InterfaceError(name, f"the {kind} was created but is not listed")
+            return made
+    if existing.kind != kind:
+        raise InterfaceError(name, f"a link of that name exists and is not a {kind} ({existing.kind or 'a NIC'})")
+    if options:
+        if existing.up:  # the kernel changes a bond's mode only while it is down
+            _set(ipr, existing, "set it down to change its options", state="down")
+        _set(ipr, existing, f"set its {kind} options", kind=kind, **options)
+    return links.get_link(ipr, existing.index)
+
+
+def _enslave(ipr: IPRoute, master: Link, member: Link) -> None:
+    """`member` under `master` (down first: the kernel enslaves only a link that is down), then up."""
+    current = ipr.get_links(member.index)[0].get_attr("IFLA_MASTER")
+    if current != master.index:
+        if member.up:
+            _set(ipr, member, "set it down to enslave it", state="down")
+        _set(ipr, member, f"enslave it to {master.name}", master=master.index)
+    _set(ipr, member, "set it up", state="up")
+
+
+def make_bond(ipr: IPRoute, bond: BondPlan, deadline: Deadline, sleep: Sleep = time.sleep) -> list[str]:
+    """bond=: the bond with its options, its slaves enslaved, its MTU, up. Returns warnings (a missing slave)."""
+    slaves, warnings = _members(ipr, bond.name, bond.slaves, deadline, sleep)
+    index = {link.name: link.index for link in slaves}
+
+    def index_of(name: str) -> int:
+        if name not in index:
+            raise InterfaceError(bond.name, f"bond option primary={name}: that slave did not appear")
+        return index[name]
+
+    options = netlink_options(bond.options, bond.slaves, index_of)
+    existing = _by_name(ipr, bond.name)
+    if existing is not None and any(slave.master == existing.index for slave in slaves):
+        options = {}  # a rerun: made and enslaved already (the kernel changes no mode under slaves)
+    master = _master(ipr, bond.name, "bond", **options)
+    for slave in slaves:
+        _enslave(ipr, master, slave)
+    master = links.set_up(ipr, master, bond.mtu)
+    return warnings
+
+
+def make_bridge(ipr: IPRoute, bridge: BridgePlan, deadline: Deadline, sleep: Sleep = time.sleep) -> list[str]:
+    """bridge=: the bridge (no STP: ports forward at once), its ports added, up. Returns warnings."""
+    ports, warnings = _members(ipr, bridge.name, bridge.ports, deadline, sleep)
+    master = _master(ipr, bridge.name, "bridge", br_stp_state=0)
+    for port in ports:
+        _enslave(ipr, master, port)
+    links.set_up(ipr, master)
+    return warnings
+
+
+def make_links(plan: BootPlan, deadline: Deadline, sleep: Sleep = time.sleep) -> list[str]:
+    """Renames, bonds, bridges of `plan`, in that order; warnings for what was left out. Nothing to do: no
+    netlink socket is opened."""
+    if not (plan.renames or plan.bonds or plan.bridges):
+        return []
+    warnings: list[str] = []
+    with IPRoute() as ipr:
+        for wanted in plan.renames:
+            rename(ipr, wanted, deadline.child("iflink", plan.timeouts.iflink), sleep)
+        for bond in plan.bonds:
+            warnings += make_bond(ipr, bond, deadline.child("iflink", plan.timeouts.iflink), sleep)
+        for bridge in plan.bridges:
+            warnings += make_bridge(ipr, bridge, deadline.child("iflink", plan.timeouts.iflink), sleep)
+    return warnings
+
+
+def set_address(ipr: IPRoute, link: Link, mac: str) -> Link:
+    """ip=...:<macaddr>: give the link that MAC address (down first: not every driver changes it while up)."""
+    if link.mac == mac:
+        return link
+    if link.up:
+        _set(ipr, link, "set it down to change its MAC address", state="down")
+    try:
+        _set(ipr, link, f"set MAC address {mac}", address=mac)
+    except InterfaceError:
+        if link.up:
+            with contextlib.suppress(NetlinkError):
+                ipr.link("set", index=link.index, state="up")
+        raise
+    return links.get_link(ipr, link.index)
+
+
+__all__ = ["make_bond", "make_bridge", "make_links", "rename", "set_address"]
