@@ -32,6 +32,7 @@ from types import MappingProxyType
 
 from boot.net.exchange import CheckAddress, Event, Ignored, LeaseBound, Noted, PacketError, SendPacket, advance
 from boot.net.names import checked_name, name_problem
+from boot.net.state import shown_root_path
 from initiator.printable import printable
 
 BOOTREQUEST = 1
@@ -417,7 +418,7 @@ def _root_path(options: Mapping[int, bytes], warnings: list[str]) -> str | None:
     elif any(b < 0x21 or b > 0x7E for b in text):
         problem = "white space, control characters or bytes beyond ASCII"
     if problem:
-        warnings.append(f"{field_} '{printable(text[:64])}' dropped: {problem}")
+        warnings.append(f"{field_} '{shown_root_path(text)[:64]}' dropped: {problem}")
         return None
     return text.decode("ascii")
 

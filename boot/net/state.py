@@ -14,9 +14,19 @@ from typing import Any
 
 from boot.atomic import write_atomic
 from initiator.errors import BadInputError
+from initiator.printable import printable
 
 STATE_FILE = "/run/pyiscsi/net.json"
 STATE_VERSION = 1
+
+
+def shown_root_path(text: str | bytes) -> str:
+    """A DHCP root path fit to print: it may carry CHAP credentials (`iscsi:user:secret@...`), so everything up to
+    its last '@' is ***, and the rest is escaped (it came from the network)."""
+    if isinstance(text, bytes):
+        text = text.decode("latin-1")
+    at = text.rfind("@")
+    return printable(text if at == -1 else "***" + text[at:])
 
 
 @dataclass(frozen=True)
@@ -68,7 +78,8 @@ class InterfaceState:
     domain: str | None = None
     lease: LeaseInfo | None = None
     warnings: tuple[str, ...] = ()  # what the bring-up dropped (a bad DHCP option...), each naming it; escaped
-    root_path: str | None = None  # DHCPv4 option 17 of the lease (printable ASCII): netroot=dhcp's root
+    root_path: str | None = None  # DHCPv4 option 17 of the lease (printable ASCII): netroot=dhcp's root; the JSON
+    # (`net --json`, the state file) shows it without its credentials (shown_root_path)
 
     def to_json(self) -> dict[str, Any]:
         """The contract's `net --json` record, with extra keys after the contract's ones."""
@@ -88,7 +99,7 @@ class InterfaceState:
             "domain": self.domain,
             "lease": None if self.lease is None else self.lease.to_json(),
             "warnings": list(self.warnings),
-            "root_path": self.root_path,
+            "root_path": None if self.root_path is None else shown_root_path(self.root_path),
         }
 
     @classmethod

@@ -7,7 +7,7 @@ import itertools
 import random
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from boot.net.dhcp4 import (
@@ -909,3 +909,30 @@ def test_any_root_path_bytes_give_printable_text_or_a_warning(value):
         assert len(lease.warnings) == 1 and lease.warnings[0].isprintable()
     else:
         assert lease.root_path.isascii() and lease.root_path.isprintable() and " " not in lease.root_path
+
+
+CHAP_SECRET = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=6, max_size=40)
+
+
+def _shown_root_path(path: str) -> tuple[str, Dhcp4Lease]:
+    """All a user could see of a root path: the warnings of its lease, and the `net --json` record holding it."""
+    from boot.net.state import InterfaceState
+
+    lease = _lease_with_root_path(path.encode())
+    record = InterfaceState(name="eth0", mac=None, method="dhcp", root_path=lease.root_path).to_json()
+    return " ".join(lease.warnings) + " " + str(record), lease
+
+
+@given(secret=CHAP_SECRET, tail=st.sampled_from(["", "\x1b[2J", " x", "é", "a" * 1100]))
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_a_root_path_never_shows_its_chap_secret(secret, tail):
+    """option 17 may carry `iscsi:user:secret@...` (a secret may hold '@' or ':'): neither the warning of a dropped
+    path nor the `net --json` record of a kept one (which the state file holds too) shows the secret."""
+    path = "iscsi:user:{}@10.0.0.1::3260:1:iqn.2026-11.org.example:root" + tail
+    shown, lease = _shown_root_path(path.format(secret))
+    blank, _ = _shown_root_path(path.format("Z" * len(secret)))
+    assume(secret not in blank)  # a secret that spells part of the message's own text tells nothing
+    assert secret not in shown
+    if lease.root_path is not None:
+        assert lease.root_path == path.format(secret)  # kept whole for the login
+        assert "***@10.0.0.1::3260:1:iqn.2026-11.org.example:root" in shown
