@@ -152,15 +152,21 @@ def default_router(link: Link, deadline: Deadline) -> ipaddress.IPv6Address | No
     return None
 
 
-def solicit_router(ifname: str) -> None:
-    """One Router Solicitation to ff02::2 out of `ifname` (from :: if no link-local address is ready: allowed by
-    RFC 4861 without the source link-layer option). The kernel fills the ICMPv6 checksum. Best effort."""
-    with contextlib.suppress(OSError), socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6) as s:
-        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
-        s.sendto(
-            bytes((ICMPV6_ROUTER_SOLICIT, 0, 0, 0, 0, 0, 0, 0)), (ALL_ROUTERS, 0, 0, socket.if_nametoindex(ifname))
-        )
+def solicit_router(ifname: str) -> bool:
+    """One Router Solicitation to ff02::2 out of `ifname`; the kernel fills the ICMPv6 checksum. False when the
+    kernel refuses it (EADDRNOTAVAIL while the link-local address is still tentative), so the caller tries again at
+    its next poll instead of an RS_INTERVAL later."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6) as s:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
+            s.sendto(
+                bytes((ICMPV6_ROUTER_SOLICIT, 0, 0, 0, 0, 0, 0, 0)),
+                (ALL_ROUTERS, 0, 0, socket.if_nametoindex(ifname)),
+            )
+    except OSError:  # EADDRNOTAVAIL until the link-local address has passed DAD
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -170,15 +176,14 @@ class Slaac:
 
 
 def _soliciting(link: Link, deadline: Deadline, sleep: Sleep, probe: Callable[[], tuple[T | None, str]]) -> T:
-    """Poll `probe` (its result, or None and why not yet) until it answers, soliciting a router every 4s; the
-    timeout says why. Between polls it sleeps at least as long as the last poll took: a kernel busy with a flood
-    of router advertisements gets at most half of our time."""
+    """Poll `probe` (its result, or None and why not yet) until it answers, soliciting a router every 4s (the first
+    as soon as the kernel sends one); the timeout says why. Between polls it sleeps at least as long as the last
+    poll took: a kernel busy with a flood of router advertisements gets at most half of our time."""
     clock = deadline.clock
     next_rs = clock()
     why = "no poll finished"
     while True:
-        if clock() >= next_rs:
-            solicit_router(link.name)
+        if clock() >= next_rs and solicit_router(link.name):
             next_rs = clock() + RS_INTERVAL
         started = clock()
         try:
