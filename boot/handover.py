@@ -167,8 +167,18 @@ def warm_caches(root: Path, paths: Sequence[str] = WARM_PATHS) -> list[str]:
     return found
 
 
-def run_files(interfaces: Sequence[InterfaceState]) -> Files:
-    return keep_network_files([i.to_json() for i in interfaces])
+def link_index(name: str, sys_class_net: str = "/sys/class/net") -> int | None:
+    """The link's index (switch_root keeps it), or None when the link or its index cannot be read."""
+    try:
+        text = Path(sys_class_net, name, "ifindex").read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 10 else None
+
+
+def run_files(interfaces: Sequence[InterfaceState], index_of: Callable[[str], int | None] = link_index) -> Files:
+    indexes = {i.name: index for i in interfaces if (index := index_of(i.name)) is not None}
+    return keep_network_files([i.to_json() for i in interfaces], indexes)
 
 
 def write_files(root: Path, files: Files, warn: Callable[[str], None]) -> list[Path]:

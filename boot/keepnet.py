@@ -6,9 +6,12 @@ module depends only on the contract, not on how the network was brought up. Outp
 
 - systemd-networkd: a `.network` under /run/systemd/network that matches the interface and keeps what is
   configured (`KeepConfiguration=`): `static` for static addresses, `yes` for leases, so a restart of networkd
-  does not drop the address while it renews the lease itself.
-- NetworkManager: a keyfile under /run/NetworkManager/system-connections (0600) describing the same settings,
-  which NM adopts as the active profile instead of starting DHCP from scratch on a new profile.
+  does not drop the address while it renews the lease itself, as the same DHCP client (`ClientIdentifier=mac`).
+- NetworkManager: a keyfile under /run/NetworkManager/system-connections (0600) describing the same settings, and
+  the device's run state under /run/NetworkManager/devices/<ifindex> naming that profile (`connection-uuid=`),
+  the hand-off NetworkManager's own initrd leaves: NM then takes the configured link over as that profile and
+  renews its lease (with pyiscsi's client identifier, `dhcp-client-id=mac`) instead of calling it "connected
+  (externally)" and running no DHCP client at all.
 - Debian's initramfs-tools conventions: /run/net-<if>.conf and /run/initramfs/open-iscsi.interface, read by
   Debian's ifupdown and open-iscsi scripts to leave the interface alone at shutdown.
 - ifupdown under systemd (Debian 12's default) reads neither: at shutdown `ifup@<if>.service` runs `ifdown` for
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -51,8 +55,25 @@ def networkd_unit(iface: Mapping[str, Any]) -> str:
         lines += [f"Gateway={g}" for g in (iface.get("gateway"), iface.get("gateway6")) if g]
     lines += [f"DNS={d}" for d in iface.get("dns", [])]
     if iface["method"] == "dhcp":
-        lines += ["", "[DHCPv4]", "SendRelease=no"]
+        # the client identifier pyiscsi's DHCPv4 client sent (01 + MAC, boot.net.dhcp4), not networkd's default
+        # DUID: to the server networkd is then the client that holds the root's lease, and renews that lease
+        # instead of taking a second address while the first runs out (and is then refused, root disk and all)
+        lines += ["", "[DHCPv4]", "ClientIdentifier=mac", "SendRelease=no"]
     return "\n".join(lines) + "\n"
+
+
+# uuid5 names under this namespace: the same interface name gives the same profile UUID at every boot
+NM_UUID_NAMESPACE = uuid.UUID("6a1f0b1e-5d2c-4f43-9a57-70797363736e")
+
+
+def nm_uuid(name: str) -> str:
+    return str(uuid.uuid5(NM_UUID_NAMESPACE, f"pyiscsi-{name}"))
+
+
+def nm_device_state(name: str) -> str:
+    """/run/NetworkManager/devices/<ifindex>: the link is managed and already runs the profile nm_keyfile names."""
+    header = "# Written by pyiscsi: the root disk rides on this link.\n"
+    return f"{header}[device]\nmanaged=true\nconnection-uuid={nm_uuid(name)}\n"
 
 
 def nm_keyfile(iface: Mapping[str, Any]) -> str:
@@ -65,6 +86,7 @@ def nm_keyfile(iface: Mapping[str, Any]) -> str:
     out = [
         "[connection]",
         f"id=pyiscsi-{name}",
+        f"uuid={nm_uuid(name)}",
         "type=ethernet",
         f"interface-name={name}",
         "autoconnect=true",
@@ -76,7 +98,7 @@ def nm_keyfile(iface: Mapping[str, Any]) -> str:
         out.append(f"mac-address={iface['mac']}")
     out += ["", "[ipv4]"]
     if method == "dhcp":
-        out += ["method=auto", "dhcp-timeout=2147483647", "may-fail=false"]
+        out += ["method=auto", "dhcp-client-id=mac", "dhcp-timeout=2147483647", "may-fail=false"]
     elif v4:
         out.append("method=manual")
         out += [f"address{i}={a}" for i, a in enumerate(v4, 1)]
@@ -117,13 +139,17 @@ def debian_net_conf(iface: Mapping[str, Any]) -> str:
     return "".join(f"{k}='{v}'\n" for k, v in values.items())
 
 
-def keep_network_files(interfaces: Sequence[Mapping[str, Any]]) -> Files:
-    """Every file the real root needs so no network manager takes the root disk's interface down."""
+def keep_network_files(interfaces: Sequence[Mapping[str, Any]], ifindexes: Mapping[str, int] | None = None) -> Files:
+    """Every file the real root needs so no network manager takes the root disk's interface down. `ifindexes`
+    (name -> the link's index, which switch_root keeps) adds NetworkManager's device state for each link in it."""
     files: Files = {}
     for iface in interfaces:
         name = _check_name(iface["name"])
         files[f"run/systemd/network/10-pyiscsi-{name}.network"] = (networkd_unit(iface), 0o644)
         files[f"run/NetworkManager/system-connections/pyiscsi-{name}.nmconnection"] = (nm_keyfile(iface), 0o600)
+        index = (ifindexes or {}).get(name)
+        if index is not None:
+            files[f"run/NetworkManager/devices/{int(index)}"] = (nm_device_state(name), 0o644)
         files[f"run/net-{name}.conf"] = (debian_net_conf(iface), 0o644)
         files[f"run/systemd/system/ifup@{name}.service.d/50-pyiscsi.conf"] = (IFUP_KEEP, 0o644)
     if interfaces:

@@ -16,6 +16,7 @@ from boot.handover import (
     ISCSID_DROPIN,
     initiator_name_file,
     iscsid_dropin,
+    link_index,
     node_record,
     run_files,
     sysroot_files,
@@ -136,9 +137,28 @@ def test_run_files_keep_the_boot_interface():
     iface = InterfaceState(
         name="eth0", mac="52:54:00:12:34:56", method="dhcp", addresses=("10.0.2.15/24",), gateway="10.0.2.2"
     )
-    files = run_files([iface])
+    files = run_files([iface], index_of={"eth0": 2}.get)
     assert "run/systemd/network/10-pyiscsi-eth0.network" in files
     assert files["run/initramfs/open-iscsi.interface"][0] == "eth0\n"
+    assert "run/NetworkManager/devices/2" in files  # by the link's index, which switch_root keeps
+
+
+def test_run_files_without_a_readable_index_leave_nm_its_profile_only():
+    iface = InterfaceState(name="eth0", mac=None, method="dhcp", addresses=("10.0.2.15/24",))
+    files = run_files([iface], index_of=lambda name: None)
+    assert not any(p.startswith("run/NetworkManager/devices/") for p in files)
+    assert "run/NetworkManager/system-connections/pyiscsi-eth0.nmconnection" in files
+
+
+@pytest.mark.parametrize(
+    ("content", "index"),
+    [("2\n", 2), ("17", 17), ("", None), ("x\n", None), ("٣\n", None), ("99999999999\n", None), (None, None)],
+)
+def test_link_index_reads_sysfs_or_says_none(tmp_path: Path, content: str | None, index: int | None) -> None:
+    if content is not None:
+        (tmp_path / "eth0").mkdir()
+        (tmp_path / "eth0" / "ifindex").write_text(content, encoding="utf-8")
+    assert link_index("eth0", str(tmp_path)) == index
 
 
 def test_secrets_never_in_reprs():

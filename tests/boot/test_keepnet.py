@@ -4,7 +4,7 @@ import configparser
 
 import pytest
 
-from boot.keepnet import keep_network_files, networkd_unit, nm_keyfile
+from boot.keepnet import keep_network_files, networkd_unit, nm_keyfile, nm_uuid
 
 DHCP = {
     "name": "eth0",
@@ -36,7 +36,8 @@ def _ini(text: str) -> configparser.ConfigParser:
 @pytest.mark.parametrize(
     ("iface", "keep", "present", "absent"),
     [
-        (DHCP, "yes", ["DHCP=ipv4", "DNS=10.0.2.3", "SendRelease=no"], ["Address="]),
+        # ClientIdentifier=mac: 01 + MAC, what pyiscsi's DHCPv4 client sent, so networkd renews the root's own lease
+        (DHCP, "yes", ["DHCP=ipv4", "DNS=10.0.2.3", "ClientIdentifier=mac", "SendRelease=no"], ["Address="]),
         (STATIC6, "static", ["Address=2001:db8::5/64", "Gateway=2001:db8::1", "Gateway=192.0.2.1"], ["DHCP="]),
     ],
 )
@@ -84,3 +85,30 @@ def test_ifupdown_under_systemd_leaves_the_root_interfaces_up_at_shutdown():
 def test_hostile_interface_names_are_refused(bad):
     with pytest.raises(ValueError, match="interface name"):
         keep_network_files([{**DHCP, "name": bad}])
+
+
+def test_networkd_identifies_itself_as_pyiscsi_did():
+    """networkd's `ClientIdentifier=mac` sends 01 + the link's MAC (RFC 2132's hardware type 1): exactly the
+    option 61 pyiscsi's DHCPv4 client sent, so the server sees one client and one lease for the root."""
+    import random
+
+    from boot.net.dhcp4 import Dhcp4Client, Dhcp4Option, decode_message
+
+    mac = bytes.fromhex("525400123456")
+    discover = decode_message(Dhcp4Client(mac, rng=random.Random(1)).start(0.0))
+    assert discover.options[Dhcp4Option.CLIENT_ID] == b"\x01" + mac
+    assert "ClientIdentifier=mac" in networkd_unit(DHCP).splitlines()
+
+
+def test_nm_takes_the_link_over_as_pyiscsis_profile():
+    """NetworkManager's run state for the link names the keyfile's UUID (the same at every boot), so NM runs that
+    profile on the configured link, DHCP and all, with the client identifier pyiscsi's lease was taken with."""
+    files = keep_network_files([DHCP], {"eth0": 3})
+    profile = _ini(files["run/NetworkManager/system-connections/pyiscsi-eth0.nmconnection"][0])
+    state = _ini(files["run/NetworkManager/devices/3"][0])
+    assert state["device"]["managed"] == "true"
+    assert state["device"]["connection-uuid"] == profile["connection"]["uuid"] == nm_uuid("eth0")
+    assert nm_uuid("eth0") != nm_uuid("ens3") and nm_uuid("eth0") == nm_uuid("eth0")
+    assert profile["ipv4"]["dhcp-client-id"] == "mac"
+    assert files["run/NetworkManager/devices/3"][1] == 0o644
+    assert "run/NetworkManager/devices/3" not in keep_network_files([DHCP])
