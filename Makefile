@@ -56,8 +56,9 @@ initramfs: deps
 	@if [ -f vm-tests/harness/initramfs.py ]; then PYTHONPATH=vm-tests $(PY) -m harness.initramfs $(if $(KVER),--kver $(KVER)) $(if $(KERNEL),--kernel $(KERNEL)); \
 	else echo "initramfs: not built yet (issue 6)"; exit 1; fi
 
+# BENCH="realroot boot": only those benchmarks (python -m bench's names); all of them without it
 bench: deps
-	$(PY) -m bench
+	$(PY) -m bench $(BENCH)
 
 # Our packages go to a private directory, off python3's own path, that only the `pyiscsi` wrapper and the dracut
 # module put on sys.path (the Debian package uses this target too). Needs nothing but coreutils and sed.

@@ -26,6 +26,10 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "boot": ("bench.boot", "whole boots in QEMU, iBFT and cmdline: root disk and real-root uptime, failure time"),
     "nodhcp": ("bench.nodhcp", "whole boots in QEMU with ip=dhcp and no DHCP answer: time to a clear failure"),
     "recovery": ("bench.recovery", "whole iBFT boots in QEMU, tgtd restarted under the real root: time to I/O again"),
+    "realroot": (
+        "bench.realroot",
+        "a real Debian root over netlab (netroot=): multi-user and power-off, its own dracut's stock image vs ours",
+    ),
 }
 
 

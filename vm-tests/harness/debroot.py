@@ -102,6 +102,8 @@ class Variant:
     files: tuple[tuple[str, str, int], ...]  # (path in the root, text, mode)
     enable: tuple[str, ...] = ()  # units to `systemctl enable` in the chroot
     manager_units: tuple[str, ...] = ()  # what the guest reports as the network manager's state
+    # what a Debian admin runs to restart the network manager (the stress phase runs it under the writes)
+    restart: str = ""
 
 
 NETWORKD_WIRED = """\
@@ -132,18 +134,22 @@ VARIANTS: dict[str, Variant] = {
         (("etc/systemd/network/20-wired.network", NETWORKD_WIRED, 0o644),),
         enable=("systemd-networkd.service",),
         manager_units=("systemd-networkd.service",),
+        restart="systemctl restart systemd-networkd.service",
     ),
     "networkmanager": Variant(
         "networkmanager",
         ("network-manager",),
         (),
         manager_units=("NetworkManager.service",),
+        restart="systemctl restart NetworkManager.service",
     ),
     "ifupdown": Variant(
         "ifupdown",
         ("ifupdown", "isc-dhcp-client"),
         (("etc/network/interfaces", IFUPDOWN_INTERFACES, 0o644),),
         manager_units=("networking.service", f"ifup@{GUEST_NIC}.service"),
+        # networking.service's stop is `ifdown -a` (keepnet's drop-in excludes the root NIC), its start `ifup -a`
+        restart="systemctl restart networking.service",
     ),
 }
 
@@ -156,10 +162,17 @@ VARIANTS: dict[str, Variant] = {
 #   adopted    iscsid.service's state, sessions iscsid knows (NO CHANGE) and LOGGED_IN, agents left, pid file
 #   startup    node.startup of the root's and the data target's node records; records = how many there are
 #   loginsvc   open-iscsi.service's state and what its start-up `--loginall=automatic` said
+#   explain    `pyiscsi explain` in the running system: its exit status and how many targets its plan names
 #   datadisk   the data target's disk, its size, whether it reads
 #   relogin    after logging the data target out, open-iscsi.service's own ExecStart logs it in again
 #   net        the boot NIC's address and the network manager's units
 #   token      phase=write: a token written (then synced); phase=verify: the token read back
+# with pyiscsi.test.stress=SECONDS (point 4 of issue 17: the network manager under I/O):
+#   stress-begin  a writer starts: 1 MiB files in 16 slots on the root, each fsync'ed and its sha256 kept
+#   restart       the variant's restart command runs (Variant.restart) 10 s into the writes
+#   restarted     its exit status and the network manager's units afterwards
+#   stress        the writes are over (SECONDS after stress-begin): how many, failed writes, checksums that do not
+#                 read back after dropping the page cache, addresses before/after, their valid_lft, dhclients
 #   fscheck    systemd-fsck-root's verdict in this boot, ext4 journal recoveries in the kernel log
 #   errors     I/O errors and iSCSI connection errors in the kernel log so far
 #   shutdown   about to `systemctl reboot|poweroff`
@@ -172,6 +185,7 @@ mark() { echo "PYISCSI-MARK $1 $(cut -d' ' -f1 /proc/uptime)${2:+ $2}" > /dev/co
 say() { sed 's/^/  check: /' > /dev/console; }
 arg() { for a in $(cat /proc/cmdline); do case "$a" in "$1"=*) echo "${a#*=}"; return;; esac; done; }
 words() { tr ' ' '_' | tr '\n' ';' | sed 's/;$//'; }
+addrs() { ip -o -4 addr show scope global | awk '{print $2"="$4}' | tr '\n' ',' | sed 's/,$//'; }
 count() { if [ -n "$1" ]; then iscsiadm -m session 2>/dev/null | grep -c " $1 "; else echo 0; fi; }
 startup() { [ -n "$1" ] && iscsiadm -m node -T "$1" 2>/dev/null | awk '$1=="node.startup"{print $3; exit}'; }
 disk_of() {
@@ -222,6 +236,9 @@ mark startup "root=$(startup "$root_iqn") data=$(startup "$data_iqn") records=$r
 journalctl -b -u open-iscsi.service -o cat --no-pager 2>&1 | tail -n 6 | say
 said=$(journalctl -b -u open-iscsi.service -o cat --no-pager 2>/dev/null | grep -E '^(iscsiadm:|Login to)' | words)
 mark loginsvc "state=$(systemctl is-active open-iscsi.service) said=${said:-nothing}"
+explained=$(pyiscsi explain 2>&1); rc=$?  # what the README tells a user to look at after the boot
+echo "$explained" | say
+mark explain "rc=$rc targets=$(echo "$explained" | grep -c '^  iqn\.')"
 if [ -n "$data_iqn" ]; then
     dd=$(wait_disk "$data_iqn")
     reads=no; dd if="/dev/$dd" of=/dev/null bs=4096 count=8 iflag=direct 2>/dev/null && reads=yes
@@ -235,13 +252,47 @@ if [ -n "$data_iqn" ]; then
     cmd=$(echo "$login" | words)
     mark relogin "loggedout=$after cmd=$cmd data=$(count "$data_iqn") root=$(count "$root_iqn") dev=$dd2"
 fi
-addr=$(ip -o -4 addr show scope global | awk '{print $2"="$4}' | tr '\n' ',' | sed 's/,$//')
+addr=$(addrs)
 units=""
 for u in @MANAGER_UNITS@; do units="$units,$u=$(systemctl is-active "$u")"; done
 mark net "addr=${addr:-none} units=${units#,}"
 command -v networkctl > /dev/null && networkctl list --no-legend 2>&1 | say
 command -v nmcli > /dev/null && nmcli -t -f DEVICE,STATE,CONNECTION device 2>&1 | say
 [ -e /run/network/ifstate ] && sed 's/^/ifstate: /' /run/network/ifstate | say
+stress=$(arg pyiscsi.test.stress)
+if [ -n "$stress" ]; then
+    dir=/var/lib/pyiscsi-test/stress
+    mkdir -p "$dir" && rm -f "$dir"/*
+    before=$(addrs)
+    mark stress-begin "seconds=$stress addr=$before"
+    (
+        end=$(( $(cut -d. -f1 /proc/uptime) + stress )); n=0
+        while [ "$(cut -d. -f1 /proc/uptime)" -lt "$end" ]; do
+            slot=$((n % 16))
+            dd if=/dev/urandom of="$dir/$slot" bs=64k count=16 conv=fsync 2>/dev/null || echo "$n" >> "$dir/failed"
+            sha256sum "$dir/$slot" > "$dir/$slot.sum"
+            n=$((n+1))
+        done
+        echo "$n" > "$dir/count"
+    ) &
+    writer=$!
+    sleep 10
+    mark restart "cmd=$(echo "@RESTART@" | words)"
+    out=$(@RESTART@ 2>&1); rc=$?
+    echo "$out" | say
+    units=""
+    for u in @MANAGER_UNITS@; do units="$units,$u=$(systemctl is-active "$u")"; done
+    mark restarted "rc=$rc units=${units#,}"
+    wait "$writer"
+    sync && echo 3 > /proc/sys/vm/drop_caches
+    bad=$(cat "$dir"/*.sum | sha256sum -c --quiet 2>&1 | grep -c 'FAILED')
+    failed=0; [ -e "$dir/failed" ] && failed=$(wc -l < "$dir/failed")
+    lft=$(ip -o -4 addr show scope global | awk '{for (i = 1; i < NF; i++) if ($i == "valid_lft") print $(i+1)}')
+    ip -4 addr show scope global 2>&1 | say
+    after=$(addrs)
+    mark stress "writes=$(cat "$dir/count") failed=$failed bad=$bad before=$before after=$after \
+lft=$(echo "${lft:-none}" | words) dhclients=$(pgrep -c dhclient)"
+fi
 case "$phase" in
     write)
         mkdir -p /var/lib/pyiscsi-test && echo "$token" > /@TOKEN_FILE@ && sync && mark token "wrote=$token" ;;
@@ -385,6 +436,7 @@ def guest_check(variant: Variant) -> str:
         .replace("@MULTIUSER_BOUND@", str(MULTIUSER_BOUND))
         .replace("@MANAGER_UNITS@", " ".join(variant.manager_units))
         .replace("@TOKEN_FILE@", TOKEN_FILE)
+        .replace("@RESTART@", variant.restart or "true")
     )
 
 

@@ -9,6 +9,12 @@ blank disk as LUN 1 of a second, data target; it lives across boots, so a reboot
 - `ipxe=False`: direct kernel boot with `netroot=iscsi:10.0.2.2::<port>:1:<root iqn> ip=dhcp`, which names only
   the root target (the data target stays served: a node record an earlier boot left may log in to it).
 
+`NetLabRoot(root, lease_seconds)` is the same over the routed test network instead of QEMU's NAT
+(harness.netlab: the VM's tap in a namespace of its own, dnsmasq handing out leases of `lease_seconds`, tgtd on
+the namespace's 192.168.77.1): direct kernel boot with `netroot=iscsi:192.168.77.1::3260:1:<root iqn> ip=dhcp`,
+root target only. Its boots record how many DHCP acknowledgements dnsmasq had logged when each PYISCSI-MARK line
+arrived (`Booted.extra["acks_at"]`), so a test can tell which leases were renewed between two marks.
+
 The root's test unit reports on the console (PYISCSI-MARK lines, see debroot.GUEST_CHECK), then reboots or powers
 off as `Guest.action` says; QEMU's `-no-reboot` ends the run either way. The pure helpers (`details`,
 `kernel_errors`, `fs_verdict`) read those results.
@@ -25,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +42,7 @@ from harness.debroot import DebRoot
 from harness.errors import HarnessError
 from harness.http import GUEST_HOST, StaticServer
 from harness.ipxe import IpxeScript, SanTarget
+from harness.netlab import LabConfig, NetLab, Stack
 from harness.paths import CACHE, REPO
 from harness.qemu import ACCEL_ENV, QEMU, VmSpec, build_command, stop
 from initiator.deadline import Deadline
@@ -47,6 +55,7 @@ MEMORY_MB = 1024
 # kernel log lines that must never show while the root is in use
 ERROR_RE = re.compile(r"I/O error|detected conn error|connection\d+:\d+: .*error|ping timeout")
 STAMP_RE = re.compile(r"^\[\s*(\d+\.\d+)\]")
+MARK_RE = re.compile(r"PYISCSI-MARK (\S+) ")
 # a console line after which the root disk is lost for good: the run ends FATAL_GRACE wall seconds later (to keep
 # what follows in the log) instead of waiting out the bound while the guest hangs on its root
 FATAL_RE = re.compile(r"ping timeout of|I/O error|rejecting I/O to offline device|detected conn error")
@@ -220,9 +229,89 @@ class Lab:
         return fs_verdict(dump.stdout, fsck.returncode), dump.stdout + fsck.stdout + fsck.stderr
 
 
-def run_watched(argv: list[str], bound: float, log_path: Path, name: str) -> tuple[ConsoleResult, str | None]:
+class NetLabRoot:
+    """The root's private disk on netlab's tgtd, booted with `netroot=` + `ip=dhcp` over the routed network whose
+    dnsmasq hands out leases of `lease_seconds`; a context manager that lives across boots, like Lab."""
+
+    def __init__(self, root: DebRoot, lease_seconds: int, initrd: Path | None = None) -> None:
+        if str(REPO) not in sys.path:
+            sys.path.insert(0, str(REPO))
+        self.root = root
+        self.initrd = initrd or root.initrd  # another image for the same kernel and root (the bench's stock one)
+        self.lease_seconds = lease_seconds
+        self._tmp = Path(tempfile.mkdtemp(dir=CACHE, prefix=f".netlabroot-{root.variant}-"))
+        self._tmp.chmod(0o755)
+        self.disk = self._tmp / "root.ext4"
+        self.lab: NetLab | None = None
+
+    def __enter__(self) -> NetLabRoot:
+        try:
+            rootimage.copy_for_boot(self.root.image, self.disk)
+            self.disk.chmod(0o600)
+            shutil.copyfile(self.root.vmlinuz, self._tmp / "vmlinuz")
+            shutil.copyfile(self.initrd, self._tmp / "initrd.img")
+            self.lab = NetLab(LabConfig(stack=Stack.IPV4, lease_seconds=self.lease_seconds)).__enter__()
+            self.lab.root_target(ROOT_IQN, self.disk)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.lab is not None:
+            self.lab.close()
+            self.lab = None
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+    @property
+    def portal(self) -> str:
+        assert self.lab is not None
+        return f"{self.lab.server}:{self.lab.tgtd().port}"
+
+    def cmdline(self, guest: Guest, token: str = "") -> str:
+        assert self.lab is not None
+        words = [
+            BASE_APPEND,
+            f"netroot=iscsi:{self.portal.replace(':', '::')}:1:{ROOT_IQN} ip=dhcp root=UUID={self.root.uuid}",
+            f"pyiscsi.test.action={guest.action} pyiscsi.test.root={ROOT_IQN}",
+        ]
+        if guest.phase:
+            words.append(f"pyiscsi.test.phase={guest.phase} pyiscsi.test.token={token}")
+        if guest.extra:
+            words.append(guest.extra)
+        return " ".join(words)
+
+    def boot(self, guest: Guest, token: str = "", bound: float = BOUND) -> Booted:
+        assert self.lab is not None
+        lab = self.lab
+        logs = CACHE / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        log_path = logs / f"realroot-{guest.name}-{os.getpid()}-{time.monotonic_ns()}.log"
+        append = self.cmdline(guest, token)
+        acks_at: dict[str, int] = {}
+
+        def on_line(line: str) -> None:
+            mark = MARK_RE.search(line)
+            if mark and "check:" not in line:
+                acks_at[mark.group(1)] = len(lab.dhcp_acks())
+
+        spec = lab.attach(
+            VmSpec(kernel=self._tmp / "vmlinuz", initrd=self._tmp / "initrd.img", append=append, memory_mb=MEMORY_MB)
+        )
+        started = time.monotonic()
+        console, fatal = run_watched(build_command(spec, accel()), bound, log_path, guest.name, on_line)
+        extra = {"acks_at": acks_at, "acks": lab.dhcp_acks(), "dhcp_log": lab.dhcp_log()}
+        return Booted(guest, console, append, time.monotonic() - started, fatal, extra)
+
+
+def run_watched(
+    argv: list[str], bound: float, log_path: Path, name: str, on_line: Callable[[str], None] | None = None
+) -> tuple[ConsoleResult, str | None]:
     """QEMU until it exits, `bound` runs out, or FATAL_GRACE after a FATAL_RE line; always reaped. Returns the
-    console and that line (None when there was none)."""
+    console and that line (None when there was none). `on_line` sees every console line as it arrives."""
     deadline = Deadline(name, bound)
     started = time.monotonic()
     try:
@@ -258,6 +347,8 @@ def run_watched(argv: list[str], bound: float, log_path: Path, name: str) -> tup
                 log.flush()
                 for line in split_lines(pending, chunk):
                     parser.feed(line)
+                    if on_line is not None:
+                        on_line(line)
                     if fatal is None and FATAL_RE.search(line) and "check:" not in line:
                         fatal, fatal_at = line.strip(), time.monotonic()
     finally:
