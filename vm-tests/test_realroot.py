@@ -15,10 +15,11 @@ Debian's kernel postinst hook made with the root's own dracut. Per variant, two 
    (QEMU's 10.0.2.2 is the host's tgtd): the data target is then not pyiscsi's, and open-iscsi.service logs in to
    it at start-up from the `automatic` node record the first boot left.
 
-And the networkd root once through `netroot=` + `ip=dhcp` on a fresh disk: with the README's configuration (which
-omits dracut's `iscsi`, `network` and `ifcfg` modules) no systemd-networkd runs in the initramfs, so the real
-root's systemd-network-generator does not trip over a file the initramfs's left in /run; and with 95pyiscsi's
-`.link` files the NIC has its real-root name before it is brought up, so systemd-networkd takes it over.
+Every root also boots through `netroot=` + `ip=dhcp` on a fresh disk (point 4 below): with the README's
+configuration (which omits dracut's `iscsi`, `network` and `ifcfg` modules) no systemd-networkd runs in the
+initramfs, so the real root's systemd-network-generator does not trip over a file the initramfs's left in /run; and
+with 95pyiscsi's `.link` files the NIC has its real-root name before it is brought up, so systemd-networkd takes it
+over.
 
 Point 4, per variant one boot over the routed test network (harness.netlab, dnsmasq's lease LEASE seconds,
 `netroot=` + `ip=dhcp`): once multi-user, the guest writes 1 MiB files with fsync for LEASE + 30 s; 10 s in, it
@@ -228,24 +229,6 @@ def test_boot_reboot_and_poweroff(variant, debian_roots):
               f"{second.uptime('multiuser'):.1f}s; boots {first.wall:.0f}s + {second.wall:.0f}s wall")  # fmt: skip
 
 
-def test_netroot_ip_dhcp_networkd(debian_roots):
-    """netroot= + ip=dhcp on a fresh networkd root: no iBFT, no data target, no record of one yet. Before the README
-    omitted dracut's `network` module, Debian 12's systemd-network-generator.service ran in the initrd (dracut's
-    systemd-networkd module) and again in the real root, where it exited 1 ("Failed to create unit file
-    '/run/systemd/network/91-default.network', as it already exists") and left the system degraded."""
-    root = debian_roots("networkd")
-    unwanted = {"systemd-networkd", "network", "iscsi"} & set(root.info["initrd_modules"])
-    assert not unwanted, f"the README's dracut configuration let these in: {sorted(unwanted)}"
-    with realboot.Lab(root) as lab:
-        booted = lab.boot(realboot.Guest("networkd-netroot", ipxe=False, data=False, action="poweroff"))
-        report(booted)
-        took = assert_clean_shutdown(booted, "poweroff")
-        print(f"networkd-netroot: poweroff {took:.1f}s (guest)")
-        assert_running_system(booted, Data.NONE)
-        explain = booted.detail("explain")
-        assert explain.get("rc") == "0" and explain.get("targets") == "1", booted.console.marker("explain")
-
-
 def test_the_ci_tool_boots_an_image_made_by_the_roots_own_dracut(tmp_path, debian_roots):
     """pyiscsi-vmtest with images it did not build: the networkd root's kernel and the initramfs Debian's own
     dracut made in it, from an iPXE iBFT with CHAP, to the real root's systemd."""
@@ -282,8 +265,12 @@ def test_network_manager_restart_and_lease_renewal_under_writes(variant, debian_
     """Point 4 (see the module docstring): the network manager restarted and the lease renewed while the root is
     written to; the network manager renews, and the data, the address and the session stay."""
     root = debian_roots(variant)
-    if variant == "networkd":  # the point-2 fix is what lets this variant boot through netroot= at all
-        assert "systemd-networkd" not in root.info["initrd_modules"], root.info["initrd_modules"]
+    # Point 2, on every variant: before the README omitted dracut's `network` module, Debian 12's
+    # systemd-network-generator.service ran in the initrd (dracut's systemd-networkd module) and again in the real
+    # root, where it exited 1 ("Failed to create unit file '/run/systemd/network/91-default.network', as it already
+    # exists") and left a networkd root degraded after a netroot= + ip=dhcp boot, which is what this one is.
+    unwanted = {"systemd-networkd", "network", "iscsi"} & set(root.info["initrd_modules"])
+    assert not unwanted, f"the README's dracut configuration let these in: {sorted(unwanted)}"
     with realboot.NetLabRoot(root, LEASE) as lab:
         guest = realboot.Guest(f"{variant}-stress", ipxe=False, data=False, action="poweroff",
                                extra=f"pyiscsi.test.stress={LEASE + 30}")  # fmt: skip
