@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,3 +30,20 @@ def ns_pair() -> Iterator[tuple[netns.Namespace, netns.Namespace]]:
         pytest.skip(reason)
     with netns.namespace("pyic") as client, netns.namespace("pyis") as server:
         yield client, server
+
+
+@pytest.fixture
+def workdir() -> Iterator[str]:
+    """Scratch space for the servers a test starts in its namespaces (configs, leases, pid files)."""
+    with tempfile.TemporaryDirectory(prefix="pyiscsi-net-") as d:
+        yield d
+
+
+@pytest.fixture
+def linked(ns_pair: tuple[netns.Namespace, netns.Namespace]) -> tuple[netns.Namespace, netns.Namespace]:
+    """Client c0 <-> server s0 (up, 10.9.0.1/24 and 2001:db8:9::1/64)."""
+    client, server = ns_pair
+    netns.veth(client, "c0", server, "s0")
+    server.ip("addr", "add", "10.9.0.1/24", "dev", "s0")
+    server.ip("-6", "addr", "add", "2001:db8:9::1/64", "dev", "s0", "nodad")
+    return client, server

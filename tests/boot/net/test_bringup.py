@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import netns
@@ -26,22 +24,6 @@ DHCP_OPTIONS = (
     "--dhcp-option=option:domain-name,boot.test",
     "--dhcp-option=option:mtu,1400",
 )
-
-
-@pytest.fixture
-def workdir() -> Iterator[str]:
-    with tempfile.TemporaryDirectory(prefix="pyiscsi-net-") as d:
-        yield d
-
-
-@pytest.fixture
-def linked(ns_pair: tuple[netns.Namespace, netns.Namespace]) -> tuple[netns.Namespace, netns.Namespace]:
-    """Client c0 <-> server s0 (up, 10.9.0.1/24 and 2001:db8:9::1/64)."""
-    client, server = ns_pair
-    netns.veth(client, "c0", server, "s0")
-    server.ip("addr", "add", "10.9.0.1/24", "dev", "s0")
-    server.ip("-6", "addr", "add", "2001:db8:9::1/64", "dev", "s0", "nodad")
-    return client, server
 
 
 def addresses(ns: netns.Namespace, ifname: str, family: str) -> list[dict]:

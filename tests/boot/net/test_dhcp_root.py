@@ -5,9 +5,7 @@ ends the bring-up once an interface is ready while a slower one is still coming 
 from __future__ import annotations
 
 import json
-import tempfile
 import threading
-from collections.abc import Iterator
 
 import netns
 import pytest
@@ -22,20 +20,6 @@ from initiator.errors import CmdlineError, NetworkError
 
 IQN = "iqn.2026-11.test:dhcproot"
 RANGE = "--dhcp-range=10.9.0.100,10.9.0.150,255.255.255.0,2m"
-
-
-@pytest.fixture
-def workdir() -> Iterator[str]:
-    with tempfile.TemporaryDirectory(prefix="pyiscsi-dhcproot-") as d:
-        yield d
-
-
-@pytest.fixture
-def linked(ns_pair: tuple[netns.Namespace, netns.Namespace]) -> tuple[netns.Namespace, netns.Namespace]:
-    client, server = ns_pair
-    netns.veth(client, "c0", server, "s0")
-    server.ip("addr", "add", "10.9.0.1/24", "dev", "s0")
-    return client, server
 
 
 def pyiscsi_net(client: netns.Namespace, cmdline: str) -> tuple[int, dict, str]:

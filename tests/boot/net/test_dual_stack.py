@@ -4,8 +4,6 @@ target needs is up. Real peers: dnsmasq for DHCPv4, radvd for SLAAC, dnsmasq's s
 from __future__ import annotations
 
 import contextlib
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import netns
@@ -18,17 +16,9 @@ DHCP6 = ("--dhcp-range=2001:db8:9::100,2001:db8:9::1ff,64,2m", "--enable-ra", "-
 
 
 @pytest.fixture
-def workdir() -> Iterator[str]:
-    with tempfile.TemporaryDirectory(prefix="pyiscsi-dual-") as d:
-        yield d
-
-
-@pytest.fixture
-def linked(ns_pair: tuple[netns.Namespace, netns.Namespace]) -> tuple[netns.Namespace, netns.Namespace]:
-    client, server = ns_pair
-    netns.veth(client, "c0", server, "s0")
-    server.ip("addr", "add", "10.9.0.1/24", "dev", "s0")
-    server.ip("-6", "addr", "add", "2001:db8:9::1/64", "dev", "s0", "nodad")
+def linked(linked: tuple[netns.Namespace, netns.Namespace]) -> tuple[netns.Namespace, netns.Namespace]:
+    """conftest's pair, the server forwarding IPv6: its router advertisements make it the default router."""
+    client, server = linked
     server.sysctl("net.ipv6.conf.all.forwarding", "1")
     return client, server
 
