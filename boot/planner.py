@@ -542,7 +542,9 @@ def build_plan(
     """Merge by the rules in this module's docstring. Pure: no I/O beyond the two small name files."""
     notes_out = list(notes)
     for other in cmdline.other_netroots:
-        notes_out.append(f"netroot={printable(other)}: not an iSCSI root, ignored")
+        # only the scheme: another module's root may carry its own credentials (cifs://user:password@...)
+        scheme = other.split(":", 1)[0][:16]
+        notes_out.append(f"netroot={printable(scheme)}:...: not an iSCSI root, ignored")
     cmd_targets = plan_cmdline_targets(cmdline)
     dhcp_root = plan_dhcp_root(cmdline, cmd_targets, notes_out)
     ibft_wanted = (

@@ -156,6 +156,17 @@ def test_notes(plan_of, text, note):
 
 
 @pytest.mark.parametrize(
+    "value", ["cifs://bob:Hunter2pw@10.0.0.5/share", "nfs:Hunter2pw@10.0.0.1:/srv", "nbd:10.0.0.1:Hunter2pw"]
+)
+def test_a_root_that_is_not_ours_is_named_by_its_scheme_only(plan_of, value):
+    """Another module's root may carry credentials of its own: the note says which kind it is, nothing more."""
+    notes = plan_of(f"netroot={value}").notes
+    scheme = value.split(":", 1)[0]
+    assert f"netroot={scheme}:...: not an iSCSI root, ignored" in notes
+    assert not any("Hunter2pw" in n for n in notes), notes
+
+
+@pytest.mark.parametrize(
     ("text", "field", "reason"),
     [
         ("ip=dhcp ip=eth1:dhcp", "ip", "several ip= options need an interface name each"),
