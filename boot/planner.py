@@ -42,6 +42,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from boot.cmdline import Cmdline, IpConfig, IpMethod, IscsiRoot, parse_cmdline, parse_iscsi_root, redact_iscsi_root
@@ -300,15 +301,27 @@ def _chap(user: str | None, password: Secret | None, key: str) -> Chap | None:
     return Chap(user, password)
 
 
-def _target_from_root(root: IscsiRoot, cmdline: Cmdline) -> TargetPlan:
+ChapPair = tuple[Chap | None, Chap | None]  # one-way CHAP, and the reverse (mutual) one
+
+
+def _cmdline_chap(cmdline: Cmdline) -> ChapPair:
+    """rd.iscsi.username/password and rd.iscsi.in.*: the CHAP of a target whose spec names none."""
+    chap = _chap(cmdline.username, cmdline.password, "rd.iscsi.username")
+    reverse = _chap(cmdline.in_username, cmdline.in_password, "rd.iscsi.in.username")
+    if reverse is not None and chap is None:
+        raise CmdlineError("rd.iscsi.in.username", None, "mutual CHAP needs the one-way CHAP user too")
+    return chap, reverse
+
+
+def _target_from_root(root: IscsiRoot, default_chap: Callable[[], ChapPair]) -> TargetPlan:
+    """A netroot=iscsi: spec as a target: its own CHAP, else `default_chap()` (asked only then)."""
     if root.username is not None:
         chap = _chap(root.username, root.password, "netroot")
         reverse = _chap(root.in_username, root.in_password, "netroot")
+        if reverse is not None and chap is None:
+            raise CmdlineError("rd.iscsi.in.username", None, "mutual CHAP needs the one-way CHAP user too")
     else:
-        chap = _chap(cmdline.username, cmdline.password, "rd.iscsi.username")
-        reverse = _chap(cmdline.in_username, cmdline.in_password, "rd.iscsi.in.username")
-    if reverse is not None and chap is None:
-        raise CmdlineError("rd.iscsi.in.username", None, "mutual CHAP needs the one-way CHAP user too")
+        chap, reverse = default_chap()
     return TargetPlan(
         name=root.target,
         address=root.server,
@@ -352,10 +365,10 @@ def usable_ibft_targets(ibft: Ibft) -> list[IbftTarget]:
 
 
 def plan_cmdline_targets(cmdline: Cmdline) -> list[TargetPlan]:
-    targets = [_target_from_root(root, cmdline) for root in cmdline.netroots]
+    targets = [_target_from_root(root, lambda: _cmdline_chap(cmdline)) for root in cmdline.netroots]
     if cmdline.target_ip is not None:
         root = IscsiRoot(server=cmdline.target_ip, target=cmdline.target_name, port=cmdline.target_port or 3260)
-        targets.append(_target_from_root(root, cmdline))
+        targets.append(_target_from_root(root, lambda: _cmdline_chap(cmdline)))
     elif (cmdline.target_name or cmdline.target_port) and not cmdline.netroots:
         raise CmdlineError("rd.iscsi.target.name", cmdline.target_name, "needs rd.iscsi.target.ip (the portal)")
     return targets
@@ -372,10 +385,7 @@ def plan_dhcp_root(cmdline: Cmdline, cmd_targets: list[TargetPlan], notes: list[
         return None
     if cmdline.dhcp_root == "dhcp6":
         raise CmdlineError(key, None, DHCP6_ROOT_REASON)
-    chap = _chap(cmdline.username, cmdline.password, "rd.iscsi.username")
-    reverse = _chap(cmdline.in_username, cmdline.in_password, "rd.iscsi.in.username")
-    if reverse is not None and chap is None:
-        raise CmdlineError("rd.iscsi.in.username", None, "mutual CHAP needs the one-way CHAP user too")
+    chap, reverse = _cmdline_chap(cmdline)
     notes.append(f"{key}: the target comes from DHCP option 17 (root-path) of the lease, known only at boot")
     return DhcpRootPlan(chap=chap, reverse_chap=reverse)
 
@@ -388,21 +398,7 @@ def targets_from_root_path(plan: BootPlan, root_path: str, where: str) -> tuple[
         raise CmdlineError("netroot", token, f"the DHCP root path (option 17, from {where}) is not an iscsi: root")
     root = parse_iscsi_root(root_path, "netroot", token)
     dhcp = plan.dhcp_root or DhcpRootPlan()
-    if root.username is not None:
-        chap = _chap(root.username, root.password, "netroot")
-        reverse = _chap(root.in_username, root.in_password, "netroot")
-    else:
-        chap, reverse = dhcp.chap, dhcp.reverse_chap
-    target = TargetPlan(
-        name=root.target,
-        address=root.server,
-        port=root.port,
-        lun=root.lun,
-        iface=root.netdev,
-        chap=chap,
-        reverse_chap=reverse,
-        source=Source.CMDLINE,  # as if netroot=<it> had been on the command line
-    )
+    target = _target_from_root(root, lambda: (dhcp.chap, dhcp.reverse_chap))  # as if netroot=<it> had been given
     return tuple(apply_auth_params([target], plan.iscsi_params, []))
 
 
