@@ -179,3 +179,10 @@ def run_bring_up(ns: Namespace, spec: dict, timeout: float = 60.0) -> RunResult:
     except ValueError:
         document = {"unparsed": proc.stdout}
     return RunResult(proc.returncode, document, proc.stderr)
+
+
+def pyiscsi_net(ns: Namespace, cmdline: str, *extra: str, timeout: float = 60.0) -> tuple[int, dict, str]:
+    """`pyiscsi net --json` inside `ns` (no iBFT), bounded by `timeout`: status, its document, stderr."""
+    argv = [PYTHON, "-m", "boot", "net", "--ibft", "none", "--json", "--cmdline", cmdline, *extra]
+    proc = ns.run(*argv, timeout=timeout, check=False)
+    return proc.returncode, json.loads(proc.stdout or "{}"), proc.stderr

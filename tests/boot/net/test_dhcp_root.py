@@ -4,7 +4,6 @@ ends the bring-up once an interface is ready while a slower one is still coming 
 
 from __future__ import annotations
 
-import json
 import threading
 
 import netns
@@ -22,12 +21,6 @@ IQN = "iqn.2026-11.test:dhcproot"
 RANGE = "--dhcp-range=10.9.0.100,10.9.0.150,255.255.255.0,2m"
 
 
-def pyiscsi_net(client: netns.Namespace, cmdline: str) -> tuple[int, dict, str]:
-    argv = [netns.PYTHON, "-m", "boot", "net", "--ibft", "none", "--json", "--cmdline", cmdline]
-    proc = client.run(*argv, timeout=60.0, check=False)
-    return proc.returncode, json.loads(proc.stdout or "{}"), proc.stderr
-
-
 @pytest.mark.netns
 @pytest.mark.parametrize(
     ("root_path", "outcome"),
@@ -42,7 +35,7 @@ def test_the_root_path_from_dnsmasq_becomes_the_target(linked, workdir, root_pat
     extra = [RANGE, "--no-ping"] + ([f"--dhcp-option=option:root-path,{root_path}"] if root_path else [])
     line = "netroot=dhcp ip=c0:dhcp rd.net.timeout.dhcp=15"
     with netns.server_process(server, netns.dnsmasq_cmd("s0", *extra, workdir=workdir)):
-        status, document, stderr = pyiscsi_net(client, line)
+        status, document, stderr = netns.pyiscsi_net(client, line)
     assert status == 0, stderr
     (iface,) = document["interfaces"]
     assert iface["root_path"] == root_path and iface["warnings"] == []

@@ -9,8 +9,6 @@ module, and vm-tests/test_boot_bond.py runs this file in the lab VM's kernel, wh
 from __future__ import annotations
 
 import json
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import netns
@@ -32,12 +30,6 @@ def bonding_unsupported() -> str | None:
 
 
 @pytest.fixture
-def workdir() -> Iterator[str]:
-    with tempfile.TemporaryDirectory(prefix="pyiscsi-virtual-") as d:
-        yield d
-
-
-@pytest.fixture
 def lan(ns_pair: tuple[netns.Namespace, netns.Namespace]) -> tuple[netns.Namespace, netns.Namespace]:
     """c0, c1 in the client; their peers s0, s1 on the server's bridge sb (10.8.0.1/24)."""
     client, server = ns_pair
@@ -51,11 +43,8 @@ def lan(ns_pair: tuple[netns.Namespace, netns.Namespace]) -> tuple[netns.Namespa
 
 
 def pyiscsi_net(client: netns.Namespace, cmdline: str, state: str | None = None) -> tuple[int, dict, str]:
-    argv = [netns.PYTHON, "-m", "boot", "net", "--ibft", "none", "--json", "--cmdline", f"{cmdline} {WAITS}"]
-    if state:
-        argv += ["--state-file", state]
-    proc = client.run(*argv, timeout=90.0, check=False)
-    return proc.returncode, json.loads(proc.stdout or "{}"), proc.stderr
+    extra = ("--state-file", state) if state else ()
+    return netns.pyiscsi_net(client, f"{cmdline} {WAITS}", *extra, timeout=90.0)
 
 
 def dhcp_over(server: netns.Namespace, iface: str, workdir: str, cmdline: str, client: netns.Namespace):
