@@ -95,14 +95,14 @@ class LiveSteps:
     def _root_reachable(self, plan: BootPlan):  # type: ignore[no-untyped-def]
         """rd.iscsi.waitnet=0: enough interfaces are up once one reaches the root target (for root=dhcp: once a
         lease carried a root path; for a target named by host name: once any is up)."""
-        from boot.orchestrate import _is_address
+        from boot.orchestrate import is_ip_address
 
         first = plan.targets[0].address if plan.targets else None
 
         def enough(states: tuple[InterfaceState, ...]) -> bool:
             if plan.dhcp_root is not None:
                 return any(s.root_path for s in states)
-            return first is None or not _is_address(first) or self.has_route(first)
+            return first is None or not is_ip_address(first) or self.has_route(first)
 
         return enough
 

@@ -95,7 +95,7 @@ def with_retries(
             pause = min(pause * 2, MAX_PAUSE)
 
 
-def _is_address(text: str) -> bool:
+def is_ip_address(text: str) -> bool:
     """dracut's is_ip: only an address is route-checked (a host name is resolved by the login itself)."""
     try:
         ipaddress.ip_address(text)
@@ -151,7 +151,7 @@ def run_boot(
     for index, planned in enumerate(plan.targets):
         root = index == 0
         try:
-            if plan.testroute and _is_address(planned.address) and not steps.has_route(planned.address):
+            if plan.testroute and is_ip_address(planned.address) and not steps.has_route(planned.address):
                 raise NetworkError(f"no route to {_label(planned)} (rd.iscsi.testroute=1; =0 tries it anyway)")
             if planned.name is None:
                 found = steps.discover(planned, initiator, total.child("login", plan.timeouts.login))
