@@ -180,6 +180,7 @@ class Cmdline:
     firmware: bool | None = None  # None: not given (the planner may still use a present iBFT); False: refused
     ibft: bool = False
     multipath: bool = False
+    dm_multipath: bool = True  # rd.multipath=0: dracut's multipath module stays off
     waitnet: bool = True
     testroute: bool = True
     params: tuple[tuple[str, str | Secret], ...] = ()  # a password's value is a Secret
@@ -312,6 +313,9 @@ def parse_seconds(text: str | None, key: str, token: str) -> float:
     if not math.isfinite(value) or not 0 <= value <= MAX_SECONDS:
         raise _err(key, token, f"seconds must be between 0 and {MAX_SECONDS:g}")
     return value
+
+
+OFF = ("0", "no", "off", "false")
 
 
 def parse_bool(value: str | None, key: str, token: str) -> bool:
@@ -840,6 +844,7 @@ HANDLERS: dict[str, Handler] = {
     "rd.iscsi.firmware": _once("firmware", parse_bool),
     "rd.iscsi.ibft": _once("ibft", parse_bool),
     "rd.iscsi.mp": _once("multipath", parse_bool),
+    "rd.multipath": _once("dm_multipath", lambda value, key, token: (value or "").lower() not in OFF),
     "rd.iscsi.waitnet": _once("waitnet", parse_bool),
     "rd.iscsi.testroute": _once("testroute", parse_bool),
     "rd.iscsi.param": _many("params", _param),

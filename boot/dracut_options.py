@@ -91,7 +91,9 @@ OPTIONS: tuple[OptionRow, ...] = (
     # ---- the root
     OptionRow("root=iscsi:...", "root", S, "the whole LUN is the root (/dev/pyiscsiroot)"),
     OptionRow(NETROOT_ISCSI, "netroot", S,
-              "repeats; an empty target name: SendTargets discovery; the first is the root's"),
+              "repeats; an empty target name: SendTargets discovery; the first is the root's; the same target "
+              "and LUN at another portal is another path of the root (every path logs in at once; one that fails "
+              "is a warning, dracut: the first failing aborts)"),
     OptionRow("netroot=iscsi", "netroot", S, "the targets of the iBFT (as rd.iscsi.firmware=1)"),
     OptionRow("root=dhcp", "root", S, "the root path from DHCPv4 option 17 must be iscsi:...; its whole LUN is root"),
     OptionRow("netroot=dhcp", "netroot", S,
@@ -117,6 +119,9 @@ OPTIONS: tuple[OptionRow, ...] = (
     OptionRow("rd.iscsi.firmware[=0|1]", "rd.iscsi.firmware", S, "old spelling iscsi_firmware; =0 refuses the iBFT"),
     OptionRow("rd.iscsi.ibft[=0|1]", "rd.iscsi.ibft", S, "the iBFT's NICs are configured"),
     OptionRow("rd.iscsi.mp[=0|1]", "rd.iscsi.mp", S, "every iBFT NIC, not only those of the boot targets"),
+    OptionRow("rd.multipath=0|default", "rd.multipath", S,
+              "dracut's multipath module reads it; =0 (or no multipathd in the image): a LUN's paths keep the "
+              "plain replacement timeout, as no dm-multipath device joins them"),
     OptionRow("rd.iscsi.waitnet=0|1", "rd.iscsi.waitnet", D,
               "default 1, as dracut.cmdline(7) says (dracut 059's script defaults to 0): all interfaces up "
               "before the first login; =0 logs in once an interface that reaches the root target is up"),

@@ -1,10 +1,11 @@
 """What the real root needs to keep and recover the boot sessions, computed as files and then written.
 
 Two destinations:
-- the new root (`--sysroot`): open-iscsi node records under `etc/iscsi/nodes` (the root target `onboot`, the
-  others `automatic`; 0600, they hold CHAP secrets) and `etc/iscsi/initiatorname.iscsi` when the root has none
-  of its own (or only a `GenerateName=yes` placeholder). A root that already names another initiator keeps its
-  name; the session keeps ours (iscsid adopts sessions from sysfs) and the difference is reported.
+- the new root (`--sysroot`): open-iscsi node records under `etc/iscsi/nodes` (every path of the root LUN
+  `onboot`, the others `automatic`; 0600, they hold CHAP secrets) and `etc/iscsi/initiatorname.iscsi` when the
+  root has none of its own (or only a `GenerateName=yes` placeholder). A root that already names another
+  initiator keeps its name; the session keeps ours (iscsid adopts sessions from sysfs) and the difference is
+  reported.
 - the initramfs's `/run`, which both dracut flavours move into the real root: the network manager settings
   (`boot.keepnet`) that keep the boot interfaces up.
 
@@ -70,20 +71,23 @@ def iscsid_dropin(pid_file: str = AGENT_PID_FILE, bound: int = 150) -> str:
 
 
 def _plan_target(session: HeldSession, plan: BootPlan) -> TargetPlan | None:
-    """The plan entry a session came from (a discovery entry matches by portal): where its secrets are."""
+    """The plan entry a session came from (a discovery entry matches by portal): where its secrets are. Of two
+    paths of one LUN (same name, two portals) the entry at the session's own portal."""
     portal = (session.portal.address, session.portal.port)
     by_name = [t for t in plan.targets if t.name == session.target]
+    exact = [t for t in by_name if (t.address, t.port) == portal]
     by_portal = [t for t in plan.targets if t.name is None and (t.address, t.port) == portal]
-    return (by_name or by_portal or [None])[0]
+    return (exact or by_name or by_portal or [None])[0]
 
 
 def node_record(row: SessionState, plan: BootPlan) -> NodeRecord:
-    """The recorded session as a node record, with the CHAP secrets of the plan entry it came from."""
+    """The recorded session as a node record, with the CHAP secrets of the plan entry it came from. Every path
+    of the root LUN is `onboot`; a path of a multipath LUN keeps the replacement timeout its session got."""
     planned = _plan_target(row.session, plan)
     return NodeRecord(
         replace(row.session, credentials=None if planned is None else planned.credentials),
         startup=Startup.ONBOOT if row.root else Startup.AUTOMATIC,
-        replacement_timeout=int(plan.timeouts.replacement),
+        replacement_timeout=int(row.replacement_timeout(plan.timeouts.replacement)),
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -67,6 +68,8 @@ class LiveSteps:
         self.in_initramfs = os.path.exists(INITRD_RELEASE) if in_initramfs is None else in_initramfs
         self.state_dir = state_dir
         self._netlink = None
+        # the logins run in threads (boot.orchestrate); one NETLINK_ISCSI socket answers one request at a time
+        self._kernel_lock = threading.Lock()
 
     def _kernel(self):  # type: ignore[no-untyped-def]
         from initiator.kernel import NetlinkIscsi
@@ -161,7 +164,12 @@ class LiveSteps:
             conn.close(abort=True)
             raise
         try:
-            kernel = hand_over(self._kernel(), sock, params, deadline)
+            if not self._kernel_lock.acquire(timeout=max(0.0, deadline.remaining())):
+                raise deadline.timeout(f"{target.name}: another session's kernel handover is under way")
+            try:
+                kernel = hand_over(self._kernel(), sock, params, deadline)
+            finally:
+                self._kernel_lock.release()
         finally:
             sock.close()  # iscsi_tcp holds its own reference once bound
         scan_host(kernel.host_no)

@@ -195,6 +195,9 @@ class BootPlan:
     header_digest: str = "None"  # rd.iscsi.param=node.conn[0].iscsi.HeaderDigest= (None, CRC32C, CRC32C,None...)
     data_digest: str = "None"  # rd.iscsi.param=node.conn[0].iscsi.DataDigest=
     notes: tuple[str, ...] = ()  # what the planner decided or ignored, in words (unsupported options, conflicts)
+    replacement_given: bool = False  # the command line set the replacement timeout (paths keep it: boot.paths)
+    # the image carries dm-multipath (multipathd) and rd.multipath is not 0: the real root joins a LUN's paths
+    dm_multipath: bool = False
     dhcp_root: DhcpRootPlan | None = None  # root=dhcp / netroot=dhcp: targets come from the lease's option 17
     renames: tuple[RenamePlan, ...] = ()  # ifname=, done first
     bonds: tuple[BondPlan, ...] = ()  # bond=, made after the renames

@@ -45,6 +45,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from boot import paths
 from boot.cmdline import Cmdline, IpConfig, IpMethod, IscsiRoot, parse_cmdline, parse_iscsi_root, redact_iscsi_root
 from boot.dracut_options import DHCP6_ROOT_REASON
 from boot.net.bond import mode_of as bond_mode_of
@@ -534,8 +535,10 @@ def build_plan(
     initiator_file: str = INITIATOR_FILE,
     machine_id_path: str = MACHINE_ID,
     notes: tuple[str, ...] = (),
+    multipathd: bool = False,
 ) -> BootPlan:
-    """Merge by the rules in this module's docstring. Pure: no I/O beyond the two small name files."""
+    """Merge by the rules in this module's docstring. Pure: no I/O beyond the two small name files.
+    `multipathd`: the image carries dm-multipath's daemon (load_plan looks)."""
     notes_out = list(notes)
     for other in cmdline.other_netroots:
         # only the scheme: another module's root may carry its own credentials (cifs://user:password@...)
@@ -610,7 +613,7 @@ def build_plan(
     notes_out.append(f"initiator name from {initiator_from}")
     if cmdline.target_group is not None:
         notes_out.append(f"rd.iscsi.target.group={cmdline.target_group}: the portal group is taken from the target")
-    return BootPlan(
+    plan = BootPlan(
         initiator_name=initiator_name,
         interfaces=interfaces,
         targets=tuple(targets),
@@ -629,10 +632,24 @@ def build_plan(
         renames=renames,
         bonds=bonds,
         bridges=bridges,
+        replacement_given=replacement_given(cmdline),
+        dm_multipath=multipathd and cmdline.dm_multipath,
+    )
+    return dataclasses.replace(plan, notes=plan.notes + tuple(paths.plan_notes(plan)))
+
+
+def replacement_given(cmdline: Cmdline) -> bool:
+    """Whether the command line sets the replacement timeout (then a multipath LUN's sessions keep it too)."""
+    return any(PARAM_TIMEOUTS.get(key) == "replacement" for key, _ in cmdline.params) or any(
+        name == "replacement" for name, _ in cmdline.pyiscsi_timeouts
     )
 
 
 # ---- the I/O around it -----------------------------------------------------------------------------------------
+
+
+# where dracut's multipath module (and Debian's multipath-tools) put the daemon that joins a LUN's paths
+MULTIPATHD = ("/sbin/multipathd", "/usr/sbin/multipathd")
 
 
 def read_cmdline(path: str = PROC_CMDLINE, cmdline_d: str | None = CMDLINE_D) -> str:
@@ -658,6 +675,7 @@ def load_plan(
     cmdline_d: str | None = CMDLINE_D,
     initiator_file: str = INITIATOR_FILE,
     machine_id_path: str = MACHINE_ID,
+    multipathd_paths: tuple[str, ...] | None = None,
 ) -> BootPlan:
     """The boot plan. `cmdline` None reads /proc/cmdline (+ /etc/cmdline.d); `ibft_source` None finds the
     firmware's table if there is one ("none": do not look). Raises CmdlineError/IbftError (exit 2)."""
@@ -681,4 +699,11 @@ def load_plan(
                 raise
             notes.append(f"iBFT ignored: {exc}")
             ibft = None
-    return build_plan(parsed, ibft, initiator_file=initiator_file, machine_id_path=machine_id_path, notes=tuple(notes))
+    return build_plan(
+        parsed,
+        ibft,
+        initiator_file=initiator_file,
+        machine_id_path=machine_id_path,
+        notes=tuple(notes),
+        multipathd=any(os.path.exists(p) for p in (MULTIPATHD if multipathd_paths is None else multipathd_paths)),
+    )

@@ -2,7 +2,8 @@
 
 No secret is ever stored here (mode 0644): the handover and the agent reload the plan (command line and iBFT)
 for CHAP secrets. The record of one session is `initiator.held_session.HeldSession.to_json()` plus what the
-boot found (device, root, seconds).
+boot found (device, root, seconds), and for a path of a multipath LUN the replacement timeout its kernel
+session got ("replacement", seconds; absent otherwise, when the plan's applies: boot.paths).
 """
 
 from __future__ import annotations
@@ -25,22 +26,32 @@ ROW_KEYS = ("device", "root", "seconds")
 
 @dataclass(frozen=True)
 class SessionState:
-    """One kernel session the boot made, and what the boot found: which disk it gave, whether it is the root's,
-    how long connect to disk present took."""
+    """One kernel session the boot made, and what the boot found: which disk it gave, whether it is the root's
+    (every path of the root LUN is), how long connect to disk present took, and the replacement timeout it was
+    given when not the plan's (None)."""
 
     session: HeldSession
     device: str | None = None
     root: bool = False
     seconds: float = 0.0
+    replacement: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.session.to_json(), "device": self.device, "root": self.root, "seconds": self.seconds}
+        row = {**self.session.to_json(), "device": self.device, "root": self.root, "seconds": self.seconds}
+        if self.replacement is not None:  # only then: a one-path boot writes the file it always wrote
+            row["replacement"] = self.replacement
+        return row
 
     @classmethod
     def from_json(cls, data: Any, secrets: Secrets | None = None) -> SessionState:
         """The record back; `secrets` puts the CHAP credentials back (HeldSession.from_json)."""
         check_record(data)
-        return cls(HeldSession.from_json(data, secrets), data["device"], data["root"], data["seconds"])
+        session = HeldSession.from_json(data, secrets)
+        return cls(session, data["device"], data["root"], data["seconds"], data.get("replacement"))
+
+    def replacement_timeout(self, planned: float) -> float:
+        """The session's replacement timeout: its own, else the plan's."""
+        return planned if self.replacement is None else self.replacement
 
 
 def check_record(data: Any) -> None:
@@ -49,6 +60,11 @@ def check_record(data: Any) -> None:
     missing = {*JSON_KEYS, *ROW_KEYS} - data.keys()
     if missing:
         raise BadInputError("sessions", sorted(missing), "session record lacks keys")
+    replacement = data.get("replacement")
+    if replacement is not None and (
+        isinstance(replacement, bool) or not isinstance(replacement, int | float) or not 0 <= replacement < 1e9
+    ):
+        raise BadInputError("sessions", replacement, "replacement must be a number of seconds")
 
 
 def write_sessions(sessions: list[SessionState] | tuple[SessionState, ...], path: str | os.PathLike[str]) -> None:

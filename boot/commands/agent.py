@@ -284,8 +284,10 @@ def owned_sessions(sessions, plan, time2wait: float = DEFAULT_TIME2WAIT):  # typ
     """OwnedSession for each recorded session (read with `plan_secrets(plan)`, so with its CHAP secrets)."""
     from initiator.recovery import OwnedSession
 
-    replacement = float(plan.timeouts.replacement)
-    return [OwnedSession(row.session, replacement, time2wait, root=row.root) for row in sessions]
+    planned = float(plan.timeouts.replacement)  # a path of a multipath LUN recorded its own (boot.paths)
+    return [
+        OwnedSession(row.session, float(row.replacement_timeout(planned)), time2wait, root=row.root) for row in sessions
+    ]
 
 
 # -- run -----------------------------------------------------------------------------------------------------

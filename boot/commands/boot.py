@@ -26,6 +26,7 @@ from initiator.errors import PyiscsiError
 
 if TYPE_CHECKING:
     from boot.plan import BootPlan
+    from boot.sessions import SessionState
 
 KMSG = True
 STATE_DIR = "/run/pyiscsi"
@@ -106,9 +107,21 @@ def _boot(args: argparse.Namespace, timeline: Timeline) -> int:
     if link and root.device:
         link_root(root.device, link)
         timeline.mark("root-link", f"/dev/{link} -> {root.device}")
+        paths = [s for s in sessions if s.root]
+        if len(paths) >= 2:  # dm-multipath cannot take a path that is mounted on its own
+            _warn(multipath_link_warning(link, paths))
     write_atomic(state_dir / "booted", f"{root.device}\n")
     timeline.mark("booted", f"{len(sessions)} session(s), root {root.device}")
     return 0
+
+
+def multipath_link_warning(link: str, paths: list[SessionState]) -> str:
+    """What to say when the root LUN has several paths but the root is named by the whole-LUN link."""
+    disks = ", ".join(str(s.device) for s in paths)
+    return (
+        f"the root LUN has {len(paths)} paths ({disks}); /dev/{link} is only the first one's disk: name the "
+        "dm-multipath device (or the file system on it) in root= to use them all"
+    )
 
 
 def ibft_origin(plan: BootPlan, given: str | None) -> str | None:

@@ -3,8 +3,9 @@
 `--json` prints the contract's shape plus three keys of our own, "options" (rd.iscsi.waitnet/testroute/param,
 log level), "notes" (what the planner decided or ignored) and "options_seen" (each dracut option on the command
 line with its status in boot.dracut_options: supported, supported with a difference, refused), and "links" (the
-link phase: ifname= renames, bond= and bridge= devices, ip= MAC addresses to set). Secrets print as *** unless
---show-secrets.
+link phase: ifname= renames, bond= and bridge= devices, ip= MAC addresses to set), and "luns" (the targets
+grouped into LUNs with their paths, boot.paths: which is the root's, and each path's replacement timeout).
+Secrets print as *** unless --show-secrets.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from boot import dracut_options
+from boot import dracut_options, paths
 from boot.commands.plan_args import add_plan_arguments, plan_from_args
 from boot.plan import BootPlan, InterfacePlan, TargetPlan
 from initiator.printable import printable
@@ -30,7 +31,46 @@ def explain_json(plan: BootPlan, show_secrets: bool = False, cmdline: str | None
     out["notes"] = list(plan.notes)
     out["options_seen"] = [row.to_json() for row in dracut_options.seen(cmdline or "")]
     out["links"] = plan.links_json()
+    out["luns"] = luns_json(plan)
     return out
+
+
+def luns_json(plan: BootPlan) -> list[dict]:
+    """Each LUN of the plan with its paths; the first is the root's. A discovery entry's LUN is known at boot."""
+    return [
+        {
+            "name": lun.name,
+            "lun": lun.lun,
+            "portals": list(lun.portals()),
+            "root": index == 0,
+            "multipath": lun.multipath,
+            "dm_multipath": lun.multipath and plan.dm_multipath,
+            "replacement": paths.replacement_for(plan, len(lun.paths)),
+        }
+        for index, lun in enumerate(paths.group_paths(plan.targets))
+    ]
+
+
+def lun_lines(plan: BootPlan) -> list[str]:
+    """Each LUN with its paths, and how the root reaches its LUN."""
+    lines = []
+    for index, lun in enumerate(paths.group_paths(plan.targets)):
+        name = lun.name or f"(SendTargets discovery at {lun.portals()[0]}, known at boot)"
+        portals = " ".join(lun.portals())
+        if index == 0 and lun.multipath and plan.dm_multipath:
+            where = f"the root LUN has {len(lun.paths)} paths: {portals}, the root is the dm-multipath device over them"
+        elif index == 0 and lun.multipath:
+            where = (
+                f"the root LUN has {len(lun.paths)} paths: {portals}, no dm-multipath in this image (or "
+                "rd.multipath=0): the root uses one path's disk"
+            )
+        elif index == 0:
+            where = f"the root uses {portals}"
+        else:
+            where = f"{len(lun.paths)} path{'s' if lun.multipath else ''}: {portals}"
+        replacement = paths.replacement_for(plan, len(lun.paths))
+        lines.append(f"  {name} lun {lun.lun}: {where} (replacement timeout {replacement:g}s)")
+    return lines
 
 
 def _cmdline_text(args: argparse.Namespace) -> str:
@@ -104,6 +144,9 @@ def format_plan(plan: BootPlan, show_secrets: bool = False, cmdline: str | None 
     lines += [_target_line(t, show_secrets) for t in plan.targets] or [
         "  (from DHCP option 17, the lease's root path, at boot)" if plan.dhcp_root is not None else "  (none)"
     ]
+    luns = lun_lines(plan)
+    if luns:
+        lines += ["luns (the paths to each):", *luns]
     lines.append("waits (seconds): " + " ".join(f"{k}={v:g}" for k, v in plan.timeouts.to_json().items()))
     whole_lun = plan.targets or plan.dhcp_root is not None
     lines.append(f"root: {plan.root or ('(the first target LUN)' if whole_lun else '-')}")

@@ -340,3 +340,15 @@ def test_after_switch_root_the_agent_follows_run_into_the_new_root(tmp_path: Pat
         "pyiscsi agent: switch_root seen: followed /run into the real root",
         "after True ['run', 'sbin']",  # its root is now the new root, whose /run is the one it held
     ]
+
+
+def test_the_agent_owns_every_path_of_the_root_lun_with_its_own_replacement_timeout(tmp_path) -> None:
+    bob = Credentials(Chap("bob", Secret("recorded-never")))
+    second = replace(ROOT, session=replace(ROOT.session, portal=Portal("10.0.3.2", 3260), sid=5, credentials=bob))
+    second = replace(second, replacement=5.0)
+    plan = _plan(TargetPlan(ROOT_T, "10.0.2.2", chap=ALICE), TargetPlan(ROOT_T, "10.0.3.2", chap=BOB))
+    write_sessions([replace(ROOT, replacement=5.0), second], tmp_path / "sessions.json")
+    rows = read_sessions(tmp_path / "sessions.json", plan_secrets(plan))
+    owned = owned_sessions(rows, plan)
+    assert [(o.sid, o.root, o.replacement_timeout) for o in owned] == [(3, True, 5.0), (5, True, 5.0)]
+    assert [o.session.credentials.chap for o in owned] == [ALICE, BOB]  # each from the entry at its own portal

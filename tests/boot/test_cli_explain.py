@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from boot import cli
+from boot import cli, planner
 from initiator.errors import ExitStatus
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "ibft"
@@ -21,6 +21,14 @@ INTERFACE_KEYS = ["name", "mac", "vlan", "mtu", "method", "addresses", "gateway"
 TARGET_KEYS = ["name", "address", "port", "lun", "iface", "chap", "reverse_chap", "source"]
 WAITS = ["total", "iflink", "carrier", "dhcp", "ipv6dad", "ipv6auto", "dhcp6", "arp", "connect", "login", "disk",
          "replacement"]  # fmt: skip
+
+
+@pytest.fixture
+def multipathd(tmp_path, monkeypatch):
+    """The image carries dm-multipath's daemon (boot.planner looks for it)."""
+    daemon = tmp_path / "multipathd"
+    daemon.write_text("")
+    monkeypatch.setattr(planner, "MULTIPATHD", (str(daemon),))
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -252,3 +260,83 @@ def test_refused_link_forms_exit_2_with_one_line(capsys, line, message):
     status, out, err = run(capsys, "--cmdline", line, "--ibft", "none")
     assert status == ExitStatus.BAD_INPUT and out == ""
     assert err.count("\n") == 1 and message in err
+
+
+# ---- LUNs and their paths (boot.paths) ---------------------------------------------------------------------------
+
+D0 = "iqn.2026-11.test:data"
+
+
+@pytest.mark.parametrize(
+    ("cmdline", "lines"),
+    [
+        (
+            f"netroot=iscsi:10.0.2.2::::{T0}",
+            [f"  {T0} lun 0: the root uses 10.0.2.2:3260 (replacement timeout 120s)"],
+        ),
+        (
+            f"netroot=iscsi:10.0.2.2::::{T0} netroot=iscsi:[fec0::2]::3261::{T0} netroot=iscsi:10.0.2.2:::2:{D0}",
+            [
+                f"  {T0} lun 0: the root LUN has 2 paths: 10.0.2.2:3260 [fec0::2]:3261, the root is the dm-multipath "
+                "device over them (replacement timeout 5s)",
+                f"  {D0} lun 2: 1 path: 10.0.2.2:3260 (replacement timeout 120s)",
+            ],
+        ),
+        (
+            f"netroot=iscsi:10.0.2.2::::{T0} netroot=iscsi:10.0.3.2::::{T0} rd.pyiscsi.timeout.replacement=60",
+            [
+                f"  {T0} lun 0: the root LUN has 2 paths: 10.0.2.2:3260 10.0.3.2:3260, the root is the dm-multipath "
+                "device over them (replacement timeout 60s)",
+            ],
+        ),
+        (
+            "netroot=iscsi:10.0.2.2::::",
+            [
+                "  (SendTargets discovery at 10.0.2.2:3260, known at boot) lun 0: the root uses 10.0.2.2:3260 "
+                "(replacement timeout 120s)"
+            ],
+        ),
+    ],
+)
+def test_text_shows_each_lun_with_its_paths_and_what_the_root_uses(capsys, multipathd, cmdline, lines):
+    status, out, _ = run(capsys, "--cmdline", f"ip=dhcp {cmdline}", "--ibft", "none")
+    text = out.splitlines()
+    at = text.index("luns (the paths to each):")
+    assert status == 0 and text[at + 1 : at + 1 + len(lines)] == lines
+
+
+def test_without_multipathd_the_root_is_one_paths_disk(capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(planner, "MULTIPATHD", (str(tmp_path / "absent"),))
+    cmdline = f"ip=dhcp netroot=iscsi:10.0.2.2::::{T0} netroot=iscsi:10.0.3.2::::{T0}"
+    status, out, _ = run(capsys, "--cmdline", cmdline, "--ibft", "none")
+    text = out.splitlines()
+    assert status == 0 and text[text.index("luns (the paths to each):") + 1] == (
+        f"  {T0} lun 0: the root LUN has 2 paths: 10.0.2.2:3260 10.0.3.2:3260, no dm-multipath in this image (or "
+        "rd.multipath=0): the root uses one path's disk (replacement timeout 120s)"
+    )
+
+
+def test_json_shows_each_lun_with_its_paths(capsys, multipathd):
+    doc = explain_json(
+        capsys,
+        f"ip=dhcp netroot=iscsi:10.0.2.2::::{T0} netroot=iscsi:[fec0::2]::3261::{T0} netroot=iscsi:10.0.2.2:::2:{D0}",
+    )
+    assert doc["luns"] == [
+        {"name": T0, "lun": 0, "portals": ["10.0.2.2:3260", "[fec0::2]:3261"], "root": True, "multipath": True,
+         "dm_multipath": True, "replacement": 5.0},
+        {"name": D0, "lun": 2, "portals": ["10.0.2.2:3260"], "root": False, "multipath": False,
+         "dm_multipath": False, "replacement": 120.0},
+    ]  # fmt: skip
+    assert any(n.startswith(f"target {T0} lun 0: 2 paths") for n in doc["notes"])
+
+
+def test_a_target_name_with_control_characters_is_escaped_in_the_lun_lines(capsys, monkeypatch):
+    from boot.commands import explain
+    from boot.plan import BootPlan, TargetPlan
+
+    name = "iqn.2026-11.x:a\x1b[2Jb"
+    plan = BootPlan("iqn.2026-11.x:i", targets=(TargetPlan(name, "10.0.2.2"), TargetPlan(name, "10.0.3.2")))
+    monkeypatch.setattr(explain, "plan_from_args", lambda args: plan)
+    status, out, _ = run(capsys, "--cmdline", "", "--ibft", "none")
+    assert status == 0 and "\x1b" not in out
+    assert "  iqn.2026-11.x:a\\x1b[2Jb lun 0: the root LUN has 2 paths: 10.0.2.2:3260 10.0.3.2:3260" in out

@@ -190,3 +190,33 @@ def test_boot_marks_the_ibft_source_before_the_plan(fake_boot, monkeypatch) -> N
     monkeypatch.setattr(orchestrate, "run_boot", lambda *a, **k: before_run.extend(lines) or fake_run(*a, **k))
     assert boot_command._boot(args, boot_command.Timeline(out=lines.append, kmsg=None, clock=lambda: 3.5)) == 0
     assert before_run == ["PYISCSI-MARK firmware 3.500 ibft=acpi:/sys/firmware/acpi/tables/iBFT"]
+
+
+# -- a multipath root named by the whole-LUN link: said, not hidden ------------------------------------------------
+
+
+@pytest.mark.parametrize(("root", "paths", "warned"), [(None, 2, True), (None, 1, False), ("LABEL=root", 2, False)])
+def test_the_root_link_over_one_path_of_several_is_a_warning(fake_boot, monkeypatch, root, paths, warned) -> None:
+    from dataclasses import replace
+
+    import boot.commands.plan_args as plan_args
+    import boot.orchestrate as orchestrate
+    import boot.rootdev as rootdev
+    from boot.plan import BootPlan
+
+    args, _plans, events, state_dir = fake_boot
+    (session,) = orchestrate.run_boot(None, None, None, None)
+    rows = [replace(session, device=f"/dev/sd{'ab'[i]}") for i in range(paths)]
+    monkeypatch.setattr(orchestrate, "run_boot", lambda plan, steps, timeline, warn: rows)
+    monkeypatch.setattr(plan_args, "plan_from_args", lambda args: BootPlan("iqn.x:y", root=root, agent=False))
+    monkeypatch.setattr(rootdev, "link_root", lambda device, link: events.append(f"link {link} {device}"))
+    assert boot_command._boot(args, boot_command.Timeline(out=lambda line: None, kmsg=None)) == 0
+    warnings = [e for e in events if e.startswith("warn: ")]
+    if warned:
+        assert warnings == [
+            "warn: the root LUN has 2 paths (/dev/sda, /dev/sdb); /dev/pyiscsiroot is only the first one's disk: "
+            "name the dm-multipath device (or the file system on it) in root= to use them all"
+        ]
+    else:
+        assert warnings == []
+    assert (state_dir / "booted").read_text() == "/dev/sda\n"

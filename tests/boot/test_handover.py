@@ -282,3 +282,26 @@ def test_the_snippet_without_a_live_agent_returns_at_once(tmp_path: Path, conten
     done = subprocess.run(_snippet(pid_file, 20), capture_output=True, text=True, timeout=20)
     assert done.returncode == 0, done.stderr
     assert not pid_file.exists()  # a stale file from a dead agent is cleared
+
+
+# ---- paths of one LUN ------------------------------------------------------------------------------------------
+
+ROOT_T2 = replace(ROOT_T, address="10.0.3.2", chap=Chap("bob", Secret("path-2-secret")))
+ROOT_S2 = replace(ROOT_S, session=replace(ROOT_S.session, portal=Portal("10.0.3.2", 3260), sid=2), device="/dev/sdb")
+
+
+def test_every_path_of_the_root_lun_gets_an_onboot_record_with_its_replacement_timeout():
+    plan = replace(PLAN, targets=(ROOT_T, ROOT_T2))
+    paths = [replace(ROOT_S, replacement=5.0), replace(ROOT_S2, replacement=5.0)]
+    files, _ = sysroot_files(paths, plan, None)
+    first = keys(files["etc/iscsi/nodes/iqn.2026-11.test:root/10.0.2.2,3260,1/default"][0])
+    second = keys(files["etc/iscsi/nodes/iqn.2026-11.test:root/10.0.3.2,3260,1/default"][0])
+    assert first["node.startup"] == second["node.startup"] == "onboot"
+    assert first["node.session.timeo.replacement_timeout"] == second["node.session.timeo.replacement_timeout"] == "5"
+    # each path's CHAP from the plan entry at its own portal
+    assert (first["node.session.auth.username"], second["node.session.auth.username"]) == ("alice", "bob")
+    assert "TimeoutStartSec=" in files[ISCSID_DROPIN][0]
+
+
+def test_a_session_without_its_own_replacement_timeout_takes_the_plans():
+    assert keys(node_record(ROOT_S, PLAN).render())["node.session.timeo.replacement_timeout"] == "300"

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field, replace
 
 import pytest
 
 from boot.cmdline import parse_cmdline
 from boot.net.state import InterfaceState
-from boot.orchestrate import run_boot, with_retries
+from boot.orchestrate import RootPathsFailed, run_boot, with_retries
+from boot.paths import MULTIPATH_REPLACEMENT
 from boot.plan import BootPlan, DhcpRootPlan, InterfacePlan, TargetPlan, Timeouts
 from boot.sessions import SessionState
 from boot.timeline import Timeline
@@ -44,13 +46,17 @@ def session_for(t: TargetPlan, sid: int) -> SessionState:
 @dataclass
 class FakeSteps:
     clock: FakeClock
-    failures: dict[str, list[PyiscsiError]] = field(default_factory=dict)  # target name -> errors, in order
+    failures: dict[str, list[PyiscsiError]] = field(default_factory=dict)  # target name or portal -> errors
     discovered: list[TargetPlan] = field(default_factory=list)
     disk_missing: set[str] = field(default_factory=set)
     calls: list[str] = field(default_factory=list)
     net_warnings: tuple[str, ...] = ()
     unreachable: set[str] = field(default_factory=set)  # addresses without a route
     root_path: str | None = None  # option 17 of eth0's lease
+    replacements: dict[str, float] = field(default_factory=dict)  # portal -> the replacement the attach was given
+    barrier: threading.Barrier | None = None  # every attach waits here: proves the logins run at once
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    attached: int = 0
 
     def bring_up(self, plan, deadline):
         self.calls.append("net")
@@ -69,23 +75,33 @@ class FakeSteps:
         return list(self.discovered)
 
     def attach(self, target, initiator, plan, deadline):
-        self.calls.append(f"attach {target.name}")
-        self.clock.advance(0.1)
-        errors = self.failures.get(target.name or "", [])
-        if errors:
-            raise errors.pop(0)
-        return session_for(target, sid=len([c for c in self.calls if c.startswith("attach")]))
+        portal = f"{target.address}:{target.port}"
+        with self.lock:
+            self.calls.append(f"attach {target.name}")
+            self.replacements[portal] = plan.timeouts.replacement
+            self.clock.advance(0.1)
+            errors = self.failures.get(portal) or self.failures.get(target.name or "", [])
+            error = errors.pop(0) if errors else None
+            if error is None:
+                self.attached += 1
+                sid = self.attached
+        if self.barrier is not None:
+            self.barrier.wait()
+        if error is not None:
+            raise error
+        return session_for(target, sid=sid)
 
     def wait_disk(self, row, deadline):
         session = row.session
         self.calls.append(f"disk {session.target}")
-        if session.target in self.disk_missing:
+        if {session.target, f"{session.portal.address}:{session.portal.port}"} & self.disk_missing:
             raise deadline.timeout(f"no block device for lun {session.lun}")
         return f"/dev/sd{chr(ord('a') + session.sid - 1)}"
 
     def sleep(self, seconds):
-        self.calls.append(f"sleep {seconds:g}")
-        self.clock.advance(seconds)
+        with self.lock:
+            self.calls.append(f"sleep {seconds:g}")
+            self.clock.advance(seconds)
 
 
 def make(clock: FakeClock, targets, **kw) -> tuple[BootPlan, FakeSteps, Timeline, list[str]]:
@@ -94,6 +110,7 @@ def make(clock: FakeClock, targets, **kw) -> tuple[BootPlan, FakeSteps, Timeline
         interfaces=(InterfacePlan(name="eth0"),),
         targets=tuple(targets),
         timeouts=Timeouts(login=5.0, disk=3.0, total=60.0),
+        dm_multipath=True,  # the image carries multipathd (a LUN's paths get the short replacement timeout)
     )
     lines: list[str] = []
     timeline = Timeline(out=lines.append, kmsg=None, clock=lambda: clock.now - 1000.0)
@@ -112,21 +129,17 @@ def run(plan, steps, timeline, warn):
 def test_root_then_data_in_plan_order_with_milestones(clock):
     plan, steps, timeline, lines = make(clock, [ROOT, DATA])
     sessions = run(plan, steps, timeline, warn=pytest.fail)
-    assert steps.calls == [
-        "net",
-        "route 10.0.2.2",
-        f"attach {ROOT.name}",
-        f"disk {ROOT.name}",
-        "route 10.0.2.2",
-        f"attach {DATA.name}",
-        f"disk {DATA.name}",
-    ]
-    assert [(s.session.target, s.root, s.device) for s in sessions] == [
-        (ROOT.name, True, "/dev/sda"),
-        (DATA.name, False, "/dev/sdb"),
-    ]
-    assert [m[0] for m in timeline.marks] == ["plan", "address", "login", "disk", "login", "disk"]
+    assert steps.calls[0] == "net"
+    per_target = [["route 10.0.2.2", f"attach {t.name}", f"disk {t.name}"] for t in (ROOT, DATA)]
+    assert sorted(steps.calls[1:]) == sorted(per_target[0] + per_target[1])
+    for name in (ROOT.name, DATA.name):  # each target: its login, then its disk
+        assert steps.calls.index(f"attach {name}") < steps.calls.index(f"disk {name}")
+    assert [(s.session.target, s.root) for s in sessions] == [(ROOT.name, True), (DATA.name, False)]
+    assert sorted(s.device for s in sessions) == ["/dev/sda", "/dev/sdb"]
+    assert [m[0] for m in timeline.marks][:2] == ["plan", "address"]
+    assert sorted(m[0] for m in timeline.marks[2:]) == ["disk", "disk", "login", "login"]
     assert all(line.startswith("PYISCSI-MARK ") for line in lines)
+    assert all(s.replacement is None for s in sessions)  # one path each: the plan's replacement timeout
 
 
 @pytest.mark.parametrize(
@@ -364,3 +377,184 @@ def test_a_root_path_with_a_password_never_shows_it(clock):
     with pytest.raises(CmdlineError) as info:
         run(plan, steps, timeline, warn=pytest.fail)
     assert "hunter2" not in str(info.value) and "***" in str(info.value)
+
+
+# ---- paths of one LUN (boot.paths) -------------------------------------------------------------------------------
+
+
+ROOT2 = replace(ROOT, address="10.0.3.2")  # the root LUN at a second portal
+ROOT3 = replace(ROOT, address="fec0::2", port=3261)
+P1, P2, P3 = "10.0.2.2:3260", "10.0.3.2:3260", "fec0::2:3261"
+
+
+def test_every_path_logs_in_at_once():
+    # each attach waits for the others: run one after another, the barrier breaks and the boot fails
+    clock = FakeClock()
+    plan, steps, timeline, _ = make(clock, [ROOT, ROOT2, DATA], barrier=threading.Barrier(3, timeout=30))
+    sessions = run(plan, steps, timeline, warn=pytest.fail)
+    assert len(sessions) == 3
+
+
+def test_root_lun_paths_come_first_in_plan_order_then_the_others(clock):
+    plan, steps, timeline, _ = make(clock, [ROOT, DATA, ROOT2, ROOT3])
+    sessions = run(plan, steps, timeline, warn=pytest.fail)
+    assert [(s.session.portal.address, s.session.target, s.root) for s in sessions] == [
+        ("10.0.2.2", ROOT.name, True),
+        ("10.0.3.2", ROOT.name, True),
+        ("fec0::2", ROOT.name, True),
+        ("10.0.2.2", DATA.name, False),
+    ]
+    (multipath,) = [m[2] for m in timeline.marks if m[0] == "multipath"]
+    assert multipath.startswith("root LUN: 3 of 3 paths up (")
+
+
+def test_multipath_sessions_get_the_short_replacement_timeout(clock):
+    plan, steps, timeline, _ = make(clock, [ROOT, ROOT2, DATA])
+    sessions = run(plan, steps, timeline, warn=pytest.fail)
+    assert steps.replacements == {P1: MULTIPATH_REPLACEMENT, P2: MULTIPATH_REPLACEMENT, "10.0.2.2:3261": 120.0}
+    assert [s.replacement for s in sessions] == [MULTIPATH_REPLACEMENT, MULTIPATH_REPLACEMENT, None]
+
+
+def test_without_dm_multipath_paths_keep_the_plain_replacement_timeout(clock):
+    plan, steps, timeline, _ = make(clock, [ROOT, ROOT2])
+    sessions = run(replace(plan, dm_multipath=False), steps, timeline, warn=pytest.fail)
+    assert steps.replacements == {P1: 120.0, P2: 120.0}  # the root is one path's disk: it must ride out an outage
+    assert [s.root for s in sessions] == [True, True]
+
+
+def test_a_replacement_timeout_set_on_the_command_line_is_kept_for_paths(clock):
+    plan, steps, timeline, _ = make(clock, [ROOT, ROOT2])
+    plan = replace(plan, timeouts=replace(plan.timeouts, replacement=30.0), replacement_given=True)
+    sessions = run(plan, steps, timeline, warn=pytest.fail)
+    assert steps.replacements == {P1: 30.0, P2: 30.0}
+    assert [s.replacement for s in sessions] == [30.0, 30.0]
+
+
+@pytest.mark.parametrize(
+    ("down", "disk_missing", "cause"),
+    [
+        ({P1: [NetworkError("connection refused")] * 100}, set(), "wait 'login' ran out after 5s"),
+        ({P2: [IscsiError("authentication failed (0x0201)")]}, set(), "authentication failed"),
+        ({}, {P1}, "wait 'disk' ran out after 3s"),
+        ({}, {P2}, "wait 'disk' ran out after 3s"),
+    ],
+)
+def test_one_root_path_down_is_one_warning_not_the_boot(clock, down, disk_missing, cause):
+    plan, steps, timeline, _ = make(clock, [ROOT, ROOT2], failures=dict(down), disk_missing=set(disk_missing))
+    warnings: list[str] = []
+    sessions = run(plan, steps, timeline, warn=warnings.append)
+    failed = next(iter(down or disk_missing))
+    alive = "10.0.3.2" if failed == P1 else "10.0.2.2"
+    assert [s.session.portal.address for s in sessions] == [alive]
+    assert len(warnings) == 1
+    assert warnings[0].startswith(f"path {ROOT.name} at {failed} lun 1 of the root LUN left out: ")
+    assert cause in warnings[0]
+    assert all(s.root for s in sessions) and len(sessions) == 1
+
+
+def test_a_down_path_costs_its_own_bound_only(clock):
+    plan, steps, timeline, _ = make(clock, [ROOT, ROOT2], failures={P2: [NetworkError("connection refused")] * 100})
+    run(plan, steps, timeline, warn=lambda _: None)
+    assert clock.now - 1000.0 <= plan.timeouts.login + 0.5
+
+
+def test_every_root_path_down_fails_in_one_line_naming_each_cause(clock):
+    down = {P1: [NetworkError("connection refused")] * 100, P2: [IscsiError("authentication failed (0x0201)")]}
+    plan, steps, timeline, _ = make(clock, [ROOT, ROOT2, DATA], failures=down)
+    warnings: list[str] = []
+    with pytest.raises(RootPathsFailed) as info:
+        run(plan, steps, timeline, warn=warnings.append)
+    text = str(info.value)
+    assert "\n" not in text
+    assert text.startswith("every path of the root LUN failed: ")
+    assert f"{ROOT.name} at 10.0.2.2:3260 lun 1: wait 'login' ran out after 5s" in text
+    assert f"{ROOT.name} at 10.0.3.2:3260 lun 1: authentication failed (0x0201)" in text
+    assert text.index("10.0.2.2:3260") < text.index("10.0.3.2:3260")  # plan order
+    assert info.value.exit_status == WaitTimeout.exit_status  # the first path's kind
+    assert len(warnings) == 2
+
+
+def test_one_root_path_failing_keeps_its_own_error(clock):
+    plan, steps, timeline, _ = make(
+        clock, [ROOT, DATA], failures={ROOT.name: [IscsiError("target not found (0x0203)")]}
+    )
+    with pytest.raises(IscsiError) as info:
+        run(plan, steps, timeline, warn=pytest.fail)
+    assert str(info.value) == "target not found (0x0203)" and not isinstance(info.value, RootPathsFailed)
+
+
+def test_a_root_path_without_a_route_is_one_path_down(clock):
+    plan, steps, timeline, _ = make(clock, [ROOT, ROOT2], unreachable={"10.0.2.2"})
+    warnings: list[str] = []
+    sessions = run(plan, steps, timeline, warn=warnings.append)
+    assert [s.session.portal.address for s in sessions] == ["10.0.3.2"]
+    assert len(warnings) == 1 and "no route to" in warnings[0]
+
+
+def test_a_data_lun_with_two_paths_one_down_is_a_warning(clock):
+    data2 = replace(DATA, address="10.0.3.2")
+    plan, steps, timeline, _ = make(clock, [ROOT, DATA, data2], failures={"10.0.3.2:3261": [IscsiError("gone")]})
+    warnings: list[str] = []
+    sessions = run(plan, steps, timeline, warn=warnings.append)
+    assert [(s.session.target, s.root, s.replacement) for s in sessions] == [
+        (ROOT.name, True, None),
+        (DATA.name, False, MULTIPATH_REPLACEMENT),
+    ]
+    assert warnings == [f"target {DATA.name} at 10.0.3.2:3261 lun 2 left out: gone"]
+
+
+def test_discovery_finding_the_root_at_two_portals_gives_two_root_paths(clock):
+    plan, steps, timeline, _ = make(clock, [DISCOVER], discovered=[ROOT, DATA, ROOT2])
+    sessions = run(plan, steps, timeline, warn=pytest.fail)
+    assert [(s.session.portal.address, s.session.target, s.root) for s in sessions] == [
+        ("10.0.2.2", ROOT.name, True),
+        ("10.0.3.2", ROOT.name, True),
+        ("10.0.2.2", DATA.name, False),
+    ]
+    assert steps.replacements[P1] == MULTIPATH_REPLACEMENT
+
+
+def test_a_named_root_and_a_discovery_entry_finding_its_second_path(clock):
+    other = replace(DISCOVER, address="10.0.3.2")
+    plan, steps, timeline, _ = make(clock, [ROOT, other], discovered=[ROOT2])
+    sessions = run(plan, steps, timeline, warn=pytest.fail)
+    assert [(s.session.portal.address, s.root) for s in sessions] == [("10.0.2.2", True), ("10.0.3.2", True)]
+
+
+def test_a_failing_second_discovery_entry_is_a_warning(clock):
+    other = replace(DISCOVER, address="10.0.3.2")
+    plan, steps, timeline, _ = make(clock, [ROOT, other], discovered=[])
+    warnings: list[str] = []
+    sessions = run(plan, steps, timeline, warn=warnings.append)
+    assert [s.session.target for s in sessions] == [ROOT.name]
+    assert len(warnings) == 1 and "reported no target" in warnings[0]
+
+
+def test_warnings_from_login_threads_never_overlap(clock):
+    inside = threading.Lock()
+    warnings: list[str] = []
+
+    def warn(line):
+        assert inside.acquire(blocking=False), "two warnings at once"
+        try:
+            warnings.append(line)
+        finally:
+            inside.release()
+
+    down = {p: [IscsiError(f"refused at {p}")] for p in ("10.0.2.2:3261", "10.0.3.2:3261", "10.0.4.2:3261")}
+    datas = [
+        replace(DATA, address=a, name=f"iqn.2026-11.test:d{i}")
+        for i, a in enumerate(["10.0.2.2", "10.0.3.2", "10.0.4.2"])
+    ]
+    plan, steps, timeline, _ = make(clock, [ROOT, *datas], failures=down)
+    run(plan, steps, timeline, warn=warn)
+    assert len(warnings) == 3
+
+
+def test_a_discovered_name_with_control_characters_is_escaped_in_the_warning(clock):
+    hostile = replace(DATA, name="iqn.2026-11.test:\x1b]0;x\x07")
+    plan, steps, timeline, _ = make(clock, [ROOT, DISCOVER], discovered=[hostile])
+    steps.failures[hostile.name] = [IscsiError("refused")]
+    warnings: list[str] = []
+    run(plan, steps, timeline, warn=warnings.append)
+    assert len(warnings) == 1 and "\x1b" not in warnings[0] and "\\x1b" in warnings[0]

@@ -33,12 +33,13 @@ def plan_of(tmp_path):
     """build_plan with no initiator file and a fixed machine id, so the name is predictable."""
     (tmp_path / "machine-id").write_text("0123456789abcdef0123456789abcdef\n")
 
-    def make(text: str, ibft: Ibft | None = None) -> BootPlan:
+    def make(text: str, ibft: Ibft | None = None, multipathd: bool = True) -> BootPlan:
         return build_plan(
             parse_cmdline(text),
             ibft,
             initiator_file=str(tmp_path / "absent"),
             machine_id_path=str(tmp_path / "machine-id"),
+            multipathd=multipathd,
         )
 
     return make
@@ -700,3 +701,57 @@ def test_link_phase_of_the_plan(plan_of):
                     "options": {"mode": "active-backup", "miimon": "100"}}  # fmt: skip
     assert plan_of("bond").bonds == (BondPlan("bond0", ("eth0", "eth1")),)
     assert plan_of("bridge").bridges == (BridgePlan("br0", ("eth0",)),)
+
+
+# ---- paths of one LUN (boot.paths) -------------------------------------------------------------------------------
+
+TWO_PATHS = f"ip=dhcp netroot=iscsi:10.0.2.2::::{T0} netroot=iscsi:10.0.3.2::::{T0}"
+
+
+@pytest.mark.parametrize(
+    ("extra", "given_", "replacement"),
+    [
+        ("", False, 120.0),
+        ("rd.iscsi.param=node.session.timeo.replacement_timeout=60", True, 60.0),
+        ("rd.pyiscsi.timeout.replacement=45", True, 45.0),
+        ("rd.iscsi.param=node.conn[0].timeo.login_timeout=9", False, 120.0),
+        ("rd.pyiscsi.timeout.login=9", False, 120.0),
+    ],
+)
+def test_the_plan_knows_whether_the_replacement_timeout_was_set(plan_of, extra, given_, replacement):
+    plan = plan_of(f"{TWO_PATHS} {extra}")
+    assert (plan.replacement_given, plan.timeouts.replacement) == (given_, replacement)
+    (note,) = [n for n in plan.notes if "paths" in n]
+    assert note.startswith(f"target {T0} lun 0: 2 paths (10.0.2.2:3260, 10.0.3.2:3260), logged in at once")
+    why = "as set on the command line" if given_ else "so dm-multipath fails I/O over quickly"
+    assert note.endswith(f"replacement timeout is {replacement if given_ else 5:g}s ({why})")
+
+
+@pytest.mark.parametrize(
+    ("multipathd", "extra", "dm"),
+    [(True, "", True), (True, "rd.multipath=default", True), (True, "rd.multipath=0", False), (False, "", False)],
+)
+def test_dm_multipath_needs_multipathd_in_the_image_and_no_rd_multipath_0(plan_of, multipathd, extra, dm):
+    plan = plan_of(f"{TWO_PATHS} {extra}", multipathd=multipathd)
+    assert plan.dm_multipath is dm
+    (note,) = [n for n in plan.notes if "paths" in n]
+    assert note.endswith("5s (so dm-multipath fails I/O over quickly)" if dm else "the root is one path's disk)")
+
+
+def test_load_plan_looks_for_multipathd(tmp_path):
+    daemon = tmp_path / "multipathd"
+    daemon.write_text("")
+    kw = {"initiator_file": str(tmp_path / "absent"), "machine_id_path": str(tmp_path / "absent")}
+    assert load_plan(TWO_PATHS, "none", multipathd_paths=(str(tmp_path / "no"), str(daemon)), **kw).dm_multipath
+    assert not load_plan(TWO_PATHS, "none", multipathd_paths=(str(tmp_path / "no"),), **kw).dm_multipath
+
+
+def test_two_ibft_targets_for_one_lun_are_two_paths(plan_of):
+    ibft = _ibft([_nic(0)], [_tgt(0, name=T0), _tgt(1, name=T0, ip=IP("192.0.2.2"))])
+    plan = plan_of("rd.iscsi.firmware", ibft)
+    assert [(t.name, t.address) for t in plan.targets] == [(T0, "192.0.2.1"), (T0, "192.0.2.2")]
+    assert any(n.startswith(f"target {T0} lun 0: 2 paths (192.0.2.1:3260, 192.0.2.2:3260)") for n in plan.notes)
+
+
+def test_one_path_makes_no_note(plan_of):
+    assert not [n for n in plan_of(f"ip=dhcp netroot=iscsi:10.0.2.2::::{T0}").notes if "paths" in n]

@@ -121,3 +121,24 @@ def test_every_record_is_checked_before_a_secret_is_asked_for(tmp_path):
 
 def test_no_secret_field_exists():
     assert not any("password" in k or "secret" in k for k in json.loads(json.dumps(S.to_json())))
+
+
+def test_a_path_of_a_multipath_lun_records_its_replacement_timeout(tmp_path):
+    path = tmp_path / "sessions.json"
+    paths = [S, SessionState(S.session, "/dev/sdb", True, 1.0, replacement=5.0)]
+    write_sessions(paths, path)
+    doc = json.loads(path.read_text())
+    assert "replacement" not in doc["sessions"][0] and doc["sessions"][1]["replacement"] == 5.0
+    back = read_sessions(path)
+    assert [r.replacement for r in back] == [None, 5.0]
+    assert [r.replacement_timeout(120.0) for r in back] == [120.0, 5.0]
+
+
+@pytest.mark.parametrize("value", ["5", True, -1, float("nan"), [5], 1e12])
+def test_a_bad_replacement_timeout_is_bad_input(tmp_path, value):
+    path = tmp_path / "sessions.json"
+    doc = json.loads(FILE)
+    doc["sessions"][0]["replacement"] = value
+    path.write_text(json.dumps(doc))
+    with pytest.raises(BadInputError, match="replacement must be a number of seconds"):
+        read_sessions(path, lambda *args: pytest.fail("asked for a secret"))
