@@ -213,6 +213,22 @@ def test_stock_iscsiadm_discovers_our_targets(tgtd: Tgtd) -> None:
         assert sorted(result6.stdout.splitlines()) == [f"{tgtd.portal6},1 {IQN}:a", f"{tgtd.portal6},1 {IQN}:b"]
 
 
+def test_second_portal_serves_the_same_target_and_survives_restart(tgtd: Tgtd) -> None:
+    """Two paths to one LUN: the target answers SendTargets at the second port too (tgt names the portal asked)."""
+    tgtd.add_target(f"{IQN}:two", [1 << 20])
+    second = tgtd.add_portal()
+    assert second != tgtd.port and tgtd.extra_ports == [second]
+    loopback4 = "0100007F"
+    assert {(loopback4, tgtd.port), (loopback4, second)} <= _listening_addresses(tgtd.pid or 0)
+    tgtd.restart()
+    assert _process_listens(tgtd.pid or 0, second, socket.AF_INET)
+    if iscsiadm.unavailable_reason() is None:
+        with iscsiadm.iscsid_stand_in():
+            result = iscsiadm.sendtargets(f"127.0.0.1:{second}", f"{IQN}:initiator")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines() == [f"127.0.0.1:{second},1 {IQN}:two"]
+
+
 def test_pause_holds_connections_silent_and_resume_answers_again(tgtd: Tgtd) -> None:
     tgtd.add_target(f"{IQN}:p", [1 << 20])
     tgtd.pause()

@@ -7,7 +7,7 @@ import stat
 import pytest
 
 from harness.errors import HarnessError
-from harness.ipxe import Chap, IpxeScript, SanTarget, StaticNet
+from harness.ipxe import Chap, IpxeScript, SanPaths, SanTarget, StaticNet
 from initiator.secret import Secret
 
 T1 = SanTarget("10.0.2.2", 3260, 1, "iqn.2026-11.org.pyiscsi:a")
@@ -143,3 +143,22 @@ def test_no_initrd_name_without_efi_or_without_an_initrd(script, kernel_line):
 def test_efi_initrd_name_that_cannot_work_is_refused(cmdline, name):
     with pytest.raises(HarnessError, match="initrd"):
         IpxeScript((T1,), "http://h/k", "http://h/i", cmdline, efi=True, initrd_name=name).render()
+
+
+def test_paths_of_one_lun_share_one_sanhook_and_one_drive():
+    """iPXE's multipath SAN device: `sanhook uri1 uri2`; a second drive still gets its own number."""
+    first_path = SanTarget("10.0.2.2", 3261, 1, "iqn.2026-11.org.pyiscsi:a")
+    script = IpxeScript((SanPaths((T1, first_path)), T2), "http://h/k")
+    hooks = [line for line in _lines(script) if line.startswith("sanhook")]
+    assert hooks == [
+        "sanhook iscsi:10.0.2.2::3260:1:iqn.2026-11.org.pyiscsi:a iscsi:10.0.2.2::3261:1:iqn.2026-11.org.pyiscsi:a"
+        " || goto failed",
+        "sanhook --drive 0x81 iscsi:10.0.2.2::3261:2:iqn.2026-11.org.pyiscsi:b || goto failed",
+    ]
+
+
+def test_paths_need_at_least_one_uri_and_are_checked_like_one():
+    with pytest.raises(HarnessError, match="at least one"):
+        SanPaths(())
+    with pytest.raises(HarnessError, match="iqn"):
+        IpxeScript((SanPaths((T1, SanTarget("10.0.2.2", 3261, 1, "iqn x"))),), "http://h/k").render()

@@ -17,6 +17,8 @@ tgt facts the callers should know:
   pause()/resume() freeze and thaw it (a target that hangs with its connections open).
 - tgt never redirects a login to the address the initiator itself has: redirect tests put the second tgtd on
   127.0.0.2 (`Tgtd(host="127.0.0.2")`), the rest of 127.0.0.0/8 works without setup.
+- `add_portal()` makes tgtd listen on a second port of the same host: every target is then reachable at two
+  portals (two paths to one LUN, for multipath tests); restart() brings it back on the same port.
 - `Tgtd(host=ADDR, netns=NS)` runs tgtd inside network namespace NS (`ip netns exec`; harness.netlab makes one)
   with its portal on ADDR:3260 there, so it advertises the address the initiator really reaches; its control
   socket is a file under /run/tgtd, so tgtadm works from the host as usual.
@@ -141,6 +143,7 @@ class Tgtd:
         self.port = 0
         self.control_port = 0
         self.targets: dict[str, Target] = {}
+        self.extra_ports: list[int] = []  # add_portal(): more portals on host, every target behind each
         self._journal: list[tuple[str, ...]] = []
         self._accounts: set[str] = set()
         self._process: subprocess.Popen[bytes] | None = None
@@ -193,6 +196,7 @@ class Tgtd:
             problem = self._spawn(port, control)
             if problem is None:
                 self._replay()
+                self._wait_extra_portals()
                 return self
             failures.append(problem)
         raise TgtdError("tgtd did not start: " + "; ".join(failures))
@@ -304,6 +308,26 @@ class Tgtd:
     def _replay(self) -> None:
         for command in self._journal:
             self._tgtadm_raw(*command)
+
+    def _wait_extra_portals(self) -> None:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        deadline = Deadline("tgtd portal", START_BOUND)
+        for port in self.extra_ports:
+            problem = self._wait_listening(deadline, port, family)
+            if problem is not None:
+                raise TgtdError(f"extra portal {self.host}:{port}: {problem}")
+
+    def add_portal(self, port: int | None = None) -> int:
+        """Listen on one more port of host (a free one unless given); returns it. Every target is served there too."""
+        if not self.running:
+            raise TgtdError("add_portal: tgtd is not running")
+        if port is None:  # in our own namespace nothing else listens: the ports after iSCSI's own
+            port = ISCSI_PORT + 1 + len(self.extra_ports) if self.netns else _free_port(self.host, both_families=False)
+        address = f"[{self.host}]:{port}" if ":" in self.host else f"{self.host}:{port}"
+        self.tgtadm("--op", "new", "--mode", "portal", "--param", f"portal={address}")
+        self.extra_ports.append(port)
+        self._wait_extra_portals()
+        return port
 
     # -- configuration -------------------------------------------------------------------------------------
     def tgtadm(self, *args: str) -> str:

@@ -7,6 +7,10 @@ up at all. `boot(b, kernel, initrd)` starts tgtd on 127.0.0.1 with the real root
 that LUN, runs QEMU, and when the real root prints `PYISCSI-MARK await-failure` restarts tgtd (a connection
 failure iscsid must recover from).
 
+`paths=N` makes tgtd listen on N ports (`{port2}`... for the others): N paths to the root LUN, which an iPXE boot
+names in one `sanhook` (iPXE's multipath SAN device, one iBFT target per path). `{downport}` is a port of
+127.0.0.1 nothing listens on (a path that is down: the guest's connection is refused).
+
 `firmware=Firmware.UEFI` boots the same through OVMF (q35, a private copy of its variables in the boot's temporary
 directory): UEFI iPXE's `sanhook` leaves the iBFT as an ACPI table, and the kernel line names the initrd.
 
@@ -31,7 +35,7 @@ from harness import rootimage
 from harness.console import ConsoleParser, ConsoleResult, ReadEnd, finish, read_console
 from harness.errors import HarnessError
 from harness.http import GUEST_HOST, StaticServer
-from harness.ipxe import Chap, IpxeScript, SanTarget, StaticNet
+from harness.ipxe import Chap, IpxeScript, SanPaths, SanTarget, StaticNet
 from harness.paths import CACHE, REPO
 from harness.qemu import OVMF_CODE, OVMF_VARS, Firmware, VmSpec, build_command, choose_accel, stop, uefi_vars
 from initiator.deadline import Deadline
@@ -70,6 +74,7 @@ class Boot:
     memory_mb: int = 768
     ipv6: bool = False  # tgtd listens on [::1] too; the guest reaches it as [fec0::2] ({host6})
     firmware: Firmware = Firmware.BIOS  # UEFI: OVMF on q35 (see the module docstring)
+    paths: int = 1  # portals (tgtd ports) of the root target: {port}, {port2}, ...; iPXE hooks them all
 
 
 @dataclass(frozen=True)
@@ -78,7 +83,7 @@ class BootResult:
     console: ConsoleResult
     port: int
     restarted: bool = False
-    extra: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)  # "ports": every portal port, the main one first; "downport"
 
     def mark(self, name: str) -> float | None:
         marker = self.console.marker(name)
@@ -150,6 +155,8 @@ def boot(spec: Boot, vmlinuz: Path, initrd: Path, root_image: Path, bound: float
         )  # fmt: skip
         for extra in spec.extra_targets:
             tgt.add_target(extra, [LunSpec(8 << 20)])
+        ports = [tgt.port] + [tgt.add_portal() for _ in range(1, spec.paths)]
+        down = _free_tcp_port()
         if spec.chap or spec.mutual:
             tgt.add_chap(target, USER, SECRET)
             if spec.mutual:
@@ -158,6 +165,8 @@ def boot(spec: Boot, vmlinuz: Path, initrd: Path, root_image: Path, bound: float
             "host": GUEST_HOST,
             "host6": GUEST_HOST6,
             "port": str(tgt.port),
+            **{f"port{n}": str(port) for n, port in enumerate(ports[1:], start=2)},
+            "downport": str(down),
             "iqn": spec.iqn,
             "lun": str(spec.lun),
             "uuid": rootimage.root_uuid(disk),
@@ -198,8 +207,9 @@ def boot(spec: Boot, vmlinuz: Path, initrd: Path, root_image: Path, bound: float
                         RUSER if spec.mutual else None,
                         Secret(RSECRET) if spec.mutual else None,
                     )
+                hooks = tuple(SanTarget(GUEST_HOST, port, spec.lun, spec.iqn) for port in ports)
                 script = IpxeScript(
-                    targets=(SanTarget(GUEST_HOST, tgt.port, spec.lun, spec.iqn),),
+                    targets=(hooks[0] if len(hooks) == 1 else SanPaths(hooks),),
                     kernel_url=http.guest_url("vmlinuz"),
                     initrd_url=http.guest_url("initrd.img"),
                     # EFI: the script adds initrd=<name> (the EFI stub loads it); BIOS: as it always was
@@ -219,11 +229,18 @@ def boot(spec: Boot, vmlinuz: Path, initrd: Path, root_image: Path, bound: float
                         uefi_vars=ovmf_vars)  # fmt: skip
             argv = _netdev(build_command(vm, accel), spec)
             console = _run_qemu(argv, bound, log_path, {"await-failure": restart}, spec.stop_on)
-    return BootResult(spec, console, tgt.port, bool(restarted))
+    return BootResult(spec, console, tgt.port, bool(restarted), {"ports": ports, "downport": down})
 
 
 def _same_fs(a: Path, b: Path) -> bool:
     return a.stat().st_dev == b.stat().st_dev
+
+
+def _free_tcp_port() -> int:
+    """A port of 127.0.0.1 nobody listens on now (the kernel's choice, given back at once)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def _free_udp_port() -> int:

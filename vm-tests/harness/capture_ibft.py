@@ -29,7 +29,7 @@ from harness import images, kernel
 from harness.console import ConsoleResult
 from harness.errors import HarnessError
 from harness.http import GUEST_HOST, StaticServer
-from harness.ipxe import Chap, IpxeScript, SanTarget, StaticNet
+from harness.ipxe import Chap, IpxeScript, SanPaths, SanTarget, StaticNet
 from harness.paths import CACHE, REPO
 from harness.qemu import VmSpec, run
 from initiator.secret import Secret
@@ -58,6 +58,7 @@ sleep 5
 class TargetSetup:
     iqn: str
     lun: int = 1  # tgt's LUN 0 is its controller; the first disk is LUN 1
+    paths: int = 1  # >1: tgtd listens on that many ports and one `sanhook` names the LUN at each (multipath)
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,11 @@ SCENARIOS = {
             ),
         ),
         Scenario(
+            "ipxe-two-paths",
+            (TargetSetup("iqn.2026-11.org.pyiscsi:paths", paths=2),),
+            description="DHCP, one LUN at two portals (tgtd on two ports), one sanhook with both URIs, no CHAP",
+        ),
+        Scenario(
             "ipxe-two-targets",
             (TargetSetup("iqn.2026-11.org.pyiscsi:first"), TargetSetup("iqn.2026-11.org.pyiscsi:second")),
             description="DHCP, two sanhooks (the second with --drive 0x81), no CHAP",
@@ -108,6 +114,7 @@ class IbftCapture:
     console: ConsoleResult
     portal_port: int
     http_requests: tuple[str, ...] = field(default=())
+    portal_ports: tuple[int, ...] = field(default=())  # every port tgtd listened on, the main one first
 
 
 def find_ibft(region: bytes, base: int = LOW_START) -> tuple[int, bytes] | None:
@@ -171,6 +178,9 @@ def boot_scenario(scenario: Scenario, bound: float = BOOT_BOUND) -> IbftCapture:
         serve.chmod(0o755)
         shutil.copy(kern.vmlinuz, serve / "vmlinuz")
         shutil.copy(initrd, serve / "initrd.img")
+        ports = [tgt.port]
+        while len(ports) < max(t.paths for t in scenario.targets):
+            ports.append(tgt.add_portal())
         for setup in scenario.targets:
             target = tgt.add_target(setup.iqn, [LunSpec(16 << 20)])
             if scenario.chap is not None:
@@ -179,7 +189,7 @@ def boot_scenario(scenario: Scenario, bound: float = BOOT_BOUND) -> IbftCapture:
                     tgt.add_mutual_chap(target, scenario.chap.reverse_username, scenario.chap.reverse_password.reveal())
         with StaticServer(serve) as http:
             script = IpxeScript(
-                targets=tuple(SanTarget(GUEST_HOST, tgt.port, t.lun, t.iqn) for t in scenario.targets),
+                targets=tuple(_hook(t, ports) for t in scenario.targets),
                 kernel_url=http.guest_url("vmlinuz"),
                 initrd_url=http.guest_url("initrd.img"),
                 cmdline=GUEST_APPEND,
@@ -195,7 +205,14 @@ def boot_scenario(scenario: Scenario, bound: float = BOOT_BOUND) -> IbftCapture:
     log = console.log()
     region = lowmem_from_log(log)
     found = find_ibft(region) if region else None
-    return IbftCapture(found[1] if found else None, sysfs_from_log(log), console, tgt.port, requests)
+    table = found[1] if found else None
+    return IbftCapture(table, sysfs_from_log(log), console, tgt.port, requests, tuple(ports))
+
+
+def _hook(setup: TargetSetup, ports: list[int]) -> SanTarget | SanPaths:
+    if setup.paths == 1:
+        return SanTarget(GUEST_HOST, ports[0], setup.lun, setup.iqn)
+    return SanPaths(tuple(SanTarget(GUEST_HOST, port, setup.lun, setup.iqn) for port in ports[: setup.paths]))
 
 
 def sidecar(scenario: Scenario, capture: IbftCapture) -> dict:
@@ -216,7 +233,7 @@ def sidecar(scenario: Scenario, capture: IbftCapture) -> dict:
             {
                 "name": t.iqn,
                 "ip": GUEST_HOST,
-                "port": capture.portal_port,
+                "port": port,
                 "lun": t.lun,
                 "chap_name": chap.username if chap else None,
                 "chap_secret": chap.password.reveal() if chap else None,
@@ -224,6 +241,7 @@ def sidecar(scenario: Scenario, capture: IbftCapture) -> dict:
                 "reverse_chap_secret": chap.reverse_password.reveal() if chap and chap.reverse_password else None,
             }
             for t in scenario.targets
+            for port in capture.portal_ports[: t.paths]
         ],
         "table_length": len(capture.table) if capture.table else None,
         "linux_sysfs": capture.sysfs,

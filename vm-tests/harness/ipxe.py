@@ -1,5 +1,8 @@
 """iPXE scripts: network settings, CHAP, initiator name, one `sanhook` per target, then kernel/initrd/boot.
 
+A `SanPaths` is one drive with several URIs (`sanhook uri1 uri2`: iPXE's multipath SAN device, the paths of
+one LUN); iPXE writes one iBFT target per path it logged in to.
+
 `sanhook` logs in to the target and leaves an iBFT describing it (and the NIC and initiator) in low memory,
 which is exactly what a firmware-booted machine hands Linux. Values go into the script verbatim, so they are
 checked here: iPXE would split on whitespace and expand `${...}`.
@@ -65,6 +68,20 @@ class SanTarget:
 
 
 @dataclass(frozen=True)
+class SanPaths:
+    """One `sanhook` with several URIs: the paths of one LUN (e.g. two portals of one target)."""
+
+    paths: tuple[SanTarget, ...]
+
+    def __post_init__(self) -> None:
+        if not self.paths:
+            raise HarnessError("sanhook paths: at least one URI")
+
+    def uri(self) -> str:
+        return " ".join(path.uri() for path in self.paths)
+
+
+@dataclass(frozen=True)
 class Chap:
     username: str
     password: Secret
@@ -76,7 +93,7 @@ class Chap:
 class IpxeScript:
     """What the script does, top to bottom."""
 
-    targets: tuple[SanTarget, ...]
+    targets: tuple[SanTarget | SanPaths, ...]  # one sanhook (one drive) each
     kernel_url: str
     initrd_url: str | None = None
     cmdline: str = ""
