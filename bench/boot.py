@@ -86,7 +86,8 @@ PHASES = (
     Phase("disk", "disk", marker="disk", pattern=re.compile(r"\[sd[a-z]+\] Attached SCSI disk")),
     Phase("booted", "booted", marker="booted"),
     Phase("rootfs", "root mounted", pattern=re.compile(r"(?:EXT4-fs|XFS) \(\S+\): (?:mounted|Ending clean)")),
-    Phase("handover", "handover", marker="handover"),
+    # the line `pyiscsi handover` prints, and the agent logs when it does the handover on request
+    Phase("handover", "handover", pattern=re.compile(r"\d+ file\(s\) written for the real root")),
     Phase("realroot", "real root's init", marker="realroot"),
 )
 PHASE_NAMES = tuple(p.name for p in PHASES)

@@ -231,6 +231,8 @@ class RecoveryLoop:
         self.log = log
         self.reconnect_fn = reconnect_fn
         self.deferred: list[nl.Message] = []
+        # descriptors the owner also waits on, with what to do when one is readable (the agent's requests)
+        self.also_wait: dict[int, Callable[[], None]] = {}
         self.gave_up: set[int] = set()
         self.recovered = 0
         self.md5_learned: set[int] = set()
@@ -292,7 +294,7 @@ class RecoveryLoop:
         wake = self.policy.next_wake()
         if wake is not None:
             timeout = max(0.0, min(timeout, wake - self.clock()))
-        fds = [self.channel.events_fileno()] + ([stop_fd] if stop_fd is not None else [])
+        fds = [self.channel.events_fileno(), *self.also_wait] + ([stop_fd] if stop_fd is not None else [])
         try:
             ready, _, _ = select.select(fds, [], [], timeout)
         except InterruptedError:  # pragma: no cover - PEP 475 retries; a signal handler may still land here
@@ -307,6 +309,9 @@ class RecoveryLoop:
                 self.resync()
             else:
                 self.execute(self.policy.on_event(msg))
+        for fd in ready:
+            if fd in self.also_wait:
+                self.also_wait[fd]()
         self.execute(self.policy.due())
         return not (stop_fd is not None and stop_fd in ready)
 

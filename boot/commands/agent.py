@@ -18,8 +18,11 @@ Ownership protocol: exactly one owner of recovery at any time.
     refuses to start while the pid file names a live process (status 1). A session that failed before the
     agent listened (its error reached no one) is found FAILED in sysfs when the agent starts, and recovered.
  2. Taking it over from `pyiscsi boot`. At the end of a successful boot (sessions file written, before
-    `booted`) `pyiscsi boot` starts `@pyiscsi-agent -I -S -B -m boot agent --daemon` and waits for its exit
-    status (bounded), i.e. until the agent listens; a failure is one warning line, not a failed boot.
+    `booted`) `pyiscsi boot` forks the agent (`daemonize`: the child marks its argv[0] with '@', boot.argv0,
+    and owns the sessions the boot holds in memory, secrets included, so it needs no interpreter, imports or
+    plan of its own) and waits (bounded) until it listens; with another thread still running (a fork copies
+    only the calling one) it starts `@pyiscsi-agent -s -P -S -B -m boot agent --daemon` instead and waits for its
+    exit status. A failure is one warning line, not a failed boot.
     `rd.pyiscsi.agent=0` / `pyiscsi boot --no-agent` leave it out (`explain` prints the choice).
  3. Keeping it across switch_root. The pid file lives in /run, which moves into the real root. systemd kills
     initramfs processes at switch_root unless argv[0] starts with '@' (systemd's root-storage-daemon rule).
@@ -293,7 +296,7 @@ def owned_sessions(sessions, plan, time2wait: float = DEFAULT_TIME2WAIT):  # typ
 # -- run -----------------------------------------------------------------------------------------------------
 
 
-def _serve(owned, pid_file: Path, ready_fd: int | None) -> int:  # type: ignore[no-untyped-def]
+def _serve(owned, pid_file: Path, ready_fd: int | None, plan=None) -> int:  # type: ignore[no-untyped-def]
     from boot.atomic import write_atomic
     from initiator.kernel import NetlinkIscsi
     from initiator.recovery import RecoveryLoop
@@ -307,13 +310,33 @@ def _serve(owned, pid_file: Path, ready_fd: int | None) -> int:  # type: ignore[
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    asked_r, asked_w = os.pipe()
+    os.set_blocking(asked_w, False)
+    os.set_blocking(asked_r, False)
+
+    def on_request(signum: int, _frame: object) -> None:
+        with contextlib.suppress(OSError):
+            os.write(asked_w, b"h")
+
+    if plan is not None:  # before anyone can read the pid file: SIGUSR1's default action would end the agent
+        signal.signal(signal.SIGUSR1, on_request)
+    with contextlib.suppress(OSError):  # what the step before switch_root checks before it signals (ps shows it)
+        Path("/proc/self/comm").write_text(COMM)
     prepare_for_switch_root()
+    state_dir = pid_file.parent
     follower = RunFollower("/" + pid_file.resolve().parts[1] if len(pid_file.resolve().parts) > 1 else "/run")
+    switched = []
 
     class Loop(RecoveryLoop):
         def step(self, timeout: float, stop_fd: int | None = None) -> bool:
-            follower.check()
+            if follower.check():
+                switched.append(True)
             return super().step(timeout, stop_fd)
+
+    def asked() -> None:
+        with contextlib.suppress(OSError):
+            os.read(asked_r, 64)
+        serve_handover(state_dir, plan, bool(switched))
 
     try:
         with NetlinkIscsi() as netlink:  # subscribed from here on: only now may the pid file say "listening"
@@ -324,6 +347,9 @@ def _serve(owned, pid_file: Path, ready_fd: int | None) -> int:  # type: ignore[
                 os.write(ready_fd, b"ok")
                 os.close(ready_fd)
             loop = Loop(netlink, owned, lambda line: log(line))
+            if plan is not None:  # the step before switch_root may ask for the handover (HANDOVER_REQUEST)
+                loop.also_wait[asked_r] = asked
+                prepare_handover()
             loop.run(stop_r)
     finally:  # the netlink sockets are closed: only now may the pid file go (the next owner waits for that)
         follower.check()
@@ -333,6 +359,54 @@ def _serve(owned, pid_file: Path, ready_fd: int | None) -> int:  # type: ignore[
                 pid_file.unlink()
     log("stopped listening: recovery is now the next owner's")
     return 0
+
+
+# -- the handover, on request ---------------------------------------------------------------------------------
+
+# The step before switch_root (pyiscsi-lib.sh's pyiscsi_handover) writes the real root's path here, then sends
+# the agent SIGUSR1 and waits (bounded) for HANDOVER_DONE: the agent writes the real root's files with the plan
+# it holds, so no third interpreter starts. Without an agent (or no answer) the step runs `pyiscsi handover`.
+COMM = "pyiscsi-agent"  # /proc/<pid>/comm of a listening agent, however it was started
+HANDOVER_REQUEST = "handover.request"
+HANDOVER_DONE = "handover.done"  # "<exit status>\n" once the files are written (0) or the cause was logged
+
+
+def prepare_handover() -> None:
+    """Import what the handover needs while the boot is mounting the root, not when it is asked."""
+    import boot.commands.handover
+    import boot.handover
+    import boot.keepnet
+    import boot.net.state  # noqa: F401
+
+
+def serve_handover(state_dir: Path, plan, switched: bool) -> int:  # type: ignore[no-untyped-def]
+    """Carry out one request: write the real root's files, log what `pyiscsi handover` prints, then write the
+    status to HANDOVER_DONE (the requester waits for that file). Returns the status."""
+    from boot.atomic import write_atomic
+    from boot.commands.handover import hand_over
+    from initiator.errors import PyiscsiError
+    from initiator.printable import printable
+
+    status = 1
+    try:
+        if switched:
+            raise UsageError("asked after switch_root: the handover is the initramfs's step")
+        given = (state_dir / HANDOVER_REQUEST).read_text(errors="replace").strip()
+        sysroot = Path(given)
+        if not sysroot.is_absolute() or not sysroot.is_dir():
+            raise BadInputError("--sysroot", printable(given), "not a directory (is the real root mounted?)")
+        for line in hand_over(sysroot, state_dir, Path("/"), plan, lambda line: log(f"handover: {line}", True)):
+            log(f"handover: {line}")
+        status = 0
+    except PyiscsiError as exc:
+        log(f"handover failed: {exc}", warning=True)
+    except OSError as exc:
+        log(f"handover failed: {exc.filename or ''}: {exc.strerror}", warning=True)
+    try:
+        write_atomic(state_dir / HANDOVER_DONE, f"{status}\n", mode=0o644)
+    except OSError as exc:
+        log(f"handover: cannot write {HANDOVER_DONE}: {exc.strerror}", warning=True)
+    return status
 
 
 def _detach_stdio() -> None:
@@ -370,16 +444,30 @@ def run(args: argparse.Namespace) -> int:
     owned = owned_sessions(rows, plan())
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     if not args.daemon:
-        return _serve(owned, pid_file, None)
+        return _serve(owned, pid_file, None, plan)
+    child = daemonize(owned, pid_file, plan=plan)
+    print(f"pyiscsi agent: pid {child} listening; pid file {pid_file}")
+    return 0
+
+
+def daemonize(owned, pid_file: Path, storage_daemon: bool = False, plan=None) -> int:  # type: ignore[no-untyped-def]
+    """Fork the listening agent and return its pid once it listens (step 1 of the ownership protocol); raises
+    with the cause otherwise. `storage_daemon`: the child marks its argv[0] with '@' (boot.argv0) itself, for a
+    fork of `pyiscsi boot`, whose argv is the interpreter's."""
     ready_r, ready_w = os.pipe()
     child = os.fork()
-    if child == 0:  # pragma: no cover - exercised in the VM tests
+    if child == 0:  # pragma: no cover - exercised in subprocesses and the VM tests
         os.close(ready_r)
         os.setsid()
-        _detach_stdio()
         status = 1
         try:
-            status = _serve(owned, pid_file, ready_w)
+            if storage_daemon:
+                from boot.argv0 import mark_storage_daemon
+
+                if not mark_storage_daemon():
+                    raise NetworkError("cannot mark argv[0] with '@': systemd would kill the agent at switch_root")
+            _detach_stdio()
+            status = _serve(owned, pid_file, ready_w, plan)
         except BaseException as exc:  # the child must never return into the parent's code
             log(f"failed: {exc}", warning=True)
         finally:
@@ -396,5 +484,4 @@ def run(args: argparse.Namespace) -> int:
                 os.waitpid(child, 0)
             raise NetworkError(f"agent pid {child} exited before listening (see the kernel log for why)")
         raise WaitTimeout("agent start", READY_TIMEOUT, f"agent pid {child} did not report listening")
-    print(f"pyiscsi agent: pid {child} listening; pid file {pid_file}")
-    return 0
+    return child

@@ -4,8 +4,9 @@ Prints a milestone line per step (`PYISCSI-MARK ...`, see boot.timeline), one li
 failure (console and kernel log), and writes `<state-dir>/booted` (the root disk's path) only when the root
 disk is there: dracut's initqueue and the systemd unit wait for that file.
 
-Before `booted`, it starts the recovery agent (`pyiscsi agent --daemon`, argv[0] `@pyiscsi-agent` so that
-systemd spares it at switch_root) and waits until it listens: from then until iscsid starts in the real root,
+Before `booted`, it starts the recovery agent and waits until it listens: a fork of itself that marks its
+argv[0] with '@' (boot.argv0) so that systemd spares it at switch_root, or, when another thread still runs, a
+new interpreter (`@pyiscsi-agent ... agent --daemon`). From then until iscsid starts in the real root,
 the agent owns recovery (boot.commands.agent). `rd.pyiscsi.agent=0` or `--no-agent` leaves it out; an agent
 that does not start is a warning, not a failed boot.
 """
@@ -25,6 +26,8 @@ from boot.timeline import Timeline
 from initiator.errors import PyiscsiError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from boot.plan import BootPlan
     from boot.sessions import SessionState
 
@@ -96,11 +99,11 @@ def _boot(args: argparse.Namespace, timeline: Timeline) -> int:
         steps.close()
     write_sessions(sessions, state_dir / "sessions.json")
     if plan.agent and not getattr(args, "no_agent", False):
-        warning = start_agent(args, state_dir)
+        warning, how = start_agent(args, state_dir, plan, sessions)
         if warning:
             _warn(warning)
         else:
-            timeline.mark("agent", "listening; it owns recovery until iscsid starts")
+            timeline.mark("agent", f"listening ({how}); it owns recovery until iscsid starts")
     root = sessions[0]
     # root=iscsi:... (or no root= at all: rd.iscsi.firmware) names no device; dracut's hook waits for ROOT_LINK
     link = args.root_link or (ROOT_LINK if not plan.root or plan.root.startswith("iscsi:") else None)
@@ -166,8 +169,39 @@ def agent_environment() -> dict[str, str]:
     return {"PYTHONHOME": home, "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")}
 
 
-def start_agent(args: argparse.Namespace, state_dir: Path, bound: float = AGENT_START_BOUND) -> str | None:
-    """Start the agent and wait until it listens (`agent --daemon` exits 0 only then): None, or a warning."""
+def start_agent(
+    args: argparse.Namespace, state_dir: Path, plan: BootPlan, sessions: Sequence[SessionState]
+) -> tuple[str | None, str]:
+    """Start the agent and wait until it listens: (None or a warning, how it was started). A fork of this process
+    when it is safe (no other thread: a fork copies only the calling one), so the agent needs no interpreter,
+    imports or plan of its own; else a new interpreter (`spawn_agent`)."""
+    if fork_is_safe():
+        from boot.commands.agent import daemonize, owned_sessions, running_agent
+
+        pid_file = state_dir / "agent.pid"
+        other = running_agent(pid_file)
+        if other is not None:
+            return f"agent pid {other} already owns recovery ({pid_file})", "forked"
+        try:
+            daemonize(owned_sessions(sessions, plan), pid_file, storage_daemon=True, plan=lambda: plan)
+        except PyiscsiError as exc:
+            return f"recovery agent not started: {exc}; nobody owns recovery until iscsid", "forked"
+        except OSError as exc:
+            return f"recovery agent not started ({exc.strerror}); nobody owns recovery until iscsid", "forked"
+        return None, "forked"
+    return spawn_agent(args, state_dir), "started"
+
+
+def fork_is_safe() -> bool:
+    """Only this thread runs (a family's bring-up left running in the background rules a fork out)."""
+    import threading
+
+    return hasattr(os, "fork") and threading.active_count() == 1
+
+
+def spawn_agent(args: argparse.Namespace, state_dir: Path, bound: float = AGENT_START_BOUND) -> str | None:
+    """Start `@pyiscsi-agent ... agent --daemon` and wait until it listens (it exits 0 only then): None, or a
+    warning."""
     from boot.atomic import write_atomic
 
     # a --cmdline text may hold CHAP secrets: never into an argv (ps shows it), a 0600 file read at start instead

@@ -11,10 +11,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from boot.console import KMSG_WARNING, to_kmsg
 from initiator.errors import BadInputError
+
+if TYPE_CHECKING:
+    from boot.plan import BootPlan
 
 KMSG = True
 STATE_DIR = "/run/pyiscsi"
@@ -36,30 +41,40 @@ def _warn(line: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from boot.commands.plan_args import plan_from_args
-    from boot.handover import INITIATORNAME, run_files, sysroot_files, warm_caches, write_files
-    from boot.net.state import read_state_file
-    from boot.sessions import read_sessions
 
     sysroot = Path(args.sysroot)
     if not sysroot.is_dir():
         raise BadInputError("--sysroot", args.sysroot, "not a directory (is the real root mounted?)")
-    state_dir = Path(args.state_dir)
+    for line in hand_over(sysroot, Path(args.state_dir), Path(args.run_root), lambda: plan_from_args(args), _warn):
+        print(line)
+    return 0
+
+
+def hand_over(
+    sysroot: Path, state_dir: Path, run_root: Path, plan: Callable[[], BootPlan], warn: Callable[[str], None]
+) -> list[str]:
+    """Write the real root's files; returns the summary lines (one per session, then the count). The recovery
+    agent calls it too, when the step before switch_root asks it (boot.commands.agent), with the plan it holds."""
+    from boot.handover import INITIATORNAME, run_files, sysroot_files, warm_caches, write_files
+    from boot.net.state import read_state_file
+    from boot.sessions import read_sessions
+
     sessions = read_sessions(state_dir / "sessions.json")
     net_file = state_dir / "net.json"
     interfaces = read_state_file(net_file) if net_file.exists() else ()
-    plan = plan_from_args(args)
     try:
         existing = (sysroot / INITIATORNAME).read_text(errors="replace")[:65536]
     except OSError:
         existing = None
-    files, warnings = sysroot_files(sessions, plan, existing, str(state_dir / "agent.pid"))
+    files, warnings = sysroot_files(sessions, plan(), existing, str(state_dir / "agent.pid"))
     for warning in warnings:
-        _warn(warning)
-    written = write_files(sysroot, files, _warn) + write_files(Path(args.run_root), run_files(interfaces), _warn)
+        warn(warning)
+    written = write_files(sysroot, files, warn) + write_files(run_root, run_files(interfaces), warn)
     warm_caches(sysroot)
+    lines = []
     for row in sessions:
         role = "root" if row.root else "data"
         s = row.session
-        print(f"{role} session {s.sid}: {s.target} {s.portal.address}:{s.portal.port} -> {row.device}")
-    print(f"{len(written)} file(s) written for the real root")
-    return 0
+        lines.append(f"{role} session {s.sid}: {s.target} {s.portal.address}:{s.portal.port} -> {row.device}")
+    lines.append(f"{len(written)} file(s) written for the real root")
+    return lines

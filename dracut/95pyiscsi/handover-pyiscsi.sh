@@ -6,7 +6,7 @@ type warn > /dev/null 2>&1 || . /lib/dracut-lib.sh
 . /lib/pyiscsi-lib.sh
 
 [ -e "$PYISCSI_BOOTED" ] || return 0
-/usr/sbin/pyiscsi handover --sysroot "$NEWROOT"
+pyiscsi_handover "$NEWROOT"
 _pyiscsi_status=$?
 [ "$_pyiscsi_status" -eq 0 ] || warn "pyiscsi: handover failed (exit $_pyiscsi_status): the real root may not keep the iSCSI session"
 return "$_pyiscsi_status"

@@ -35,3 +35,32 @@ pyiscsi_rd_timeout() {
     echo "${_pyiscsi_t:-0}"
     unset _pyiscsi_t
 }
+
+PYISCSI_HANDOVER_BOUND=${PYISCSI_HANDOVER_BOUND:-30} # seconds the recovery agent has to write the real root's files (then: pyiscsi handover)
+
+# The step before switch_root: leave the real root its files (node records, network kept up). The recovery agent
+# writes them when asked (SIGUSR1, boot.commands.agent HANDOVER_REQUEST/HANDOVER_DONE), with the plan it holds, so
+# no new interpreter starts; without a listening agent, or without its answer in time, `pyiscsi handover` does.
+pyiscsi_handover() {
+    _pyiscsi_pid=
+    _pyiscsi_comm=
+    [ -r "$PYISCSI_STATE/agent.pid" ] && read -r _pyiscsi_pid < "$PYISCSI_STATE/agent.pid"
+    [ -n "$_pyiscsi_pid" ] && [ -r "/proc/$_pyiscsi_pid/comm" ] && read -r _pyiscsi_comm < "/proc/$_pyiscsi_pid/comm"
+    rm -f "$PYISCSI_STATE/handover.done"
+    if [ "$_pyiscsi_comm" = pyiscsi-agent ] && printf '%s\n' "$1" > "$PYISCSI_STATE/handover.request" \
+        && kill -USR1 "$_pyiscsi_pid" 2> /dev/null; then
+        _pyiscsi_n=$((PYISCSI_HANDOVER_BOUND * 20))
+        while [ ! -e "$PYISCSI_STATE/handover.done" ] && [ "$_pyiscsi_n" -gt 0 ]; do
+            sleep 0.05
+            _pyiscsi_n=$((_pyiscsi_n - 1))
+        done
+        if [ -e "$PYISCSI_STATE/handover.done" ]; then
+            read -r _pyiscsi_n < "$PYISCSI_STATE/handover.done"
+            unset _pyiscsi_pid _pyiscsi_comm
+            return "${_pyiscsi_n:-1}"
+        fi
+        echo "pyiscsi: the recovery agent did not answer within ${PYISCSI_HANDOVER_BOUND}s; running pyiscsi handover" >&2
+    fi
+    unset _pyiscsi_pid _pyiscsi_comm _pyiscsi_n
+    /usr/sbin/pyiscsi handover --sysroot "$1"
+}

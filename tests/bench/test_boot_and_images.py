@@ -148,6 +148,7 @@ PYISCSI-MARK login 7.400 iqn.x:r 10.0.2.2:3260 session 1
 PYISCSI-MARK disk 8.100 sda lun 1 of iqn.x:r
 PYISCSI-MARK booted 9.000 1 session(s), root sda
 [    9.800000] EXT4-fs (sda): mounted filesystem with ordered data mode. Quota mode: none.
+[   10.500000] pyiscsi[242]: pyiscsi agent: handover: 10 file(s) written for the real root
 PYISCSI-MARK realroot 11.00
 """
 STOCK_CONSOLE = """\
@@ -168,7 +169,7 @@ PYISCSI-MARK realroot 13.00
         (
             OURS_CONSOLE,
             {"init": 1.5, "first": 6.1, "plan": 6.3, "address": 7.0, "login": 7.4, "disk": 8.1, "booted": 9.0,
-             "rootfs": 9.8, "realroot": 11.0},
+             "rootfs": 9.8, "handover": 10.5, "realroot": 11.0},
         ),
         (
             STOCK_CONSOLE.replace("PYISCSI-MARK start 1.0 printed by nobody: a mark without a stamp of its own "
@@ -191,7 +192,8 @@ def test_steps_are_from_the_previous_phase_seen() -> None:
     assert steps["init"] == pytest.approx(1.5) and steps["first"] == pytest.approx(4.6)
     assert steps["rootfs"] == pytest.approx(0.8) and sum(steps.values()) == pytest.approx(found["realroot"])
     line = boot.phase_line(found)
-    assert line.startswith("init 1.50(+1.50) first 6.10(+4.60)") and "link -" in line and "handover -" in line
+    assert line.startswith("init 1.50(+1.50) first 6.10(+4.60)") and "link -" in line
+    assert "handover 10.50(+0.70)" in line
 
 
 def test_phase_report_medians_steps_and_ratios() -> None:
@@ -204,10 +206,11 @@ def test_phase_report_medians_steps_and_ratios() -> None:
     lines = boot.phase_report(samples).splitlines()[2:]
     cells = [re.split(r"\s{2,}", line) for line in lines]
     rows = {p.label: next((c[2:] for c in cells if c[:2] == ["ibft", p.label]), None) for p in boot.PHASES}
-    assert rows["real root's init"] == ["12.00", "+1.20", "13.00", "+2.00", "0.92x"]
+    assert rows["real root's init"] == ["12.00", "+0.50", "13.00", "+2.00", "0.92x"]
+    assert rows["handover"] == ["11.50", "+0.70", "-", "-", "-"]
     assert rows["kernel to /init"] == ["2.50", "+2.50", "1.70", "+1.70", "1.47x"]
     assert rows["/init to pyiscsi's first mark"] == ["7.10", "+4.60", "1.00", "-0.70", "7.10x"]
-    assert rows["plan"] == ["7.30", "+0.20", "-", "-", "-"] and rows["link"] is None and rows["handover"] is None
+    assert rows["plan"] == ["7.30", "+0.20", "-", "-", "-"] and rows["link"] is None
 
 
 def test_alternation_gives_each_stack_the_first_boot_equally() -> None:

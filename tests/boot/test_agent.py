@@ -192,6 +192,43 @@ def test_the_agent_listens_then_writes_its_pid_file_and_stops_only_when_told(age
     assert "alice-secret" not in out + err
 
 
+@pytest.mark.parametrize("sysroot_kind", ["dir", "missing"])
+def test_asked_by_sigusr1_the_agent_writes_the_real_roots_files(agent_env, tmp_path: Path, sysroot_kind) -> None:
+    """The step before switch_root (pyiscsi-lib.sh's pyiscsi_handover) asks the listening agent instead of
+    starting `pyiscsi handover`: the same files, the status in handover.done, no secret on its output."""
+    import signal
+
+    from boot.commands.agent import COMM, HANDOVER_DONE, HANDOVER_REQUEST
+
+    base, plan, pid_file = agent_env
+    sysroot = tmp_path / "sysroot"
+    if sysroot_kind == "dir":
+        (sysroot / "etc").mkdir(parents=True)
+    agent = subprocess.Popen([*base, *plan], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(pid_file)
+        assert Path(f"/proc/{agent.pid}/comm").read_text().strip() == COMM  # what the shell checks first
+        (pid_file.parent / HANDOVER_REQUEST).write_text(f"{sysroot}\n")
+        os.kill(agent.pid, signal.SIGUSR1)
+        _wait_for(pid_file.parent / HANDOVER_DONE)
+        status = (pid_file.parent / HANDOVER_DONE).read_text()
+        assert agent.poll() is None  # still listening
+    finally:
+        assert stop_agent(pid_file, 20.0) == 0
+        out, err = agent.communicate(timeout=20)
+    if sysroot_kind == "dir":
+        assert status == "0\n", out + err
+        records = list((sysroot / "etc/iscsi/nodes").rglob("*"))
+        record = next(r for r in records if r.is_file())
+        assert record.stat().st_mode & 0o777 == 0o600 and "alice-secret" in record.read_text()
+        assert f"handover: root session 3: {ROOT_T} 10.0.2.2:3260 -> /dev/sda" in out
+        assert "file(s) written for the real root" in out
+    else:
+        assert status == "1\n"
+        assert "pyiscsi agent: handover failed: " in err and "not a directory (is the real root mounted?)" in err, err
+    assert "alice-secret" not in out + err
+
+
 def test_daemon_mode_returns_once_the_child_listens(agent_env) -> None:
     base, plan, pid_file = agent_env
     started = subprocess.run([*base, "--daemon", *plan], capture_output=True, text=True, timeout=30)
@@ -262,10 +299,10 @@ def boot_starts(agent_env, monkeypatch: pytest.MonkeyPatch):
     return boot_command, plan, pid_file, seen
 
 
-def test_boot_starts_the_agent_as_an_at_daemon_and_returns_once_it_listens(boot_starts, monkeypatch) -> None:
+def test_the_spawned_agent_is_an_at_daemon_and_the_start_returns_once_it_listens(boot_starts, monkeypatch) -> None:
     boot_command, plan, pid_file, seen = boot_starts
     state_dir = pid_file.parent
-    assert boot_command.start_agent(_boot_args(plan), state_dir) is None
+    assert boot_command.spawn_agent(_boot_args(plan), state_dir) is None
     child = running_agent(pid_file)
     try:
         assert child is not None
@@ -282,7 +319,7 @@ def test_boot_starts_the_agent_as_an_at_daemon_and_returns_once_it_listens(boot_
 @pytest.mark.parametrize("agent_env", [True], indirect=True)
 def test_an_agent_that_does_not_start_is_one_warning_line(boot_starts, monkeypatch) -> None:
     boot_command, plan, pid_file, _seen = boot_starts
-    warning = boot_command.start_agent(_boot_args(plan), pid_file.parent)
+    warning = boot_command.spawn_agent(_boot_args(plan), pid_file.parent)
     assert warning is not None and "\n" not in warning
     assert warning.startswith("recovery agent not started: pyiscsi agent: agent pid ")
     assert "exited before listening" in warning and warning.endswith("nobody owns recovery until iscsid")
@@ -293,8 +330,75 @@ def test_an_agent_that_does_not_start_is_one_warning_line(boot_starts, monkeypat
 def test_a_missing_interpreter_is_a_warning_too(boot_starts, monkeypatch) -> None:
     boot_command, plan, pid_file, _seen = boot_starts
     monkeypatch.setattr(boot_command.sys, "executable", str(pid_file.parent / "no-python"))
-    warning = boot_command.start_agent(_boot_args(plan), pid_file.parent)
+    warning = boot_command.spawn_agent(_boot_args(plan), pid_file.parent)
     assert warning is not None and warning.startswith("recovery agent not started (No such file or directory)")
+
+
+FORKING_BOOT = """
+import sys, threading
+sys.path[:0] = [{repo!r}]
+import boot.commands.agent as agent
+import initiator.kernel as kernel
+from tests.initiator.fake_kernel import FakeKernel
+
+class FakeNetlink(FakeKernel):
+    def __enter__(self):
+        return self
+    def __exit__(self, *exc):
+        self.close()
+
+kernel.NetlinkIscsi = FakeNetlink
+agent.to_kmsg = lambda *a, **k: False
+from pathlib import Path
+from boot.commands import boot as boot_command
+from boot.commands.plan_args import plan_from_args
+from boot.sessions import read_sessions
+import argparse
+args = argparse.Namespace(cmdline={cmdline!r}, cmdline_file=None, ibft="none")
+plan = plan_from_args(args)
+rows = read_sessions({sessions!r}, agent.plan_secrets(plan))
+if {thread!r}:  # a family's bring-up still running: no fork
+    threading.Thread(target=threading.Event().wait, args=(5,), daemon=True).start()
+    boot_command.spawn_agent = lambda args, state_dir: "spawned instead"
+warning, how = boot_command.start_agent(args, Path({state_dir!r}), plan, rows)
+print(warning, how)
+"""
+
+
+def _forking_boot(agent_env, tmp_path: Path, thread: bool) -> subprocess.CompletedProcess[str]:
+    _base, plan, pid_file = agent_env
+    script = tmp_path / "forking_boot.py"
+    sessions = str(tmp_path / "sessions.json")
+    state_dir = str(pid_file.parent)
+    script.write_text(
+        FORKING_BOOT.format(repo=str(REPO), cmdline=plan[1], sessions=sessions, state_dir=state_dir, thread=thread)
+    )
+    return subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_boot_forks_the_agent_which_marks_itself_as_a_storage_daemon(agent_env, tmp_path: Path) -> None:
+    _base, _plan, pid_file = agent_env
+    done = _forking_boot(agent_env, tmp_path, thread=False)
+    child = running_agent(pid_file)
+    try:
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == ["None", "forked"]
+        assert child is not None
+        # what systemd looks at when it spares root-storage daemons; the boot's argv, rewritten in place
+        assert Path(f"/proc/{child}/cmdline").read_bytes().rstrip(b"\0") == b"@pyiscsi-agent"
+        assert Path(f"/proc/{child}/exe").resolve() == Path(sys.executable).resolve()
+        assert Path(f"/proc/{child}/cwd").resolve() == Path("/")
+        assert "alice-secret" not in done.stdout + done.stderr
+    finally:
+        assert stop_agent(pid_file, 20.0) == 0
+
+
+def test_with_another_thread_running_the_boot_spawns_the_agent_instead(agent_env, tmp_path: Path) -> None:
+    _base, _plan, pid_file = agent_env
+    done = _forking_boot(agent_env, tmp_path, thread=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["spawned", "instead", "started"]
+    assert running_agent(pid_file) is None
 
 
 FOLLOW = """

@@ -77,11 +77,11 @@ def fake_boot(tmp_path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(live, "LiveSteps", FakeSteps)
     monkeypatch.setattr(orchestrate, "run_boot", lambda plan, steps, timeline, warn: [session])
 
-    def start_agent(args, state_dir):
+    def start_agent(args, state_dir, plan, sessions):
         events.append(
             "agent" if (state_dir / "sessions.json").exists() and not (state_dir / "booted").exists() else "?"
         )
-        return plans.get("warning")
+        return plans.get("warning"), "forked"
 
     monkeypatch.setattr(boot_command, "start_agent", start_agent)
     monkeypatch.setattr(boot_command, "_warn", lambda line: events.append(f"warn: {line}"))

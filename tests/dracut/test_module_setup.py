@@ -235,7 +235,7 @@ def test_unit_files_order_and_bound_the_boot(systemd_image: Image) -> None:
     ):
         assert line in unit.splitlines()
     handover = (image.root / "usr/lib/systemd/system/pyiscsi-handover.service").read_text().splitlines()
-    assert "ExecStart=/usr/sbin/pyiscsi handover --sysroot /sysroot" in handover
+    assert "ExecStart=/bin/sh -c '. /lib/pyiscsi-lib.sh && pyiscsi_handover /sysroot'" in handover
     assert any(line.startswith("Before=") and "initrd-cleanup.service" in line for line in handover)
 
 
@@ -379,6 +379,61 @@ def test_pre_pivot_hook_passes_the_status_on(sh_image: Image, booted: bool, stub
     )
     if expected:
         assert "handover failed (exit 4)" in result.stdout + result.stderr
+
+
+# A stand-in for the recovery agent: its comm is `pyiscsi-agent` (the script's name), it writes its pid file, and
+# on SIGUSR1 it answers as boot.commands.agent.serve_handover does (or never, for "silent").
+FAKE_AGENT = """#!/bin/sh
+echo $$ > {state}/agent.pid
+answer() {{
+    read -r where < {state}/handover.request; echo "$where" > {state}/asked; echo {status} > {state}/handover.done
+}}
+[ {status} = silent ] || trap answer USR1
+i=0
+while [ $i -lt 200 ] && [ ! -e {state}/stop ]; do sleep 0.05; i=$((i + 1)); done
+"""
+WAIT_PID = "i=0; while [ ! -s {state}/agent.pid ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done; "
+
+
+@pytest.mark.parametrize("shell", ["sh", "bash"])
+@pytest.mark.parametrize(
+    ("agent", "expected", "asked", "called"),
+    [
+        ("0", 0, "/sysroot", None),  # the agent wrote the files: no interpreter started
+        ("3", 3, "/sysroot", None),  # the agent failed (its cause went to the console): the status is passed on
+        ("silent", 4, "", "handover --sysroot /sysroot"),  # no answer within the bound: pyiscsi handover does it
+        (None, 4, "", "handover --sysroot /sysroot"),  # no agent (rd.pyiscsi.agent=0)
+    ],
+)
+def test_the_handover_step_asks_the_agent_else_runs_pyiscsi_handover(
+    tmp_path: Path, shell: str, agent: str | None, expected: int, asked: str, called: str | None
+) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    wrapper = tmp_path / "pyiscsi"
+    wrapper.write_text(f'#!/bin/sh\necho "$@" > {state}/called\nexit 4\n')
+    wrapper.chmod(0o755)
+    lib = (MODULE / "pyiscsi-lib.sh").read_text()
+    lib = lib.replace("PYISCSI_STATE=/run/pyiscsi", f"PYISCSI_STATE={state}").replace("/usr/sbin/pyiscsi", str(wrapper))
+    (tmp_path / "lib.sh").write_text(lib)
+    fake = tmp_path / "pyiscsi-agent"
+    fake.write_text(FAKE_AGENT.format(state=state, status=agent))
+    fake.chmod(0o755)
+    script = f"{fake} & {WAIT_PID.format(state=state)}" if agent is not None else ""
+    script += (
+        f". {tmp_path}/lib.sh; PYISCSI_HANDOVER_BOUND=1; pyiscsi_handover /sysroot; "
+        f'echo "status=$?"; : > {state}/stop; wait'
+    )
+    result = subprocess.run([shell, "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    assert f"status={expected}" in result.stdout, result.stdout + result.stderr
+    said = state / "asked"
+    assert (said.read_text().strip() if said.exists() else "") == asked
+    done = state / "called"
+    assert (done.read_text().strip() if done.exists() else None) == called
+    if agent == "silent":
+        assert "the recovery agent did not answer within 1s; running pyiscsi handover" in result.stderr
+    else:
+        assert result.stderr == ""
 
 
 # --- the module's functions, without building an image ------------------------------------------------------------
