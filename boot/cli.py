@@ -56,8 +56,28 @@ def _parser(typed: Sequence[str], **kwargs: object) -> argparse.ArgumentParser:
             def error(self, message: str) -> None:  # type: ignore[override]
                 raise UsageError(scrub_usage_message(message, self.typed))  # report_failure adds "pyiscsi <command>:"
 
+            def _get_formatter(self) -> argparse.HelpFormatter:
+                # argparse's own asks shutil for the width at every add_argument: shutil (with fnmatch, bz2 and
+                # lzma) would load on every command line only to size a help text nobody asked for
+                return self.formatter_class(prog=self.prog, width=help_width())
+
         _PARSER_CLASS = _Parser
     return _PARSER_CLASS(typed, **kwargs)  # type: ignore[call-arg]
+
+
+def help_width() -> int:
+    """The help text's width as argparse computes it (COLUMNS, else the terminal's, else 80; less 2), without
+    importing shutil."""
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns if sys.__stdout__ else 0
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return (columns or 80) - 2
 
 
 _QUOTED = r"'((?:[^'\\]|\\.)*)'"

@@ -34,14 +34,17 @@ import enum
 import os
 import re
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, TypeVar
 
 from initiator.credentials import Credentials
 from initiator.errors import IscsiError, LocalProtocolError, Md5FallbackAdvised, PyiscsiError, RemoteProtocolError
 from initiator.numbers import decimal
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (the discover path does not need it)
 if TYPE_CHECKING:
     import hashlib
+    from typing import TypeVar
+
+    T = TypeVar("T")
 
 
 class ChapAlgorithm(enum.IntEnum):
@@ -232,8 +235,6 @@ class ChapExchange:
 # ---- one more login with MD5 alone --------------------------------------------------------------------------
 
 MD5_ONLY: tuple[ChapAlgorithm, ...] = (ChapAlgorithm.MD5,)
-
-T = TypeVar("T")
 
 
 def with_md5_fallback(

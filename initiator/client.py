@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import socket
-from dataclasses import dataclass, field, replace
 
 from initiator import scsi
 from initiator.chap import DEFAULT_ALGORITHMS, with_md5_fallback
@@ -40,6 +39,7 @@ from initiator.login import LoggedIn, LoginConfig, LoginResult, LoginStateMachin
 from initiator.negotiation import Offers, digest_offer
 from initiator.pdu import Pdu
 from initiator.portal import Portal, parse_portal
+from initiator.record import field, record, replace
 from initiator.session import (
     CommandDone,
     Event,
@@ -62,7 +62,7 @@ UNIT_ATTENTION_RETRIES = 4
 MAX_PDUS_PER_WAIT = 10_000  # a target that only ever pings us still cannot keep us forever
 
 
-@dataclass
+@record(frozen=False)
 class LoggedInConnection:
     """A connection in full feature phase. `result` is the login's LoginResult; `session` numbers what follows."""
 
@@ -343,7 +343,7 @@ def logout(conn: LoggedInConnection, deadline: Deadline) -> None:
 # ---- probe -----------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class LunInfo:
     lun: int
     inquiry: scsi.Inquiry
@@ -361,7 +361,7 @@ class LunInfo:
         }
 
 
-@dataclass(frozen=True)
+@record
 class ProbeResult:
     luns: tuple[LunInfo, ...]
     chosen_lun: int | None

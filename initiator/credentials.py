@@ -12,13 +12,12 @@ SET_PARAM payload or in a 0600 node record.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from initiator.errors import BadInputError, UsageError
+from initiator.record import record
 from initiator.secret import REDACTED, Secret
 
 
-@dataclass(frozen=True)
+@record
 class Chap:
     """One CHAP identity: the name sent as CHAP_N and the secret the response is computed with."""
 
@@ -34,7 +33,7 @@ class Chap:
         return {"username": self.username, "password": self.password.reveal() if show_secrets else REDACTED}
 
 
-@dataclass(frozen=True)
+@record
 class Credentials:
     """CHAP for one login: `chap` answers the target's challenge; `reverse` (mutual CHAP) is what the target
     must answer ours with."""

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from initiator.errors import WaitTimeout
+from initiator.record import field, record
 
 Clock = Callable[[], float]
 
 
-@dataclass(frozen=True)
+@record
 class Deadline:
     """A named bound on a wait. Children never outlive their parent; expiry names whichever bound was tighter."""
 

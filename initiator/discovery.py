@@ -9,13 +9,12 @@ answer (a 1 MiB answer may hold ~30,000 addresses) and checks the caller's deadl
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from initiator import pdu as P
 from initiator.deadline import Deadline
 from initiator.errors import BadInputError, IscsiError, LocalProtocolError, RemoteProtocolError, RemoteValueError
 from initiator.numbers import ascii_int
 from initiator.portal import Portal, parse_portal
+from initiator.record import record
 from initiator.session import Session, TextReply
 from initiator.text import decode_text
 
@@ -27,7 +26,7 @@ CHECK_EVERY = 256  # keys parsed between two looks at the deadline
 ADDRESS_FIELD = "SendTargets TargetAddress"
 
 
-@dataclass(frozen=True)
+@record
 class DiscoveredPortal:
     """One portal of a target. `tpgt` None: the target gave no address, so no portal group tag either."""
 
@@ -43,7 +42,7 @@ class DiscoveredPortal:
         return f"{self.portal},{-1 if self.tpgt is None else self.tpgt}"
 
 
-@dataclass(frozen=True)
+@record
 class DiscoveredTarget:
     name: str
     portals: tuple[DiscoveredPortal, ...]

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
 from initiator.errors import BadInputError
 
-OPEN_ISCSI_NAME_FILE = Path("/etc/iscsi/initiatorname.iscsi")
-MACHINE_ID_FILE = Path("/etc/machine-id")
+OPEN_ISCSI_NAME_FILE = "/etc/iscsi/initiatorname.iscsi"  # plain paths: pathlib is no import of the discover path
+MACHINE_ID_FILE = "/etc/machine-id"
 PREFIX = "iqn.2026-11.org.pyiscsi:"
 MAX_NAME = 223  # RFC 7143 4.2.7.1: an iSCSI name is at most 223 bytes
 
@@ -42,7 +41,8 @@ def read_open_iscsi_name(path: str | os.PathLike[str] = OPEN_ISCSI_NAME_FILE) ->
     """`InitiatorName=` from open-iscsi's file (comments and blank lines skipped); None when the file or the line
     is absent. A name that is not one is BadInputError naming the file."""
     try:
-        text = Path(path).read_text(errors="replace")[:65536]
+        with open(path, errors="replace") as file:
+            text = file.read(65536)
     except OSError:
         return None
     for line in text.splitlines():
@@ -58,7 +58,8 @@ def generated_name(machine_id_path: str | os.PathLike[str] = MACHINE_ID_FILE) ->
     """`iqn.2026-11.org.pyiscsi:` + 12 hex digits of a hash of the machine id: the same on every boot of this
     host (so `explain` shows what `boot` will use). Without a machine id: random ones."""
     try:
-        seed = Path(machine_id_path).read_text(errors="replace").strip()
+        with open(machine_id_path, errors="replace") as file:
+            seed = file.read().strip()
     except OSError:
         seed = ""
     import hashlib  # only when no name is configured: hashlib loads OpenSSL, secrets imports random

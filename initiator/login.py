@@ -40,7 +40,6 @@ from __future__ import annotations
 import enum
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from initiator.chap import (
@@ -62,6 +61,7 @@ from initiator.negotiation import (
 )
 from initiator.numbers import decimal
 from initiator.pdu import LoginRequest, LoginResponse, Pdu, Reject, Stage, decode_bytes
+from initiator.record import field, record
 from initiator.status import InitiatorError, describe, login_error
 from initiator.text import TextAssembler, as_dict, decode_text, encode_text
 
@@ -126,7 +126,7 @@ def make_isid(random_bytes: Callable[[int], bytes] = os.urandom) -> bytes:
     return b"\x80" + rest
 
 
-@dataclass(frozen=True)
+@record
 class LoginConfig:
     initiator_name: str
     target_name: str | None = None
@@ -159,7 +159,7 @@ class LoginConfig:
             raise LocalProtocolError(f"login: max_rounds {self.max_rounds} must be positive")
 
 
-@dataclass(frozen=True)
+@record
 class Redirect:
     """The target sent us elsewhere (status 0x0101 temporarily, 0x0102 permanently)."""
 
@@ -169,7 +169,7 @@ class Redirect:
     tpgt: int | None = None
 
 
-@dataclass(frozen=True)
+@record
 class LoginResult:
     """What a finished login settled: what the kernel, the session and `probe --json` need."""
 
@@ -227,7 +227,7 @@ class LoginResult:
         return out
 
 
-@dataclass(frozen=True)
+@record
 class LoggedIn:
     result: LoginResult
 

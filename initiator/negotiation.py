@@ -34,11 +34,11 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from initiator.errors import BadInputError, LocalProtocolError, RemoteProtocolError, RemoteValueError
 from initiator.numbers import decimal
+from initiator.record import field, record
 
 REJECT = "Reject"
 IRRELEVANT = "Irrelevant"
@@ -59,7 +59,7 @@ class Rule(enum.Enum):
     DECLARE_NUMBER = "declare-number"  # declarative, a number within lo..hi
 
 
-@dataclass(frozen=True)
+@record
 class KeySpec:
     name: str
     rule: Rule
@@ -168,7 +168,7 @@ def digest_offer(name: str, value: str) -> tuple[str, ...]:
     return offer
 
 
-@dataclass(frozen=True)
+@record
 class Offers:
     """What we propose (normal session, leading connection). Digests are preference-ordered lists."""
 
@@ -257,7 +257,7 @@ _OFFER_ORDER = (
 )
 
 
-@dataclass(frozen=True)
+@record
 class Negotiated:
     """The outcome: every relevant key with its final value, and what the target declared about itself."""
 

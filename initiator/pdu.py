@@ -16,6 +16,7 @@ Public API
                           LogoutRequest, SnackRequest
     Target PDUs           NopIn, ScsiResponse, TaskMgmtResponse, LoginResponse, TextResponse, DataIn,
                           LogoutResponse, R2T, AsyncMessage, Reject
+    FrozenFieldError      what assigning to a field of a PDU, Field, BhsInfo or Ahs raises (an AttributeError)
     BhsInfo, parse_bhs(bhs) -> BhsInfo           opcode and lengths, enough for framing to size the PDU
     decode_bytes(raw, *, from_target=True) -> Pdu  one whole PDU without digests (e.g. a kernel recv-PDU event)
     decode_pdu(bhs, ahs=b"", data=b"", *, from_target=True) -> Pdu
@@ -31,10 +32,13 @@ Public API
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
-from typing import ClassVar
 
 from initiator.errors import LocalProtocolError, RemoteProtocolError
+from initiator.record import FrozenFieldError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at every start
+if TYPE_CHECKING:
+    from typing import ClassVar
 
 BHS_LEN = 48
 MAX_AHS_LEN = 255 * 4  # TotalAHSLength is one byte counting 4-byte words
@@ -188,22 +192,61 @@ def decode_lun(raw: int) -> int:
     return first
 
 
-@dataclass(frozen=True)
-class Field:
+class _Frozen:
+    """Immutable value: equality, hash and repr over its fields, assignment refused.
+
+    Why not `dataclass(frozen=True)`: it compiles each class's methods with exec() when the module is imported,
+    and imports inspect (with ast, dis, tokenize); this module's 21 value classes made it the costliest import
+    of every `pyiscsi discover`. The methods here are written once and shared."""
+
+    __slots__ = ()
+    _NAMES: ClassVar[tuple[str, ...]] = ()
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self._NAMES)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._values() == other._values()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._NAMES)
+        return f"{type(self).__qualname__}({inner})"
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise FrozenFieldError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenFieldError(f"cannot delete field {name!r}")
+
+
+class Field(_Frozen):
     """One BHS field: `size` bytes at `offset`, or the bits of `mask` within the byte at `offset`.
 
     kind is "int" (big-endian unsigned), "bool" (single-bit mask) or "bytes" (a fixed-size byte string).
     """
 
+    __slots__ = ("kind", "mask", "name", "offset", "shift", "size")
+    _NAMES = ("name", "offset", "size", "mask", "kind")
+
     name: str
     offset: int
-    size: int = 4
-    mask: int = 0
-    kind: str = "int"
+    size: int
+    mask: int
+    kind: str
+    shift: int  # of the mask's lowest bit
 
-    @property
-    def shift(self) -> int:
-        return (self.mask & -self.mask).bit_length() - 1
+    def __init__(self, name: str, offset: int, size: int = 4, mask: int = 0, kind: str = "int") -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "offset", offset)
+        object.__setattr__(self, "size", size)
+        object.__setattr__(self, "mask", mask)
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "shift", (mask & -mask).bit_length() - 1)
 
 
 def _u8(name: str, offset: int) -> Field:
@@ -234,14 +277,21 @@ LUN = Field("lun", 8, 8)
 ITT = _u32("itt", 16)
 
 
-@dataclass(frozen=True)
-class BhsInfo:
+class BhsInfo(_Frozen):
     """What framing needs before it has the rest of a PDU."""
+
+    __slots__ = _NAMES = ("opcode", "immediate", "total_ahs_len", "data_segment_len")
 
     opcode: int
     immediate: bool
     total_ahs_len: int  # bytes
     data_segment_len: int  # bytes, before padding
+
+    def __init__(self, opcode: int, immediate: bool, total_ahs_len: int, data_segment_len: int) -> None:
+        object.__setattr__(self, "opcode", opcode)
+        object.__setattr__(self, "immediate", immediate)
+        object.__setattr__(self, "total_ahs_len", total_ahs_len)
+        object.__setattr__(self, "data_segment_len", data_segment_len)
 
 
 def parse_bhs(bhs: bytes) -> BhsInfo:
@@ -255,12 +305,17 @@ def parse_bhs(bhs: bytes) -> BhsInfo:
     )
 
 
-@dataclass(frozen=True)
-class Ahs:
+class Ahs(_Frozen):
     """One Additional Header Segment: its type and its type-specific bytes (from byte 3, unpadded)."""
+
+    __slots__ = _NAMES = ("type", "specific")
 
     type: int
     specific: bytes
+
+    def __init__(self, type: int, specific: bytes) -> None:
+        object.__setattr__(self, "type", type)
+        object.__setattr__(self, "specific", specific)
 
     def encode(self) -> bytes:
         if len(self.specific) > 0xFFFF:
@@ -284,18 +339,49 @@ def parse_ahs(raw: bytes) -> tuple[Ahs, ...]:
     return tuple(out)
 
 
-@dataclass(frozen=True, kw_only=True)
-class Pdu:
-    """Base of every PDU. Subclasses declare OPCODE, FIELDS (their BHS layout) and FIXED bits always set."""
+class Pdu(_Frozen):
+    """Base of every PDU. Subclasses declare OPCODE, FIELDS (their BHS layout) and FIXED bits always set.
 
+    A PDU's fields are its annotated class attributes with their defaults (a subclass may change a default);
+    it is built by keyword only, compares, hashes and prints like a frozen dataclass, and `replace(**changes)`
+    (also `copy.replace` on Python 3.13) gives a changed copy."""
+
+    __slots__ = ("__dict__",)
     OPCODE: ClassVar[Opcode]
     FIELDS: ClassVar[tuple[Field, ...]] = ()
     FIXED: ClassVar[tuple[tuple[int, int], ...]] = ()  # (offset, bits) set on every PDU of this kind
     DATA_ALLOWED: ClassVar[bool] = True
+    _DEFAULTS: ClassVar[dict[str, object]] = {}
 
     immediate: bool = False
     ahs: bytes = b""
     data: bytes = b""
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        """The field table, once per class: every annotation that is not a ClassVar, in the order of the bases
+        first, each with the default the most derived class gives it."""
+        super().__init_subclass__(**kwargs)
+        defaults: dict[str, object] = {}
+        for klass in reversed(cls.__mro__):
+            for name, annotation in vars(klass).get("__annotations__", {}).items():
+                if not str(annotation).startswith("ClassVar") and not name.startswith("_"):
+                    defaults[name] = None
+        for name in defaults:
+            defaults[name] = getattr(cls, name)
+        cls._DEFAULTS = defaults
+        cls._NAMES = tuple(defaults)
+
+    def __init__(self, **values: object) -> None:
+        for name, default in self._DEFAULTS.items():
+            object.__setattr__(self, name, values.pop(name, default))
+        if values:
+            raise TypeError(f"{type(self).__name__}: no field {next(iter(values))!r}")
+
+    def replace(self, **changes: object) -> Pdu:
+        """This PDU with some fields changed (dataclasses.replace's job)."""
+        return type(self)(**{name: changes.pop(name, getattr(self, name)) for name in self._NAMES}, **changes)
+
+    __replace__ = replace
 
     # -- encoding -------------------------------------------------------------------------------------------
     def _ahs_bytes(self) -> bytes:
@@ -382,7 +468,6 @@ class Pdu:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
 class NopOut(Pdu):
     """11.18. ITT 0xffffffff with TTT from a NOP-In answers a target ping; otherwise it is our own ping."""
 
@@ -397,7 +482,6 @@ class NopOut(Pdu):
     exp_statsn: int = 0
 
 
-@dataclass(frozen=True, kw_only=True)
 class ScsiCommand(Pdu):
     """11.3. A CDB longer than 16 bytes continues in an Extended-CDB AHS, which encode/decode handle."""
 
@@ -452,7 +536,6 @@ class ScsiCommand(Pdu):
         return super()._build(values, immediate=immediate, ahs=b"".join(others), data=data)
 
 
-@dataclass(frozen=True, kw_only=True)
 class TaskMgmtRequest(Pdu):
     """11.5."""
 
@@ -492,7 +575,6 @@ _LOGIN_FIELDS = (
 )
 
 
-@dataclass(frozen=True, kw_only=True)
 class LoginRequest(Pdu):
     """11.12. Always immediate. CSG/NSG are Stage numbers; NSG counts only with transit (T) set."""
 
@@ -520,7 +602,6 @@ class LoginRequest(Pdu):
     exp_statsn: int = 0
 
 
-@dataclass(frozen=True, kw_only=True)
 class TextRequest(Pdu):
     """11.10. F final, C continue; TTT 0xffffffff starts a new exchange, else echoes the target's TTT."""
 
@@ -545,7 +626,6 @@ class TextRequest(Pdu):
     exp_statsn: int = 0
 
 
-@dataclass(frozen=True, kw_only=True)
 class DataOut(Pdu):
     """11.7.1."""
 
@@ -569,7 +649,6 @@ class DataOut(Pdu):
     buffer_offset: int = 0
 
 
-@dataclass(frozen=True, kw_only=True)
 class LogoutRequest(Pdu):
     """11.14. Usually immediate; reason 0 closes the session."""
 
@@ -586,7 +665,6 @@ class LogoutRequest(Pdu):
     exp_statsn: int = 0
 
 
-@dataclass(frozen=True, kw_only=True)
 class SnackRequest(Pdu):
     """11.16."""
 
@@ -619,7 +697,6 @@ class SnackRequest(Pdu):
 _SN_FIELDS = (_u32("statsn", 24), _u32("exp_cmdsn", 28), _u32("max_cmdsn", 32))
 
 
-@dataclass(frozen=True, kw_only=True)
 class NopIn(Pdu):
     """11.19. TTT other than 0xffffffff is the target's ping and wants a NOP-Out echoing it."""
 
@@ -635,7 +712,6 @@ class NopIn(Pdu):
     max_cmdsn: int = 0
 
 
-@dataclass(frozen=True, kw_only=True)
 class ScsiResponse(Pdu):
     """11.4. Data segment: SenseLength (2 bytes), sense data, response data; see `sense`."""
 
@@ -690,7 +766,6 @@ class ScsiResponse(Pdu):
         return self.data[2 + len(self.sense) :] if self.data else b""
 
 
-@dataclass(frozen=True, kw_only=True)
 class TaskMgmtResponse(Pdu):
     """11.6."""
 
@@ -706,7 +781,6 @@ class TaskMgmtResponse(Pdu):
     max_cmdsn: int = 0
 
 
-@dataclass(frozen=True, kw_only=True)
 class LoginResponse(Pdu):
     """11.13. status_class/status_detail: 0 success, 1 redirect, 2 initiator error, 3 target error."""
 
@@ -735,7 +809,6 @@ class LoginResponse(Pdu):
     status_detail: int = 0
 
 
-@dataclass(frozen=True, kw_only=True)
 class TextResponse(Pdu):
     """11.11. TTT other than 0xffffffff means more is to come (or the target expects our continuation)."""
 
@@ -752,7 +825,6 @@ class TextResponse(Pdu):
     max_cmdsn: int = 0
 
 
-@dataclass(frozen=True, kw_only=True)
 class DataIn(Pdu):
     """11.7.4. With S (has_status) set, status, StatSN and the residual are valid and no SCSI Response follows."""
 
@@ -790,7 +862,6 @@ class DataIn(Pdu):
     residual: int = 0
 
 
-@dataclass(frozen=True, kw_only=True)
 class LogoutResponse(Pdu):
     """11.15."""
 
@@ -808,7 +879,6 @@ class LogoutResponse(Pdu):
     time2retain: int = 0
 
 
-@dataclass(frozen=True, kw_only=True)
 class R2T(Pdu):
     """11.8."""
 
@@ -836,7 +906,6 @@ class R2T(Pdu):
     desired_length: int = 0
 
 
-@dataclass(frozen=True, kw_only=True)
 class AsyncMessage(Pdu):
     """11.9. Event 1 asks us to log out within parameter3 seconds."""
 
@@ -865,7 +934,6 @@ class AsyncMessage(Pdu):
     parameter3: int = 0
 
 
-@dataclass(frozen=True, kw_only=True)
 class Reject(Pdu):
     """11.17. The data segment is the header of the PDU the target rejected."""
 
@@ -962,6 +1030,7 @@ __all__ = [
     "DataIn",
     "DataOut",
     "Field",
+    "FrozenFieldError",
     "LoginRequest",
     "LoginResponse",
     "LogoutReason",

@@ -6,13 +6,12 @@ one colon), as iscsiadm does. Host names are accepted (RFC 7143 lets TargetAddre
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import socket
-from dataclasses import dataclass
 
 from initiator.errors import BadInputError
 from initiator.numbers import ascii_int
+from initiator.record import record
 
 DEFAULT_PORT = 3260
 # Used with fullmatch: `$` would also match before a trailing newline.
@@ -21,7 +20,7 @@ _HOSTNAME = re.compile(
 )
 
 
-@dataclass(frozen=True)
+@record
 class Portal:
     """Where a target listens. `address` is an IP literal (no brackets, v6 scope kept) or a host name."""
 
@@ -48,10 +47,23 @@ def _port(text: str, whole: str, field: str) -> int:
     return ascii_int(text, field, 1, 65535, whole=whole, what="port")
 
 
+def is_ipv4_address(text: str) -> bool:
+    """Whether `text` is a dotted-quad IPv4 address as ipaddress.IPv4Address takes it (four decimal parts of 0-255,
+    no leading zeros), which is then also its canonical form; inet_pton applies the same rules without the
+    import of ipaddress on every `pyiscsi discover`."""
+    try:
+        socket.inet_pton(socket.AF_INET, text)
+    except (OSError, ValueError, UnicodeError):
+        return False
+    return True
+
+
 def _address(text: str, whole: str, field: str, *, v6: bool) -> str:
     if not text:
         raise BadInputError(field, whole, "no address")
     if v6:
+        import ipaddress  # IPv6 only: an IPv4 portal (the usual one) is checked without it
+
         base, _, scope = text.partition("%")
         try:
             ipaddress.IPv6Address(base)
@@ -60,10 +72,8 @@ def _address(text: str, whole: str, field: str, *, v6: bool) -> str:
         if "%" in text and not re.fullmatch(r"[A-Za-z0-9_.@-]{1,15}", scope):
             raise BadInputError(field, whole, f"IPv6 scope {scope!r} is not an interface name or number")
         return str(ipaddress.IPv6Address(base)) + (f"%{scope}" if scope else "")
-    try:
-        return str(ipaddress.IPv4Address(text))
-    except ValueError:
-        pass
+    if is_ipv4_address(text):
+        return text
     if re.fullmatch(r"[0-9.]+", text) or not _HOSTNAME.fullmatch(text):
         raise BadInputError(field, whole, f"{text!r} is neither an IP address nor a host name")
     return text

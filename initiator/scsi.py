@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import enum
 import struct
-from dataclasses import dataclass
 
 from initiator.errors import IscsiError, RemoteProtocolError
+from initiator.record import record
 
 
 class ScsiStatus(enum.IntEnum):
@@ -68,7 +68,7 @@ class PeripheralType(enum.IntEnum):
     UNKNOWN = 0x1F
 
 
-@dataclass(frozen=True)
+@record
 class Sense:
     """The parts of sense data a message needs. `descriptor` tells which of the two formats carried it."""
 
@@ -95,7 +95,7 @@ class ScsiCommandError(IscsiError):
         super().__init__(f"{text}, {sense}" if sense is not None else text)
 
 
-@dataclass(frozen=True)
+@record
 class ScsiCommand:
     """One command to send: a name for messages, the CDB, and how many Data-In bytes we allow it to return."""
 
@@ -189,7 +189,7 @@ def _short(command: str, what: str, need: int, got: int) -> RemoteProtocolError:
     return RemoteProtocolError(f"SCSI {command}: {what} needs {need} bytes, the target returned {got}")
 
 
-@dataclass(frozen=True)
+@record
 class LunList:
     """REPORT LUNS data. `list_length` is what the target says the whole list takes; when it exceeds what
     came back, `truncated` is set and the caller may ask again with a larger allocation."""
@@ -217,7 +217,7 @@ def parse_report_luns(data: bytes) -> LunList:
     return LunList(luns, list_length)
 
 
-@dataclass(frozen=True)
+@record
 class Inquiry:
     """Standard INQUIRY data. `peripheral_type` is an int when it is not one of PeripheralType's members."""
 
@@ -265,7 +265,7 @@ def parse_inquiry(data: bytes) -> Inquiry:
     )
 
 
-@dataclass(frozen=True)
+@record
 class Capacity:
     """How big a LUN is: `blocks` is the count (last LBA + 1), not the last LBA."""
 

@@ -29,12 +29,12 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from initiator import pdu as P
 from initiator import scsi
 from initiator.errors import IllegalTransition, IscsiError, LocalProtocolError, RemoteProtocolError
+from initiator.record import field, record
 
 SERIAL_HALF = 1 << 31
 MASK32 = 0xFFFFFFFF
@@ -107,7 +107,7 @@ def next_state(state: SessionPhase, event: SessionEvent, subject: str = "") -> S
 # ---- events ---------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class CommandDone:
     """A SCSI command finished. `data` is what Data-In delivered (already trimmed by the residual)."""
 
@@ -124,20 +124,20 @@ class CommandDone:
         return self.data
 
 
-@dataclass(frozen=True)
+@record
 class Send:
     """A PDU the session wants sent (the answer to a target's NOP-In ping)."""
 
     pdu: P.Pdu
 
 
-@dataclass(frozen=True)
+@record
 class PingAnswered:
     itt: int
     data: bytes
 
 
-@dataclass(frozen=True)
+@record
 class TextReply:
     """One Text Response of an exchange: `final` False means ask for more with `ttt` (see text_continue)."""
 
@@ -148,7 +148,7 @@ class TextReply:
     ttt: int
 
 
-@dataclass(frozen=True)
+@record
 class LogoutRequested:
     """The target asks us to log out within `within` seconds (Async Message event 1, or 4: renegotiate)."""
 
@@ -156,14 +156,14 @@ class LogoutRequested:
     event: int
 
 
-@dataclass(frozen=True)
+@record
 class LoggedOut:
     response: int
     time2wait: int
     time2retain: int
 
 
-@dataclass(frozen=True)
+@record
 class AsyncNotice:
     """An Async Message we need not act on (a SCSI event with its sense data, a vendor event)."""
 
@@ -186,7 +186,7 @@ class _Kind(enum.Enum):
     LOGOUT = "Logout Request"
 
 
-@dataclass
+@record(frozen=False)
 class _Task:
     kind: _Kind
     command: scsi.ScsiCommand | None = None

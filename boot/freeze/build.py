@@ -34,7 +34,7 @@ def build(options: FreezeOptions) -> FrozenTree:
     lib = root / rel(prefix / "lib")
     dynload = lib / f"python{PYVER}" / "lib-dynload"
     dynload.mkdir(parents=True, exist_ok=True)  # getpath's exec_prefix landmark, even when empty
-    write_zip(lib / ZIP_NAME, sources, options.optimize)
+    write_zip(lib / ZIP_NAME, sources, options.optimize, options.compress_zip)
     bindir = root / rel(prefix / "bin")
     bindir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(interpreter, bindir / "python3")

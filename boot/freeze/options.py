@@ -29,6 +29,7 @@ class FreezeOptions:
     dlopen: tuple[tuple[str, str], ...] = tuple(DEFAULT_DLOPEN.items())  # (soname, module that dlopens it)
     ldconfig: bool = True
     optimize: int = 0  # asserts and docstrings stay: argparse help and error paths rely on them
+    compress_zip: bool = False  # stored members: faster imports, and the image's zstd packs them better
     # build() ends by running every import statement of ours in the tree: a tree that cannot boot is an error
     check_imports: bool = True
     own_packages: tuple[str, ...] = OWN_PACKAGES  # whose import statements the tree must run (verify() too)

@@ -29,6 +29,18 @@ def test_size_report_ratios() -> None:
     assert "5 files" in lines[4]
 
 
+def test_size_report_like_for_like_row_leaves_libc_out(tmp_path: Path) -> None:
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib/libc.so.6").write_bytes(b"c" * 3000)
+    (tmp_path / "lib/libm.so.6").write_bytes(b"m" * 1000)
+    (tmp_path / "lib/libcrypto.so.3").write_bytes(b"x" * 500)
+    (tmp_path / "lib/libc.so").symlink_to("libc.so.6")  # a link is not counted
+    assert frozen.libc_family_bytes(tmp_path) == 4000
+    lines = frozen.size_report(4 << 20, 1 << 20, 100, 2 << 20, 5, libc_bytes=2 << 20).splitlines()
+    assert "less libc" in lines[3] and "2.00" in lines[3] and "1.00x" in lines[3]
+    assert "100 modules" in lines[4]
+
+
 def test_startup_report_compares_with_iscsistart() -> None:
     results = {
         "ours: frozen": Summary(50.0, 55.0, 45.0, 60.0, 3),
@@ -37,6 +49,28 @@ def test_startup_report_compares_with_iscsistart() -> None:
     lines = frozen.startup_report(results).splitlines()
     assert lines[2].endswith("10.00x")
     assert not lines[3].endswith("x")
+
+
+def test_startup_report_gives_each_median_against_the_floor() -> None:
+    results = {
+        "ours: frozen discover": Summary(30.0, 33.0, 28.0, 40.0, 3),
+        frozen.FLOOR: Summary(10.0, 11.0, 9.0, 12.0, 3),
+        "stock: `iscsistart --version`": Summary(5.0, 6.0, 4.0, 7.0, 3),
+    }
+    rows = [line.split() for line in frozen.startup_report(results).splitlines()[2:5]]
+    assert rows[0][-2:] == ["3.00x", "6.00x"]  # ours: 3x the floor, 6x iscsistart
+    assert rows[1][-1] == "2.00x" and "1.00x" not in rows[1]  # the floor is not compared with itself
+    assert rows[2][-1] == "0.50x"  # iscsistart against the floor; no ratio with itself
+
+
+def test_discover_rows_only_with_a_portal() -> None:
+    assert not any("discover" in name for name in frozen.commands(Path("/t")))
+    cmds = frozen.commands(Path("/t"), "127.0.0.1:3260")
+    argv, expect = cmds["ours: frozen `pyiscsi discover` (chroot, local tgtd)"]
+    assert argv[:3] == ["chroot", "/t", "/usr/lib/pyiscsi/bin/python3"]
+    assert argv[-4:] == ["discover", "127.0.0.1:3260", "--initiator", frozen.DISCOVER_INITIATOR]
+    assert expect == frozen.DISCOVER_TARGET
+    assert frozen.FLOOR in cmds
 
 
 def test_commands_run_the_frozen_interpreter_in_a_chroot_of_the_tree() -> None:

@@ -8,7 +8,6 @@ one SET_PARAM. `events_fileno()` is a pipe that is readable while events are que
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections import deque
 from collections.abc import Callable
@@ -95,7 +94,7 @@ class FakeKernel:
         size = req.fields["hdr_size"]
         pdu = decode_bytes(req.payload[:size] + req.payload[size:], from_target=False)
         if isinstance(pdu, LoginRequest | LogoutRequest):  # what libiscsi's iscsi_prep_mgmt_task does
-            pdu = dataclasses.replace(pdu, cmdsn=self.cmdsn, itt=KERNEL_ITT)
+            pdu = pdu.replace(cmdsn=self.cmdsn, itt=KERNEL_ITT)
         self.sent.append(pdu)
         answer = None if self.target is None else self.target(pdu)
         if answer is not None:

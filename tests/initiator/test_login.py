@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import itertools
 
@@ -118,7 +117,7 @@ class FakeTarget:
         if self._pending_tail:
             tail, self._pending_tail = self._pending_tail, b""
             assert req.data == b""
-            return dataclasses.replace(self._last_final, data=tail, cont=False)
+            return self._last_final.replace(data=tail, cont=False)
         if req.csg == Stage.SECURITY:
             return self._security(req, keys)
         return self._operational(req, keys)
@@ -175,7 +174,7 @@ class FakeTarget:
         if self.split_op_response and len(resp.data) > 20:
             self._last_final = resp
             self._pending_tail = resp.data[20:]
-            return dataclasses.replace(resp, data=resp.data[:20], cont=True, transit=False, nsg=0, tsih=0)
+            return resp.replace(data=resp.data[:20], cont=True, transit=False, nsg=0, tsih=0)
         return resp
 
 
@@ -735,7 +734,7 @@ def test_kernel_channel_bytes_without_padding() -> None:
     machine = LoginStateMachine(_config(strict_itt=False, itt=3))
     out = machine.start()
     while isinstance(out, LoginRequest):
-        resp = dataclasses.replace(target.respond(out), itt=0x1234)
+        resp = target.respond(out).replace(itt=0x1234)
         out = machine.receive_bytes(resp.encode_bhs() + resp.data)
     assert isinstance(out, LoggedIn)
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -15,8 +15,11 @@ from initiator.pdu import (
     RESERVED_TAG,
     Ahs,
     AsyncMessage,
+    BhsInfo,
     DataIn,
     DataOut,
+    Field,
+    FrozenFieldError,
     LoginRequest,
     LoginResponse,
     LogoutRequest,
@@ -339,8 +342,38 @@ def test_random_pieces_give_typed_errors_only(bhs: bytes, ahs: bytes, data: byte
 
 
 def test_frozen() -> None:
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(FrozenFieldError, match="'itt'"):
         NopOut().itt = 3  # type: ignore[misc]
+    with pytest.raises(FrozenFieldError):
+        del NopOut().data
+    with pytest.raises(FrozenFieldError):
+        Field("x", 0).size = 2  # type: ignore[misc]
+    assert isinstance(FrozenFieldError("x"), AttributeError)
+
+
+@pytest.mark.parametrize(
+    ("make", "changes"),
+    [
+        (lambda: NopOut(itt=1, data=b"ab"), {"itt": 2}),
+        (lambda: LoginRequest(transit=True, isid=b"\x80" + bytes(5)), {"cont": True, "data": b"k=v\0"}),
+        (lambda: ScsiCommand(cdb=bytes(20)), {"lun": 3}),
+    ],
+)
+def test_replace_like_a_frozen_dataclass(make: Callable[[], Pdu], changes: dict[str, object]) -> None:
+    pdu = make()
+    changed = pdu.replace(**changes)
+    assert type(changed) is type(pdu) and changed != pdu and pdu == make()
+    assert all(getattr(changed, name) == value for name, value in changes.items())
+    assert changed.replace(**{name: getattr(pdu, name) for name in changes}) == pdu
+    assert hash(changed.replace(**{name: getattr(pdu, name) for name in changes})) == hash(pdu)
+    assert repr(pdu).startswith(f"{type(pdu).__name__}(immediate=")
+    with pytest.raises(TypeError, match="no field 'nope'"):
+        pdu.replace(nope=1)
+
+
+def test_values_of_other_kinds_are_unequal() -> None:
+    assert NopOut() != NopIn() and NopOut() != object() and Ahs(1, b"") != BhsInfo(1, False, 0, 0)
+    assert Field("a", 1) == Field("a", 1, 4, 0, "int") and Field("a", 1, 1, 0x0C).shift == 2
 
 
 def test_class_decode() -> None:

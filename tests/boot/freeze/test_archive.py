@@ -57,3 +57,27 @@ def test_a_source_that_does_not_compile_is_named(tmp_path: Path) -> None:
         freeze.write_zip(tmp_path / "out.zip", {"broken": broken}, optimize=0)
     assert str(broken) in str(caught.value) and "does not compile" in str(caught.value)
     assert not (tmp_path / "out.zip").exists()
+
+
+@pytest.mark.parametrize(("compress", "method"), [(False, zipfile.ZIP_STORED), (True, zipfile.ZIP_DEFLATED)])
+def test_members_are_stored_unless_compression_is_asked_for(tmp_path: Path, compress: bool, method: int) -> None:
+    """Stored by default: zipimport reads them without inflating, and the image's zstd packs them better."""
+    source = tmp_path / "mod.py"
+    source.write_text("VALUE = 'x' * 4\n" * 50)
+    out = tmp_path / f"{compress}.zip"
+    freeze.write_zip(out, {"mod": source}, optimize=0, compress=compress)
+    again = tmp_path / f"{compress}-again.zip"
+    freeze.write_zip(again, {"mod": source}, optimize=0, compress=compress)
+    assert out.read_bytes() == again.read_bytes()
+    with zipfile.ZipFile(out) as archive:
+        assert [info.compress_type for info in archive.infolist()] == [method]
+    code = f"import sys; sys.path.insert(0, {str(out)!r}); import mod; print(mod.VALUE)"
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.stdout.strip() == "xxxx", result.stderr
+
+
+def test_the_default_tree_has_a_stored_zip(tree: freeze.FrozenTree) -> None:
+    with zipfile.ZipFile(tree.zip_path) as archive:
+        assert {info.compress_type for info in archive.infolist()} == {zipfile.ZIP_STORED}

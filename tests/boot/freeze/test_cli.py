@@ -35,6 +35,7 @@ def test_the_options_module_setup_and_users_rely_on() -> None:
             "--prefix",
             "--skip-missing",
             "--no-libs",
+            "--compress-zip",
             "--verify",
             "--report",
         ]
