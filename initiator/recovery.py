@@ -9,7 +9,7 @@ initiator.recovery_policy, whose table TRANSITIONS is the exact version of this 
     wait over                          -> Log, Reconnect(attempt n)
     attempt failed                     -> Log, and wait the next backoff step (BACKOFF), if the bound allows
     attempt succeeded                  -> Log ("recovered after ..."), watch again
-    replacement timeout passed         -> Log, GiveUp (the kernel fails the queued I/O; we stop trying)
+    replacement timeout passed         -> Log, TimedOut (the kernel fails the queued I/O; we go on, every LATE_INTERVAL)
     K_DESTROY_SESSION for it           -> forget the session (someone else ended it)
     events lost (ENOBUFS on the socket) -> the loop reads each owned session's sysfs `state`: FAILED counts as
                                           a CONN_ERROR we missed
@@ -47,7 +47,7 @@ from initiator.kernel_login import Channel, drop_stale_errors, login_through_ker
 from initiator.login import LoggedIn, LoginConfig, Redirect
 from initiator.negotiation import Offers
 from initiator.portal import Portal
-from initiator.recovery_policy import Action, GiveUp, LogLine, Reconnect, RecoveryPolicy, StopConn
+from initiator.recovery_policy import Action, LogLine, Reconnect, RecoveryPolicy, StopConn, TimedOut
 
 Log = Callable[[str], None]
 
@@ -233,7 +233,7 @@ class RecoveryLoop:
         self.deferred: list[nl.Message] = []
         # descriptors the owner also waits on, with what to do when one is readable (the agent's requests)
         self.also_wait: dict[int, Callable[[], None]] = {}
-        self.gave_up: set[int] = set()
+        self.timed_out: set[int] = set()  # sessions whose queued I/O the kernel failed at least once
         self.recovered = 0
         self.md5_learned: set[int] = set()
 
@@ -262,8 +262,8 @@ class RecoveryLoop:
                 except (PyiscsiError, OSError) as exc:
                     error = str(exc) or type(exc).__name__
                 queue = self.policy.attempt_done(action.sid, error) + queue
-            elif isinstance(action, GiveUp):
-                self.gave_up.add(action.sid)
+            elif isinstance(action, TimedOut):
+                self.timed_out.add(action.sid)
 
     def resync(self) -> None:
         """Treat every owned session whose sysfs state is FAILED as a connection error we missed."""

@@ -5,7 +5,9 @@ holds the session's I/O for up to its replacement timeout (`recovery_tmo`), afte
 itself. At error recovery level 0 the only remedy RFC 7143 gives is session recovery by reinstatement: wait
 DefaultTime2Wait after the connection went, then log in again with the same ISID and TSIH 0 (the drivers in
 initiator.recovery do that). `RecoveryPolicy` decides, per owned session, when to stop, when to try, how long to
-back off, when to give up; its driver (initiator.recovery.RecoveryLoop) does the I/O and reports back.
+back off, and what changes once the replacement timeout has passed (the kernel has failed the queued I/O; we go
+on reconnecting every LATE_INTERVAL, as iscsid does, so a path of a multipath LUN comes back whenever its portal
+does); its driver (initiator.recovery.RecoveryLoop) does the I/O and reports back.
 
 Every change of a session's phase is one line of `TRANSITIONS`, (phase, event) -> phase, checked by
 `next_phase`. A line that keeps the phase is a report the policy drops on purpose (it asks for no action); a
@@ -16,7 +18,7 @@ Public API
     RecoveryPolicy(sessions, clock=time.monotonic, backoff=BACKOFF, attempt_bound=ATTEMPT_BOUND):
         .on_event(netlink message), .due(), .attempt_done(sid, error) -> list[Action];
         .phase(sid), .owned(), .busy(), .next_wake()
-    Action = LogLine | StopConn | Reconnect | GiveUp
+    Action = LogLine | StopConn | Reconnect | TimedOut
     Phase, RecoveryEvent, TRANSITIONS, next_phase(phase, event), Recoverable (what a session must offer)
 """
 
@@ -36,6 +38,7 @@ from initiator.kernel_login import error_name
 
 BACKOFF = (1.0, 2.0, 4.0, 8.0, 16.0)  # seconds between failed attempts; the last repeats
 ATTEMPT_BOUND = 30.0  # one attempt: connect, login, parameters, start
+LATE_INTERVAL = 5.0  # seconds between attempts once the replacement timeout has passed (no I/O waits any more)
 
 
 class Recoverable(Protocol):
@@ -79,11 +82,13 @@ class Reconnect:
 
 
 @dataclass(frozen=True)
-class GiveUp:
+class TimedOut:
+    """The replacement timeout passed: the kernel has failed the session's queued I/O (we go on reconnecting)."""
+
     sid: int
 
 
-Action = LogLine | StopConn | Reconnect | GiveUp
+Action = LogLine | StopConn | Reconnect | TimedOut
 
 
 # -- the state machine ------------------------------------------------------------------------------------------
@@ -93,7 +98,8 @@ class Phase(enum.Enum):
     WATCHING = "watching"
     WAITING = "waiting to reconnect"
     ATTEMPTING = "attempting"
-    GAVE_UP = "gave up"
+    LATE_WAITING = "past the replacement timeout, waiting to reconnect"
+    LATE_ATTEMPTING = "past the replacement timeout, attempting"
     FORGOTTEN = "no longer ours"  # reached only to drop the session: phase() then answers None
 
 
@@ -120,13 +126,18 @@ TRANSITIONS: Mapping[tuple[Phase, RecoveryEvent], Phase] = MappingProxyType(
         # finds the session FAILED): dropped. An attempt under way learns of its own failure from its result.
         (P.WAITING, E.CONN_ERROR): P.WAITING,
         (P.ATTEMPTING, E.CONN_ERROR): P.ATTEMPTING,
-        # We gave up (the kernel has failed the queued I/O); the session is left as it is: dropped.
-        (P.GAVE_UP, E.CONN_ERROR): P.GAVE_UP,
+        (P.LATE_WAITING, E.CONN_ERROR): P.LATE_WAITING,
+        (P.LATE_ATTEMPTING, E.CONN_ERROR): P.LATE_ATTEMPTING,
         # Wait over and time left: one reinstatement attempt (same ISID, TSIH 0, RFC 7143 session
         # reinstatement), bounded by ATTEMPT_BOUND and by what is left of the replacement timeout.
         (P.WAITING, E.WAIT_OVER): P.ATTEMPTING,
-        # The replacement timeout passed: the kernel's own recovery timer fails the queued I/O; we stop trying.
-        (P.WAITING, E.TIMED_OUT): P.GAVE_UP,
+        # The replacement timeout passed: the kernel's own recovery timer fails the queued I/O (dm-multipath, if
+        # any, has moved it to another path). We go on trying, every LATE_INTERVAL, each attempt bounded by
+        # ATTEMPT_BOUND: once the portal is back, the session is too (and dm-multipath's path checker with it).
+        (P.WAITING, E.TIMED_OUT): P.LATE_WAITING,
+        (P.LATE_WAITING, E.WAIT_OVER): P.LATE_ATTEMPTING,
+        (P.LATE_ATTEMPTING, E.RECOVERED): P.WATCHING,
+        (P.LATE_ATTEMPTING, E.ATTEMPT_FAILED): P.LATE_WAITING,
         # Logged in again and the connection started: the kernel resumes the queued I/O; watch again.
         (P.ATTEMPTING, E.RECOVERED): P.WATCHING,
         # Connect, login or a kernel step failed: back off (BACKOFF), never past the replacement timeout.
@@ -136,14 +147,15 @@ TRANSITIONS: Mapping[tuple[Phase, RecoveryEvent], Phase] = MappingProxyType(
         (P.WATCHING, E.ATTEMPT_FAILED): P.WATCHING,
         (P.WAITING, E.RECOVERED): P.WAITING,
         (P.WAITING, E.ATTEMPT_FAILED): P.WAITING,
-        (P.GAVE_UP, E.RECOVERED): P.GAVE_UP,
-        (P.GAVE_UP, E.ATTEMPT_FAILED): P.GAVE_UP,
+        (P.LATE_WAITING, E.RECOVERED): P.LATE_WAITING,
+        (P.LATE_WAITING, E.ATTEMPT_FAILED): P.LATE_WAITING,
         # The kernel or another owner (iscsiadm, a later agent) ended the session: whatever we were doing, it
         # is no longer ours to recover.
         (P.WATCHING, E.DESTROYED): P.FORGOTTEN,
         (P.WAITING, E.DESTROYED): P.FORGOTTEN,
         (P.ATTEMPTING, E.DESTROYED): P.FORGOTTEN,
-        (P.GAVE_UP, E.DESTROYED): P.FORGOTTEN,
+        (P.LATE_WAITING, E.DESTROYED): P.FORGOTTEN,
+        (P.LATE_ATTEMPTING, E.DESTROYED): P.FORGOTTEN,
     }
 )
 
@@ -173,6 +185,7 @@ class RecoveryPolicy(Generic[S]):
     clock: Clock = time.monotonic
     backoff: tuple[float, ...] = BACKOFF
     attempt_bound: float = ATTEMPT_BOUND
+    late_interval: float = LATE_INTERVAL
     _tracks: dict[int, _Track[S]] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -186,11 +199,12 @@ class RecoveryPolicy(Generic[S]):
         return tuple(t.session for t in self._tracks.values())
 
     def busy(self) -> bool:
-        """A recovery is under way (a hand-over of ownership should wait for it to end)."""
-        return any(t.phase in (Phase.WAITING, Phase.ATTEMPTING) for t in self._tracks.values())
+        """A recovery is under way (a hand-over of ownership should wait for it to end). Past the replacement
+        timeout only an attempt in flight counts: the next owner goes on from there, and no I/O waits any more."""
+        return any(t.phase in (Phase.WAITING, Phase.ATTEMPTING, Phase.LATE_ATTEMPTING) for t in self._tracks.values())
 
     def next_wake(self) -> float | None:
-        times = [t.wake_at for t in self._tracks.values() if t.phase is Phase.WAITING]
+        times = [t.wake_at for t in self._tracks.values() if t.phase in (Phase.WAITING, Phase.LATE_WAITING)]
         return min(times) if times else None
 
     def _move(self, track: _Track[S], event: RecoveryEvent) -> bool:
@@ -234,19 +248,26 @@ class RecoveryPolicy(Generic[S]):
         now = self.clock()
         out: list[Action] = []
         for track in self._tracks.values():
-            if track.phase is not Phase.WAITING or now < track.wake_at:
+            if track.phase not in (Phase.WAITING, Phase.LATE_WAITING) or now < track.wake_at:
                 continue
             s = track.session
+            if track.phase is Phase.LATE_WAITING:
+                self._move(track, E.WAIT_OVER)
+                track.attempts += 1
+                out.append(Reconnect(s.sid, track.attempts, self.attempt_bound))
+                continue
             left = track.failed_at + s.replacement_timeout - now
             if left <= 0:
                 self._move(track, E.TIMED_OUT)
+                track.wake_at = now + self.late_interval
                 out += [
                     LogLine(
                         f"{s.label}: not recovered within the replacement timeout {s.replacement_timeout:g}s "
-                        f"({track.attempts} attempt(s)); giving up, the kernel fails its queued I/O",
+                        f"({track.attempts} attempt(s)); the kernel fails its queued I/O; reconnecting every "
+                        f"{self.late_interval:g}s until the portal is back",
                         warning=True,
                     ),
-                    GiveUp(s.sid),
+                    TimedOut(s.sid),
                 ]
                 continue
             self._move(track, E.WAIT_OVER)
@@ -256,12 +277,26 @@ class RecoveryPolicy(Generic[S]):
 
     def attempt_done(self, sid: int, error: str | None) -> list[Action]:
         track = self._tracks.get(sid)
+        late = track is not None and track.phase is Phase.LATE_ATTEMPTING
         if track is None or not self._move(track, E.RECOVERED if error is None else E.ATTEMPT_FAILED):
             return []
         s, now = track.session, self.clock()
         if error is None:
             took = now - track.failed_at
-            return [LogLine(f"{s.label}: recovered after {took:.1f}s ({track.attempts} attempt(s))")]
+            after = "; its I/O had failed meanwhile (past the replacement timeout)" if late else ""
+            return [LogLine(f"{s.label}: recovered after {took:.1f}s ({track.attempts} attempt(s)){after}")]
+        if late:  # a long outage: attempts 1, 2, 4, 8... are logged, not every one (the kernel log stays small)
+            track.wake_at = now + self.late_interval
+            n = track.attempts
+            if n & (n - 1):
+                return []
+            return [
+                LogLine(
+                    f"{s.label}: attempt {n} failed: {error}; still reconnecting every {self.late_interval:g}s "
+                    f"(down {now - track.failed_at:.0f}s)",
+                    warning=True,
+                )
+            ]
         delay = self.backoff[min(track.attempts - 1, len(self.backoff) - 1)]
         left = track.failed_at + s.replacement_timeout - now
         track.wake_at = now + min(delay, max(0.0, left))

@@ -11,14 +11,15 @@ from initiator.deadline import FakeClock
 from initiator.errors import IllegalTransition, LocalProtocolError
 from initiator.recovery_policy import (
     BACKOFF,
+    LATE_INTERVAL,
     TRANSITIONS,
-    GiveUp,
     LogLine,
     Phase,
     Reconnect,
     RecoveryEvent,
     RecoveryPolicy,
     StopConn,
+    TimedOut,
     next_phase,
 )
 from tests.initiator.fake_kernel import conn_error, event
@@ -127,10 +128,43 @@ def test_attempts_and_waits_stay_within_the_replacement_timeout() -> None:
     assert policy.next_wake() == pytest.approx(clock.now + 0.5)  # not the 1 s backoff: the bound is nearer
     clock.advance(0.5)
     actions = policy.due()
-    assert actions[-1] == GiveUp(SID)
-    assert "not recovered within the replacement timeout 60s (1 attempt(s)); giving up" in actions[0].text
-    assert policy.phase(SID) is Phase.GAVE_UP and not policy.busy()
+    assert actions[-1] == TimedOut(SID)
+    assert actions[0].text.endswith(
+        "not recovered within the replacement timeout 60s (1 attempt(s)); the kernel fails its queued I/O; "
+        "reconnecting every 5s until the portal is back"
+    )
+    assert policy.phase(SID) is Phase.LATE_WAITING and not policy.busy()  # a new owner may take over now
     assert policy.on_event(conn_error(SID)) == []
+
+
+def test_past_the_replacement_timeout_it_goes_on_reconnecting_until_the_portal_is_back() -> None:
+    """A path of a multipath LUN: its I/O went to the other path when the timeout passed, and it must come back
+    when its portal does (as iscsid brings it back), however long that takes."""
+    clock = FakeClock()
+    policy = _policy(clock)
+    policy.on_event(conn_error(SID))
+    failed_at = clock.now
+    clock.advance(SESSION.replacement_timeout)
+    assert policy.due()[-1] == TimedOut(SID)
+    logged = []
+    for attempt in range(1, 10):
+        assert policy.next_wake() == pytest.approx(clock.now + LATE_INTERVAL)
+        assert policy.due() == []  # not before its time
+        clock.advance(LATE_INTERVAL)
+        assert policy.due() == [Reconnect(SID, attempt, 30.0)]  # a whole attempt's bound, not what is left
+        assert policy.busy() and policy.phase(SID) is Phase.LATE_ATTEMPTING
+        lines = policy.attempt_done(SID, "connection refused")
+        logged += [attempt] if lines else []
+        assert all(line.warning and "still reconnecting every 5s" in line.text for line in lines)
+    assert logged == [1, 2, 4, 8]  # a long outage does not flood the kernel log
+    clock.advance(LATE_INTERVAL)
+    policy.due()
+    (line,) = policy.attempt_done(SID, None)
+    assert line.text.endswith(
+        f"recovered after {clock.now - failed_at:.1f}s (10 attempt(s)); its I/O had failed meanwhile "
+        "(past the replacement timeout)"
+    )
+    assert policy.phase(SID) is Phase.WATCHING and not policy.busy()
 
 
 def test_a_destroyed_session_is_forgotten() -> None:
@@ -167,8 +201,11 @@ def _to(phase: Phase, clock: FakeClock) -> RecoveryPolicy:
     if phase is Phase.ATTEMPTING:
         clock.advance(SESSION.time2wait)
         policy.due()
-    if phase is Phase.GAVE_UP:
+    if phase in (Phase.LATE_WAITING, Phase.LATE_ATTEMPTING):
         clock.advance(SESSION.replacement_timeout)
+        policy.due()
+    if phase is Phase.LATE_ATTEMPTING:
+        clock.advance(LATE_INTERVAL)
         policy.due()
     assert policy.phase(SID) is phase
     return policy
@@ -181,7 +218,7 @@ def _fire(policy: RecoveryPolicy, clock: FakeClock, event_: RecoveryEvent) -> li
     if event_ is RecoveryEvent.DESTROYED:
         return policy.on_event(event(nl.UEvent.K_DESTROY_SESSION, sid=SID, host_no=2))
     if event_ is RecoveryEvent.WAIT_OVER:
-        clock.advance(SESSION.time2wait)
+        clock.advance(LATE_INTERVAL if policy.phase(SID) is Phase.LATE_WAITING else SESSION.time2wait)
         return policy.due()
     if event_ is RecoveryEvent.TIMED_OUT:
         clock.advance(SESSION.replacement_timeout)
@@ -194,7 +231,7 @@ ROW_ACTIONS = {
     RecoveryEvent.CONN_ERROR: [LogLine, StopConn, LogLine],
     RecoveryEvent.DESTROYED: [LogLine],
     RecoveryEvent.WAIT_OVER: [Reconnect],
-    RecoveryEvent.TIMED_OUT: [LogLine, GiveUp],
+    RecoveryEvent.TIMED_OUT: [LogLine, TimedOut],
     RecoveryEvent.RECOVERED: [LogLine],
     RecoveryEvent.ATTEMPT_FAILED: [LogLine],
 }
