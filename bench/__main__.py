@@ -30,6 +30,10 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
         "bench.realroot",
         "a real Debian root over netlab (netroot=): multi-user and power-off, its own dracut's stock image vs ours",
     ),
+    "multipath": (
+        "bench.multipath",
+        "a multipath Debian root (two portals, two NICs): boot, and path loss to I/O again under the agent and iscsid",
+    ),
 }
 
 

@@ -308,10 +308,16 @@ class NetLabRoot:
 
 
 def run_watched(
-    argv: list[str], bound: float, log_path: Path, name: str, on_line: Callable[[str], None] | None = None
+    argv: list[str],
+    bound: float,
+    log_path: Path,
+    name: str,
+    on_line: Callable[[str], None] | None = None,
+    fatal_re: re.Pattern[str] | None = FATAL_RE,
 ) -> tuple[ConsoleResult, str | None]:
-    """QEMU until it exits, `bound` runs out, or FATAL_GRACE after a FATAL_RE line; always reaped. Returns the
-    console and that line (None when there was none). `on_line` sees every console line as it arrives."""
+    """QEMU until it exits, `bound` runs out, or FATAL_GRACE after a `fatal_re` line; always reaped. Returns the
+    console and that line (None when there was none). `on_line` sees every console line as it arrives. A multipath
+    root expects connection errors on a path: `fatal_re=None` lets the run go on."""
     deadline = Deadline(name, bound)
     started = time.monotonic()
     try:
@@ -349,7 +355,7 @@ def run_watched(
                     parser.feed(line)
                     if on_line is not None:
                         on_line(line)
-                    if fatal is None and FATAL_RE.search(line) and "check:" not in line:
+                    if fatal is None and fatal_re is not None and fatal_re.search(line) and "check:" not in line:
                         fatal, fatal_at = line.strip(), time.monotonic()
     finally:
         returncode = stop(proc)
