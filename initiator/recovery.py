@@ -47,7 +47,15 @@ from initiator.kernel_login import Channel, drop_stale_errors, login_through_ker
 from initiator.login import LoggedIn, LoginConfig, Redirect
 from initiator.negotiation import Offers
 from initiator.portal import Portal
-from initiator.recovery_policy import Action, LogLine, Reconnect, RecoveryPolicy, StopConn, TimedOut
+from initiator.recovery_policy import (
+    Action,
+    LogLine,
+    Reconnect,
+    RecoveryPolicy,
+    StopConn,
+    TimedOut,
+    logged_attempt,
+)
 
 Log = Callable[[str], None]
 
@@ -141,7 +149,8 @@ def _connect_and_login(
     stop_for_recovery(channel, s, deadline)  # again: a failed try may have left a socket bound
     drop_stale_errors(channel, s.sid, s.cid, deferred, deadline.clock)
     exp_statsn = last_exp_statsn(s.sid, s.cid, sysfs)
-    log(f"{s.label}: attempt {attempt}: connecting to {held.portal.address}:{held.portal.port}")
+    if logged_attempt(attempt):
+        log(f"{s.label}: attempt {attempt}: connecting to {held.portal.address}:{held.portal.port}")
     fd = connect(held.portal, deadline)
     try:
         channel.request(nl.bind_conn(channel.handle, s.sid, s.cid, fd), deadline)

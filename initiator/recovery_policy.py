@@ -160,6 +160,12 @@ TRANSITIONS: Mapping[tuple[Phase, RecoveryEvent], Phase] = MappingProxyType(
 )
 
 
+def logged_attempt(attempt: int) -> bool:
+    """Whether attempt number `attempt` says it is connecting (and, past the replacement timeout, that it failed):
+    1, 2, 4, 8, ..., so an outage of hours costs the kernel log a dozen lines, not one every LATE_INTERVAL."""
+    return attempt > 0 and attempt & (attempt - 1) == 0
+
+
 def next_phase(phase: Phase, event: RecoveryEvent) -> Phase:
     """The phase `event` leads to from `phase`; IllegalTransition when the table has no line for the pair."""
     after = TRANSITIONS.get((phase, event))
@@ -288,7 +294,7 @@ class RecoveryPolicy(Generic[S]):
         if late:  # a long outage: attempts 1, 2, 4, 8... are logged, not every one (the kernel log stays small)
             track.wake_at = now + self.late_interval
             n = track.attempts
-            if n & (n - 1):
+            if not logged_attempt(n):
                 return []
             return [
                 LogLine(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -78,3 +79,14 @@ def test_bench_rows_have_one_column_per_run_and_a_dash_for_what_was_not_measured
     assert rows[2] == ["agent: longest pause in the writes (s)", "14.0", "-"]
     assert rows[-1] == ["power-off (s)", "-", "5.0"]
     assert all(len(row) == 3 for row in rows)
+
+
+def test_the_readme_gives_the_dracut_configuration_the_test_root_uses() -> None:
+    """README *A multipath root* is what a Debian user copies: the same lines the VM test's root is built with."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    lines = [line for line in multipath.DRACUT_MULTIPATH.splitlines() if line and not line.startswith("#")]
+    assert lines and all(f"\n{line}\n" in readme for line in lines), lines
+    for line in multipath.SOCKET_DROPIN.splitlines()[1:]:
+        assert f"`{line}`" in readme, line
+    for setting in ("find_multipaths greedy", "polling_interval 2", "no_path_retry 30"):
+        assert setting in multipath.MULTIPATH_CONF and f"`{setting}`" in readme, setting

@@ -20,6 +20,7 @@ from initiator.recovery_policy import (
     RecoveryPolicy,
     StopConn,
     TimedOut,
+    logged_attempt,
     next_phase,
 )
 from tests.initiator.fake_kernel import conn_error, event
@@ -303,3 +304,9 @@ def test_any_sequence_of_calls_moves_only_along_the_table(ops: list[tuple]) -> N
         elif after is not before:
             target = Phase.FORGOTTEN if after is None else after
             assert any(TRANSITIONS.get((before, e)) is target for e in RecoveryEvent)
+
+
+@pytest.mark.parametrize(("attempt", "logged"), [(0, False), (1, True), (2, True), (3, False), (4, True), (6, False),
+                                                 (8, True), (1024, True), (1023, False)])  # fmt: skip
+def test_attempts_1_2_4_8_say_they_are_connecting(attempt: int, logged: bool) -> None:
+    assert logged_attempt(attempt) is logged
