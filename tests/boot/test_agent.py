@@ -124,8 +124,9 @@ def test_stop_is_bounded_when_the_agent_does_not_go(tmp_path: Path) -> None:
 
 # -- the ownership protocol, end to end with a fake kernel ---------------------------------------------------
 
-FAKE_AGENT = """
-import sys
+# A process of ours with the fake kernel's netlink and no kernel log (the start of each script below)
+FAKE_KERNEL_PRELUDE = """
+import sys, threading
 sys.path[:0] = [{repo!r}]
 import boot.commands.agent as agent
 import initiator.kernel as kernel
@@ -137,6 +138,10 @@ class FakeNetlink(FakeKernel):
     def __exit__(self, *exc):
         self.close()
 
+"""
+FAKE_AGENT = (
+    FAKE_KERNEL_PRELUDE
+    + """
 if {broken!r}:
     def FakeNetlink():  # noqa: F811
         raise kernel.KernelError("/sys/class/iscsi_transport/tcp/handle: no iscsi_tcp transport")
@@ -145,6 +150,7 @@ agent.to_kmsg = lambda *a, **k: False  # never the test machine's kernel log
 from boot.cli import main
 sys.exit(main(sys.argv[1:]))
 """
+)
 
 
 @pytest.fixture
@@ -334,19 +340,9 @@ def test_a_missing_interpreter_is_a_warning_too(boot_starts, monkeypatch) -> Non
     assert warning is not None and warning.startswith("recovery agent not started (No such file or directory)")
 
 
-FORKING_BOOT = """
-import sys, threading
-sys.path[:0] = [{repo!r}]
-import boot.commands.agent as agent
-import initiator.kernel as kernel
-from tests.initiator.fake_kernel import FakeKernel
-
-class FakeNetlink(FakeKernel):
-    def __enter__(self):
-        return self
-    def __exit__(self, *exc):
-        self.close()
-
+FORKING_BOOT = (
+    FAKE_KERNEL_PRELUDE
+    + """
 kernel.NetlinkIscsi = FakeNetlink
 agent.to_kmsg = lambda *a, **k: False
 from pathlib import Path
@@ -363,6 +359,7 @@ if {thread!r}:  # a family's bring-up still running: no fork
 warning, how = boot_command.start_agent(args, Path({state_dir!r}), plan, rows)
 print(warning, how)
 """
+)
 
 
 def _forking_boot(agent_env, tmp_path: Path, thread: bool) -> subprocess.CompletedProcess[str]:

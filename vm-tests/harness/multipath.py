@@ -46,7 +46,7 @@ from harness.bootvm import BASE_APPEND
 from harness.debroot import NETWORKD_WIRED, TEST_SCRIPT, DebRoot, Variant
 from harness.paths import CACHE, REPO
 from harness.qemu import VmSpec, build_command
-from harness.realboot import MARK_RE, Booted, Guest, accel, run_watched
+from harness.realboot import MARK_RE, Booted, Guest, accel, run_watched, serve_disk
 
 ROOT_IQN = "iqn.2026-12.org.pyiscsi:mpath-root"
 NETS = ("10.0.2", "10.0.3")  # the two QEMU user networks; the host's 127.0.0.1 is <net>.2 in each
@@ -398,11 +398,7 @@ class MultipathLab:
             shutil.copyfile(self.root.vmlinuz, self._tmp / "vmlinuz")
             shutil.copyfile(self.root.initrd, self._tmp / "initrd.img")
             self._tgtd = Tgtd(self._tmp / "tgtd").__enter__()
-            target = self._tgtd.add_target(ROOT_IQN, [])
-            self._tgtd.tgtadm(
-                "--mode", "logicalunit", "--op", "new", "--tid", str(target.tid), "--lun", "1",
-                "--backing-store", str(self.disk),
-            )  # fmt: skip
+            serve_disk(self._tgtd, ROOT_IQN, self.disk)
             second = self._tgtd.add_portal()
             self.ports = (self._tgtd.port, second)
         except BaseException:

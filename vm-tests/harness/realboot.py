@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness import rootimage
 from harness.bootvm import BASE_APPEND, INITIATOR
@@ -46,6 +47,9 @@ from harness.netlab import LabConfig, NetLab, Stack
 from harness.paths import CACHE, REPO
 from harness.qemu import ACCEL_ENV, QEMU, VmSpec, build_command, stop
 from initiator.deadline import Deadline
+
+if TYPE_CHECKING:
+    from tests.support.tgtd import Tgtd
 
 ROOT_IQN = "iqn.2026-12.org.pyiscsi:debian-root"
 DATA_IQN = "iqn.2026-12.org.pyiscsi:debian-data"
@@ -124,6 +128,14 @@ def fs_verdict(dumpe2fs: str, e2fsck_status: int) -> str:
     return "clean" if not problems else ", ".join(problems)
 
 
+def serve_disk(tgtd: Tgtd, iqn: str, disk: Path) -> None:
+    """A target `iqn` whose LUN 1 is the file `disk` (the root image a boot writes to)."""
+    target = tgtd.add_target(iqn, [])
+    tgtd.tgtadm(
+        "--mode", "logicalunit", "--op", "new", "--tid", str(target.tid), "--lun", "1", "--backing-store", str(disk)
+    )  # fmt: skip
+
+
 def accel() -> str:
     """TCG unless the environment says otherwise (KVM hangs on the machines this project runs on)."""
     return os.environ.get(ACCEL_ENV) or "tcg"
@@ -154,11 +166,7 @@ class Lab:
             shutil.copyfile(self.root.vmlinuz, self._tmp / "vmlinuz")
             shutil.copyfile(self.root.initrd, self._tmp / "initrd.img")
             self._tgtd = Tgtd(self._tmp / "tgtd").__enter__()
-            target = self._tgtd.add_target(ROOT_IQN, [])
-            self._tgtd.tgtadm(
-                "--mode", "logicalunit", "--op", "new", "--tid", str(target.tid), "--lun", "1",
-                "--backing-store", str(self.disk),
-            )  # fmt: skip
+            serve_disk(self._tgtd, ROOT_IQN, self.disk)
             self._tgtd.add_target(DATA_IQN, [LunSpec(DATA_BYTES)])
             self.port = self._tgtd.port
         except BaseException:
