@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from hypothesis import strategies as st
 from harness import debroot, realboot
 from harness.console import Marker
 from harness.errors import HarnessError
+from harness.paths import REPO
 
 README_CONF = 'add_dracutmodules+=" pyiscsi "\nomit_dracutmodules+=" iscsi "'
 
@@ -347,3 +349,24 @@ def test_lab_cmdline_ibft_and_netroot(tmp_path, monkeypatch):
     finally:
         lab.close()
     assert not list(tmp_path.glob(".realboot-*"))
+
+
+@pytest.mark.parametrize(
+    ("cmdline", "targets"),
+    [
+        ("ip=dhcp netroot=iscsi:192.168.77.1::3260:1:iqn.2026-12.org.pyiscsi:debian-root", 1),
+        # two paths of the root and a data target: three targets, although `luns` names the root again
+        ("ip=dhcp netroot=iscsi:10.0.2.2::3260:1:iqn.2026-12.org.pyiscsi:r netroot=iscsi:10.0.3.2::3260:1:"
+         "iqn.2026-12.org.pyiscsi:r netroot=iscsi:10.0.2.2::3260:2:iqn.2026-12.org.pyiscsi:d", 3),
+    ],
+)  # fmt: skip
+def test_the_guest_counts_the_targets_explain_names(cmdline: str, targets: int) -> None:
+    """The `explain` mark's count is the guest check's own grep over real `pyiscsi explain` output."""
+    pattern = re.search(r"grep -c '([^']+)'\)\"\n", debroot.GUEST_CHECK)
+    assert pattern is not None
+    explained = subprocess.run(
+        [sys.executable, "-m", "boot", "explain", "--cmdline", cmdline, "--ibft", "none"],
+        capture_output=True, text=True, timeout=60, check=True, cwd=REPO,
+    ).stdout  # fmt: skip
+    counted = subprocess.run(["grep", "-c", pattern.group(1)], input=explained, capture_output=True, text=True)
+    assert counted.stdout.strip() == str(targets), explained

@@ -163,6 +163,7 @@ VARIANTS: dict[str, Variant] = {
 #   startup    node.startup of the root's and the data target's node records; records = how many there are
 #   loginsvc   open-iscsi.service's state and what its start-up `--loginall=automatic` said
 #   explain    `pyiscsi explain` in the running system: its exit status and how many targets its plan names
+#              (the `targets:` lines, `<iqn> at <portal>`; the `luns` lines name them again)
 #   datadisk   the data target's disk, its size, whether it reads
 #   relogin    after logging the data target out, open-iscsi.service's own ExecStart logs it in again
 #   net        the boot NIC's address and the network manager's units
@@ -238,7 +239,7 @@ said=$(journalctl -b -u open-iscsi.service -o cat --no-pager 2>/dev/null | grep 
 mark loginsvc "state=$(systemctl is-active open-iscsi.service) said=${said:-nothing}"
 explained=$(pyiscsi explain 2>&1); rc=$?  # what the README tells a user to look at after the boot
 echo "$explained" | say
-mark explain "rc=$rc targets=$(echo "$explained" | grep -c '^  iqn\.')"
+mark explain "rc=$rc targets=$(echo "$explained" | grep -c '^  iqn\.[^ ]* at ')"
 if [ -n "$data_iqn" ]; then
     dd=$(wait_disk "$data_iqn")
     reads=no; dd if="/dev/$dd" of=/dev/null bs=4096 count=8 iflag=direct 2>/dev/null && reads=yes
