@@ -265,6 +265,10 @@ if [ -n "$stress" ]; then
     dir=/var/lib/pyiscsi-test/stress
     mkdir -p "$dir" && rm -f "$dir"/*
     before=$(addrs)
+    # the DHCP events of the real root's network manager, live on the console with their uptime: if the root disk
+    # is lost, they are what shows whether the lease was renewed
+    journalctl -f -n 0 -o short-monotonic 2>/dev/null | grep --line-buffered -i dhcp | sed -u 's/^/  journal: /' \
+        > /dev/console &
     mark stress-begin "seconds=$stress addr=$before"
     (
         end=$(( $(cut -d. -f1 /proc/uptime) + stress )); n=0
@@ -285,6 +289,7 @@ if [ -n "$stress" ]; then
     for u in @MANAGER_UNITS@; do units="$units,$u=$(systemctl is-active "$u")"; done
     mark restarted "rc=$rc units=${units#,}"
     wait "$writer"
+    pkill -f '^journalctl -f -n 0 -o short-monotonic'
     sync && echo 3 > /proc/sys/vm/drop_caches
     bad=$(cat "$dir"/*.sum | sha256sum -c --quiet 2>&1 | grep -c 'FAILED')
     failed=0; [ -e "$dir/failed" ] && failed=$(wc -l < "$dir/failed")
