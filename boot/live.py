@@ -19,6 +19,7 @@ from boot.plan import BootPlan, TargetPlan
 from boot.sessions import SessionState
 from initiator.deadline import Deadline
 from initiator.errors import NetworkError, WaitTimeout
+from initiator.printable import printable
 
 INITRD_RELEASE = "/etc/initrd-release"
 INITIAL_CMDSN = 1
@@ -165,7 +166,7 @@ class LiveSteps:
             raise
         try:
             if not self._kernel_lock.acquire(timeout=max(0.0, deadline.remaining())):
-                raise deadline.timeout(f"{target.name}: another session's kernel handover is under way")
+                raise deadline.timeout(f"{printable(str(target.name))}: another session's kernel handover is under way")
             try:
                 kernel = hand_over(self._kernel(), sock, params, deadline)
             finally:
