@@ -252,6 +252,12 @@ def run_boot(
     return [s for s in sessions if s.root] + [s for s in sessions if not s.root]
 
 
+def require_route(plan: BootPlan, steps: Steps, target: TargetPlan) -> None:
+    """rd.iscsi.testroute=1: a target the routing table does not reach is not tried (dracut's check)."""
+    if plan.testroute and is_ip_address(target.address) and not steps.has_route(target.address):
+        raise NetworkError(f"no route to {_label(target)} (rd.iscsi.testroute=1; =0 tries it anyway)")
+
+
 def _path_jobs(
     plan: BootPlan,
     steps: Steps,
@@ -265,8 +271,7 @@ def _path_jobs(
     (or fails) is the boot's failure when it is the first, a warning otherwise."""
 
     def discover(planned: TargetPlan) -> list[TargetPlan]:
-        if plan.testroute and is_ip_address(planned.address) and not steps.has_route(planned.address):
-            raise NetworkError(f"no route to {_label(planned)} (rd.iscsi.testroute=1; =0 tries it anyway)")
+        require_route(plan, steps, planned)
         found = steps.discover(planned, initiator, total.child("login", plan.timeouts.login))
         if not found:
             raise IscsiError(f"discovery at {_label(planned)}: the portal reported no target")
@@ -313,8 +318,8 @@ def _login(
     bound. A failure is returned to run_boot; a path that is not the root's only one also says it (one line)."""
     target = job.target
     try:
-        if job.check_route and plan.testroute and is_ip_address(target.address) and not steps.has_route(target.address):
-            raise NetworkError(f"no route to {_label(target)} (rd.iscsi.testroute=1; =0 tries it anyway)")
+        if job.check_route:
+            require_route(plan, steps, target)
         replacement = replacement_for(plan, job.paths)
         login_plan = plan
         if replacement != plan.timeouts.replacement:  # a path of a multipath LUN: the kernel session gets it
