@@ -6,7 +6,7 @@ The initramfs has no pip and no compiler, and every megabyte is read at each boo
     usr/lib/pyiscsi/lib/python311.zip            bytecode of exactly the modules the entries reach
     usr/lib/pyiscsi/lib/python3.11/lib-dynload/  only the extension modules that closure needs
     usr/sbin/pyiscsi                             exec python3 -I -S -B -c '<boot.__main__'s code>' "$@"
-    + the shared libraries of the ELF files above, at their host paths (ldd), /sbin/ldconfig for ctypes
+    + the shared libraries of the ELF files above, at their host paths (ldd)
 
 The interpreter finds its prefix on its own: getpath searches up from the executable for `lib/python3.11/
 lib-dynload` (exec_prefix) and the zip (prefix), so there is no "Could not find platform ... libraries" warning and
@@ -18,7 +18,8 @@ import statement our code runs at boot (function-level ones too), and fails nami
 runs those statements again, checks that nothing comes from outside the prefix, and times `pyiscsi --version`.
 
 One module per job: `closure` (which modules), `imports` (the import statements our code runs at boot),
-`archive` (the reproducible bytecode zip), `libraries` (shared libraries, ldconfig), `interpreter`, `layout`
+`archive` (the reproducible bytecode zip), `libraries` (shared libraries), `lighter` (our sources in place of
+pyroute2's package init, ssl and ctypes.util), `interpreter`, `layout`
 (paths in the tree, FrozenTree), `options`, `build`, `verify` (run the tree: imports, --version, timing),
 `report`, `cli` (`python -m boot.freeze`).
 """

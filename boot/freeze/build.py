@@ -11,7 +11,7 @@ from boot.freeze.closure import NOT_PROBED, collect_extensions, collect_sources,
 from boot.freeze.imports import runtime_imports
 from boot.freeze.interpreter import check_magic, host_interpreter
 from boot.freeze.layout import EXEC_MODE, PYVER, ZIP_NAME, FrozenTree, rel, wrapper_script
-from boot.freeze.libraries import find_dlopen_library, install_host_file, install_ldconfig, shared_libraries
+from boot.freeze.libraries import find_dlopen_library, install_host_file, shared_libraries
 from boot.freeze.options import FreezeOptions
 from boot.freeze.verify import check_imports
 from initiator.errors import BadInputError
@@ -58,8 +58,6 @@ def build(options: FreezeOptions) -> FrozenTree:
             libraries.update(shared_libraries(Path(where)))
         for library in sorted(libraries):
             install_host_file(library, root)
-        if options.ldconfig:
-            install_ldconfig(root)
     tree = FrozenTree(
         root=root,
         prefix=prefix,

@@ -52,7 +52,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         prefix=PurePosixPath(args.prefix),
         skip_missing=args.skip_missing,
         copy_libraries=not args.no_libs,
-        ldconfig=not args.no_libs,
         compress_zip=args.compress_zip,
     )
     try:

@@ -108,8 +108,24 @@ DEFAULT_EXCLUDES = (
     "lzma",
     "_lzma",
     # hashlib falls back to the interpreter's built-in MD5/SHA-1/SHA-2/SHA-3 (all CHAP needs) and hmac to its
-    # pure-Python code: no OpenSSL start-up on the first digest (_ssl, which pyroute2 imports, still links it).
+    # pure-Python code: no OpenSSL start-up on the first digest.
     "_hashlib",
+    # TLS: `ssl` is our stand-in (DEFAULT_REPLACEMENTS), so neither _ssl nor libssl/libcrypto are carried.
+    "_ssl",
+)
+LIGHTER = Path(__file__).resolve().parent / "lighter"
+# Modules the tree carries as a source of ours instead of the library's (a package's __init__, or a module):
+# - pyroute2: the library's package init imports every public class it has (NDB with sqlite3, conntrack, wireless,
+#   plan9...) whenever any of its modules is imported; ours sets what its modules read from the package. The boot
+#   imports the modules it uses by their own names, so it loads a third fewer modules, and sqlite3 stays out.
+# - ssl: the initramfs makes no TLS connection, but asyncio and pyroute2 0.9 import ssl and name its exception
+#   types at import time; the stand-in has those types and raises on any way into TLS. OpenSSL (5.6 MiB) stays out.
+# - ctypes.util: find_library looks in the loader's directories itself instead of running `ldconfig -p` (pyudev
+#   finds libudev through it): no ldconfig in the tree (1 MiB), no process started at boot.
+DEFAULT_REPLACEMENTS = (
+    ("pyroute2", LIGHTER / "pyroute2_init.py"),
+    ("ssl", LIGHTER / "ssl_absent.py"),
+    ("ctypes.util", LIGHTER / "ctypes_util.py"),
 )
 
 
@@ -170,7 +186,10 @@ def find_closure(options: FreezeOptions) -> tuple[modulefinder.ModuleFinder, tup
     for name in options.extras:
         if not _find_spec(name, search_path):
             raise BadInputError("extra", name, "no such module on the search path")
-    finder = modulefinder.ModuleFinder(path=[str(p) for p in search_path], excludes=list(options.excludes))
+    for name, source in options.replacements:
+        if not source.is_file():
+            raise BadInputError("replacement", name, f"no such file: {source}")
+    finder = _Finder(options.replacements, path=[str(p) for p in search_path], excludes=list(options.excludes))
     roots = [name for name in options.entries if name not in missing] + list(options.extras)
     for package in options.packages:
         roots.extend(_submodules(package, search_path))
@@ -179,6 +198,40 @@ def find_closure(options: FreezeOptions) -> tuple[modulefinder.ModuleFinder, tup
             raise BadInputError("entry", name, "is also excluded")
         finder.import_hook(name)
     return finder, missing
+
+
+class _Finder(modulefinder.ModuleFinder):
+    """modulefinder that reads our source for a replaced module (a package keeps its directory for its
+    submodules; only its __init__ is ours)."""
+
+    def __init__(self, replacements: Iterable[tuple[str, Path]], **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.replacements = dict(replacements)
+
+    def find_module(self, name: str, path: object, parent: object = None) -> tuple[object, str, tuple[str, str, int]]:
+        fullname = f"{parent.__name__}.{name}" if parent is not None else name  # type: ignore[attr-defined]
+        source = self.replacements.get(fullname)
+        if source is None:
+            return super().find_module(name, path, parent)
+        try:
+            found = super().find_module(name, path, parent)
+        except ImportError:
+            found = (None, "", ("", "", 0))
+        if found[2][2] == modulefinder._PKG_DIRECTORY:  # type: ignore[attr-defined]
+            return found  # load_package reads our __init__
+        if found[0] is not None:
+            found[0].close()  # type: ignore[attr-defined]
+        return open(source, "rb"), str(source), (".py", "rb", modulefinder._PY_SOURCE)  # type: ignore[attr-defined]
+
+    def load_package(self, fqname: str, pathname: str) -> modulefinder.Module:
+        source = self.replacements.get(fqname)
+        if source is None:
+            return super().load_package(fqname, pathname)
+        module = self.add_module(fqname)
+        module.__path__ = [pathname]
+        with open(source, "rb") as init:
+            self.load_module(fqname, init, str(source), (".py", "rb", modulefinder._PY_SOURCE))  # type: ignore[attr-defined]
+        return module
 
 
 def _archive_name(module: modulefinder.Module, name: str) -> str:

@@ -1,8 +1,8 @@
 """The shared libraries the frozen interpreter needs, copied from the host to the same paths under the tree.
 
 ldd finds what the ELF files link against; a library only ever dlopen()ed (pyudev's libudev, through ctypes) is
-named by hand with the module that opens it, and found in the host's loader cache. ctypes looks libraries up with
-`ldconfig -p`, so the tree carries ldconfig and a cache of its own.
+named by hand with the module that opens it, and found in the host's loader cache. In the tree, ctypes finds it
+without ldconfig (closure.DEFAULT_REPLACEMENTS: our ctypes.util).
 """
 
 from __future__ import annotations
@@ -117,21 +117,3 @@ def _resolve_in(root: Path, path: PurePosixPath, depth: int = 0) -> Path:
         else:
             current = current / part
     return root / rel(current)
-
-
-def install_ldconfig(root: Path) -> None:
-    """ctypes.util.find_library (pyudev -> libudev) runs `/sbin/ldconfig -p`: carry it (static) and a cache."""
-    ldconfig = "/sbin/ldconfig"
-    if not Path(ldconfig).is_file():
-        return
-    install_host_file(ldconfig, root)
-    conf = root / "etc" / "ld.so.conf"
-    if not conf.exists():
-        conf.parent.mkdir(parents=True, exist_ok=True)
-        multiarch = sysconfig.get_config_var("MULTIARCH") or ""
-        dirs = [f"/usr/lib/{multiarch}", f"/lib/{multiarch}"] if multiarch else []
-        conf.write_text("".join(f"{d}\n" for d in dirs))
-    try:
-        subprocess.run([ldconfig, "-r", str(root)], capture_output=True, timeout=60, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise WaitTimeout("ldconfig -r", 60, str(root)) from exc

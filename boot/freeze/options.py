@@ -5,7 +5,13 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path, PurePosixPath
 
-from boot.freeze.closure import DEFAULT_ENTRIES, DEFAULT_EXCLUDES, DEFAULT_EXTRAS, DEFAULT_PACKAGES
+from boot.freeze.closure import (
+    DEFAULT_ENTRIES,
+    DEFAULT_EXCLUDES,
+    DEFAULT_EXTRAS,
+    DEFAULT_PACKAGES,
+    DEFAULT_REPLACEMENTS,
+)
 from boot.freeze.imports import OWN_PACKAGES
 from boot.freeze.layout import PREFIX, WRAPPER
 from boot.freeze.libraries import DEFAULT_DLOPEN
@@ -20,6 +26,7 @@ class FreezeOptions:
     extras: tuple[str, ...] = DEFAULT_EXTRAS
     packages: tuple[str, ...] = DEFAULT_PACKAGES
     excludes: tuple[str, ...] = DEFAULT_EXCLUDES
+    replacements: tuple[tuple[str, Path], ...] = DEFAULT_REPLACEMENTS  # (module, our source carried in its place)
     search_path: tuple[Path, ...] = ()  # empty: our source root, then the running interpreter's sys.path
     interpreter: Path | None = None  # None: the interpreter this venv was made from (/usr/bin/python3)
     prefix: PurePosixPath = PREFIX
@@ -27,7 +34,6 @@ class FreezeOptions:
     skip_missing: bool = False  # missing entries become warnings (a partial build while commands are written)
     copy_libraries: bool = True
     dlopen: tuple[tuple[str, str], ...] = tuple(DEFAULT_DLOPEN.items())  # (soname, module that dlopens it)
-    ldconfig: bool = True
     optimize: int = 0  # asserts and docstrings stay: argparse help and error paths rely on them
     compress_zip: bool = False  # stored members: faster imports, and the image's zstd packs them better
     # build() ends by running every import statement of ours in the tree: a tree that cannot boot is an error

@@ -95,7 +95,7 @@ def _best_of(command: list[str], what: str, runs: int) -> tuple[float, subproces
 
 @contextlib.contextmanager
 def _dev_null(root: Path, chroot: bool) -> Iterator[None]:
-    """subprocess (ctypes.util -> ldconfig) opens /dev/null; an initramfs has one, a bare tree needs it lent."""
+    """a child process opens /dev/null for its stdio; an initramfs has one, a bare tree needs it lent."""
     null = root / "dev" / "null"
     made: list[Path] = []
     if chroot and not null.exists():

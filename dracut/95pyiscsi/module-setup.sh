@@ -102,10 +102,9 @@ _pyiscsi_install_runtime() {
             $pyiscsi_freeze_args || return 1
     fi
     # shared libraries of the interpreter and its extension modules: dracut resolves every executable file
-    # in the image at the end (DRACUT_RESOLVE_LAZY); libudev is dlopen()ed by pyudev, and ctypes finds it
-    # through `ldconfig -p` against the cache dracut builds
+    # in the image at the end (DRACUT_RESOLVE_LAZY); libudev is dlopen()ed by pyudev, and the tree's ctypes.util
+    # finds it by its soname in the loader's directories (no ldconfig)
     inst_libdir_file 'libudev.so*'
-    inst_multiple -o ldconfig
     return 0
 }
 

@@ -112,7 +112,6 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> freeze.FrozenTree:
         packages=(),
         copy_libraries=False,  # run in place with the host's shared libraries: no chroot, no root needed
         dlopen=(),
-        ldconfig=False,
     )
     return freeze.build(options)
 

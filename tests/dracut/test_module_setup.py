@@ -86,7 +86,7 @@ def unpack(image: Path, into: Path) -> None:
     with image.open("rb") as stream:
         subprocess.run(["cpio", "-idm", "--quiet", "--no-absolute-filenames"], stdin=stream, cwd=into, check=True)
     dev = into / "dev"
-    dev.mkdir(exist_ok=True)  # at boot a devtmpfs; subprocess (ctypes.util -> ldconfig) wants /dev/null
+    dev.mkdir(exist_ok=True)  # at boot a devtmpfs; a child process wants /dev/null
     if not (dev / "null").exists():
         os.mknod(dev / "null", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
 

@@ -73,6 +73,6 @@ def netcode_options(out: Path, site: Path, **changes: object) -> freeze.FreezeOp
         "search_path": (site, *freeze.default_search_path()),
         "own_packages": ("netcode",),
         "copy_libraries": False,
-        "ldconfig": False,
+        "replacements": (),  # the fake pyroute2's own init, which makes IPRoute as 0.7.2's does
     }
     return options(out, **{**settings, **changes})

@@ -54,6 +54,103 @@ def test_pyroute2_and_pyudev_work_frozen(tree: freeze.FrozenTree) -> None:
     assert (result.returncode, result.stdout.strip(), result.stderr) == (0, "True /sys", "")
 
 
+@ROOT_ONLY
+def test_the_trees_pyroute2_is_the_modules_the_boot_uses_without_the_librarys_init(tree: freeze.FrozenTree) -> None:
+    """Our package init: the library's version and logger, none of its public classes (NDB, sqlite3...)."""
+    import pyroute2
+
+    code = (
+        "import sys\n"
+        "from pyroute2.iproute.linux import IPRoute\n"
+        "from pyroute2.netlink.exceptions import NetlinkError\n"
+        "import pyroute2\n"
+        "print(pyroute2.__version__, hasattr(pyroute2, 'NDB'), 'sqlite3' in sys.modules)"
+    )
+    result = python(tree, "-c", code)
+    expected = f"{pyroute2.__version__} False False"  # the same version the library's own init reports
+    assert (result.returncode, result.stdout.strip(), result.stderr) == (0, expected, "")
+
+
+def test_the_tree_carries_no_openssl_and_no_sqlite(tree: freeze.FrozenTree) -> None:
+    names = zip_names(tree)
+    assert [n for n in names if n.startswith(("sqlite3", "pyroute2/ndb/"))] == []
+    assert not {"_ssl", "_sqlite3", "_hashlib"} & set(tree.extensions)
+    assert [lib for lib in tree.libraries if Path(lib).name.startswith(("libssl", "libcrypto", "libsqlite3"))] == []
+
+
+@ROOT_ONLY
+def test_the_ssl_stand_in_lets_asyncio_import_and_refuses_tls(tree: freeze.FrozenTree) -> None:
+    code = (
+        "import asyncio, ssl\n"
+        "for attempt in (ssl.create_default_context, ssl.SSLContext, ssl.MemoryBIO):\n"
+        "    try: attempt()\n"
+        "    except ssl.SSLError as exc: print(type(exc).__name__, exc)\n"
+    )
+    result = python(tree, "-c", code)
+    assert result.returncode == 0 and result.stderr == ""
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3 and all(line.startswith("SSLError TLS is not available") for line in lines)
+
+
+def _fake_library(site: Path) -> Path:
+    """`lib`, whose package init imports a heavy module its submodule never needs; and `netcode`, which uses
+    lib.sub and a plain module `plain`."""
+    files = {
+        "lib/__init__.py": "import heavy\n",
+        "lib/sub.py": "VALUE = 1\n",
+        "heavy.py": "WEIGHT = 1\n",
+        "plain.py": "import heavy\nNAME = 'library'\n",
+        "netcode.py": "import lib.sub\nimport plain\n",
+    }
+    for name, text in files.items():
+        (site / name).parent.mkdir(parents=True, exist_ok=True)
+        (site / name).write_text(text)
+    return site
+
+
+@pytest.mark.parametrize(
+    ("replaced", "expected_stems", "absent_stems"),
+    [
+        ((), {"lib/__init__", "lib/sub", "heavy", "plain"}, set()),
+        (("lib",), {"lib/__init__", "lib/sub", "plain", "heavy"}, set()),  # plain still imports heavy
+        (("lib", "plain"), {"lib/__init__", "lib/sub", "plain"}, {"heavy"}),
+        (("plain",), {"lib/__init__", "lib/sub", "plain", "heavy"}, set()),  # lib's own init imports heavy
+    ],
+)
+def test_a_replaced_module_is_carried_from_our_source_and_its_imports_are_not_followed(
+    tmp_path: Path, replaced: tuple[str, ...], expected_stems: set[str], absent_stems: set[str]
+) -> None:
+    site = _fake_library(tmp_path / "site")
+    ours = tmp_path / "ours"
+    ours.mkdir()
+    (ours / "light_init.py").write_text("LIGHT = True\n")
+    (ours / "light_plain.py").write_text("NAME = 'ours'\n")
+    sources = {"lib": ours / "light_init.py", "plain": ours / "light_plain.py"}
+    opts = options(
+        tmp_path / "root",
+        entries=("netcode",),
+        extras=(),
+        packages=(),
+        search_path=(site, *freeze.default_search_path()),
+        replacements=tuple((name, sources[name]) for name in replaced),
+        copy_libraries=False,
+        check_imports=False,
+    )
+    finder, _ = freeze.find_closure(opts)
+    stems = freeze.collect_sources(finder, opts.excludes)
+    assert expected_stems <= set(stems) and not absent_stems & set(stems)
+    for name in replaced:
+        stem = "lib/__init__" if name == "lib" else name
+        assert stems[stem] == sources[name]
+    assert stems["lib/sub"] == site / "lib" / "sub.py"  # a replaced package's submodules are the library's
+
+
+def test_a_replacement_that_does_not_exist_is_named(tmp_path: Path) -> None:
+    with pytest.raises(BadInputError) as caught:
+        freeze.find_closure(options(tmp_path, replacements=(("pyroute2", tmp_path / "nonesuch.py"),)))
+    assert (caught.value.field, caught.value.value) == ("replacement", "pyroute2")
+
+
 def test_a_missing_entry_is_named(tmp_path: Path) -> None:
     with pytest.raises(BadInputError) as caught:
         freeze.build(options(tmp_path, entries=("boot.cli", "boot.commands.nonesuch")))
