@@ -192,7 +192,7 @@ def test_frozen_pyiscsi_runs_from_the_image(image: Image) -> None:
 def test_pyroute2_and_pyudev_load_with_the_libraries_dracut_resolved(image: Image) -> None:
     code = (
         "import sys, pyudev\n"
-        "from pyroute2 import IPRoute\n"
+        "from pyroute2.iproute.linux import IPRoute\n"
         "with IPRoute() as ipr: ipr.get_links()\n"
         "origins = {getattr(getattr(m, '__spec__', None), 'origin', None) for m in list(sys.modules.values())}\n"
         "outside = sorted(o for o in origins if o and o not in ('built-in', 'frozen')"
