@@ -775,8 +775,8 @@ def _net_timeout(state: dict, key: str, value: str | None, token: str) -> None:
     _append(state, "net_timeouts", (name, parse_seconds(value, key, token)))
 
 
-PYISCSI_WAITS = ("total", "iflink", "carrier", "dhcp", "ipv6dad", "ipv6auto", "dhcp6", "arp", "connect", "login",
-                 "disk", "replacement")  # fmt: skip
+PYISCSI_WAITS = ("total", "iflink", "udev", "carrier", "dhcp", "ipv6dad", "ipv6auto", "dhcp6", "arp", "connect",
+                 "login", "disk", "replacement")  # fmt: skip
 
 
 def _pyiscsi(state: dict, key: str, value: str | None, token: str) -> None:

@@ -140,6 +140,9 @@ OPTIONS: tuple[OptionRow, ...] = (
     OptionRow("rd.pyiscsi.timeout=<s>", "rd.pyiscsi.timeout", S, "pyiscsi's own: the 'total' bound"),
     OptionRow("rd.pyiscsi.timeout.<wait>=<s>", "rd.pyiscsi.timeout.", S,
               "pyiscsi's own: any wait `explain` lists"),
+    OptionRow("rd.pyiscsi.timeout.udev=<s>", "rd.pyiscsi.timeout.udev", S,
+              "pyiscsi's own: how long a link waits for udev to handle (rename) it before it is set up (10 s); "
+              "then one warning naming the link and the wait, and on"),
     OptionRow("rd.pyiscsi.loglevel=<level>", "rd.pyiscsi.loglevel", S, "pyiscsi's own (also rd.pyiscsi.log=)"),
     OptionRow("rd.pyiscsi.agent=0|1", "rd.pyiscsi.agent", S, "pyiscsi's own: the recovery agent"),
 )  # fmt: skip
@@ -181,7 +184,7 @@ def row_for(key: str, value: str | None = None) -> OptionRow | None:
         return _BY_FORM[_root_form(key, value)]
     if key == "ip":
         return _BY_FORM[_ip_form(value)]
-    if key.startswith("rd.pyiscsi.timeout."):
+    if key.startswith("rd.pyiscsi.timeout.") and not any(row.key == key for row in OPTIONS):  # a wait of its own row
         key = "rd.pyiscsi.timeout."
     if key == "rd.pyiscsi.log":
         key = "rd.pyiscsi.loglevel"

@@ -110,12 +110,13 @@ class Timeouts:
     # the command line; every one can be set with rd.pyiscsi.timeout.<name>=<seconds>.
     total: float = 180.0  # the whole of `pyiscsi boot` (rd.pyiscsi.timeout, else rd.retry; dracut's rd.retry: 180)
     iflink: float = 60.0  # the named link to appear (rd.net.timeout.iflink; dracut: 60)
+    udev: float = 10.0  # udev to have handled (renamed) a link before it is set up; then a warning, and on
     carrier: float = 10.0  # carrier on a link that is up (rd.net.timeout.carrier; dracut: 10)
     dhcp: float = 30.0  # DHCPv4 lease (rd.net.timeout.dhcp; dracut leaves it to dhclient)
     ipv6dad: float = 50.0  # duplicate address detection of static IPv6 (rd.net.timeout.ipv6dad; dracut: 50)
     ipv6auto: float = 40.0  # SLAAC address and default route (rd.net.timeout.ipv6auto; dracut: 40)
     dhcp6: float = 30.0  # DHCPv6 lease
-    arp: float = 1.0  # the ARP probe of a DHCPv4 address before it is used (RFC 5227; 0: no probe)
+    arp: float = 0.3  # the ARP probe of a DHCPv4 address before it is used (RFC 5227; 0: no probe)
     connect: float = 10.0  # one TCP connect to a portal
     login: float = 20.0  # one login, connect to full feature phase (rd.iscsi.param=...login_timeout=)
     disk: float = 30.0  # the block device of the root LUN to appear (rd.timeout when > 0)

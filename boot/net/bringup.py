@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pyroute2.iproute.linux import IPRoute
 
-from boot.net import ipv4, ipv6, links, virtual
+from boot.net import ipv4, ipv6, links, udev_seen, virtual
 from boot.net.dhcp4 import Dhcp4Lease
 from boot.net.dhcp4_socket import obtain_lease
 from boot.net.dhcp6 import Dhcp6Lease
@@ -162,12 +162,19 @@ def bring_up_one(
     """One interface, start to finish: link, VLAN, MTU, up, carrier, addresses, routes."""
     started = deadline.clock()
     with IPRoute() as ipr:
+        # nothing is set up before udev has handled (renamed) it: udev's coldplug may still be running
+        udev_warnings: list[str] = []
         if plan.name is None and plan.mac is None:
+            if udev_seen.udev_handles_links():
+                udev_warnings = links.candidates_after_udev(
+                    ipr, deadline.child("iflink", timeouts.iflink), deadline.child("udev", timeouts.udev), sleep
+                )
             link = links.first_with_carrier(ipr, deadline.child("carrier", timeouts.carrier), sleep)
         else:
             link = links.find_link(
                 ipr, name=plan.name, mac=plan.mac, deadline=deadline.child("iflink", timeouts.iflink), sleep=sleep
             )
+            [link], udev_warnings = links.after_udev(ipr, [link], deadline.child("udev", timeouts.udev), sleep)
         parent: Link | None = None
         if plan.vlan is not None:
             parent_mtu = plan.mtu if plan.mtu is not None and plan.mtu > link.mtu else None
@@ -193,7 +200,7 @@ def bring_up_one(
         domain = None
         lease_info = None
         root_path = None
-        warnings: list[str] = []
+        warnings: list[str] = list(udev_warnings)
         for address in v4_static:
             ipv4.add_address(ipr, link, address)
             configured.append(str(address))

@@ -8,10 +8,12 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from pyroute2.iproute.linux import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from boot.net import udev_seen
 from boot.net.waits import InterfaceError, ran_out
 from initiator.deadline import Deadline
 
@@ -97,6 +99,65 @@ def find_link(
             if name and mac:
                 what = f"no link named {name} with MAC {mac}"
             raise ran_out(label, deadline, what)
+        _poll(deadline, sleep)
+
+
+def after_udev(
+    ipr: IPRoute,
+    found: list[Link],
+    deadline: Deadline,
+    sleep: Sleep = time.sleep,
+    *,
+    udev_root: Path = udev_seen.UDEV_ROOT,
+    proc: Path = udev_seen.PROC,
+) -> tuple[list[Link], list[str]]:
+    """`found` read again once udev has handled each (it may have renamed it), before anything sets it up; the
+    warnings name each link udev had not handled when `deadline` ('udev') ran out: it is used as it is."""
+    late = udev_seen.wait_handled([link.index for link in found], deadline, root=udev_root, proc=proc, sleep=sleep)
+    current = [get_link(ipr, link.index) for link in found]
+    which = deadline.tightest()
+    warnings = [
+        f"wait '{which.name}' ran out after {which.bound:g}s: udev had not handled {link.name} (index {link.index}); "
+        "set up without it (udev can no longer rename it)"
+        for link in current
+        if link.index in late
+    ]
+    return current, warnings
+
+
+def candidates_after_udev(
+    ipr: IPRoute,
+    iflink: Deadline,
+    udev: Deadline,
+    sleep: Sleep = time.sleep,
+    *,
+    udev_root: Path = udev_seen.UDEV_ROOT,
+    proc: Path = udev_seen.PROC,
+) -> list[str]:
+    """An 'any' plan, before a candidate is set up: wait (under `iflink`) for one to exist, then (under `udev`)
+    for udev to have handled each, again for those that appeared meanwhile (a second NIC of the same driver).
+    Returns the warnings of `after_udev`; the caller reads the candidates again, under their new names."""
+    found = wait_candidates(ipr, iflink, sleep)
+    seen: set[int] = set()
+    warnings: list[str] = []
+    while True:
+        new = [link for link in found if link.index not in seen]
+        if not new:
+            return warnings
+        warnings += after_udev(ipr, new, udev, sleep, udev_root=udev_root, proc=proc)[1]
+        seen.update(link.index for link in new)
+        if udev.expired():
+            return warnings
+        found = candidates(ipr)
+
+
+def wait_candidates(ipr: IPRoute, deadline: Deadline, sleep: Sleep = time.sleep) -> list[Link]:
+    """The candidates once there is at least one (udev may still be loading the NIC's driver); none when
+    `deadline` runs out (the caller's error says so)."""
+    while True:
+        found = candidates(ipr)
+        if found or deadline.expired():
+            return found
         _poll(deadline, sleep)
 
 

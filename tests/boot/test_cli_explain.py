@@ -19,8 +19,8 @@ CONTRACT_KEYS = ["initiator_name", "interfaces", "targets", "timeouts", "root"]
 INTERFACE_KEYS = ["name", "mac", "vlan", "mtu", "method", "addresses", "gateway", "gateway6", "dns", "hostname",
                   "source"]  # fmt: skip
 TARGET_KEYS = ["name", "address", "port", "lun", "iface", "chap", "reverse_chap", "source"]
-WAITS = ["total", "iflink", "carrier", "dhcp", "ipv6dad", "ipv6auto", "dhcp6", "arp", "connect", "login", "disk",
-         "replacement"]  # fmt: skip
+WAITS = ["total", "iflink", "udev", "carrier", "dhcp", "ipv6dad", "ipv6auto", "dhcp6", "arp", "connect", "login",
+         "disk", "replacement"]  # fmt: skip
 
 
 @pytest.fixture

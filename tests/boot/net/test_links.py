@@ -142,3 +142,103 @@ def test_set_up_sets_mtu_then_up():
 )
 def test_vlan_name(parent, vid, name):
     assert links.vlan_name(parent, vid) == name
+
+
+def udev_tree(tmp_path, handled=()):
+    """A fake /run/udev with udevd running, and a /proc whose self and 1 share one network namespace."""
+    import os
+
+    root, proc = tmp_path / "udev", tmp_path / "proc"
+    (root / "data").mkdir(parents=True)
+    (root / "control").write_text("")
+    for index in handled:
+        (root / "data" / f"n{index}").write_text("E:ID_NET_NAME_SLOT=ens2\n")
+    for pid in ("self", "1"):
+        (proc / pid / "ns").mkdir(parents=True)
+    (proc / "self" / "ns" / "net").write_text("")
+    os.link(proc / "self" / "ns" / "net", proc / "1" / "ns" / "net")
+    return root, proc
+
+
+def test_after_udev_returns_the_link_under_the_name_udev_gave_it(tmp_path):
+    """udev writes its entry (renaming), renames eth1 to ens3, then handles the move: the link comes back
+    renamed, still down, without a warning, and nothing was set up meanwhile."""
+    ipr, clock = machine(), FakeClock()
+    root, proc = udev_tree(tmp_path)
+    eth1 = links.find_link(ipr, name=None, mac="52:54:00:00:00:03", deadline=Deadline("iflink", 1, clock=clock))
+    steps = iter(["E:ID_RENAMING=1\n", None, "E:ID_NET_NAME_SLOT=ens3\n"])
+
+    def sleep(seconds):
+        clock.advance(max(seconds, 0.01))
+        step = next(steps, "E:ID_NET_NAME_SLOT=ens3\n")
+        if step is None:
+            ipr.msgs[3].attrs["IFLA_IFNAME"] = "ens3"
+        else:
+            (root / "data" / "n3").write_text(step)
+
+    found, warnings = links.after_udev(ipr, [eth1], Deadline("udev", 5, clock=clock), sleep, udev_root=root, proc=proc)
+    assert ([link.name for link in found], warnings, found[0].up) == (["ens3"], [], False)
+    assert ipr.calls == []
+
+
+@pytest.mark.parametrize(
+    ("handled", "bound", "warned"),
+    [((2, 3), 2, []), ((3,), 2, ["dead0"]), ((), 0, ["dead0", "eth1"])],
+    ids=["all-handled", "one-late", "none-zero-bound"],
+)
+def test_after_udev_warns_once_per_late_link_naming_it_and_the_wait(tmp_path, handled, bound, warned):
+    ipr, clock = machine(), FakeClock()
+    root, proc = udev_tree(tmp_path, handled)
+    found = [links.get_link(ipr, 2), links.get_link(ipr, 3)]
+    _, warnings = links.after_udev(
+        ipr, found, Deadline("udev", bound, clock=clock), sleeper(clock), udev_root=root, proc=proc
+    )
+    assert len(warnings) == len(warned)
+    for name, line in zip(warned, warnings, strict=True):
+        assert line.startswith(f"wait 'udev' ran out after {bound:g}s: udev had not handled {name} ")
+        assert "\n" not in line
+    assert clock.now - 1000.0 <= bound + links.POLL
+
+
+@pytest.mark.parametrize(("appears_after", "found"), [(None, []), (0.0, ["eth1"]), (0.4, ["eth1"])])
+def test_wait_candidates_waits_for_a_nic_driver_to_load(appears_after, found):
+    """With udev still loading drivers, an 'any' plan waits (under 'iflink') for an Ethernet link to exist."""
+    clock = FakeClock()
+    ipr = FakeIPRoute([FakeMsg(1, "lo", "00:00:00:00:00:00", ifi_type=772, up=True, carrier=1)])
+
+    def sleep(seconds):
+        clock.advance(max(seconds, 0.01))
+        if appears_after is not None and clock.now - 1000.0 >= appears_after:
+            ipr.msgs[3] = FakeMsg(3, "eth1", "52:54:00:00:00:03")
+
+    if appears_after == 0.0:
+        ipr.msgs[3] = FakeMsg(3, "eth1", "52:54:00:00:00:03")
+    got = links.wait_candidates(ipr, Deadline("iflink", 1, clock=clock), sleep)
+    assert [link.name for link in got] == found
+    assert clock.now - 1000.0 <= 1 + links.POLL
+
+
+@pytest.mark.parametrize(
+    ("second_handled", "warned"), [(True, []), (False, ["eth2"])], ids=["both-handled", "second-late"]
+)
+def test_candidates_after_udev_waits_also_for_a_nic_that_appeared_meanwhile(tmp_path, second_handled, warned):
+    """eth1 exists, udev handles it; meanwhile eth2 appears: it is waited for too, and nothing is set up."""
+    clock = FakeClock()
+    ipr = FakeIPRoute([FakeMsg(1, "lo", "00:00:00:00:00:00", ifi_type=772, up=True, carrier=1),
+                       FakeMsg(3, "eth1", "52:54:00:00:00:03")])  # fmt: skip
+    root, proc = udev_tree(tmp_path)
+
+    def sleep(seconds):
+        clock.advance(max(seconds, 0.01))
+        if 5 not in ipr.msgs:
+            ipr.msgs[5] = FakeMsg(5, "eth2", "52:54:00:00:00:05")
+            (root / "data" / "n3").write_text("")
+        elif second_handled:
+            (root / "data" / "n5").write_text("")
+
+    warnings = links.candidates_after_udev(
+        ipr, Deadline("iflink", 5, clock=clock), Deadline("udev", 2, clock=clock), sleep, udev_root=root, proc=proc
+    )
+    assert [line.split("udev had not handled ")[1].split()[0] for line in warnings] == warned
+    assert ipr.calls == []
+    assert clock.now - 1000.0 <= 2 + links.POLL
