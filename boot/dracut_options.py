@@ -184,13 +184,13 @@ def row_for(key: str, value: str | None = None) -> OptionRow | None:
         return _BY_FORM[_root_form(key, value)]
     if key == "ip":
         return _BY_FORM[_ip_form(value)]
-    if key.startswith("rd.pyiscsi.timeout.") and not any(row.key == key for row in OPTIONS):  # a wait of its own row
-        key = "rd.pyiscsi.timeout."
     if key == "rd.pyiscsi.log":
         key = "rd.pyiscsi.loglevel"
     for row in OPTIONS:
         if row.key == key:
             return row
+    if key.startswith("rd.pyiscsi.timeout."):  # a wait without a row of its own
+        return _BY_FORM["rd.pyiscsi.timeout.<wait>=<s>"]
     return _UNREAD.get(key)
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pyroute2.iproute.linux import IPRoute
 
-from boot.net import ipv4, ipv6, links, udev_seen, virtual
+from boot.net import ipv4, ipv6, links, virtual
 from boot.net.dhcp4 import Dhcp4Lease
 from boot.net.dhcp4_socket import obtain_lease
 from boot.net.dhcp6 import Dhcp6Lease
@@ -165,10 +165,9 @@ def bring_up_one(
         # nothing is set up before udev has handled (renamed) it: udev's coldplug may still be running
         udev_warnings: list[str] = []
         if plan.name is None and plan.mac is None:
-            if udev_seen.udev_handles_links():
-                udev_warnings = links.candidates_after_udev(
-                    ipr, deadline.child("iflink", timeouts.iflink), deadline.child("udev", timeouts.udev), sleep
-                )
+            udev_warnings = links.candidates_after_udev(
+                ipr, deadline.child("iflink", timeouts.iflink), deadline.child("udev", timeouts.udev), sleep
+            )
             link = links.first_with_carrier(ipr, deadline.child("carrier", timeouts.carrier), sleep)
         else:
             link = links.find_link(

@@ -136,7 +136,10 @@ def candidates_after_udev(
 ) -> list[str]:
     """An 'any' plan, before a candidate is set up: wait (under `iflink`) for one to exist, then (under `udev`)
     for udev to have handled each, again for those that appeared meanwhile (a second NIC of the same driver).
-    Returns the warnings of `after_udev`; the caller reads the candidates again, under their new names."""
+    Returns the warnings of `after_udev`; the caller reads the candidates again, under their new names. Where
+    udev does not handle our links (another network namespace, no udevd), nothing is waited for."""
+    if not udev_seen.udev_handles_links(udev_root, proc):
+        return []
     found = wait_candidates(ipr, iflink, sleep)
     seen: set[int] = set()
     warnings: list[str] = []
