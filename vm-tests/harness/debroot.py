@@ -68,6 +68,7 @@ KEEP = 2  # images kept per variant (each ~1 GB of data in a sparse file)
 HEADROOM = 1.35  # image size over the tree's size, plus SLACK_MB: room for the journal and the boots' writes
 SLACK_MB = 256
 MULTIUSER_BOUND = 240  # guest seconds the check waits for `systemctl is-system-running --wait`
+ADOPT_BOUND = 30  # guest seconds the check waits for iscsid to have adopted every session (its sync re-logs each)
 
 COMMON_PACKAGES = (
     "systemd-sysv",
@@ -159,7 +160,8 @@ VARIANTS: dict[str, Variant] = {
 #   failed     `systemctl --failed` units, comma-separated, or none
 #   rootdev    the device / is on, its iSCSI session and target
 #   sessions   `iscsiadm -m session`: total and per target (root=, data=)
-#   adopted    iscsid.service's state, sessions iscsid knows (NO CHANGE) and LOGGED_IN, agents left, pid file
+#   adopted    iscsid.service's state, sessions iscsid knows (NO CHANGE) and LOGGED_IN, agents left, pid file, and the
+#              seconds waited (up to ADOPT_BOUND) for iscsid's start-up sync to have re-logged every session
 #   startup    node.startup of the root's and the data target's node records; records = how many there are
 #   loginsvc   open-iscsi.service's state and what its start-up `--loginall=automatic` said
 #   explain    `pyiscsi explain` in the running system: its exit status and how many targets its plan names
@@ -225,13 +227,22 @@ mark rootdev "dev=$rootsrc session=${rootsess:-none} target=${roottgt:-none}"
 iscsiadm -m session 2>&1 | say
 total=$(iscsiadm -m session 2>/dev/null | grep -c '^tcp:')
 mark sessions "total=$total root=$(count "$root_iqn") data=$(count "$data_iqn")"
-p1=$(iscsiadm -m session -P 1 2>&1)
-known=$(echo "$p1" | grep -c 'Internal iscsid Session State: NO CHANGE')
-loggedin=$(echo "$p1" | grep -c 'iSCSI Session State: LOGGED_IN')
+waited=0  # iscsid's start-up sync re-logs each session (DefaultTime2Wait first): it may still be under way
+while :; do
+    p1=$(iscsiadm -m session -P 1 2>&1)
+    known=$(echo "$p1" | grep -c 'Internal iscsid Session State: NO CHANGE')
+    loggedin=$(echo "$p1" | grep -c 'iSCSI Session State: LOGGED_IN')
+    { [ "$known" = "$total" ] && [ "$loggedin" = "$total" ]; } || [ $waited -ge @ADOPT_BOUND@ ] && break
+    sleep 1; waited=$((waited+1))
+done
 agents=$(pgrep -f '^@pyiscsi-agent' | wc -l)
 pidfile=no; [ -e /run/pyiscsi/agent.pid ] && pidfile=yes
 iscsid=$(systemctl is-active iscsid.service)
-mark adopted "iscsid=$iscsid nochange=$known loggedin=$loggedin agents=$agents pidfile=$pidfile"
+mark adopted "iscsid=$iscsid nochange=$known loggedin=$loggedin agents=$agents pidfile=$pidfile waited=$waited"
+if [ "$known" != "$total" ] || [ "$loggedin" != "$total" ]; then  # why: each session's states, what iscsid said
+    echo "$p1" | grep -E 'Target:|Current Portal:|SID:|State:' | say
+    journalctl -b -u iscsid.service -o short-monotonic --no-pager 2>&1 | tail -n 20 | say
+fi
 records=$(iscsiadm -m node 2>/dev/null | grep -c .)
 mark startup "root=$(startup "$root_iqn") data=$(startup "$data_iqn") records=$records"
 journalctl -b -u open-iscsi.service -o cat --no-pager 2>&1 | tail -n 6 | say
@@ -309,6 +320,9 @@ fsck=$(journalctl -b -o cat -u systemd-fsck-root.service --no-pager 2>/dev/null 
 mark fscheck "recoveries=$(dmesg | grep -c 'EXT4-fs.*recovery complete') fsck=${fsck:-none}"
 mark errors "ioerr=$(dmesg | grep -c 'I/O error') connerr=$(dmesg | grep -c 'detected conn error')"
 dmesg | grep -E 'I/O error|detected conn error' | tail -n 5 | say
+if dmesg | grep -q 'detected conn error'; then  # what iscsid made of them
+    journalctl -b -u iscsid.service -o short-monotonic --no-pager 2>&1 | grep -v 'Starting\|Started' | tail -n 12 | say
+fi
 case "$action" in
     reboot|poweroff) mark shutdown "action=$action"; systemctl "$action" ;;
 esac
@@ -440,6 +454,7 @@ def guest_check(variant: Variant) -> str:
     return (
         GUEST_CHECK.replace("@VARIANT@", variant.name)
         .replace("@MULTIUSER_BOUND@", str(MULTIUSER_BOUND))
+        .replace("@ADOPT_BOUND@", str(ADOPT_BOUND))
         .replace("@MANAGER_UNITS@", " ".join(variant.manager_units))
         .replace("@TOKEN_FILE@", TOKEN_FILE)
         .replace("@RESTART@", variant.restart or "true")
