@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from pathlib import Path
+
+_TRIES = 100  # names taken by someone else before one is free: that many means something else is wrong
 
 
 def write_atomic(path: str | os.PathLike[str], data: str | bytes, mode: int = 0o644) -> Path:
@@ -17,7 +18,7 @@ def write_atomic(path: str | os.PathLike[str], data: str | bytes, mode: int = 0o
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     raw = data.encode() if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    fd, tmp = _create_beside(target)
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as out:
@@ -36,3 +37,16 @@ def write_atomic(path: str | os.PathLike[str], data: str | bytes, mode: int = 0o
         finally:
             os.close(dir_fd)
     return target
+
+
+def _create_beside(target: Path) -> tuple[int, Path]:
+    """A new file `.<name>.<random>` beside `target`, open for writing, only its owner may read it (what
+    tempfile.mkstemp does, without importing tempfile, shutil and random on the boot's path)."""
+    for _ in range(_TRIES):
+        tmp = target.parent / f".{target.name}.{os.urandom(6).hex()}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        except FileExistsError:
+            continue
+        return fd, tmp
+    raise FileExistsError(f"no free temporary name beside {target} after {_TRIES} tries")

@@ -40,10 +40,10 @@ import ipaddress
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 
 from boot.net.bond import check_options
 from initiator.errors import CmdlineError
+from initiator.record import record, replace
 from initiator.secret import Secret
 
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
@@ -88,7 +88,7 @@ METHOD_WORDS: dict[str, IpMethod] = {
 }
 
 
-@dataclass(frozen=True)
+@record
 class IpConfig:
     """One ip= option."""
 
@@ -104,14 +104,14 @@ class IpConfig:
     dns: tuple[IPAddress, ...] = ()
 
 
-@dataclass(frozen=True)
+@record
 class Vlan:
     name: str
     parent: str
     vid: int
 
 
-@dataclass(frozen=True)
+@record
 class Bond:
     """One bond= option: dracut's defaults filled in; `options` as given (checked by boot.net.bond)."""
 
@@ -122,7 +122,7 @@ class Bond:
     mtu: int | None = None
 
 
-@dataclass(frozen=True)
+@record
 class Bridge:
     """One bridge= option (dracut's default: br0 over eth0)."""
 
@@ -131,7 +131,7 @@ class Bridge:
     ports: tuple[str, ...] = ("eth0",)
 
 
-@dataclass(frozen=True)
+@record
 class IscsiRoot:
     """One root=iscsi:/netroot=iscsi: spec. `target` None means SendTargets discovery at `server`."""
 
@@ -147,7 +147,7 @@ class IscsiRoot:
     in_password: Secret | None = None
 
 
-@dataclass(frozen=True)
+@record
 class Cmdline:
     """Everything read from one command line; the planner merges it with the iBFT."""
 

@@ -12,10 +12,10 @@ Rows never hold a value from the command line, so what `explain` prints from her
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 
 from boot.cmdline import ALIASES, HEX_PAIR_RE, split_fields, tokenize
 from initiator.errors import CmdlineError
+from initiator.record import record
 
 
 class Status(enum.StrEnum):
@@ -24,7 +24,7 @@ class Status(enum.StrEnum):
     REFUSED = "refused"
 
 
-@dataclass(frozen=True)
+@record
 class OptionRow:
     """One option form. `key` is what boot.cmdline dispatches on ("": a form boot.cmdline does not read)."""
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import errno
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from pathlib import Path
 
 from boot.atomic import write_atomic
@@ -32,6 +31,7 @@ from boot.node_record import NodeRecord, Startup
 from boot.plan import BootPlan, TargetPlan
 from boot.sessions import SessionState
 from initiator.held_session import HeldSession
+from initiator.record import replace
 
 NODES_DIR = "etc/iscsi/nodes"
 INITIATORNAME = "etc/iscsi/initiatorname.iscsi"

@@ -121,10 +121,9 @@ class LiveSteps:
                 return False
 
     def discover(self, target: TargetPlan, initiator: str, deadline: Deadline) -> list[TargetPlan]:
-        from dataclasses import replace
-
         from initiator.client import discover
         from initiator.portal import Portal
+        from initiator.record import replace
 
         portal = Portal(target.address, target.port)
         found = discover(portal, initiator, deadline, credentials=target.credentials)
@@ -135,13 +134,12 @@ class LiveSteps:
         return plans
 
     def attach(self, target: TargetPlan, initiator: str, plan: BootPlan, deadline: Deadline) -> SessionState:
-        from dataclasses import replace
-
         from initiator.client import login
         from initiator.handoff import HandoffParams, hand_over
         from initiator.held_session import HeldSession
         from initiator.kernel import scan_host
         from initiator.portal import Portal
+        from initiator.record import replace
 
         assert target.name is not None
         started = time.monotonic()

@@ -8,10 +8,10 @@ The root target is `onboot`: iscsid's start-up logins and `iscsiadm --logoutall`
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from initiator.held_session import HeldSession
+from initiator.record import field, record
 
 RECORD_VERSION = "2.1.8"
 
@@ -22,7 +22,7 @@ class Startup(enum.StrEnum):
     MANUAL = "manual"
 
 
-@dataclass(frozen=True)
+@record
 class NodeRecord:
     """One session as open-iscsi's node record: whom it talks to, as whom and how (the session, its CHAP
     secrets included), and what iscsid is to do with it."""

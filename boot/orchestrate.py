@@ -34,7 +34,6 @@ import ipaddress
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from typing import Protocol, TypeVar
 
 from boot.net.state import InterfaceState
@@ -45,6 +44,7 @@ from boot.timeline import Timeline
 from initiator.deadline import Deadline
 from initiator.errors import BadInputError, IscsiError, NetworkError, PyiscsiError, WaitTimeout
 from initiator.printable import printable
+from initiator.record import record, replace
 
 FIRST_PAUSE = 0.5
 MAX_PAUSE = 4.0
@@ -145,7 +145,7 @@ class RootPathsFailed(PyiscsiError):
         super().__init__(f"every path of the root LUN failed: {text}")
 
 
-@dataclass(frozen=True)
+@record
 class PathJob:
     """One login to make: the target, the plan entry it came from, whether it is a path of the root LUN, how many
     paths its LUN has, and whether the routing table is asked first (named plan entries, as dracut does)."""

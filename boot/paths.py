@@ -16,10 +16,10 @@ target restart.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from boot.plan import BootPlan, TargetPlan
 from initiator.printable import printable
+from initiator.record import record
 
 MULTIPATH_REPLACEMENT = 5.0  # seconds a path's I/O waits for its own recovery before dm-multipath moves it
 
@@ -38,7 +38,7 @@ def lun_key(t: TargetPlan) -> tuple[str | None, int, str, int]:
     return (t.name, t.lun, "", 0)
 
 
-@dataclass(frozen=True)
+@record
 class Lun:
     """One LUN and its paths, in the order the plan (or discovery) gave them."""
 

@@ -6,13 +6,12 @@ the network bring-up and the login. `to_json()` gives exactly the shape of the C
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import ipaddress
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from initiator.credentials import Credentials
+from initiator.record import field, fields, record
 from initiator.secret import REDACTED, Secret
 
 if TYPE_CHECKING:
@@ -37,7 +36,7 @@ class Source(enum.StrEnum):
     IBFT = "ibft"
 
 
-@dataclass(frozen=True)
+@record
 class InterfacePlan:
     """One interface to bring up. `name` or `mac` (or neither: the first link with carrier) selects the link."""
 
@@ -71,7 +70,7 @@ class InterfacePlan:
         }
 
 
-@dataclass(frozen=True)
+@record
 class TargetPlan:
     """One target to log into. `name` None means: find it by SendTargets discovery at `address`."""
 
@@ -102,7 +101,7 @@ class TargetPlan:
         }
 
 
-@dataclass(frozen=True)
+@record
 class Timeouts:
     """Every bounded wait of a boot, in seconds. Names are stable: they appear in `explain` and in errors."""
 
@@ -124,7 +123,7 @@ class Timeouts:
     # (rd.iscsi.param=node.session.timeo.replacement_timeout=)
 
     def to_json(self) -> dict[str, float]:
-        return dataclasses.asdict(self)
+        return {name: getattr(self, name) for name in fields(self)}
 
 
 def _param_value(key: str, value: str | Secret, show_secrets: bool) -> str:
@@ -134,7 +133,7 @@ def _param_value(key: str, value: str | Secret, show_secrets: bool) -> str:
     return value.reveal() if isinstance(value, Secret) else value
 
 
-@dataclass(frozen=True)
+@record
 class DhcpRootPlan:
     """root=dhcp / netroot=dhcp: the target comes from DHCPv4 option 17 at boot, parsed as a netroot= value;
     the CHAP it gets when the root path carries none (rd.iscsi.username/password and .in.) is decided now."""
@@ -143,7 +142,7 @@ class DhcpRootPlan:
     reverse_chap: Chap | None = None
 
 
-@dataclass(frozen=True)
+@record
 class RenamePlan:
     """ifname=<name>:<mac>: the link with that MAC takes that name before anything else touches it."""
 
@@ -154,7 +153,7 @@ class RenamePlan:
         return {"name": self.name, "mac": self.mac}
 
 
-@dataclass(frozen=True)
+@record
 class BondPlan:
     """bond=: a bond made over `slaves` (by name, after the renames) before the interfaces come up; `options` are
     dracut's name=value pairs, already checked (boot.net.bond)."""
@@ -168,7 +167,7 @@ class BondPlan:
         return {"name": self.name, "slaves": list(self.slaves), "options": dict(self.options), "mtu": self.mtu}
 
 
-@dataclass(frozen=True)
+@record
 class BridgePlan:
     """bridge=: a bridge made over `ports` (links or bonds) before the interfaces come up."""
 
@@ -179,7 +178,7 @@ class BridgePlan:
         return {"name": self.name, "ports": list(self.ports)}
 
 
-@dataclass(frozen=True)
+@record
 class BootPlan:
     initiator_name: str | None
     interfaces: tuple[InterfacePlan, ...] = ()

@@ -39,7 +39,6 @@ and notes otherwise; `explain` prints the notes.
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import os
 from collections.abc import Callable
@@ -67,6 +66,7 @@ from initiator.errors import BadInputError, CmdlineError, IbftError, PyiscsiErro
 from initiator.ibft import ChapType, Ibft, IbftNic, IbftTarget, Origin
 from initiator.negotiation import digest_offer
 from initiator.printable import printable
+from initiator.record import fields, replace
 from initiator.secret import Secret
 
 PROC_CMDLINE = "/proc/cmdline"
@@ -174,7 +174,7 @@ def _rename(plan: InterfacePlan, cmdline: Cmdline, notes: list[str]) -> Interfac
         return plan
     for vlan in cmdline.vlans:
         if vlan.name == plan.name:
-            plan = dataclasses.replace(plan, name=vlan.parent, vlan=vlan.vid)
+            plan = replace(plan, name=vlan.parent, vlan=vlan.vid)
             break
     return plan
 
@@ -238,7 +238,7 @@ def plan_interfaces(
         if name is not None:
             if len(out) > 1:
                 raise CmdlineError("ip", token, f"the iBFT has {len(out)} NICs; name none or use ip=ibft")
-            out = [dataclasses.replace(out[0], name=name)]
+            out = [replace(out[0], name=name)]
         return out
 
     for ip in cmdline.ips:
@@ -254,13 +254,11 @@ def plan_interfaces(
     for i, plan in enumerate(plans):
         if plan.name is None and plan.mac is None and plan.source is Source.CMDLINE:
             if cmdline.bootdev:
-                plans[i] = _rename(dataclasses.replace(plan, name=cmdline.bootdev), cmdline, notes)
+                plans[i] = _rename(replace(plan, name=cmdline.bootdev), cmdline, notes)
             elif cmdline.bootif:
-                plans[i] = dataclasses.replace(plan, mac=cmdline.bootif)
+                plans[i] = replace(plan, mac=cmdline.bootif)
     if cmdline.nameservers:
-        plans = [
-            dataclasses.replace(p, dns=p.dns + tuple(d for d in cmdline.nameservers if d not in p.dns)) for p in plans
-        ]
+        plans = [replace(p, dns=p.dns + tuple(d for d in cmdline.nameservers if d not in p.dns)) for p in plans]
     return tuple(plans)
 
 
@@ -284,9 +282,9 @@ def _default_interface(cmdline: Cmdline, targets: list[TargetPlan], notes: list[
         if family is not None:
             where += f", the login waiting for IPv{family}"
     if cmdline.bootdev:
-        return _rename(dataclasses.replace(plan, name=cmdline.bootdev), cmdline, notes)
+        return _rename(replace(plan, name=cmdline.bootdev), cmdline, notes)
     if cmdline.bootif:
-        return dataclasses.replace(plan, mac=cmdline.bootif)
+        return replace(plan, mac=cmdline.bootif)
     notes.append(f"no ip=: {where} on the first link with carrier")
     return plan
 
@@ -453,7 +451,7 @@ def apply_auth_params(
         raise CmdlineError("rd.iscsi.param", f"node.session.auth.authmethod={method}", "expected None or CHAP")
     if method == "NONE":
         notes.append("rd.iscsi.param=node.session.auth.authmethod=None: no CHAP for any target")
-        return [dataclasses.replace(t, chap=None, reverse_chap=None) for t in targets]
+        return [replace(t, chap=None, reverse_chap=None) for t in targets]
     out = []
     for target in targets:
         chap, reverse = target.chap, target.reverse_chap
@@ -471,7 +469,7 @@ def apply_auth_params(
                 (reverse.password if reverse else None),
                 "rd.iscsi.param",
             )  # fmt: skip
-        out.append(dataclasses.replace(target, chap=chap, reverse_chap=reverse))
+        out.append(replace(target, chap=chap, reverse_chap=reverse))
     notes.append("rd.iscsi.param=node.session.auth.*: CHAP of every target set from the parameters")
     return out
 
@@ -506,7 +504,7 @@ def plan_timeouts(cmdline: Cmdline) -> Timeouts:
         values["total"] = cmdline.rd_retry
     if cmdline.rd_timeout:  # 0 is dracut's "forever"; every wait of ours is bounded, so the default stays
         values["disk"] = cmdline.rd_timeout
-    known = {f.name for f in dataclasses.fields(Timeouts)}
+    known = set(fields(Timeouts))
     for name, seconds in cmdline.net_timeouts:
         if name in known:
             values[name] = seconds
@@ -596,11 +594,11 @@ def build_plan(
     if not interfaces and not cmdline.ips and (targets or cmdline.neednet or dhcp_root is not None):
         interfaces = (_default_interface(cmdline, targets, notes_out),)
         if cmdline.nameservers:
-            interfaces = (dataclasses.replace(interfaces[0], dns=cmdline.nameservers),)
+            interfaces = (replace(interfaces[0], dns=cmdline.nameservers),)
     master = ([b.name for b in cmdline.bridges] + [b.name for b in cmdline.bonds])[:1]
     if master:  # dracut's ifup gives an ip= without a name (or no ip=) to the master, never to its slaves
         interfaces = tuple(
-            dataclasses.replace(i, name=master[0]) if i.name is None and i.mac is None and i.source is Source.CMDLINE
+            replace(i, name=master[0]) if i.name is None and i.mac is None and i.source is Source.CMDLINE
             else i
             for i in interfaces
         )  # fmt: skip
@@ -635,7 +633,7 @@ def build_plan(
         replacement_given=replacement_given(cmdline),
         dm_multipath=multipathd and cmdline.dm_multipath,
     )
-    return dataclasses.replace(plan, notes=plan.notes + tuple(paths.plan_notes(plan)))
+    return replace(plan, notes=plan.notes + tuple(paths.plan_notes(plan)))
 
 
 def replacement_given(cmdline: Cmdline) -> bool:

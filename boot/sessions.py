@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from boot.atomic import write_atomic
 from initiator.errors import BadInputError
 from initiator.held_session import JSON_KEYS, HeldSession, Secrets
+from initiator.record import record
 
 SESSIONS_FILE = "/run/pyiscsi/sessions.json"
 BOOTED_FILE = "/run/pyiscsi/booted"  # dracut's initqueue/finished predicate tests for it
@@ -24,7 +24,7 @@ VERSION = 1
 ROW_KEYS = ("device", "root", "seconds")
 
 
-@dataclass(frozen=True)
+@record
 class SessionState:
     """One kernel session the boot made, and what the boot found: which disk it gave, whether it is the root's
     (every path of the root LUN is), how long connect to disk present took, and the replacement timeout it was
@@ -85,6 +85,6 @@ def read_sessions(
         raise BadInputError(str(path), None, f"unreadable sessions file: {exc}") from None
     if not isinstance(doc, dict) or doc.get("version") != VERSION or not isinstance(doc.get("sessions"), list):
         raise BadInputError(str(path), None, f"not a version-{VERSION} sessions file")
-    for record in doc["sessions"]:
-        check_record(record)
-    return tuple(SessionState.from_json(record, secrets) for record in doc["sessions"])
+    for entry in doc["sessions"]:
+        check_record(entry)
+    return tuple(SessionState.from_json(entry, secrets) for entry in doc["sessions"])

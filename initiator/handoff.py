@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from initiator import iscsi_if as nl
@@ -19,12 +18,13 @@ from initiator.deadline import Deadline
 from initiator.errors import NetworkError, RemoteProtocolError
 from initiator.held_session import HeldSession
 from initiator.kernel import KernelError, NetlinkIscsi
+from initiator.record import record
 
 if TYPE_CHECKING:
     from initiator.login import LoginResult
 
 
-@dataclass(frozen=True)
+@record
 class HandoffParams:
     """What the kernel (and, through sysfs, the real root's iscsid) must know about one logged-in connection: the
     session, and what its login settled beyond it."""
@@ -52,7 +52,7 @@ class HandoffParams:
         )
 
 
-@dataclass(frozen=True)
+@record
 class KernelSession:
     sid: int
     cid: int

@@ -18,12 +18,12 @@ boot leaves, the recovery agent and open-iscsi's node record.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from initiator.credentials import Credentials
 from initiator.errors import BadInputError, LocalProtocolError
 from initiator.portal import Portal
+from initiator.record import record, replace
 
 if TYPE_CHECKING:
     from initiator.login import LoginResult
@@ -39,7 +39,7 @@ JSON_KEYS = (
 Secrets = Callable[["HeldSession", str | None, str | None], Credentials | None]
 
 
-@dataclass(frozen=True)
+@record
 class HeldSession:
     """One iSCSI session: whom it talks to, as whom, what its login settled and what the kernel calls it."""
 

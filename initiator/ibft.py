@@ -33,10 +33,10 @@ import enum
 import ipaddress
 import struct
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from initiator.errors import IbftError
+from initiator.record import record
 from initiator.secret import REDACTED, Secret
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -91,7 +91,7 @@ def _in_use(flags: IbftFlags) -> bool:
     return bool(flags & (IbftFlags.VALID | IbftFlags.BOOT_SELECTED))
 
 
-@dataclass(frozen=True)
+@record
 class IbftInitiator:
     index: int
     flags: IbftFlags
@@ -105,7 +105,7 @@ class IbftInitiator:
         return {"name": self.name, "flags": int(self.flags)}
 
 
-@dataclass(frozen=True)
+@record
 class IbftNic:
     index: int
     flags: IbftFlags
@@ -148,7 +148,7 @@ class IbftNic:
         }
 
 
-@dataclass(frozen=True)
+@record
 class IbftTarget:
     index: int
     flags: IbftFlags
@@ -185,7 +185,7 @@ class IbftTarget:
         }
 
 
-@dataclass(frozen=True)
+@record
 class Ibft:
     source: str
     oem_id: str
@@ -339,7 +339,7 @@ def consistency_warnings(
 # ---- the parser ------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class _Extent:
     """Where a secret's bytes are, as its (length, offset) pair says. Errors give its offset, never its length."""
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import enum
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from initiator.errors import RemoteProtocolError
+from initiator.record import field, record
 
 NETLINK_ISCSI = 8
 ISCSI_NL_GRP_ISCSID = 1
@@ -221,7 +221,7 @@ def _unpack_union(fields: Fields, raw: bytes) -> dict[str, int]:
     return dict(zip((name for name, _ in fields), s.unpack_from(raw), strict=True))
 
 
-@dataclass(frozen=True)
+@record
 class Request:
     """A user->kernel message: the uevent, its request fields and a payload."""
 
@@ -240,7 +240,7 @@ class Request:
         return NLMSG_HDR.pack(total, int(self.type), NLM_F_REQUEST, seq, pid) + msg + b"\0" * ((-total) % 4)
 
 
-@dataclass(frozen=True)
+@record
 class Message:
     """A kernel->user message: a reply to a request, or an event on the multicast group."""
 

@@ -17,7 +17,6 @@ connection error on (sid, cid) while we wait fails the login with NetworkError n
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from typing import Protocol
 
 from initiator import iscsi_if as nl
@@ -25,6 +24,7 @@ from initiator.deadline import Clock, Deadline
 from initiator.errors import Md5FallbackAdvised, NetworkError, RemoteProtocolError, WaitTimeout
 from initiator.login import LoggedIn, LoginConfig, LoginStateMachine, Redirect
 from initiator.pdu import LogoutReason, LogoutRequest, LogoutResponse, Reject, decode_bytes
+from initiator.record import replace
 from initiator.status import LoginRejected
 
 LOGIN_BOUND = 20.0

@@ -32,7 +32,6 @@ import os
 import select
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -47,6 +46,7 @@ from initiator.kernel_login import Channel, drop_stale_errors, login_through_ker
 from initiator.login import LoggedIn, LoginConfig, Redirect
 from initiator.negotiation import Offers
 from initiator.portal import Portal
+from initiator.record import record
 from initiator.recovery_policy import (
     Action,
     LogLine,
@@ -60,7 +60,7 @@ from initiator.recovery_policy import (
 Log = Callable[[str], None]
 
 
-@dataclass(frozen=True)
+@record
 class OwnedSession:
     """A kernel session whose recovery we own: the session (CHAP secrets included, which the sessions file never
     holds: the agent reloads them from the plan) and how long and how patiently to recover it."""

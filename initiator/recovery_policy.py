@@ -27,7 +27,6 @@ from __future__ import annotations
 import enum
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Generic, Protocol, TypeVar
 
@@ -35,6 +34,7 @@ from initiator import iscsi_if as nl
 from initiator.deadline import Clock
 from initiator.errors import IllegalTransition
 from initiator.kernel_login import error_name
+from initiator.record import record
 
 BACKOFF = (1.0, 2.0, 4.0, 8.0, 16.0)  # seconds between failed attempts; the last repeats
 ATTEMPT_BOUND = 30.0  # one attempt: connect, login, parameters, start
@@ -62,26 +62,26 @@ S = TypeVar("S", bound=Recoverable)
 # -- actions: what the policy asks its driver to do -------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class LogLine:
     text: str
     warning: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class StopConn:
     sid: int
     cid: int
 
 
-@dataclass(frozen=True)
+@record
 class Reconnect:
     sid: int
     attempt: int
     bound: float  # seconds this attempt may take
 
 
-@dataclass(frozen=True)
+@record
 class TimedOut:
     """The replacement timeout passed: the kernel has failed the session's queued I/O (we go on reconnecting)."""
 
@@ -174,7 +174,7 @@ def next_phase(phase: Phase, event: RecoveryEvent) -> Phase:
     return after
 
 
-@dataclass
+@record(frozen=False)
 class _Track(Generic[S]):
     session: S
     phase: Phase = Phase.WATCHING
@@ -183,7 +183,7 @@ class _Track(Generic[S]):
     attempts: int = 0
 
 
-@dataclass
+@record(frozen=False)
 class RecoveryPolicy(Generic[S]):
     """One policy for every owned session; the clock is injected, so tests need neither kernel nor time."""
 
@@ -192,7 +192,7 @@ class RecoveryPolicy(Generic[S]):
     backoff: tuple[float, ...] = BACKOFF
     attempt_bound: float = ATTEMPT_BOUND
     late_interval: float = LATE_INTERVAL
-    _tracks: dict[int, _Track[S]] = field(init=False, default_factory=dict)
+    _tracks: dict[int, _Track[S]]  # not a field (record skips _names): __post_init__ sets it, from `sessions`
 
     def __post_init__(self) -> None:
         self._tracks = {s.sid: _Track(s) for s in self.sessions}

@@ -15,15 +15,15 @@ target closing the connection after the logout may report a connection error tha
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from initiator import iscsi_if as nl
 from initiator.deadline import Deadline
 from initiator.errors import NetworkError, UsageError, WaitTimeout
 from initiator.kernel_login import Channel, logout_through_kernel
+from initiator.record import record
 
 
-@dataclass(frozen=True)
+@record
 class Ended:
     sid: int
     logout_response: int | None  # the target's Logout Response code; None when it hung up instead

@@ -127,7 +127,6 @@ PRELOAD = (
     "select",
     "socket",
     "errno",
-    "tempfile",
     "random",
     "traceback",
     "linecache",

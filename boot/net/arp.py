@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from dataclasses import dataclass
+
+from initiator.record import record
 
 ETH_P_ARP = 0x0806
 HTYPE_ETHER = 1
@@ -21,7 +22,7 @@ _ARP = struct.Struct("!HHBBH6s4s6s4s")
 _ZERO = ipaddress.IPv4Address(0)
 
 
-@dataclass(frozen=True)
+@record
 class ArpPacket:
     op: int
     sender_mac: bytes

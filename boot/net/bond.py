@@ -11,9 +11,9 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
 from initiator.errors import CmdlineError
+from initiator.record import record
 
 # The kernel's names for the values of the enumerated options (Documentation/networking/bonding.rst).
 WORDS: dict[str, tuple[str, ...]] = {
@@ -51,7 +51,7 @@ KNOWN = (*WORDS, *NUMBERS, *OTHER)
 MAX_ARP_TARGETS = 16  # BOND_MAX_ARP_TARGETS
 
 
-@dataclass(frozen=True)
+@record
 class BondOption:
     """One checked option: the pyroute2 keyword and its value (`primary` still a slave's name)."""
 

@@ -7,13 +7,11 @@ when it is the tighter one, and an error names the interface and the wait: `eth0
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from pyroute2.iproute.linux import IPRoute
@@ -31,6 +29,7 @@ from boot.net.waits import InterfaceError, InterfaceWaitTimeout
 from boot.plan import BootPlan, InterfacePlan, Method, Timeouts
 from initiator.deadline import Deadline
 from initiator.errors import PyiscsiError, WaitTimeout
+from initiator.record import record, replace
 
 SLAAC_METHODS = (Method.AUTO6, Method.EITHER6)
 HOSTNAME_PATH = "/proc/sys/kernel/hostname"
@@ -75,7 +74,7 @@ def _dhcp4(ipr: IPRoute, link: Link, plan: InterfacePlan, timeouts: Timeouts, de
     return lease
 
 
-@dataclass(frozen=True)
+@record
 class Auto6:
     """What the IPv6 half of no-ip= got: SLAAC addresses and the router, or a DHCPv6 lease (`leased`)."""
 
@@ -360,7 +359,7 @@ def bring_up(
         raise failures[0]
     states = tuple(r for r in results if r is not None)
     if link_warnings and states:  # a bond slave or bridge port that never appeared: said on the first interface
-        states = (dataclasses.replace(states[0], warnings=states[0].warnings + link_warnings), *states[1:])
+        states = (replace(states[0], warnings=states[0].warnings + link_warnings), *states[1:])
     if set_hostname:
         name = next((s.hostname for s in states if s.hostname), None)
         if name:

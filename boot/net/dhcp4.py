@@ -27,13 +27,13 @@ import random
 import struct
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from boot.net.exchange import CheckAddress, Event, Ignored, LeaseBound, Noted, PacketError, SendPacket, advance
 from boot.net.names import checked_name, name_problem
 from boot.net.state import shown_root_path
 from initiator.printable import printable
+from initiator.record import field, record
 
 BOOTREQUEST = 1
 BOOTREPLY = 2
@@ -169,7 +169,7 @@ class DhcpPacketError(PacketError):
 # Wire format: messages and options
 
 
-@dataclass(frozen=True)
+@record
 class Dhcp4Message:
     """A decoded DHCP message: the fixed fields we use and the options, concatenated per RFC 3396."""
 
@@ -463,7 +463,7 @@ def _broadcast(
 INFINITE = 0xFFFFFFFF
 
 
-@dataclass(frozen=True)
+@record
 class Dhcp4Lease:
     """What an ACK gave us, checked. Times are seconds; lease_time None means infinite. `warnings`: the options
     that were dropped, each named with its value (escaped) and why."""

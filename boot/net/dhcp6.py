@@ -28,12 +28,12 @@ import random
 import struct
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 
 from boot.net.exchange import Event, Ignored, LeaseBound, Noted, PacketError, SendPacket, advance
 from boot.net.names import checked_name, name_problem
 from initiator.printable import printable
+from initiator.record import record
 
 CLIENT_PORT = 546
 SERVER_PORT = 547
@@ -177,7 +177,7 @@ def _first(options: list[tuple[int, bytes]], code: int) -> bytes | None:
     return next((data for c, data in options if c == code), None)
 
 
-@dataclass(frozen=True)
+@record
 class Dhcp6Message:
     type: int
     xid: int
@@ -296,7 +296,7 @@ def _dns_servers(raw: bytes, warnings: list[str]) -> tuple[ipaddress.IPv6Address
     return tuple(out)
 
 
-@dataclass(frozen=True)
+@record
 class Dhcp6Lease:
     """What a bound IA_NA gave us, plus the configuration options of the same Reply."""
 

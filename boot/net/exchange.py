@@ -12,12 +12,12 @@ import enum
 import ipaddress
 import select
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 from boot.net.waits import ran_out
 from initiator.deadline import Deadline
 from initiator.errors import IllegalTransition, NetworkError
+from initiator.record import record
 
 L = TypeVar("L")
 S = TypeVar("S", bound=enum.Enum)
@@ -50,33 +50,33 @@ def advance(protocol: str, table: Mapping[tuple[S, enum.Enum], S], state: S, eve
     return after
 
 
-@dataclass(frozen=True)
+@record
 class SendPacket:
     """Send this payload (the driver knows where: broadcast for DHCPv4, ff02::1:2 for DHCPv6)."""
 
     payload: bytes
 
 
-@dataclass(frozen=True)
+@record
 class LeaseBound(Generic[L]):
     lease: L
 
 
-@dataclass(frozen=True)
+@record
 class Ignored:
     """A well-formed message that is not for us, or not now; `reason` is for the log and the timeout message."""
 
     reason: str
 
 
-@dataclass(frozen=True)
+@record
 class Noted:
     """A message that changed the client without anything to send now (a refusal, an offer kept for later)."""
 
     reason: str
 
 
-@dataclass(frozen=True)
+@record
 class CheckAddress:
     """Before the lease is used: does another host already have `address`? The driver probes and answers with
     the client's `address_checked` (DHCPv4: RFC 2131 4.4.1, RFC 5227)."""

@@ -9,7 +9,6 @@ import ipaddress
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -21,6 +20,7 @@ from boot.net.linkdump import DumpCut, DumpError
 from boot.net.links import POLL, Link, Sleep
 from boot.net.waits import InterfaceError, ran_out
 from initiator.deadline import Deadline
+from initiator.record import record
 
 IFA_F_DADFAILED = 0x08
 IFA_F_TENTATIVE = 0x40
@@ -56,7 +56,7 @@ def prepare(name: str, *, slaac: bool, accept_ra: bool = False, root: str = SYSC
         sysctl(name, "autoconf", "1", root)
 
 
-@dataclass(frozen=True)
+@record
 class Addr6:
     address: ipaddress.IPv6Interface
     flags: int
@@ -169,7 +169,7 @@ def solicit_router(ifname: str) -> bool:
     return True
 
 
-@dataclass(frozen=True)
+@record
 class Slaac:
     addresses: tuple[ipaddress.IPv6Interface, ...]
     router: ipaddress.IPv6Address

@@ -22,11 +22,11 @@ import os
 import socket
 import struct
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import TypeVar
 
 from initiator.deadline import Deadline
 from initiator.errors import NetworkError
+from initiator.record import record
 
 T = TypeVar("T")
 
@@ -78,7 +78,7 @@ class DumpCut(DumpError):
         super().__init__(what, "cut short by the deadline")
 
 
-@dataclass(frozen=True)
+@record
 class LinkAddress:
     """An RTM_NEWADDR record: the header's fields, and IFA_FLAGS (32 bits) where the kernel sends it."""
 
@@ -88,7 +88,7 @@ class LinkAddress:
     scope: int
 
 
-@dataclass(frozen=True)
+@record
 class LinkRoute:
     """An RTM_NEWROUTE record: destination, gateways (RTA_GATEWAY, or each hop of RTA_MULTIPATH), where it goes."""
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from pyroute2.iproute.linux import IPRoute
@@ -16,6 +15,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 from boot.net import udev_seen
 from boot.net.waits import InterfaceError, ran_out
 from initiator.deadline import Deadline
+from initiator.record import record
 
 POLL = 0.05  # seconds between netlink polls: short against every bound we use, cheap for the kernel
 ARPHRD_ETHER = 1
@@ -25,7 +25,7 @@ STACKED_KINDS = frozenset({"vlan", "macvlan", "macvtap", "ipvlan", "bridge", "bo
 Sleep = Callable[[float], None]
 
 
-@dataclass(frozen=True)
+@record
 class Link:
     """A link as the bring-up needs it."""
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from boot.atomic import write_atomic
 from initiator.errors import BadInputError
 from initiator.printable import printable
+from initiator.record import record
 
 STATE_FILE = "/run/pyiscsi/net.json"
 STATE_VERSION = 1
@@ -29,7 +29,7 @@ def shown_root_path(text: str | bytes) -> str:
     return printable(text if at == -1 else "***" + text[at:])
 
 
-@dataclass(frozen=True)
+@record
 class LeaseInfo:
     """A DHCPv4 lease as the real root needs it to renew: who gave it, for how long, from when."""
 
@@ -59,7 +59,7 @@ class LeaseInfo:
         )
 
 
-@dataclass(frozen=True)
+@record
 class InterfaceState:
     """One interface after bring-up. Addresses are 'address/prefix' strings in the order they were configured."""
 

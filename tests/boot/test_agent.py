@@ -4,7 +4,6 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from initiator.credentials import Chap, Credentials
 from initiator.errors import BadInputError, WaitTimeout
 from initiator.held_session import HeldSession
 from initiator.portal import Portal
+from initiator.record import replace
 from initiator.secret import Secret
 
 REPO = Path(__file__).resolve().parents[2]

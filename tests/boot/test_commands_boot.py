@@ -173,15 +173,14 @@ def test_ibft_origin_given_source_or_nothing_from_the_ibft(monkeypatch, tmp_path
 
 
 def test_boot_marks_the_ibft_source_before_the_plan(fake_boot, monkeypatch) -> None:
-    import dataclasses
-
     import boot.commands.plan_args as plan_args
     import boot.orchestrate as orchestrate
     from initiator import ibft_sources
+    from initiator.record import replace
 
     args, _plans, _events, _state_dir = fake_boot
     args.ibft = None
-    plan = dataclasses.replace(_plan("ibft"), root="/dev/sda")
+    plan = replace(_plan("ibft"), root="/dev/sda")
     monkeypatch.setattr(plan_args, "plan_from_args", lambda args: plan)
     monkeypatch.setattr(ibft_sources, "find_ibft", lambda: _table(ibft_sources.ACPI_TABLE))
     lines: list[str] = []
@@ -197,12 +196,11 @@ def test_boot_marks_the_ibft_source_before_the_plan(fake_boot, monkeypatch) -> N
 
 @pytest.mark.parametrize(("root", "paths", "warned"), [(None, 2, True), (None, 1, False), ("LABEL=root", 2, False)])
 def test_the_root_link_over_one_path_of_several_is_a_warning(fake_boot, monkeypatch, root, paths, warned) -> None:
-    from dataclasses import replace
-
     import boot.commands.plan_args as plan_args
     import boot.orchestrate as orchestrate
     import boot.rootdev as rootdev
     from boot.plan import BootPlan
+    from initiator.record import replace
 
     args, _plans, events, state_dir = fake_boot
     (session,) = orchestrate.run_boot(None, None, None, None)

@@ -7,7 +7,6 @@ import stat
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -28,6 +27,7 @@ from boot.sessions import SessionState
 from initiator.credentials import Chap
 from initiator.held_session import HeldSession
 from initiator.portal import Portal
+from initiator.record import replace
 from initiator.secret import Secret
 
 ROOT_T = TargetPlan(

@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from boot.node_record import NodeRecord, Startup
 from initiator.credentials import Chap, Credentials
 from initiator.held_session import HeldSession
 from initiator.portal import Portal
+from initiator.record import replace
 from initiator.secret import Secret
 
 SESSION = HeldSession(

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -17,6 +17,7 @@ from initiator.deadline import Deadline, FakeClock
 from initiator.errors import BadInputError, CmdlineError, IscsiError, NetworkError, PyiscsiError, WaitTimeout
 from initiator.held_session import HeldSession
 from initiator.portal import Portal
+from initiator.record import replace
 from initiator.secret import Secret
 
 ROOT = TargetPlan(name="iqn.2026-11.test:root", address="10.0.2.2", port=3260, lun=1)

@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from boot.paths import MULTIPATH_REPLACEMENT, group_paths, plan_notes, replacement_for
 from boot.plan import BootPlan, TargetPlan, Timeouts
+from initiator.record import replace
 
 R = "iqn.2026-11.test:root"
 D = "iqn.2026-11.test:data"
@@ -90,7 +89,7 @@ def test_notes_name_each_multipath_lun_and_its_timeout():
         f"target {R} lun 1: 2 paths (10.0.0.1:3260, [fd00::1]:3260), logged in at once; each session's replacement "
         "timeout is 5s (so dm-multipath fails I/O over quickly)"
     ]
-    assert plan_notes(dataclasses.replace(plan, dm_multipath=False)) == [
+    assert plan_notes(replace(plan, dm_multipath=False)) == [
         f"target {R} lun 1: 2 paths (10.0.0.1:3260, [fd00::1]:3260), logged in at once; each session's replacement "
         "timeout is 120s (no dm-multipath in this image (or rd.multipath=0): the root is one path's disk)"
     ]

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import socket
-from dataclasses import replace
 
 import pytest
 
@@ -11,6 +10,7 @@ from initiator.errors import NetworkError, RemoteProtocolError
 from initiator.handoff import HandoffParams, assert_no_unread_bytes, kernel_params
 from initiator.held_session import HeldSession
 from initiator.portal import Portal
+from initiator.record import replace
 from initiator.secret import Secret
 
 BASE = HandoffParams(

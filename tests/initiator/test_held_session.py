@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import pytest
 from hypothesis import given
@@ -14,6 +13,7 @@ from initiator.errors import BadInputError, LocalProtocolError
 from initiator.held_session import JSON_KEYS, HeldSession
 from initiator.login import LoggedIn, LoginConfig, LoginStateMachine
 from initiator.portal import Portal
+from initiator.record import replace
 from initiator.secret import Secret
 from tests.initiator.test_login import INITIATOR, ISID, TARGET, FakeTarget, drive
 

@@ -3,7 +3,6 @@ and the order in which sources are tried."""
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from initiator.ibft_sources import (
     read_sysfs,
     scan_memory,
 )
+from initiator.record import replace
 from initiator.secret import Secret
 from tests.ibft_encoder import encode_ibft, fix_checksum
 
@@ -91,17 +91,17 @@ def write_sysfs(table: Ibft, root: Path) -> None:
 
 def _lossless(table: Ibft, source: str) -> Ibft:
     """What sysfs keeps of a table: no PCI address, no LUN bytes, no revision."""
-    return dataclasses.replace(
+    return replace(
         table,
         source=source,
-        nics=tuple(dataclasses.replace(n, pci_bdf=None) for n in table.nics),
-        targets=tuple(dataclasses.replace(t, lun_bytes=bytes(8)) for t in table.targets),
+        nics=tuple(replace(n, pci_bdf=None) for n in table.nics),
+        targets=tuple(replace(t, lun_bytes=bytes(8)) for t in table.targets),
         revision=1,
     )
 
 
 def _lun_free(table: Ibft) -> Ibft:
-    return dataclasses.replace(table, targets=tuple(dataclasses.replace(t, lun_bytes=bytes(8)) for t in table.targets))
+    return replace(table, targets=tuple(replace(t, lun_bytes=bytes(8)) for t in table.targets))
 
 
 BOTH = IbftFlags.VALID | IbftFlags.BOOT_SELECTED
@@ -233,9 +233,7 @@ def test_sysfs_secret_files_never_show_in_an_error(name, pieces):
 def test_sysfs_inconsistencies_are_warnings_naming_the_file(tmp_path):
     nic = IbftNic(0, BOTH, IP("192.0.2.10"), 24, Origin.MANUAL, None, (), None, 0, "52:54:00:aa:bb:cc", None, None)
     same = IbftTarget(0, BOTH, IP("192.0.2.1"), 3260, 0, "iqn.2026-11.test:a", 0, ChapType.NONE)
-    table = dataclasses.replace(
-        RICH, nics=(nic,), targets=(same, dataclasses.replace(same, index=1, nic_index=4)), warnings=()
-    )
+    table = replace(RICH, nics=(nic,), targets=(same, replace(same, index=1, nic_index=4)), warnings=())
     write_sysfs(table, tmp_path)
     assert read_sysfs(str(tmp_path)).warnings == (
         f"{tmp_path}/target1/nic-assoc: 4 names no NIC in the table (its NIC indexes: 0)",

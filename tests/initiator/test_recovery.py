@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import errno
 import os
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from initiator.held_session import HeldSession
 from initiator.kernel import KernelError
 from initiator.pdu import LoginRequest
 from initiator.portal import Portal
+from initiator.record import replace
 from initiator.recovery import OwnedSession, RecoveryLoop, last_exp_statsn, reconnect
 from initiator.recovery_policy import Phase
 from initiator.secret import Secret
