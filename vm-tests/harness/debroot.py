@@ -227,19 +227,20 @@ mark rootdev "dev=$rootsrc session=${rootsess:-none} target=${roottgt:-none}"
 iscsiadm -m session 2>&1 | say
 total=$(iscsiadm -m session 2>/dev/null | grep -c '^tcp:')
 mark sessions "total=$total root=$(count "$root_iqn") data=$(count "$data_iqn")"
+all_adopted() { [ "$known" = "$total" ] && [ "$loggedin" = "$total" ]; }
 waited=0  # iscsid's start-up sync re-logs each session (DefaultTime2Wait first): it may still be under way
 while :; do
     p1=$(iscsiadm -m session -P 1 2>&1)
     known=$(echo "$p1" | grep -c 'Internal iscsid Session State: NO CHANGE')
     loggedin=$(echo "$p1" | grep -c 'iSCSI Session State: LOGGED_IN')
-    { [ "$known" = "$total" ] && [ "$loggedin" = "$total" ]; } || [ $waited -ge @ADOPT_BOUND@ ] && break
+    all_adopted || [ $waited -ge @ADOPT_BOUND@ ] && break
     sleep 1; waited=$((waited+1))
 done
 agents=$(pgrep -f '^@pyiscsi-agent' | wc -l)
 pidfile=no; [ -e /run/pyiscsi/agent.pid ] && pidfile=yes
 iscsid=$(systemctl is-active iscsid.service)
 mark adopted "iscsid=$iscsid nochange=$known loggedin=$loggedin agents=$agents pidfile=$pidfile waited=$waited"
-if [ "$known" != "$total" ] || [ "$loggedin" != "$total" ]; then  # why: each session's states, what iscsid said
+if ! all_adopted; then  # why: each session's states, what iscsid said
     echo "$p1" | grep -E 'Target:|Current Portal:|SID:|State:' | say
     journalctl -b -u iscsid.service -o short-monotonic --no-pager 2>&1 | tail -n 20 | say
 fi
