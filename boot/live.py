@@ -12,7 +12,9 @@ import os
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from boot.net.state import STATE_FILE, InterfaceState
 from boot.plan import BootPlan, TargetPlan
@@ -21,9 +23,17 @@ from initiator.deadline import Deadline
 from initiator.errors import NetworkError, WaitTimeout
 from initiator.printable import printable
 
+if TYPE_CHECKING:
+    from boot.cmdline import Cmdline
+
 INITRD_RELEASE = "/etc/initrd-release"
 INITIAL_CMDSN = 1
 KERNEL_MODULES = ("iscsi_tcp",)
+# the iBFT's sysfs tree (rd.iscsi.firmware, rd.iscsi.ibft), loaded by the boot itself before it reads the firmware
+FIRMWARE_MODULES = ("iscsi_boot_sysfs", "iscsi_ibft")
+SYS_MODULE = Path("/sys/module")
+READY = ("live", "builtin")
+MODULE_POLL = 0.02  # seconds between looks at a module's initstate while its init runs
 WILDCARDS = ("0.0.0.0", "::", "")
 
 
@@ -48,20 +58,53 @@ def usable_portal(portals, asked_address: str, asked_port: int) -> tuple[str, in
     return asked_address, asked_port
 
 
-def load_modules(deadline: Deadline, modules: tuple[str, ...] = KERNEL_MODULES) -> None:
-    """iscsi_tcp must be there before NETLINK_ISCSI answers; dracut may not have loaded it yet."""
-    if Path("/sys/class/iscsi_transport/tcp").exists():
-        return
+def module_state(name: str, root: Path = SYS_MODULE) -> str:
+    """`live` (loaded and initialised), `coming`/`going` (its init or exit runs), `builtin` (in the kernel: a
+    directory without `initstate`) or `absent`. modprobe returns at once for a module another modprobe is still
+    loading (dracut's hook, udev), so `coming` is not ready: its sysfs files are still being made."""
+    directory = root / name
     try:
-        done = subprocess.run(
-            ["modprobe", "-q", *modules], capture_output=True, text=True, timeout=max(0.1, deadline.remaining())
-        )
+        return (directory / "initstate").read_text().strip() or "absent"
     except FileNotFoundError:
-        raise NetworkError("modprobe not found: cannot load iscsi_tcp") from None
-    except subprocess.TimeoutExpired:
-        raise deadline.timeout("modprobe iscsi_tcp") from None
-    if done.returncode != 0:
-        raise NetworkError(f"modprobe {' '.join(modules)} failed: {done.stderr.strip() or done.returncode}")
+        return "builtin" if directory.is_dir() else "absent"
+    except OSError:
+        return "absent"
+
+
+def load_modules(
+    deadline: Deadline,
+    modules: tuple[str, ...] = KERNEL_MODULES,
+    *,
+    optional: tuple[str, ...] = (),
+    root: Path = SYS_MODULE,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """`modules` loaded and initialised before they are used (iscsi_tcp before NETLINK_ISCSI answers; iscsi_ibft
+    before its sysfs tree is read), by one modprobe for those not live yet. A module of `optional` that does not
+    load is left out (no iBFT driver: the firmware step says what is missing); one of `modules` is an error."""
+    wanted = (*modules, *optional)
+    if all(module_state(m, root) in READY for m in wanted):
+        return
+    missing = [m for m in wanted if module_state(m, root) == "absent"]
+    if missing:
+        try:
+            argv = ["modprobe", "-a", "-q", *missing]
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=max(0.1, deadline.remaining()))
+        except FileNotFoundError:
+            raise NetworkError(f"modprobe not found: cannot load {' '.join(missing)}") from None
+        except subprocess.TimeoutExpired:
+            raise deadline.timeout(f"modprobe {' '.join(missing)}") from None
+        failed = [m for m in modules if module_state(m, root) == "absent"]
+        if failed:
+            detail = done.stderr.strip() or f"exit status {done.returncode}"
+            raise NetworkError(f"modprobe {' '.join(failed)} failed: {detail}")
+    while True:
+        waiting = [m for m in wanted if module_state(m, root) not in (*READY, "absent")]
+        if not waiting:
+            return
+        if deadline.expired():
+            raise deadline.timeout(f"kernel module {' '.join(waiting)} to finish loading")
+        sleep(min(MODULE_POLL, max(0.0, deadline.remaining())))
 
 
 class LiveSteps:
@@ -83,6 +126,17 @@ class LiveSteps:
         if self._netlink is not None:
             self._netlink.close()
             self._netlink = None
+
+    def load_modules_for(self, cmdline: Cmdline) -> None:
+        """Before the firmware is read: the kernel modules this boot needs, loaded and initialised. dracut's
+        cmdline hook loads them too, but `pyiscsi boot` may run without it, and a module udev is still loading
+        is not ready when modprobe returns. Bounded by the boot's total (rd.pyiscsi.timeout)."""
+        from boot.planner import plan_timeouts
+
+        if not self.in_initramfs:
+            return
+        optional = FIRMWARE_MODULES if cmdline.firmware or cmdline.ibft else ()
+        load_modules(Deadline("total", plan_timeouts(cmdline).total), KERNEL_MODULES, optional=optional)
 
     def bring_up(self, plan: BootPlan, deadline: Deadline) -> tuple[InterfaceState, ...]:
         from boot.net.bringup import bring_up
@@ -189,4 +243,4 @@ class LiveSteps:
         time.sleep(seconds)
 
 
-__all__ = ["LiveSteps", "WaitTimeout", "load_modules", "usable_portal"]
+__all__ = ["LiveSteps", "WaitTimeout", "load_modules", "module_state", "usable_portal"]

@@ -674,13 +674,18 @@ def load_plan(
     initiator_file: str = INITIATOR_FILE,
     machine_id_path: str = MACHINE_ID,
     multipathd_paths: tuple[str, ...] | None = None,
+    before_firmware: Callable[[Cmdline], None] | None = None,
 ) -> BootPlan:
     """The boot plan. `cmdline` None reads /proc/cmdline (+ /etc/cmdline.d); `ibft_source` None finds the
-    firmware's table if there is one ("none": do not look). Raises CmdlineError/IbftError (exit 2)."""
+    firmware's table if there is one ("none": do not look). `before_firmware` gets the parsed command line before
+    the firmware is read (`pyiscsi boot` loads the kernel modules it asks for). Raises CmdlineError/IbftError
+    (exit 2)."""
     from initiator.ibft_sources import find_ibft, load_ibft
 
     text = read_cmdline(cmdline_path, cmdline_d) if cmdline is None else cmdline
     parsed = parse_cmdline(text)
+    if before_firmware is not None:
+        before_firmware(parsed)
     notes: list[str] = []
     ibft: Ibft | None
     if ibft_source == NO_IBFT:

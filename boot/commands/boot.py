@@ -87,12 +87,12 @@ def _boot(args: argparse.Namespace, timeline: Timeline) -> int:
     from boot.rootdev import link_root
     from boot.sessions import write_sessions
 
-    plan = plan_from_args(args)
+    state_dir = Path(args.state_dir)
+    steps = LiveSteps(state_dir=str(state_dir))
+    plan = plan_from_args(args, before_firmware=steps.load_modules_for)
     origin = ibft_origin(plan, getattr(args, "ibft", None))
     if origin:
         timeline.mark("firmware", f"ibft={origin}")
-    state_dir = Path(args.state_dir)
-    steps = LiveSteps(state_dir=str(state_dir))
     try:
         sessions = run_boot(plan, steps, timeline, warn=_warn)
     finally:

@@ -7,7 +7,9 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
+from boot.cmdline import Cmdline
 from boot.plan import BootPlan
 from boot.planner import NO_IBFT, load_plan
 from initiator.errors import CmdlineError
@@ -45,5 +47,5 @@ def cmdline_from_args(args: argparse.Namespace) -> str | None:
     return " ".join(raw.decode("utf-8", errors="replace").splitlines())
 
 
-def plan_from_args(args: argparse.Namespace) -> BootPlan:
-    return load_plan(cmdline_from_args(args), getattr(args, "ibft", None))
+def plan_from_args(args: argparse.Namespace, before_firmware: Callable[[Cmdline], None] | None = None) -> BootPlan:
+    return load_plan(cmdline_from_args(args), getattr(args, "ibft", None), before_firmware=before_firmware)

@@ -120,12 +120,15 @@ LIGHTER = Path(__file__).resolve().parent / "lighter"
 #   imports the modules it uses by their own names, so it loads a third fewer modules, and sqlite3 stays out.
 # - ssl: the initramfs makes no TLS connection, but asyncio and pyroute2 0.9 import ssl and name its exception
 #   types at import time; the stand-in has those types and raises on any way into TLS. OpenSSL (5.6 MiB) stays out.
+# - unittest: pyroute2 0.9 imports unittest.mock when imported; ours loads the test framework only when a name of
+#   it is asked for, so the boot does not import unittest's cases, loader, runner and argparse-based main.
 # - ctypes.util: find_library looks in the loader's directories itself instead of running `ldconfig -p` (pyudev
 #   finds libudev through it): no ldconfig in the tree (1 MiB), no process started at boot.
 DEFAULT_REPLACEMENTS = (
     ("pyroute2", LIGHTER / "pyroute2_init.py"),
     ("ssl", LIGHTER / "ssl_absent.py"),
     ("ctypes.util", LIGHTER / "ctypes_util.py"),
+    ("unittest", LIGHTER / "unittest_init.py"),
 )
 
 

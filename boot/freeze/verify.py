@@ -150,8 +150,10 @@ def _check_statements(tree: FrozenTree, chroot: bool) -> dict[str, Any]:
         first_line = (error.splitlines() or [error])[0]
         where = "chroot" if chroot else "tree"
         importer = by_statement[statement].importer
+        missing = "ModuleNotFoundError" in first_line
+        hint = " (a module missing from the closure: add it with --extra)" if missing else ""
         raise BadInputError(
-            "frozen tree", statement, f"{importer} runs it at boot; in the {where} it fails: {first_line}"
+            "frozen tree", statement, f"{importer} runs it at boot; in the {where} it fails: {first_line}{hint}"
         )
     return probe
 

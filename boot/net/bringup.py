@@ -21,6 +21,7 @@ from boot.net.dhcp4 import Dhcp4Lease
 from boot.net.dhcp4_socket import obtain_lease
 from boot.net.dhcp6 import Dhcp6Lease
 from boot.net.dhcp6_socket import obtain_lease6
+from boot.net.link_events import link_waits
 from boot.net.links import Link, Sleep
 from boot.net.names import name_problem
 from boot.net.resolv import write_resolv_conf
@@ -160,19 +161,20 @@ def bring_up_one(
 ) -> tuple[InterfaceState, Link]:
     """One interface, start to finish: link, VLAN, MTU, up, carrier, addresses, routes."""
     started = deadline.clock()
-    with IPRoute() as ipr:
-        # nothing is set up before udev has handled (renamed) it: udev's coldplug may still be running
+    with IPRoute() as ipr, link_waits(sleep) as link_sleep:
+        # nothing is set up before udev has handled (renamed) it: udev's coldplug may still be running. The link
+        # waits sleep on link messages (link_sleep), not on a 50 ms poll that takes the CPU from udev
         udev_warnings: list[str] = []
         if plan.name is None and plan.mac is None:
             udev_warnings = links.candidates_after_udev(
-                ipr, deadline.child("iflink", timeouts.iflink), deadline.child("udev", timeouts.udev), sleep
+                ipr, deadline.child("iflink", timeouts.iflink), deadline.child("udev", timeouts.udev), link_sleep
             )
-            link = links.first_with_carrier(ipr, deadline.child("carrier", timeouts.carrier), sleep)
+            link = links.first_with_carrier(ipr, deadline.child("carrier", timeouts.carrier), link_sleep)
         else:
             link = links.find_link(
-                ipr, name=plan.name, mac=plan.mac, deadline=deadline.child("iflink", timeouts.iflink), sleep=sleep
+                ipr, name=plan.name, mac=plan.mac, deadline=deadline.child("iflink", timeouts.iflink), sleep=link_sleep
             )
-            [link], udev_warnings = links.after_udev(ipr, [link], deadline.child("udev", timeouts.udev), sleep)
+            [link], udev_warnings = links.after_udev(ipr, [link], deadline.child("udev", timeouts.udev), link_sleep)
         parent: Link | None = None
         if plan.vlan is not None:
             parent_mtu = plan.mtu if plan.mtu is not None and plan.mtu > link.mtu else None
@@ -188,7 +190,7 @@ def bring_up_one(
             # DHCPv6 gives no prefix or route: router advertisements (accept_ra) bring the on-link prefix and router
             ipv6.prepare(link.name, slaac=plan.method in SLAAC_METHODS or dual, accept_ra=dhcp6, root=sysctl_root)
         link = links.set_up(ipr, link, plan.mtu)
-        link = links.wait_carrier(ipr, link, deadline.child("carrier", timeouts.carrier), sleep)
+        link = links.wait_carrier(ipr, link, deadline.child("carrier", timeouts.carrier), link_sleep)
 
         configured: list[str] = []
         gateway = plan.gateway

@@ -79,7 +79,9 @@ def candidates(ipr: IPRoute) -> list[Link]:
 
 
 def _poll(deadline: Deadline, sleep: Sleep) -> None:
-    sleep(min(POLL, max(0.0, deadline.remaining())))
+    """Sleep until the next look: POLL, or the sleep's own `period` when it wakes on link messages itself
+    (boot.net.link_events); never past the deadline."""
+    sleep(min(getattr(sleep, "period", POLL), max(0.0, deadline.remaining())))
 
 
 def find_link(

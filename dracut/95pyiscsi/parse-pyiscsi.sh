@@ -37,14 +37,15 @@ if [ -z "$_pyiscsi_why" ] && { [ "$root" = dhcp ] || getarg netroot=dhcp > /dev/
         info "pyiscsi: netroot=dhcp left to dracut's network module (/sbin/netroot); rd.pyiscsi=1 claims it"
     fi
 fi
+# the kernel modules, loaded by one modprobe: each process costs, and dracut-cmdline.service comes before udevd
+_pyiscsi_modules="iscsi_tcp"
 if getargbool 0 rd.iscsi.firmware -y iscsi_firmware || getargbool 0 rd.iscsi.ibft; then
     [ -n "$_pyiscsi_why" ] || _pyiscsi_why="iBFT"
-    modprobe -b -q iscsi_boot_sysfs 2> /dev/null
-    modprobe -b -q iscsi_ibft
+    _pyiscsi_modules="iscsi_boot_sysfs iscsi_ibft iscsi_tcp"
 fi
 unset _pyiscsi_arg
 if [ -z "$_pyiscsi_why" ]; then
-    unset _pyiscsi_why
+    unset _pyiscsi_why _pyiscsi_modules
     return 0
 fi
 
@@ -53,7 +54,9 @@ if [ -x /sbin/iscsiroot ]; then
     warn "pyiscsi: boot with rd.pyiscsi=0 to leave the root to iscsiroot, or rebuild without one of them."
 fi
 
-modprobe -b -q iscsi_tcp || warn "pyiscsi: no iscsi_tcp module in this image"
+# shellcheck disable=SC2086 # a list of module names
+modprobe -a -b -q $_pyiscsi_modules 2> /dev/null || warn "pyiscsi: modprobe could not load all of: $_pyiscsi_modules"
+unset _pyiscsi_modules
 mkdir -p "$PYISCSI_STATE"
 echo "$_pyiscsi_why" > "$PYISCSI_WANTED"
 info "pyiscsi: the root is on iSCSI ($_pyiscsi_why)"

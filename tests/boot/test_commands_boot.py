@@ -51,6 +51,9 @@ class FakeSteps:
     def close(self) -> None:
         pass
 
+    def load_modules_for(self, cmdline) -> None:  # type: ignore[no-untyped-def]
+        pass
+
 
 @pytest.fixture
 def fake_boot(tmp_path, monkeypatch: pytest.MonkeyPatch):
@@ -71,9 +74,12 @@ def fake_boot(tmp_path, monkeypatch: pytest.MonkeyPatch):
     )  # fmt: skip
     events: list[str] = []
     plans = {"agent": True}
-    monkeypatch.setattr(
-        plan_args, "plan_from_args", lambda args: BootPlan("iqn.x:y", root="/dev/sda", agent=plans["agent"])
-    )
+
+    def plan_from_args(args, before_firmware=None):  # type: ignore[no-untyped-def]
+        plans["before_firmware"] = before_firmware
+        return BootPlan("iqn.x:y", root="/dev/sda", agent=plans["agent"])
+
+    monkeypatch.setattr(plan_args, "plan_from_args", plan_from_args)
     monkeypatch.setattr(live, "LiveSteps", FakeSteps)
     monkeypatch.setattr(orchestrate, "run_boot", lambda plan, steps, timeline, warn: [session])
 
@@ -93,6 +99,14 @@ def test_boot_starts_the_agent_after_the_sessions_file_and_before_booted(fake_bo
     args, _plans, events, state_dir = fake_boot
     assert boot_command._boot(args, boot_command.Timeline(out=lambda line: None, kmsg=None)) == 0
     assert events == ["agent"] and (state_dir / "booted").read_text() == "/dev/sda\n"
+
+
+def test_boot_loads_its_kernel_modules_before_the_firmware_is_read(fake_boot) -> None:
+    """The plan's command line decides (rd.iscsi.firmware: the iBFT modules too); the steps load them."""
+    args, plans, _events, _state_dir = fake_boot
+    assert boot_command._boot(args, boot_command.Timeline(out=lambda line: None, kmsg=None)) == 0
+    hook = plans["before_firmware"]
+    assert hook.__func__ is FakeSteps.load_modules_for and hook.__self__.state_dir == str(args.state_dir)
 
 
 @pytest.mark.parametrize("how", ["cmdline", "flag"])
@@ -181,7 +195,7 @@ def test_boot_marks_the_ibft_source_before_the_plan(fake_boot, monkeypatch) -> N
     args, _plans, _events, _state_dir = fake_boot
     args.ibft = None
     plan = replace(_plan("ibft"), root="/dev/sda")
-    monkeypatch.setattr(plan_args, "plan_from_args", lambda args: plan)
+    monkeypatch.setattr(plan_args, "plan_from_args", lambda args, before_firmware=None: plan)
     monkeypatch.setattr(ibft_sources, "find_ibft", lambda: _table(ibft_sources.ACPI_TABLE))
     lines: list[str] = []
     before_run: list[str] = []
@@ -206,7 +220,9 @@ def test_the_root_link_over_one_path_of_several_is_a_warning(fake_boot, monkeypa
     (session,) = orchestrate.run_boot(None, None, None, None)
     rows = [replace(session, device=f"/dev/sd{'ab'[i]}") for i in range(paths)]
     monkeypatch.setattr(orchestrate, "run_boot", lambda plan, steps, timeline, warn: rows)
-    monkeypatch.setattr(plan_args, "plan_from_args", lambda args: BootPlan("iqn.x:y", root=root, agent=False))
+    monkeypatch.setattr(
+        plan_args, "plan_from_args", lambda args, before_firmware=None: BootPlan("iqn.x:y", root=root, agent=False)
+    )
     monkeypatch.setattr(rootdev, "link_root", lambda device, link: events.append(f"link {link} {device}"))
     assert boot_command._boot(args, boot_command.Timeline(out=lambda line: None, kmsg=None)) == 0
     warnings = [e for e in events if e.startswith("warn: ")]

@@ -79,6 +79,6 @@ def test_a_tree_that_cannot_boot_is_one_line_and_status_2(tmp_path: Path) -> Non
     assert result.returncode == 2
     assert result.stderr == (
         "boot.freeze: frozen tree: boot.cli runs it at boot; in the tree it fails: ModuleNotFoundError: "
-        "No module named 'argparse' (got 'import argparse')\n"
+        "No module named 'argparse' (a module missing from the closure: add it with --extra) (got 'import argparse')\n"
     )
     assert (tmp_path / "root" / freeze._rel(freeze.PREFIX / "lib" / freeze.ZIP_NAME)).is_file()  # written, refused

@@ -44,3 +44,45 @@ def test_the_ssl_stand_in_names_the_types_asyncio_reads_and_refuses_tls() -> Non
     for attempt in (ssl_absent.create_default_context, ssl_absent.SSLContext, ssl_absent.wrap_socket):
         with pytest.raises(ssl_absent.SSLError, match="no ssl module"):
             attempt()
+
+
+UNITTEST_AS_FROZEN = """
+import importlib.util, json, os, sys
+real = os.path.dirname(importlib.util.find_spec("unittest").origin)
+spec = importlib.util.spec_from_file_location("unittest", sys.argv[1], submodule_search_locations=[real])
+package = importlib.util.module_from_spec(spec)
+sys.modules["unittest"] = package
+spec.loader.exec_module(package)
+from unittest import mock
+heavy = ("unittest.case", "unittest.loader", "unittest.main", "argparse", "difflib")
+loaded = sorted(m for m in heavy if m in sys.modules)
+probe = mock.Mock()
+probe.call(1)
+probe.call.assert_called_once_with(1)
+names = {name: getattr(package, name).__module__ for name in sys.argv[2].split()}
+try:
+    package.no_such_name
+except AttributeError as exc:
+    missing = str(exc)
+print(json.dumps({"loaded": loaded, "names": names, "missing": missing}))
+"""
+
+
+def test_the_unittest_init_stand_in_loads_the_framework_only_when_asked() -> None:
+    """`from unittest import mock` (pyroute2 0.9) loads no test case, loader, runner or argparse; every public name
+    of the stdlib's init still resolves, from the submodule the stdlib takes it from."""
+    import json
+    import subprocess
+    import sys
+    import unittest
+
+    public = [name for name in unittest.__all__ if name != "IsolatedAsyncioTestCase"]
+    source = Path(__file__).resolve().parents[3] / "boot/freeze/lighter/unittest_init.py"
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", UNITTEST_AS_FROZEN, str(source), " ".join(public)],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    seen = json.loads(done.stdout)
+    assert seen["loaded"] == []
+    assert seen["names"] == {name: getattr(unittest, name).__module__ for name in public}
+    assert seen["missing"] == "module 'unittest' has no attribute 'no_such_name'"
