@@ -96,7 +96,7 @@ def load_modules(
             raise deadline.timeout(f"modprobe {' '.join(missing)}") from None
         failed = [m for m in modules if module_state(m, root) == "absent"]
         if failed:
-            detail = done.stderr.strip() or f"exit status {done.returncode}"
+            detail = printable(done.stderr.strip()) or f"exit status {done.returncode}"
             raise NetworkError(f"modprobe {' '.join(failed)} failed: {detail}")
     while True:
         waiting = [m for m in wanted if module_state(m, root) not in (*READY, "absent")]
