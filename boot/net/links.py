@@ -1,5 +1,6 @@
 """Links: find the one a plan names (by name, by MAC, or the first with carrier), make its VLAN, set MTU, set it
-up and wait for carrier. Every wait polls netlink under a named Deadline; pyroute2 does all netlink work.
+up and wait for carrier. Every wait looks at the links under a named Deadline, between sleeps that the kernel's
+link messages end early (boot.net.link_events); pyroute2 does all netlink work.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from boot.net.waits import InterfaceError, ran_out
 from initiator.deadline import Deadline
 from initiator.record import record
 
-POLL = 0.05  # seconds between netlink polls: short against every bound we use, cheap for the kernel
+POLL = 0.05  # seconds between looks with a plain sleep (tests' fake clocks); link_events.PERIOD with link messages
 ARPHRD_ETHER = 1
 IFNAMSIZ = 15  # usable characters of a Linux interface name
 STACKED_KINDS = frozenset({"vlan", "macvlan", "macvtap", "ipvlan", "bridge", "bond", "team", "vxlan"})
