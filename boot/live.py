@@ -83,8 +83,6 @@ def load_modules(
     before its sysfs tree is read), by one modprobe for those not live yet. A module of `optional` that does not
     load is left out (no iBFT driver: the firmware step says what is missing); one of `modules` is an error."""
     wanted = (*modules, *optional)
-    if all(module_state(m, root) in READY for m in wanted):
-        return
     missing = [m for m in wanted if module_state(m, root) == "absent"]
     if missing:
         try:
