@@ -4,7 +4,9 @@ Only the chosen subcommand's module is imported, so `pyiscsi boot` in the initra
 code of the other commands. Each command module defines `add_arguments(parser)` and `run(args) -> int`, and
 may set `KMSG = True` to copy its failure line to the kernel log. `COMMANDS` is the light registry the top-level
 parser is built from. argparse (with re, gettext and locale) is imported only once a command line is parsed:
-`pyiscsi --version` alone, the start-up every caller pays, prints without it.
+`pyiscsi --version` alone, the start-up every caller pays, prints without it, and a command given without
+options whose module sets `DEFAULTS` (what its parser gives for no options: `pyiscsi boot`, as the initramfs
+runs it) runs with those values, without argparse or a parser built.
 """
 
 from __future__ import annotations
@@ -101,16 +103,57 @@ def _top_help() -> str:
     return "commands:\n" + "\n".join(lines)
 
 
+class _Chosen:
+    """The command being run, as far as it is known yet: what a failure line names, and whether it goes to the
+    kernel log too."""
+
+    command = ""  # not known yet: failures then read `pyiscsi: ...`
+    kmsg = False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args == ["--version"]:  # what argparse's version action prints, without importing argparse
         sys.stdout.write(f"pyiscsi {__version__}\n")
         sys.stdout.flush()
         return 0
-    import argparse
-
     from boot.console import report_failure
     from initiator.errors import ExitStatus, PyiscsiError
+
+    chosen = _Chosen()
+    try:
+        return _run(args, chosen)
+    except PyiscsiError as exc:
+        report_failure(chosen.command, str(exc), kmsg=chosen.kmsg)
+        return int(exc.exit_status)
+    except KeyboardInterrupt:
+        report_failure(chosen.command, "interrupted")
+        return 130
+    except BrokenPipeError:
+        return int(ExitStatus.OK)
+    except Exception as exc:  # a bug: one line on the console, the traceback only when asked for
+        if os.environ.get("PYISCSI_DEBUG"):
+            raise
+        report_failure(chosen.command, f"internal error: {type(exc).__name__}: {exc}", kmsg=chosen.kmsg)
+        return INTERNAL_ERROR
+
+
+def _command_module(command: str, chosen: _Chosen):  # type: ignore[no-untyped-def]
+    chosen.command = command
+    module = importlib.import_module(COMMANDS[command][0])
+    chosen.kmsg = bool(getattr(module, "KMSG", False))
+    return module
+
+
+def _run(args: list[str], chosen: _Chosen) -> int:
+    if len(args) == 1 and args[0] in COMMANDS:  # no options: the module's DEFAULTS, when it has them
+        module = _command_module(args[0], chosen)
+        defaults = getattr(module, "DEFAULTS", None)
+        if defaults is not None:
+            from types import SimpleNamespace
+
+            return int(module.run(SimpleNamespace(**defaults)))
+    import argparse
 
     top = _parser(
         args[1:],  # the command word itself is no secret: "invalid choice" may show it
@@ -122,26 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     top.add_argument("--version", action="version", version=f"pyiscsi {__version__}")
     top.add_argument("command", choices=sorted(COMMANDS), metavar="COMMAND")
     top.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-    command = ""  # not known yet: failures then read `pyiscsi: ...`
-    kmsg = False
-    try:
-        parsed = top.parse_args(args[:1] if args and not args[0].startswith("-") else args)
-        command = parsed.command
-        module = importlib.import_module(COMMANDS[command][0])
-        kmsg = bool(getattr(module, "KMSG", False))
-        sub = _parser(args, prog=f"pyiscsi {command}", description=COMMANDS[command][1])
-        module.add_arguments(sub)
-        return int(module.run(sub.parse_args(args[1:])))
-    except PyiscsiError as exc:
-        report_failure(command, str(exc), kmsg=kmsg)
-        return int(exc.exit_status)
-    except KeyboardInterrupt:
-        report_failure(command, "interrupted")
-        return 130
-    except BrokenPipeError:
-        return int(ExitStatus.OK)
-    except Exception as exc:  # a bug: one line on the console, the traceback only when asked for
-        if os.environ.get("PYISCSI_DEBUG"):
-            raise
-        report_failure(command, f"internal error: {type(exc).__name__}: {exc}", kmsg=kmsg)
-        return INTERNAL_ERROR
+    parsed = top.parse_args(args[:1] if args and not args[0].startswith("-") else args)
+    module = _command_module(parsed.command, chosen)
+    sub = _parser(args, prog=f"pyiscsi {parsed.command}", description=COMMANDS[parsed.command][1])
+    module.add_arguments(sub)
+    return int(module.run(sub.parse_args(args[1:])))

@@ -26,9 +26,11 @@ Ownership protocol: exactly one owner of recovery at any time.
     `rd.pyiscsi.agent=0` / `pyiscsi boot --no-agent` leave it out (`explain` prints the choice).
  3. Keeping it across switch_root. The pid file lives in /run, which moves into the real root. systemd kills
     initramfs processes at switch_root unless argv[0] starts with '@' (systemd's root-storage-daemon rule).
-    switch_root also deletes the initramfs's files, the python archive included, and zipimport opens it at each
-    import: before it listens the agent imports every module it can reach (PRELOAD), warms the codecs and the
-    CHAP digests and changes to '/'. It keeps a descriptor of the /run mount and, once '/run' is no longer
+    switch_root also deletes the initramfs's files, the frozen tree's .pyc files included, and each import opens
+    its file: the agent imports every module it can reach (PRELOAD), warms the codecs and the CHAP digests and
+    changes to '/' before it listens, or, forked by `pyiscsi boot` (whose dracut step before switch_root asks it
+    for the handover and waits for the answer), right after it listens and before it serves any request: that
+    work is then not on the way to `booted`. It keeps a descriptor of the /run mount and, once '/run' is no longer
     that mount (its root is still the emptied initramfs), changes its root to the parent of where the mount
     went: the real root, where /run, /sys and /dev are again.
  4. Passing it on. `pyiscsi agent --stop` (or SIGTERM/SIGINT to the pid in the pid file) asks the agent to stop.
@@ -46,7 +48,6 @@ Ownership protocol: exactly one owner of recovery at any time.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import functools
 import os
@@ -58,6 +59,10 @@ from pathlib import Path
 
 from boot.console import KMSG_INFO, KMSG_WARNING, to_kmsg
 from initiator.errors import BadInputError, NetworkError, UsageError, WaitTimeout
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING's value, without typing: argparse is imported only by boot.cli,
+if TYPE_CHECKING:  # and only when a command line has options to parse
+    import argparse
 
 KMSG = True
 SESSIONS_FILE = "/run/pyiscsi/sessions.json"
@@ -98,8 +103,9 @@ def log(line: str, warning: bool = False) -> None:
 # -- surviving switch_root ---------------------------------------------------------------------------------------
 
 # Every module the listening agent can reach. switch_root deletes the initramfs's files while the agent runs, and
-# zipimport opens the archive again at each import (an extension module is a file too), so all of them are
-# imported before the agent reports listening; a later import would fail mid-recovery.
+# each import opens the module's .pyc file (an extension module is a file too), so all of them are
+# imported before the initramfs can go: before the agent reports listening, or (handover_first) before it serves
+# the handover request that the step before switch_root waits for; a later import would fail mid-recovery.
 PRELOAD = (
     "initiator.recovery",
     "initiator.recovery_policy",
@@ -295,7 +301,13 @@ def owned_sessions(sessions, plan, time2wait: float = DEFAULT_TIME2WAIT):  # typ
 # -- run -----------------------------------------------------------------------------------------------------
 
 
-def _serve(owned, pid_file: Path, ready_fd: int | None, plan=None) -> int:  # type: ignore[no-untyped-def]
+def _serve(  # type: ignore[no-untyped-def]
+    owned, pid_file: Path, ready_fd: int | None, plan=None, handover_first: bool = False
+) -> int:
+    """Listen and recover until told to stop. `handover_first`: the caller's step before switch_root asks for
+    the handover and waits for its answer (pyiscsi boot's fork under our dracut module), so with a plan the
+    imports for after switch_root are made once the agent listens, before it serves anything, and not while the
+    boot waits for it to listen."""
     from boot.atomic import write_atomic
     from initiator.kernel import NetlinkIscsi
     from initiator.recovery import RecoveryLoop
@@ -321,7 +333,9 @@ def _serve(owned, pid_file: Path, ready_fd: int | None, plan=None) -> int:  # ty
         signal.signal(signal.SIGUSR1, on_request)
     with contextlib.suppress(OSError):  # what the step before switch_root checks before it signals (ps shows it)
         Path("/proc/self/comm").write_text(COMM)
-    prepare_for_switch_root()
+    deferred = handover_first and plan is not None
+    if not deferred:
+        prepare_for_switch_root()
     state_dir = pid_file.parent
     follower = RunFollower("/" + pid_file.resolve().parts[1] if len(pid_file.resolve().parts) > 1 else "/run")
     switched = []
@@ -346,6 +360,8 @@ def _serve(owned, pid_file: Path, ready_fd: int | None, plan=None) -> int:  # ty
                 os.write(ready_fd, b"ok")
                 os.close(ready_fd)
             loop = Loop(netlink, owned, lambda line: log(line))
+            if deferred:  # an error that comes meanwhile waits in the subscribed socket
+                prepare_for_switch_root()
             if plan is not None:  # the step before switch_root may ask for the handover (HANDOVER_REQUEST)
                 loop.also_wait[asked_r] = asked
                 prepare_handover()
@@ -449,10 +465,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def daemonize(owned, pid_file: Path, storage_daemon: bool = False, plan=None) -> int:  # type: ignore[no-untyped-def]
+def daemonize(  # type: ignore[no-untyped-def]
+    owned, pid_file: Path, storage_daemon: bool = False, plan=None, handover_first: bool = False
+) -> int:
     """Fork the listening agent and return its pid once it listens (step 1 of the ownership protocol); raises
     with the cause otherwise. `storage_daemon`: the child marks its argv[0] with '@' (boot.argv0) itself, for a
-    fork of `pyiscsi boot`, whose argv is the interpreter's."""
+    fork of `pyiscsi boot`, whose argv is the interpreter's. `handover_first`: see _serve."""
     ready_r, ready_w = os.pipe()
     child = os.fork()
     if child == 0:  # pragma: no cover - exercised in subprocesses and the VM tests
@@ -466,7 +484,7 @@ def daemonize(owned, pid_file: Path, storage_daemon: bool = False, plan=None) ->
                 if not mark_storage_daemon():
                     raise NetworkError("cannot mark argv[0] with '@': systemd would kill the agent at switch_root")
             _detach_stdio()
-            status = _serve(owned, pid_file, ready_w, plan)
+            status = _serve(owned, pid_file, ready_w, plan, handover_first)
         except BaseException as exc:  # the child must never return into the parent's code
             log(f"failed: {exc}", warning=True)
         finally:

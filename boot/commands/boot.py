@@ -13,7 +13,6 @@ that does not start is a warning, not a failed boot.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import subprocess
@@ -26,6 +25,7 @@ from boot.timeline import Timeline
 from initiator.errors import PyiscsiError
 
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Sequence
 
     from boot.plan import BootPlan
@@ -41,6 +41,18 @@ AGENT_ARGV0 = "@pyiscsi-agent"  # systemd's root-storage-daemon rule: not killed
 # its parts but -E (-s: no user site, -P: no script directory on sys.path) and an environment of our own.
 PYTHON_FLAGS = ("-s", "-P", "-S", "-B")
 AGENT_START_BOUND = 25.0  # the agent's own READY_TIMEOUT (15 s) plus its start-up
+
+
+# What add_arguments's parser gives for no options: `pyiscsi boot` alone, as the initramfs runs it, runs with
+# these and without argparse (boot.cli). tests/boot/test_cli.py checks that they match.
+DEFAULTS = {
+    "cmdline": None,
+    "cmdline_file": None,
+    "ibft": None,
+    "state_dir": STATE_DIR,
+    "root_link": None,
+    "no_agent": False,
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -183,7 +195,9 @@ def start_agent(
         if other is not None:
             return f"agent pid {other} already owns recovery ({pid_file})", "forked"
         try:
-            daemonize(owned_sessions(sessions, plan), pid_file, storage_daemon=True, plan=lambda: plan)
+            owned = owned_sessions(sessions, plan)
+            # the dracut step before switch_root asks this agent for the handover (pyiscsi-lib.sh)
+            daemonize(owned, pid_file, storage_daemon=True, plan=lambda: plan, handover_first=True)
         except PyiscsiError as exc:
             return f"recovery agent not started: {exc}; nobody owns recovery until iscsid", "forked"
         except OSError as exc:

@@ -9,7 +9,6 @@ which moves into the real root with switch_root.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +18,8 @@ from boot.console import KMSG_WARNING, to_kmsg
 from initiator.errors import BadInputError
 
 if TYPE_CHECKING:
+    import argparse
+
     from boot.plan import BootPlan
 
 KMSG = True

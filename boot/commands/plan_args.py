@@ -6,13 +6,16 @@
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 
 from boot.cmdline import Cmdline
 from boot.plan import BootPlan
 from boot.planner import NO_IBFT, load_plan
 from initiator.errors import CmdlineError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING's value, without typing: argparse is imported only by boot.cli,
+if TYPE_CHECKING:  # and only when a command line has options to parse
+    import argparse
 
 MAX_CMDLINE_FILE = 1 << 20
 

@@ -384,7 +384,11 @@ def test_boot_forks_the_agent_which_marks_itself_as_a_storage_daemon(agent_env, 
         # what systemd looks at when it spares root-storage daemons; the boot's argv, rewritten in place
         assert Path(f"/proc/{child}/cmdline").read_bytes().rstrip(b"\0") == b"@pyiscsi-agent"
         assert Path(f"/proc/{child}/exe").resolve() == Path(sys.executable).resolve()
-        assert Path(f"/proc/{child}/cwd").resolve() == Path("/")
+        # it listens first and then prepares for switch_root (its imports, '/' as its working directory)
+        end = time.monotonic() + 20
+        while Path(f"/proc/{child}/cwd").resolve() != Path("/"):
+            assert time.monotonic() < end, "the forked agent did not change to '/'"
+            time.sleep(0.05)
         assert "alice-secret" not in done.stdout + done.stderr
     finally:
         assert stop_agent(pid_file, 20.0) == 0

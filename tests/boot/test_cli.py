@@ -87,3 +87,68 @@ def test_subcommand_arguments_reach_run(monkeypatch):
 
 def test_every_contract_command_is_listed():
     assert {"ibft", "explain", "discover", "probe", "net", "boot", "handover"} <= set(cli.COMMANDS)
+
+
+@pytest.mark.parametrize("with_defaults", [False, True], ids=["parsed", "defaults"])
+@pytest.mark.parametrize(
+    ("raised", "status", "text"),
+    [
+        (NetworkError("eth0: no carrier"), ExitStatus.NETWORK, "eth0: no carrier"),
+        (RuntimeError("boom"), cli.INTERNAL_ERROR, "internal error: RuntimeError: boom"),
+    ],
+)
+def test_a_command_alone_fails_in_one_line_either_way(monkeypatch, capsys, with_defaults, raised, status, text):
+    monkeypatch.delenv("PYISCSI_DEBUG", raising=False)
+
+    def run(args):
+        raise raised
+
+    _fake_command(monkeypatch, run)
+    if with_defaults:
+        monkeypatch.setattr(sys.modules["fake_command"], "DEFAULTS", {"flag": False}, raising=False)
+    assert cli.main(["fake"]) == status
+    assert capsys.readouterr().err == f"pyiscsi fake: {text}\n"
+
+
+def test_a_command_alone_runs_with_its_defaults_and_with_options_through_its_parser(monkeypatch):
+    seen = []
+    _fake_command(monkeypatch, lambda args: seen.append(vars(args)) or 0)
+    monkeypatch.setattr(sys.modules["fake_command"], "DEFAULTS", {"flag": "from DEFAULTS"}, raising=False)
+    assert cli.main(["fake"]) == 0
+    assert cli.main(["fake", "--flag"]) == 0
+    assert cli.main(["fake", "--fla"]) == ExitStatus.USAGE
+    assert seen == [{"flag": "from DEFAULTS"}, {"flag": True}]
+
+
+@pytest.mark.parametrize("command", sorted(cli.COMMANDS))
+def test_a_modules_defaults_are_what_its_parser_gives_for_no_options(command):
+    """DEFAULTS stand in for the parser when a command comes alone (`pyiscsi boot` in the initramfs)."""
+    import importlib
+
+    module = importlib.import_module(cli.COMMANDS[command][0])
+    defaults = getattr(module, "DEFAULTS", None)
+    if command == "boot":
+        assert defaults is not None  # the initramfs's own start-up
+    if defaults is None:
+        return
+    parser = cli._parser([], prog=f"pyiscsi {command}")
+    module.add_arguments(parser)
+    assert vars(parser.parse_args([])) == defaults
+
+
+def test_pyiscsi_boot_alone_neither_imports_argparse_nor_builds_a_parser(tmp_path):
+    """What the initramfs runs: boot.commands.boot.run gets DEFAULTS, and argparse is never imported."""
+    import subprocess
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    code = (
+        f"import sys; sys.path.insert(0, {str(repo)!r}); import boot.cli as cli, boot.commands.boot as b;"
+        "b.run = lambda a: print(sorted(vars(a).items())) or 0;"
+        "status = cli.main(['boot']); print(status, 'argparse' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    from boot.commands.boot import DEFAULTS
+
+    assert done.stdout.splitlines() == [str(sorted(DEFAULTS.items())), "0 False"]
