@@ -1,7 +1,7 @@
 """Bench: the frozen runtime `boot.freeze` builds for the initramfs: its size and its start-up, against open-iscsi's.
 
-Size: the tree `boot.freeze.build()` writes (interpreter, the bytecode zip, lib-dynload, the shared libraries
-it copies) and the zip alone, against the stock tools dracut's 95iscsi installs (`iscsistart`, `iscsiadm`,
+Size: the tree `boot.freeze.build()` writes (interpreter, the .pyc files, lib-dynload, the shared libraries
+it copies) and the .pyc files alone, against the stock tools dracut's 95iscsi installs (`iscsistart`, `iscsiadm`,
 `iscsid`) plus the shared libraries they link that are not libc's (ldd), as a like-for-like "what the
 iSCSI initiator costs in bytes" (the initramfs bench measures the whole images).
 
@@ -18,7 +18,7 @@ one target, and the frozen `pyiscsi discover` against it (start-up, imports, one
 cold in the sense that every sample is a new process. The storm of 50 such processes against iscsiadm's is
 `python -m bench storm`.
 
-By package: the zip's modules and compressed bytes per top-level package, the extension modules and the shared
+By package: the .pyc files and their bytes per top-level package, the extension modules and the shared
 libraries by file, largest first, so what the tree carries and for whom is one table.
 """
 
@@ -30,7 +30,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,11 +155,11 @@ def libc_family_bytes(tree: Path) -> int:
 
 
 def size_report(
-    tree_bytes: int, zip_bytes: int, modules: int, stock_bytes: int, stock_files: int, libc_bytes: int = 0
+    tree_bytes: int, bytecode_bytes: int, modules: int, stock_bytes: int, stock_files: int, libc_bytes: int = 0
 ) -> str:
     rows = [
         [
-            "ours: frozen tree (interpreter, zip, lib-dynload, libraries)",
+            "ours: frozen tree (interpreter, .pyc files, lib-dynload, libraries)",
             _mib(tree_bytes),
             f"{tree_bytes / stock_bytes:.2f}x",
         ],
@@ -175,7 +174,11 @@ def size_report(
             ]
         )
     rows += [
-        [f"ours: the bytecode zip alone ({modules} modules)", _mib(zip_bytes), f"{zip_bytes / stock_bytes:.2f}x"],
+        [
+            f"ours: the .pyc files alone ({modules} modules)",
+            _mib(bytecode_bytes),
+            f"{bytecode_bytes / stock_bytes:.2f}x",
+        ],
         [f"stock: {' + '.join(STOCK_TOOLS)} + non-libc libraries ({stock_files} files)", _mib(stock_bytes), ""],
     ]
     return table(["runtime size", "MiB", "ours/stock"], rows)
@@ -199,16 +202,16 @@ def startup_report(results: dict[str, Summary]) -> str:
 
 @dataclass(frozen=True)
 class Part:
-    """One row of the tree by package: a top-level package of the zip (modules, compressed bytes) or one file."""
+    """One row of the tree by package: a top-level package's .pyc files (how many, their bytes) or one file."""
 
     name: str
-    kind: str  # "zip", "extension", "library", "interpreter", "other"
+    kind: str  # "bytecode", "extension", "library", "interpreter", "other"
     modules: int
     size: int
 
 
-def zip_packages(names_and_sizes: Iterable[tuple[str, int]]) -> list[Part]:
-    """The zip's members (archive name, compressed bytes) summed by top-level package (`a/b.pyc` and `a.pyc`: `a`)."""
+def bytecode_packages(names_and_sizes: Iterable[tuple[str, int]]) -> list[Part]:
+    """.pyc files (path under the bytecode directory, bytes) summed by top-level package (`a/b.pyc`, `a.pyc`: `a`)."""
     count: dict[str, int] = {}
     size: dict[str, int] = {}
     for name, bytes_ in names_and_sizes:
@@ -217,15 +220,16 @@ def zip_packages(names_and_sizes: Iterable[tuple[str, int]]) -> list[Part]:
         top = name.split("/", 1)[0].removesuffix(".pyc")
         count[top] = count.get(top, 0) + 1
         size[top] = size.get(top, 0) + bytes_
-    return [Part(top, "zip", count[top], size[top]) for top in count]
+    return [Part(top, "bytecode", count[top], size[top]) for top in count]
 
 
-def tree_parts(tree: Path, zip_path: Path) -> list[Part]:
-    """Everything in the tree: the zip by package, every other file on its own, largest first."""
-    with zipfile.ZipFile(zip_path) as archive:
-        parts = zip_packages((info.filename, info.compress_size) for info in archive.infolist())
+def tree_parts(tree: Path, bytecode_dir: Path) -> list[Part]:
+    """Everything in the tree: the .pyc files by package, every other file on its own, largest first."""
+    pycs = sorted(bytecode_dir.rglob("*.pyc"))
+    parts = bytecode_packages((path.relative_to(bytecode_dir).as_posix(), path.stat().st_size) for path in pycs)
+    counted = set(pycs)
     for path in sorted(tree.rglob("*")):
-        if not path.is_file() or path.is_symlink() or path == zip_path:
+        if not path.is_file() or path.is_symlink() or path in counted:
             continue
         name = path.name
         kind = (
@@ -273,14 +277,14 @@ def run() -> None:
         if not (dev / "null").exists():
             os.mknod(dev / "null", 0o666 | 0o020000, os.makedev(1, 3))
         tree_bytes = freeze.tree_size(tree_dir)
-        zip_bytes = frozen.zip_path.stat().st_size
+        bytecode_bytes = sum(path.stat().st_size for path in frozen.bytecode_files())
         stock_bytes, stock_files = stock_size()
         if frozen.missing_entries:
             print(f"frozen: entries not present yet (skipped): {', '.join(frozen.missing_entries)}")
         libc_bytes = libc_family_bytes(tree_dir)
-        print(size_report(tree_bytes, zip_bytes, len(frozen.modules), stock_bytes, len(stock_files), libc_bytes))
+        print(size_report(tree_bytes, bytecode_bytes, len(frozen.modules), stock_bytes, len(stock_files), libc_bytes))
         print()
-        print(parts_report(tree_parts(tree_dir, frozen.zip_path), stock_bytes))
+        print(parts_report(tree_parts(tree_dir, frozen.bytecode_dir), stock_bytes))
         print()
         print(startup_report(_measure_with_tgtd(tree_dir)))
 

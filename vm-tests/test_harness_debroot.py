@@ -187,7 +187,7 @@ rootfs-block
 drwxr-xr-x  12 root root 0 Dec  2 09:01 .
 -rwxr-xr-x   1 root root 99 Dec  2 09:01 usr/sbin/pyiscsi
 -rwxr-xr-x   1 root root 6809944 Dec  2 09:01 usr/lib/pyiscsi/bin/python3
--rw-r--r--   1 root root 3244964 Dec  2 09:01 usr/lib/pyiscsi/lib/python311.zip
+-rw-r--r--   1 root root 5461 Jan  1  1980 usr/lib/pyiscsi/lib/python3.11/boot/cli.pyc
 ========================================================================
 """
 
@@ -201,7 +201,7 @@ def test_check_lsinitrd_counts_the_runtime():
     ("listing", "says"),
     [
         (GOOD_LISTING.replace("pyiscsi\nrootfs", "rootfs"), "no pyiscsi"),
-        (GOOD_LISTING.replace("usr/lib/pyiscsi/lib/python311.zip", "usr/lib/x.zip"), "python3"),
+        (GOOD_LISTING.replace("usr/lib/pyiscsi/lib/python3.11/boot/cli.pyc", "usr/lib/x.pyc"), "python3"),
         (GOOD_LISTING.replace("usr/lib/pyiscsi/bin/python3\n", "usr/lib/pyiscsi/bin/other\n"), "bin/python3"),
     ],
 )

@@ -6,11 +6,11 @@ import os
 import shutil
 from pathlib import Path
 
-from boot.freeze.archive import write_zip
+from boot.freeze.bytecode import write_bytecode
 from boot.freeze.closure import NOT_PROBED, collect_extensions, collect_sources, excluded, find_closure
 from boot.freeze.imports import runtime_imports
 from boot.freeze.interpreter import check_magic, host_interpreter
-from boot.freeze.layout import EXEC_MODE, PYVER, ZIP_NAME, FrozenTree, rel, wrapper_script
+from boot.freeze.layout import BYTECODE_DIR, EXEC_MODE, FrozenTree, rel, wrapper_script
 from boot.freeze.libraries import find_dlopen_library, install_host_file, shared_libraries
 from boot.freeze.options import FreezeOptions
 from boot.freeze.verify import check_imports
@@ -32,9 +32,9 @@ def build(options: FreezeOptions) -> FrozenTree:
     root = options.out
     prefix = options.prefix
     lib = root / rel(prefix / "lib")
-    dynload = lib / f"python{PYVER}" / "lib-dynload"
+    write_bytecode(lib / BYTECODE_DIR, sources, options.optimize)  # getpath's prefix landmark: its os.pyc
+    dynload = lib / BYTECODE_DIR / "lib-dynload"
     dynload.mkdir(parents=True, exist_ok=True)  # getpath's exec_prefix landmark, even when empty
-    write_zip(lib / ZIP_NAME, sources, options.optimize, options.compress_zip)
     bindir = root / rel(prefix / "bin")
     bindir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(interpreter, bindir / "python3")

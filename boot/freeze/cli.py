@@ -31,9 +31,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--prefix", default=str(PREFIX), help=f"runtime prefix inside the tree ({PREFIX})")
     parser.add_argument("--skip-missing", action="store_true", help="warn about missing entries instead of failing")
     parser.add_argument("--no-libs", action="store_true", help="do not copy shared libraries (the caller does)")
-    parser.add_argument(
-        "--compress-zip", action="store_true", help="deflate the bytecode zip (smaller tree, slower imports)"
-    )
     parser.add_argument("--verify", action="store_true", help="run the tree (in a chroot when root) and check it")
     parser.add_argument("--report", action="store_true", help="print sizes and start-up times as JSON")
     return parser
@@ -52,7 +49,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         prefix=PurePosixPath(args.prefix),
         skip_missing=args.skip_missing,
         copy_libraries=not args.no_libs,
-        compress_zip=args.compress_zip,
     )
     try:
         tree = build(options)

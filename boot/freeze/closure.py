@@ -38,7 +38,7 @@ DEFAULT_EXTRAS = (
     "pyudev",  # boot.disk imports it inside a function, guarded
     "ctypes.util",  # pyudev finds libudev through it
 )
-# The agent imports these up front (it must survive switch_root deleting the archive): carry every one (ours
+# The agent imports these up front (it must survive switch_root deleting the tree): carry every one (ours
 # come with the boot.commands.agent entry).
 DEFAULT_EXTRAS += tuple(
     name for name in AGENT_PRELOAD if name not in DEFAULT_EXTRAS and not name.startswith(("initiator.", "boot."))
@@ -124,11 +124,14 @@ LIGHTER = Path(__file__).resolve().parent / "lighter"
 #   it is asked for, so the boot does not import unittest's cases, loader, runner and argparse-based main.
 # - ctypes.util: find_library looks in the loader's directories itself instead of running `ldconfig -p` (pyudev
 #   finds libudev through it): no ldconfig in the tree (1 MiB), no process started at boot.
+# - datetime: the C implementation alone; the stdlib's module defines its pure-Python one first (pyudev imports
+#   datetime when imported).
 DEFAULT_REPLACEMENTS = (
     ("pyroute2", LIGHTER / "pyroute2_init.py"),
     ("ssl", LIGHTER / "ssl_absent.py"),
     ("ctypes.util", LIGHTER / "ctypes_util.py"),
     ("unittest", LIGHTER / "unittest_init.py"),
+    ("datetime", LIGHTER / "datetime_c.py"),
 )
 
 
@@ -237,19 +240,20 @@ class _Finder(modulefinder.ModuleFinder):
         return module
 
 
-def _archive_name(module: modulefinder.Module, name: str) -> str:
+def _stem(module: modulefinder.Module, name: str) -> str:
     base = name.replace(".", "/")
     return f"{base}/__init__" if module.__path__ else base
 
 
 def collect_sources(finder: modulefinder.ModuleFinder, excludes: Iterable[str]) -> dict[str, Path]:
-    """Archive stem -> source file for every pure-Python module in the closure (sorted for determinism)."""
+    """Bytecode stem (`pkg/__init__`, `pkg/mod`) -> source file, for every pure-Python module in the closure
+    (sorted for determinism)."""
     sources: dict[str, Path] = {}
     for name in sorted(finder.modules):
         module = finder.modules[name]
         if excluded(name, excludes) or not module.__file__ or not module.__file__.endswith(".py"):
             continue
-        sources[_archive_name(module, name)] = Path(module.__file__)
+        sources[_stem(module, name)] = Path(module.__file__)
     return sources
 
 

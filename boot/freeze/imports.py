@@ -2,7 +2,7 @@
 
 modulefinder sees which modules a statement names, not whether the name it takes from a module is there at run
 time. pyroute2 0.7.2 builds `pyroute2.IPRoute` while it is imported, from its distribution's entry points, which
-no frozen tree carries: every module was in the archive and `from pyroute2 import IPRoute` still failed at boot.
+no frozen tree carries: every module was in the tree and `from pyroute2 import IPRoute` still failed at boot.
 Only running the very statements our code runs (the function-level ones too: `pyiscsi boot` imports each step
 when it gets there) proves each name is there.
 """

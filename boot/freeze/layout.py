@@ -15,8 +15,9 @@ from boot.freeze.imports import RuntimeImport
 PREFIX = PurePosixPath("/usr/lib/pyiscsi")
 WRAPPER = PurePosixPath("/usr/sbin/pyiscsi")
 PYVER = f"{sys.version_info.major}.{sys.version_info.minor}"
-ZIP_NAME = f"python{sys.version_info.major}{sys.version_info.minor}.zip"
+BYTECODE_DIR = f"python{PYVER}"  # under lib/: the stdlib directory the interpreter has on its path by itself
 FILE_MODE = 0o644
+DIR_MODE = 0o755
 EXEC_MODE = 0o755
 
 
@@ -56,5 +57,10 @@ class FrozenTree:
         return self.prefix / "bin" / "python3"
 
     @property
-    def zip_path(self) -> Path:
-        return self.root / rel(self.prefix / "lib" / ZIP_NAME)
+    def bytecode_dir(self) -> Path:
+        """Our .pyc files (boot.freeze.bytecode), and lib-dynload beside them."""
+        return self.root / rel(self.prefix / "lib" / BYTECODE_DIR)
+
+    def bytecode_files(self) -> list[Path]:
+        """Every .pyc of the tree, sorted (lib-dynload holds none)."""
+        return sorted(self.bytecode_dir.rglob("*.pyc"))

@@ -19,7 +19,7 @@ from boot.freeze.libraries import DEFAULT_DLOPEN
 
 @dataclasses.dataclass(frozen=True)
 class FreezeOptions:
-    """Everything a build depends on; the same options over the same files give the same zip."""
+    """Everything a build depends on; the same options over the same files give the same bytecode."""
 
     out: Path
     entries: tuple[str, ...] = DEFAULT_ENTRIES
@@ -35,7 +35,6 @@ class FreezeOptions:
     copy_libraries: bool = True
     dlopen: tuple[tuple[str, str], ...] = tuple(DEFAULT_DLOPEN.items())  # (soname, module that dlopens it)
     optimize: int = 0  # asserts and docstrings stay: argparse help and error paths rely on them
-    compress_zip: bool = False  # stored members: faster imports, and the image's zstd packs them better
     # build() ends by running every import statement of ours in the tree: a tree that cannot boot is an error
     check_imports: bool = True
     own_packages: tuple[str, ...] = OWN_PACKAGES  # whose import statements the tree must run (verify() too)

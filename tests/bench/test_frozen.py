@@ -83,20 +83,18 @@ def test_commands_run_the_frozen_interpreter_in_a_chroot_of_the_tree() -> None:
     assert any(argv[0] == "iscsistart" for argv, _ in cmds.values())
 
 
-def test_zip_packages_sum_by_top_level_package() -> None:
+def test_bytecode_packages_sum_by_top_level_package() -> None:
     members = [("boot/__init__.pyc", 10), ("boot/cli.pyc", 5), ("typing.pyc", 7), ("pyroute2/", 0),
                ("pyroute2/netlink/__init__.pyc", 3)]  # fmt: skip
-    parts = {part.name: part for part in frozen.zip_packages(members)}
+    parts = {part.name: part for part in frozen.bytecode_packages(members)}
     assert {name: (p.kind, p.modules, p.size) for name, p in parts.items()} == {
-        "boot": ("zip", 2, 15),
-        "typing": ("zip", 1, 7),
-        "pyroute2": ("zip", 1, 3),
+        "boot": ("bytecode", 2, 15),
+        "typing": ("bytecode", 1, 7),
+        "pyroute2": ("bytecode", 1, 3),
     }
 
 
 def test_tree_parts_and_report(tmp_path: Path) -> None:
-    import zipfile
-
     prefix = tmp_path / "usr/lib/pyiscsi"
     (prefix / "bin").mkdir(parents=True)
     (prefix / "lib/python3.11/lib-dynload").mkdir(parents=True)
@@ -105,19 +103,19 @@ def test_tree_parts_and_report(tmp_path: Path) -> None:
     (prefix / "lib/python3.11/lib-dynload/_ssl.cpython-311-x86_64-linux-gnu.so").write_bytes(b"s" * 300)
     (tmp_path / "lib/libcrypto.so.3").write_bytes(b"c" * 2000)
     (tmp_path / "lib/libz.so.1").symlink_to("libcrypto.so.3")  # a link is not counted twice
-    zip_path = prefix / "lib/python311.zip"
-    with zipfile.ZipFile(zip_path, "w") as archive:
-        archive.writestr("boot/cli.pyc", b"x" * 100)
-        archive.writestr("enum.pyc", b"y" * 50)
-    parts = frozen.tree_parts(tmp_path, zip_path)
+    bytecode = prefix / "lib/python3.11"
+    (bytecode / "boot").mkdir()
+    (bytecode / "boot/cli.pyc").write_bytes(b"x" * 100)
+    (bytecode / "enum.pyc").write_bytes(b"y" * 50)
+    parts = frozen.tree_parts(tmp_path, bytecode)
     assert [(p.name, p.kind) for p in parts] == [
         ("python3", "interpreter"),
         ("libcrypto.so.3", "library"),
         ("_ssl", "extension"),
-        ("boot", "zip"),
-        ("enum", "zip"),
+        ("boot", "bytecode"),
+        ("enum", "bytecode"),
     ]
     lines = frozen.parts_report(parts, stock_bytes=6450, top=2).splitlines()
     assert lines[2].split()[0] == "python3" and lines[2].split()[-1] == "0.62x"
-    assert lines[4].split()[:2] == ["(3", "more)"] and lines[4].split()[2] == "2"  # the zip's two modules
+    assert lines[4].split()[:2] == ["(3", "more)"] and lines[4].split()[2] == "2"  # the two .pyc files
     assert lines[-1].split()[:2] == ["total", "2"] and lines[-1].split()[-2:] == ["100.0", "1.00x"]

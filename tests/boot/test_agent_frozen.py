@@ -1,11 +1,13 @@
 """The agent keeps working after switch_root deleted the initramfs: run it from a frozen tree, delete the tree
 once it listens, then make it recover a session (CHAP login through a fake kernel) and stop.
 
-zipimport opens the archive again at each import and extension modules are files, so any module imported after
-the deletion fails; the agent must have imported everything it can reach before it reported listening."""
+each import opens the module's .pyc file and extension modules are files, so any module imported after
+the deletion fails; the agent must have imported everything it can reach before it reported listening, or, when
+the step before switch_root asks it for the handover (`handover_first`, pyiscsi boot's fork), before it answered."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import signal
@@ -18,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from boot import freeze
+from boot.commands.agent import HANDOVER_DONE, HANDOVER_REQUEST
 from boot.sessions import SessionState, write_sessions
 from initiator.credentials import Chap, Credentials
 from initiator.held_session import HeldSession
@@ -95,6 +98,8 @@ class FakeNetlink(fake.FakeKernel):
 
 
 kernel.NetlinkIscsi = lambda: FakeNetlink(Target())
+_serve = agent._serve
+agent._serve = lambda *a, **k: _serve(*a, **k, handover_first=HANDOVER_FIRST)
 agent.to_kmsg = lambda *a, **k: False  # never the test machine's kernel log
 recovery.reconnect.__kwdefaults__["sysfs"] = Path(SYSFS)  # never the test machine's /sys
 recovery.RecoveryLoop.__init__.__kwdefaults__["sysfs"] = Path(SYSFS)
@@ -116,6 +121,13 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> freeze.FrozenTree:
     return freeze.build(options)
 
 
+@pytest.fixture
+def own_tree(tree: freeze.FrozenTree, tmp_path: Path) -> freeze.FrozenTree:
+    """A copy of the built tree for one test to delete."""
+    shutil.copytree(tree.root, tmp_path / "tree", symlinks=True)
+    return dataclasses.replace(tree, root=tmp_path / "tree")
+
+
 def _wait_for(what, bound: float):  # type: ignore[no-untyped-def]
     end = time.monotonic() + bound
     while True:
@@ -126,7 +138,11 @@ def _wait_for(what, bound: float):  # type: ignore[no-untyped-def]
         time.sleep(0.05)
 
 
-def test_the_agent_recovers_after_its_tree_was_deleted(tree: freeze.FrozenTree, tmp_path: Path) -> None:
+@pytest.mark.parametrize("handover_first", [False, True], ids=["deleted-once-listening", "deleted-after-handover"])
+def test_the_agent_recovers_after_its_tree_was_deleted(
+    own_tree: freeze.FrozenTree, tmp_path: Path, handover_first: bool
+) -> None:
+    tree = own_tree
     target = socket.create_server(("127.0.0.1", 0))  # accepts in the backlog; the fake kernel does the talking
     port = target.getsockname()[1]
     sid = 3
@@ -146,7 +162,7 @@ def test_the_agent_recovers_after_its_tree_was_deleted(tree: freeze.FrozenTree, 
     harness = tmp_path / "harness.py"
     harness.write_text(
         f"FAKE_KERNEL = {str(REPO / 'tests/initiator/fake_kernel.py')!r}\nTREE = {str(tree.root)!r}\n"
-        f"SYSFS = {str(sysfs)!r}\nSID = {sid}\n" + HARNESS
+        f"SYSFS = {str(sysfs)!r}\nSID = {sid}\nHANDOVER_FIRST = {handover_first}\n" + HARNESS
     )
     cmdline = f"netroot=iscsi:alice:alice-secret@127.0.0.1::{port}:1:{session.session.target} ip=none"
     pid_file = run / "agent.pid"
@@ -158,6 +174,13 @@ def test_the_agent_recovers_after_its_tree_was_deleted(tree: freeze.FrozenTree, 
         agent = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, cwd=tree.root)
     try:
         _wait_for(pid_file.exists, 30)
+        if handover_first:  # what the step before switch_root does, and waits for, before the tree goes
+            sysroot = tmp_path / "sysroot"
+            (sysroot / "etc").mkdir(parents=True)
+            (run / HANDOVER_REQUEST).write_text(f"{sysroot}\n")
+            os.kill(agent.pid, signal.SIGUSR1)
+            _wait_for((run / HANDOVER_DONE).exists, 30)
+            assert (run / HANDOVER_DONE).read_text() == "0\n", out.read_text()
         assert Path(f"/proc/{agent.pid}/cwd").resolve() == Path("/")  # no directory of the tree held
         held = [os.readlink(f) for f in Path(f"/proc/{agent.pid}/fd").iterdir() if f.exists()]
         assert not [p for p in held if p.startswith(str(tree.root))], held

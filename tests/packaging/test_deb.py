@@ -198,5 +198,5 @@ def test_the_module_freezes_the_packaged_code_with_debians_pyroute2(unpacked: Pa
     env = {"initdir": str(initdir), "pyiscsi_pythonpath": str(unpacked / PRIVATE)}
     result = module_function(unpacked, "_pyiscsi_install_runtime", env, tmp_path)
     assert "status=0" in result.stdout, result.stderr
-    assert list((initdir / "usr/lib/pyiscsi/lib").glob("python3*.zip"))
+    assert list((initdir / "usr/lib/pyiscsi/lib").glob("python3.*/boot/cli.pyc"))
     assert (initdir / "usr/sbin/pyiscsi").read_text().startswith("#!/bin/sh")

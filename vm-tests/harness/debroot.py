@@ -874,8 +874,8 @@ def check_lsinitrd(listing: str) -> int:
     paths = {line.split()[-1] for line in listing.splitlines() if line[:1] in "-dl" and len(line.split()) >= 9}
     paths |= {line.split()[-3] for line in listing.splitlines() if line[:1] == "l" and len(line.split()) >= 11}
     missing = [p for p in INITRD_MUST_HAVE if p not in paths]
-    if not any(re.fullmatch(r"usr/lib/pyiscsi/lib/python3\d+\.zip", p) for p in paths):
-        missing.append("usr/lib/pyiscsi/lib/python3*.zip")
+    if not any(re.fullmatch(r"usr/lib/pyiscsi/lib/python3\.\d+/boot/cli\.pyc", p) for p in paths):
+        missing.append("usr/lib/pyiscsi/lib/python3.*/boot/cli.pyc")
     if missing:
         raise HarnessError(f"initrd: 95pyiscsi is listed but its runtime is not in the image: no {missing}")
     return sum(1 for p in paths if p.startswith("usr/lib/pyiscsi/"))

@@ -6,7 +6,6 @@ import dataclasses
 import os
 import subprocess
 import textwrap
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -29,9 +28,9 @@ def python(tree: freeze.FrozenTree, *args: str) -> subprocess.CompletedProcess[s
     return chroot(tree, str(tree.interpreter), "-I", "-S", "-B", *args)
 
 
-def zip_names(tree: freeze.FrozenTree) -> list[str]:
-    with zipfile.ZipFile(tree.zip_path) as archive:
-        return archive.namelist()
+def pyc_names(tree: freeze.FrozenTree) -> list[str]:
+    """The tree's .pyc files, relative to its bytecode directory (`boot/cli.pyc`), sorted."""
+    return [path.relative_to(tree.bytecode_dir).as_posix() for path in tree.bytecode_files()]
 
 
 def fake_pyroute2(directory: Path) -> Path:

@@ -67,7 +67,7 @@ def test_a_module_the_tree_lacks_fails_the_build_naming_it(tmp_path: Path) -> No
 def test_check_imports_off_writes_the_tree_anyway(tmp_path: Path) -> None:
     site = fake_pyroute2(tmp_path / "site")
     built = freeze.build(netcode_options(tmp_path / "root", site, check_imports=False))
-    assert built.zip_path.is_file()
+    assert (built.bytecode_dir / "netcode.pyc").is_file()
     assert built.imports == (freeze.RuntimeImport("pyroute2", "IPRoute", "netcode"),)
     with pytest.raises(BadInputError) as caught:
         freeze.check_imports(built)

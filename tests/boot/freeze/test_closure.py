@@ -9,14 +9,14 @@ import pytest
 from boot import freeze
 from boot.freeze.closure import excluded
 from initiator.errors import BadInputError
-from tests.boot.freeze.frozen import ROOT_ONLY, options, python, zip_names
+from tests.boot.freeze.frozen import ROOT_ONLY, options, pyc_names, python
 
 
 @pytest.mark.parametrize(
     "package", ["test", "idlelib", "tkinter", "ensurepip", "pydoc_data", "lib2to3", "distutils", "pyroute2/fixtures"]
 )
 def test_excluded_packages_are_absent(tree: freeze.FrozenTree, package: str) -> None:
-    assert [n for n in zip_names(tree) if n == f"{package}.pyc" or n.startswith(f"{package}/")] == []
+    assert [n for n in pyc_names(tree) if n == f"{package}.pyc" or n.startswith(f"{package}/")] == []
 
 
 @pytest.mark.parametrize(
@@ -30,7 +30,7 @@ def test_excluded_packages_are_absent(tree: freeze.FrozenTree, package: str) -> 
     ],
 )
 def test_dynamic_imports_are_carried(tree: freeze.FrozenTree, member: str) -> None:
-    assert member in zip_names(tree)
+    assert member in pyc_names(tree)
 
 
 @ROOT_ONLY
@@ -72,7 +72,7 @@ def test_the_trees_pyroute2_is_the_modules_the_boot_uses_without_the_librarys_in
 
 
 def test_the_tree_carries_no_openssl_and_no_sqlite(tree: freeze.FrozenTree) -> None:
-    names = zip_names(tree)
+    names = pyc_names(tree)
     assert [n for n in names if n.startswith(("sqlite3", "pyroute2/ndb/"))] == []
     assert not {"_ssl", "_sqlite3", "_hashlib"} & set(tree.extensions)
     assert [lib for lib in tree.libraries if Path(lib).name.startswith(("libssl", "libcrypto", "libsqlite3"))] == []

@@ -48,8 +48,10 @@ def test_search_path_is_inside_the_prefix_with_no_warning(tree: freeze.FrozenTre
     assert result.stderr == ""  # getpath found prefix and exec_prefix: no "Could not find platform ..." line
     prefix, *path = result.stdout.split("\n")
     assert prefix == f"{freeze.PREFIX} {freeze.PREFIX}"
+    zip_entry = f"lib/python{freeze.PYVER.replace('.', '')}.zip"  # getpath's; the tree has none: nothing to read
+    assert not (tree.root / freeze.rel(freeze.PREFIX) / zip_entry).exists()
     assert [p for p in path if p] == [
-        f"{freeze.PREFIX}/lib/{freeze.ZIP_NAME}",
+        f"{freeze.PREFIX}/{zip_entry}",
         f"{freeze.PREFIX}/lib/python{freeze.PYVER}",
         f"{freeze.PREFIX}/lib/python{freeze.PYVER}/lib-dynload",
     ]
@@ -73,4 +75,4 @@ def test_wrapper_runs_the_prefix_interpreter_isolated(prefix: str) -> None:
 def test_tree_paths_follow_the_prefix(tmp_path: Path) -> None:
     built = freeze.FrozenTree(tmp_path, PurePosixPath("/opt/x"), (), (), (), (), (), ())
     assert built.interpreter == PurePosixPath("/opt/x/bin/python3")
-    assert built.zip_path == tmp_path / "opt/x/lib" / freeze.ZIP_NAME
+    assert built.bytecode_dir == tmp_path / "opt/x/lib" / f"python{freeze.PYVER}"

@@ -86,3 +86,38 @@ def test_the_unittest_init_stand_in_loads_the_framework_only_when_asked() -> Non
     assert seen["loaded"] == []
     assert seen["names"] == {name: getattr(unittest, name).__module__ for name in public}
     assert seen["missing"] == "module 'unittest' has no attribute 'no_such_name'"
+
+
+DATETIME_AS_FROZEN = """
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("datetime", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+sys.modules["datetime"] = module
+spec.loader.exec_module(module)
+import _datetime
+names = sorted(n for n in dir(module) if not n.startswith("_"))
+same = all(getattr(module, n) is getattr(_datetime, n) for n in names)
+stamp = module.datetime(2026, 12, 3, 20, 1, tzinfo=module.timezone.utc) + module.timedelta(minutes=2)
+print(json.dumps({"names": names, "same": same, "all": list(module.__all__), "stamp": stamp.isoformat()}))
+"""
+
+
+def test_the_datetime_stand_in_is_the_c_implementation_under_the_stdlibs_names() -> None:
+    """Every public name the stdlib's datetime ends up with, as the same _datetime objects (datetime_CAPI too,
+    which C extensions import through `datetime`), and no pure-Python definitions of its own."""
+    import datetime
+    import json
+    import subprocess
+    import sys
+
+    source = Path(__file__).resolve().parents[3] / "boot/freeze/lighter/datetime_c.py"
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", DATETIME_AS_FROZEN, str(source)],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    seen = json.loads(done.stdout)
+    public = sorted(n for n in dir(datetime) if not n.startswith("_") and n != "sys")  # sys: an import of its own
+    assert seen["names"] == public
+    assert "datetime_CAPI" in seen["names"] and seen["same"]
+    assert sorted(seen["all"]) == sorted(datetime.__all__)
+    assert seen["stamp"] == "2026-12-03T20:03:00+00:00"

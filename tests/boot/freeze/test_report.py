@@ -19,7 +19,7 @@ def test_report_without_verification_has_only_sizes(tree: freeze.FrozenTree) -> 
     data = freeze.report(tree, None)
     assert data == {
         "modules": len(tree.modules),
-        "zip_bytes": tree.zip_path.stat().st_size,
+        "bytecode_bytes": sum(path.stat().st_size for path in tree.bytecode_dir.rglob("*.pyc")),
         "tree_bytes": freeze.tree_size(tree.root),
         "extensions": list(tree.extensions),
         "libraries": list(tree.libraries),

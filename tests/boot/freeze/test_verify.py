@@ -18,8 +18,8 @@ def test_verify_imports_entries_and_extras_from_inside_the_tree(tree: freeze.Fro
     assert checked.loaded > 100  # pyroute2 and pyudev (probed extras) came along
     assert 0 < checked.startup_version_s < 5
     data = freeze.report(tree, checked)
-    assert data["modules"] == len(tree.modules) and data["zip_bytes"] > 0
-    assert data["tree_bytes"] > data["zip_bytes"]
+    assert data["modules"] == len(tree.modules) and data["bytecode_bytes"] > 0
+    assert data["tree_bytes"] > data["bytecode_bytes"]
 
 
 def test_verify_runs_without_a_chroot_too(tree: freeze.FrozenTree) -> None:
@@ -40,7 +40,7 @@ def test_a_module_missing_from_the_closure_fails_verification(tmp_path: Path) ->
 @pytest.mark.parametrize("use_chroot", [pytest.param(True, marks=ROOT_ONLY), False])
 def test_a_name_missing_from_a_carried_module_fails_verification(tmp_path: Path, use_chroot: bool) -> None:
     """The real-system failure: `ImportError: cannot import name 'IPRoute' from 'pyroute2'` at boot, though
-    pyroute2 and all its modules were in the archive; verify names the statement before an image is made."""
+    pyroute2 and all its modules were in the tree; verify names the statement before an image is made."""
     site = fake_pyroute2(tmp_path / "site")
     built = freeze.build(netcode_options(tmp_path / "root", site, check_imports=False, copy_libraries=use_chroot))
     assert "pyroute2/iproute" in built.modules  # carried: the finder did its part
