@@ -20,7 +20,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "storm": ("bench.storm", "boot storm: N logins at once to one tgtd (N = 50, 200), pyiscsi vs iscsiadm discovery"),
     "frozen": (
         "bench.frozen",
-        "frozen runtime: size of boot.freeze's tree and zip, start-up of pyiscsi --version vs iscsistart",
+        "frozen runtime: size of boot.freeze's tree and its .pyc files, start-up of pyiscsi --version vs iscsistart",
     ),
     "size": ("bench.initramfs_size", "initramfs size (raw, zstd): base, + pyiscsi, + stock iscsi/network-legacy"),
     "boot": ("bench.boot", "whole boots in QEMU, iBFT and cmdline: root disk and real-root uptime, failure time"),
