@@ -16,6 +16,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 from boot.net import udev_seen
 from boot.net.waits import InterfaceError, ran_out
 from initiator.deadline import Deadline
+from initiator.printable import printable
 from initiator.record import record
 
 POLL = 0.05  # seconds between looks with a plain sleep (tests' fake clocks); link_events.PERIOD with link messages
@@ -98,9 +99,9 @@ def find_link(
                 continue
             return link
         if deadline.expired():
-            what = f"no link named {name}" if name else f"no link with MAC {mac}"
+            what = f"no link named {printable(name)}" if name else f"no link with MAC {printable(str(mac))}"
             if name and mac:
-                what = f"no link named {name} with MAC {mac}"
+                what = f"no link named {printable(name)} with MAC {printable(mac)}"
             raise ran_out(label, deadline, what)
         _poll(deadline, sleep)
 
@@ -120,7 +121,8 @@ def after_udev(
     current = [get_link(ipr, link.index) for link in found]
     which = deadline.tightest()
     warnings = [
-        f"wait '{which.name}' ran out after {which.bound:g}s: udev had not handled {link.name} (index {link.index}); "
+        f"wait '{which.name}' ran out after {which.bound:g}s: udev had not handled {printable(link.name)} "
+        f"(index {link.index}); "
         "set up without it (udev can no longer rename it)"
         for link in current
         if link.index in late
@@ -201,7 +203,7 @@ def ensure_vlan(ipr: IPRoute, parent: Link, vlan_id: int, mtu: int | None = None
     try:
         ipr.link("add", ifname=name, kind="vlan", link=parent.index, vlan_id=vlan_id, **({"mtu": mtu} if mtu else {}))
     except NetlinkError as exc:
-        raise InterfaceError(parent.name, f"cannot create VLAN {vlan_id} as {name}: {exc}") from exc
+        raise InterfaceError(parent.name, f"cannot create VLAN {vlan_id} as {printable(name)}: {exc}") from exc
     return _link(ipr.get_links(ipr.link_lookup(ifname=name)[0])[0])
 
 
@@ -226,7 +228,7 @@ def first_with_carrier(ipr: IPRoute, deadline: Deadline, sleep: Sleep = time.sle
             chosen = next((link for link in candidates(ipr) if link.carrier and link.up), None)
             if chosen is None:
                 if deadline.expired():
-                    names = ", ".join(link.name for link in candidates(ipr))
+                    names = ", ".join(printable(link.name) for link in candidates(ipr))
                     raise ran_out("any", deadline, f"no carrier on any of {names}")
                 _poll(deadline, sleep)
     finally:

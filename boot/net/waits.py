@@ -1,9 +1,14 @@
-"""Errors of the bring-up that name the interface as well as the wait: `eth0: wait 'dhcp' ran out after 30s`."""
+"""Errors of the bring-up that name the interface as well as the wait: `eth0: wait 'dhcp' ran out after 30s`.
+
+The interface's name is escaped (initiator.printable): the kernel takes a link name with control characters
+(anything but '/', ':' and blanks), and udev rules or a VLAN name made from one would pass them to the console.
+The detail and reason are the caller's, already escaped where they quote the network (a DHCP server's text)."""
 
 from __future__ import annotations
 
 from initiator.deadline import Deadline
 from initiator.errors import NetworkError, WaitTimeout
+from initiator.printable import printable
 
 
 class InterfaceWaitTimeout(WaitTimeout):
@@ -14,7 +19,7 @@ class InterfaceWaitTimeout(WaitTimeout):
         super().__init__(wait, bound, detail)
         self.iface = iface
         self.elapsed = elapsed
-        self.args = (f"{iface}: {self.args[0]}",)
+        self.args = (f"{printable(iface)}: {self.args[0]}",)
 
 
 class InterfaceError(NetworkError):
@@ -23,7 +28,7 @@ class InterfaceError(NetworkError):
     def __init__(self, iface: str, reason: str) -> None:
         self.iface = iface
         self.reason = reason
-        super().__init__(f"{iface}: {reason}")
+        super().__init__(f"{printable(iface)}: {reason}")
 
 
 def ran_out(iface: str, deadline: Deadline, detail: str = "") -> InterfaceWaitTimeout:

@@ -86,8 +86,9 @@ def test_find_link(name, mac, found):
         ("eth9", None, "eth9: wait 'iflink' ran out after 3s: no link named eth9"),
         (None, "52:54:00:00:00:99", "52:54:00:00:00:99: wait 'iflink' ran out after 3s: no link with MAC"),
         ("dead0", "52:54:00:00:00:03", "dead0: wait 'iflink' ran out after 3s: no link named dead0 with MAC"),
+        ("e\x1b[2J", None, "e\\x1b[2J: wait 'iflink' ran out after 3s: no link named e\\x1b[2J"),  # escaped
     ],
-    ids=["no-name", "no-mac", "name-and-mac-disagree"],
+    ids=["no-name", "no-mac", "name-and-mac-disagree", "control-characters"],
 )
 def test_find_link_waits_its_bound_then_names_it(name, mac, message):
     clock = FakeClock()
@@ -95,7 +96,7 @@ def test_find_link_waits_its_bound_then_names_it(name, mac, message):
         links.find_link(
             machine(), name=name, mac=mac, deadline=Deadline("iflink", 3, clock=clock), sleep=sleeper(clock)
         )
-    assert str(caught.value).startswith(message)
+    assert str(caught.value).startswith(message) and "\x1b" not in str(caught.value)
     assert 3 <= clock.now - 1000 <= 3.1  # waited the bound, and not much more
 
 

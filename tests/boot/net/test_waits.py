@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from boot.net.waits import InterfaceError, InterfaceWaitTimeout, ran_out
 from initiator.deadline import Deadline, FakeClock
 from initiator.errors import ExitStatus, NetworkError, WaitTimeout
+from initiator.printable import printable
 
 
 def test_timeout_names_interface_wait_and_bound():
@@ -39,3 +44,36 @@ def test_interface_error_is_a_network_error():
     exc = InterfaceError("eth0", "duplicate address")
     assert isinstance(exc, NetworkError) and exc.exit_status is ExitStatus.NETWORK
     assert str(exc) == "eth0: duplicate address"
+
+
+# A link name is anything the kernel takes: up to 15 bytes, no '/', ':' or blank; control characters pass.
+LINK_NAMES = st.text(
+    alphabet=st.characters(blacklist_characters="/: \t\n\v\f\r", blacklist_categories=("Cs",)), min_size=1, max_size=15
+)
+
+
+@given(name=LINK_NAMES, reason=st.text(max_size=40).map(printable))  # a reason comes escaped by its caller
+def test_an_interface_error_is_one_escaped_line_whatever_the_link_is_named(name: str, reason: str) -> None:
+    for exc in (InterfaceError(name, reason), InterfaceWaitTimeout(name, "carrier", 2, reason)):
+        line = str(exc)
+        assert line.isprintable() and "\n" not in line
+        assert line.startswith(printable(name) + ": ") and line.endswith(reason)  # the reason is not escaped twice
+        assert exc.iface == name  # the field keeps the kernel's name for the code that acts on it
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ("eth0", "eth0"),
+        ("e\x1b[2Jx", "e\\x1b[2Jx"),  # ESC: a terminal would clear the screen
+        ("a\u202eb", "a\\u202eb"),  # a bidi override would reorder the line
+        ("bad\\x1b", "bad\\\\x1b"),  # a backslash is doubled: the escape is unambiguous
+    ],
+)
+def test_a_link_name_with_control_characters_is_escaped_in_the_line(name: str, shown: str) -> None:
+    assert str(InterfaceError(name, "cannot set up: Operation not permitted")) == (
+        f"{shown}: cannot set up: Operation not permitted"
+    )
+    assert str(InterfaceWaitTimeout(name, "carrier", 2, "no carrier")) == (
+        f"{shown}: wait 'carrier' ran out after 2s: no carrier"
+    )
