@@ -277,11 +277,11 @@ def run() -> None:
         if not (dev / "null").exists():
             os.mknod(dev / "null", 0o666 | 0o020000, os.makedev(1, 3))
         tree_bytes = freeze.tree_size(tree_dir)
-        bytecode_bytes = sum(path.stat().st_size for path in frozen.bytecode_files())
         stock_bytes, stock_files = stock_size()
         if frozen.missing_entries:
             print(f"frozen: entries not present yet (skipped): {', '.join(frozen.missing_entries)}")
         libc_bytes = libc_family_bytes(tree_dir)
+        bytecode_bytes = frozen.bytecode_bytes()
         print(size_report(tree_bytes, bytecode_bytes, len(frozen.modules), stock_bytes, len(stock_files), libc_bytes))
         print()
         print(parts_report(tree_parts(tree_dir, frozen.bytecode_dir), stock_bytes))

@@ -51,25 +51,26 @@ def write_bytecode(directory: Path, sources: dict[str, Path], optimize: int) -> 
     code = f"import sys; sys.path.insert(0, {root!r}); from boot.freeze.bytecode import _worker; _worker()"
     env = {"PYTHONHASHSEED": "0", "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
     try:
-        result = subprocess.run(
-            [sys.executable, "-I", "-S", "-B", "-c", code],
-            input=json.dumps(job),
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=BYTECODE_BOUND,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
+        try:
+            result = subprocess.run(
+                [sys.executable, "-I", "-S", "-B", "-c", code],
+                input=json.dumps(job),
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=BYTECODE_BOUND,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise WaitTimeout("bytecode", BYTECODE_BOUND, str(directory)) from exc
+        if result.returncode != 0:
+            last = (result.stderr.strip().splitlines() or [f"exit status {result.returncode}"])[-1]
+            raise BadInputError("bytecode", str(directory), last)
+        if directory.exists():
+            shutil.rmtree(directory)
+        staging.rename(directory)
+    finally:  # gone once renamed; whatever a failed worker left
         shutil.rmtree(staging, ignore_errors=True)
-        raise WaitTimeout("bytecode", BYTECODE_BOUND, str(directory)) from exc
-    if result.returncode != 0:
-        shutil.rmtree(staging, ignore_errors=True)
-        last = (result.stderr.strip().splitlines() or [f"exit status {result.returncode}"])[-1]
-        raise BadInputError("bytecode", str(directory), last)
-    if directory.exists():
-        shutil.rmtree(directory)
-    staging.rename(directory)
 
 
 def _worker() -> None:

@@ -64,3 +64,7 @@ class FrozenTree:
     def bytecode_files(self) -> list[Path]:
         """Every .pyc of the tree, sorted (lib-dynload holds none)."""
         return sorted(self.bytecode_dir.rglob("*.pyc"))
+
+    def bytecode_bytes(self) -> int:
+        """The .pyc files' size: the report's and the bench's figure."""
+        return sum(path.stat().st_size for path in self.bytecode_files())

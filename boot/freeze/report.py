@@ -20,7 +20,7 @@ def report(tree: FrozenTree, checked: Verification | None) -> dict[str, object]:
     """The numbers the issue asks for, as JSON-ready data."""
     data: dict[str, object] = {
         "modules": len(tree.modules),
-        "bytecode_bytes": sum(path.stat().st_size for path in tree.bytecode_files()),
+        "bytecode_bytes": tree.bytecode_bytes(),
         "tree_bytes": tree_size(tree.root),
         "extensions": list(tree.extensions),
         "libraries": list(tree.libraries),
