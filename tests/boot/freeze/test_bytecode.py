@@ -3,6 +3,7 @@ host, and replace the directory only once all are written."""
 
 from __future__ import annotations
 
+import json
 import marshal
 import subprocess
 import sys
@@ -88,3 +89,105 @@ def test_a_new_build_replaces_what_an_old_one_left(tmp_path: Path) -> None:
         [sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
     assert result.stdout.split() == ["xxxx", str(out / "pkg" / "mod.pyc")], result.stderr
+
+
+SHAPES = '''"""The module's docstring."""
+import dataclasses
+
+
+def documented():
+    """A function's docstring."""
+
+
+async def documented_async():
+    """A coroutine's docstring."""
+    return 1
+
+
+class Bare:
+    """A bare class's docstring."""
+
+    def method(self):
+        """A method's docstring."""
+        return 2
+
+
+@dataclasses.dataclass(frozen=True)
+class Record:
+    """A decorated class keeps its docstring."""
+
+    value: int = 0
+
+
+def asserting(flag):
+    """Asserts stay."""
+    assert flag, "asserted"
+    return "kept"
+
+
+def failing():
+    raise ValueError("on line 36")
+'''
+
+# (expression evaluated in the frozen module, what it gives)
+STRIPPED = [
+    ("m.__doc__", None),
+    ("m.documented.__doc__", None),
+    ("m.documented()", None),
+    ("m.documented_async.__doc__", None),
+    ("m.Bare.__doc__", None),
+    ("m.Bare.method.__doc__", None),
+    ("m.Bare().method()", 2),
+    ("m.Record.__doc__", "A decorated class keeps its docstring."),
+    ("m.asserting(True)", "kept"),
+    ("m.asserting.__doc__", None),
+    ("m.failing.__code__.co_firstlineno", 35),
+]
+
+
+def _load(out: Path, name: str) -> object:
+    code = (
+        f"import sys, json; sys.path.insert(0, {str(out)!r}); import {name} as m; "
+        f"print(json.dumps([eval(e, {{'m': m}}) for e in {[e for e, _ in STRIPPED]!r}]))"
+    )
+    result = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_docstrings_are_left_out_but_decorated_classes_and_asserts_stay(tmp_path: Path) -> None:
+    source = tmp_path / "shapes.py"
+    source.write_text(SHAPES)
+    out = tmp_path / "lib" / "python3.11"
+    freeze.write_bytecode(out, {"shapes": source}, optimize=0)
+    assert _load(out, "shapes") == [want for _, want in STRIPPED]
+    code = f"import sys; sys.path.insert(0, {str(out)!r}); import shapes; shapes.asserting(False)"
+    result = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=60)
+    assert "AssertionError: asserted" in result.stderr
+
+
+def test_a_module_that_names_doc_keeps_every_docstring(tmp_path: Path) -> None:
+    source = tmp_path / "reads.py"
+    source.write_text('"""Kept."""\n\n\ndef helper():\n    """Also kept."""\n\n\nSUMMARY = helper.__doc__\n')
+    out = tmp_path / "lib" / "python3.11"
+    freeze.write_bytecode(out, {"reads": source}, optimize=0)
+    code = f"import sys; sys.path.insert(0, {str(out)!r}); import reads; print(reads.__doc__, reads.SUMMARY)"
+    result = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.split() == ["Kept.", "Also", "kept."], result.stderr
+
+
+def test_code_carries_lines_but_no_columns(tmp_path: Path) -> None:
+    """Column positions (Python 3.11's ^^^ under a traceback's line) are a tenth of the bytes and a quarter of
+    the compressed image; a traceback still names the file and line."""
+    source = tmp_path / "shapes.py"
+    source.write_text(SHAPES)
+    out = tmp_path / "lib" / "python3.11"
+    freeze.write_bytecode(out, {"shapes": source}, optimize=0)
+    code = marshal.loads((out / "shapes.pyc").read_bytes()[16:])
+    failing = next(c for c in code.co_consts if getattr(c, "co_name", "") == "failing")
+    positions = [p for p in failing.co_positions() if p[0] is not None]
+    assert positions and all(p[2] is None and p[3] is None for p in positions)
+    assert {p[0] for p in positions} >= {36}
+    run = f"import sys; sys.path.insert(0, {str(out)!r}); import shapes; shapes.failing()"
+    result = subprocess.run([sys.executable, "-I", "-S", "-c", run], capture_output=True, text=True, timeout=60)
+    assert 'File "shapes.py", line 36, in failing' in result.stderr and "ValueError: on line 36" in result.stderr
