@@ -46,6 +46,10 @@ DEFAULT_EXTRAS += tuple(
 NOT_PROBED = frozenset({"boot.__main__"})
 # Packages whose submodules are found with pkgutil at run time: take all of them.
 DEFAULT_PACKAGES = ("pyroute2.netlink.rtnl.ifinfmsg.plugins",)
+# Distribution metadata and package resources (and the zip and mail parsing they bring): reached through
+# importlib's own functions for them, which nothing at boot calls (pyroute2 0.7.2's package init did; the tree
+# carries ours instead). zipfile is otherwise reached only by shutil's archive functions.
+METADATA_MODULES = ("importlib.metadata", "importlib.resources", "importlib.readers", "zipfile")
 # Never carried, even when some import statement names them: the boot path does not run them.
 DEFAULT_EXCLUDES = (
     "test",
@@ -101,6 +105,7 @@ DEFAULT_EXCLUDES = (
     "pyroute2.iproute.darwin",
     "pyroute2.iproute.windows",
     "pyroute2.iproute.pyodide",
+    *METADATA_MODULES,
     # Loaded, but each import is guarded and nothing on the boot path compresses: without them shutil, zipfile
     # and tarfile say "unsupported", and liblzma and libbz2 stay out of the tree.
     "bz2",
@@ -126,12 +131,15 @@ LIGHTER = Path(__file__).resolve().parent / "lighter"
 #   finds libudev through it): no ldconfig in the tree (1 MiB), no process started at boot.
 # - datetime: the C implementation alone; the stdlib's module defines its pure-Python one first (pyudev imports
 #   datetime when imported).
+# - gettext: the tree has no message catalogs, so every message is its own translation; the stdlib's module
+#   imports locale and looks for catalogs on each of argparse's headings (a by-hand command builds a parser).
 DEFAULT_REPLACEMENTS = (
     ("pyroute2", LIGHTER / "pyroute2_init.py"),
     ("ssl", LIGHTER / "ssl_absent.py"),
     ("ctypes.util", LIGHTER / "ctypes_util.py"),
     ("unittest", LIGHTER / "unittest_init.py"),
     ("datetime", LIGHTER / "datetime_c.py"),
+    ("gettext", LIGHTER / "gettext_untranslated.py"),
 )
 
 

@@ -78,6 +78,14 @@ def test_the_tree_carries_no_openssl_and_no_sqlite(tree: freeze.FrozenTree) -> N
     assert [lib for lib in tree.libraries if Path(lib).name.startswith(("libssl", "libcrypto", "libsqlite3"))] == []
 
 
+def test_the_tree_carries_no_distribution_metadata_mail_or_zip(tree: freeze.FrozenTree) -> None:
+    """importlib.metadata brought email, csv, calendar and zipfile; nothing at boot reads metadata (the
+    pyroute2 and pyudev test above runs both libraries without it)."""
+    names = pyc_names(tree)
+    unwanted = ("importlib/metadata/", "importlib/resources/", "importlib/readers", "email/", "zipfile", "csv")
+    assert [n for n in names if n.startswith(unwanted)] == []
+
+
 @ROOT_ONLY
 def test_the_ssl_stand_in_lets_asyncio_import_and_refuses_tls(tree: freeze.FrozenTree) -> None:
     code = (
@@ -194,3 +202,20 @@ def test_every_subcommand_is_an_entry_of_the_image() -> None:
     from boot.freeze.closure import DEFAULT_ENTRIES
 
     assert {module for module, _ in COMMANDS.values()} | {"boot.cli"} == set(DEFAULT_ENTRIES)
+
+
+@ROOT_ONLY
+def test_argparse_in_the_tree_translates_nothing_and_loads_no_locale(tree: freeze.FrozenTree) -> None:
+    """The tree's gettext is the stand-in: a parser's messages are argparse's own text, and building one looks
+    for no catalog (no locale module, no language directories)."""
+    code = (
+        "import argparse, sys\n"
+        "p = argparse.ArgumentParser(prog='x', exit_on_error=False)\n"
+        "p.add_argument('--n', type=int)\n"
+        "try: p.parse_args(['--n', 'seven'])\n"
+        "except argparse.ArgumentError as exc: print(exc)\n"
+        "print('locale' in sys.modules, hasattr(sys.modules['gettext'], '_expand_lang'))"
+    )
+    result = python(tree, "-c", code)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.splitlines() == ["argument --n: invalid int value: 'seven'", "False False"]

@@ -121,3 +121,48 @@ def test_the_datetime_stand_in_is_the_c_implementation_under_the_stdlibs_names()
     assert "datetime_CAPI" in seen["names"] and seen["same"]
     assert sorted(seen["all"]) == sorted(datetime.__all__)
     assert seen["stamp"] == "2026-12-03T20:03:00+00:00"
+
+
+# calls whose answers the stand-in must share with the stdlib's gettext where no catalog is found
+GETTEXT_CALLS = [
+    ("gettext", ("usage: ",)),
+    ("ngettext", ("expected one argument", "expected %s arguments", 1)),
+    ("ngettext", ("expected one argument", "expected %s arguments", 2)),
+    ("ngettext", ("one", "many", 0)),
+    ("pgettext", ("context", "message")),
+    ("npgettext", ("context", "one", "many", 3)),
+    ("dgettext", ("argparse", "options")),
+    ("dngettext", ("argparse", "one", "many", 1)),
+    ("dpgettext", ("argparse", "context", "message")),
+    ("dnpgettext", ("argparse", "context", "one", "many", 5)),
+    ("find", ("pyiscsi-no-such-domain",)),
+]
+
+
+@pytest.mark.parametrize(("name", "args"), GETTEXT_CALLS)
+def test_the_gettext_stand_in_answers_as_the_stdlib_does_without_catalogs(
+    monkeypatch: pytest.MonkeyPatch, name: str, args: tuple[object, ...]
+) -> None:
+    import gettext
+
+    from boot.freeze.lighter import gettext_untranslated
+
+    for variable in ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
+        monkeypatch.delenv(variable, raising=False)
+    assert getattr(gettext_untranslated, name)(*args) == getattr(gettext, name)(*args)
+
+
+def test_the_gettext_stand_in_has_the_stdlibs_names_and_no_catalog() -> None:
+    import gettext
+
+    from boot.freeze.lighter import gettext_untranslated as ours
+
+    assert sorted(ours.__all__) == sorted(gettext.__all__)
+    assert all(callable(getattr(ours, name)) for name in ours.__all__)
+    assert ours.find("messages", all=True) == gettext.find("pyiscsi-no-such-domain", all=True) == []
+    assert ours.translation("messages", fallback=True).gettext("x") == "x"
+    with pytest.raises(FileNotFoundError) as theirs:
+        gettext.translation("pyiscsi-no-such-domain")
+    with pytest.raises(FileNotFoundError) as caught:
+        ours.translation("pyiscsi-no-such-domain")
+    assert (caught.value.errno, caught.value.args) == (theirs.value.errno, theirs.value.args)
