@@ -1,3 +1,3 @@
-from boot.cli import main
+from boot.cli import exit_with, main
 
-raise SystemExit(main())
+exit_with(main())

@@ -28,7 +28,7 @@ def rel(path: PurePosixPath) -> str:
 
 # What the wrapper runs: boot.__main__'s two lines, without `-m` (runpy and what it imports: importlib.util,
 # contextlib, ... are a fifth of a frozen `pyiscsi --version`). The agent's own start (`-m boot agent`) keeps -m.
-WRAPPER_CODE = "import sys; from boot.cli import main; sys.exit(main())"
+WRAPPER_CODE = "from boot.cli import exit_with, main; exit_with(main())"
 
 
 def wrapper_script(prefix: PurePosixPath) -> str:

@@ -152,3 +152,52 @@ def test_pyiscsi_boot_alone_neither_imports_argparse_nor_builds_a_parser(tmp_pat
     from boot.commands.boot import DEFAULTS
 
     assert done.stdout.splitlines() == [str(sorted(DEFAULTS.items())), "0 False"]
+
+
+# (what the process does before exit_with(3), its stdout, whether an atexit handler ran)
+EXITS = [
+    pytest.param("sys.stdout.write('partial')", "partial", False, id="buffered-output-flushed-no-shutdown"),
+    pytest.param("print('line'); sys.stderr.write('err')", "line\n", False, id="stdout-and-stderr"),
+    pytest.param(
+        "threading.Thread(target=lambda: (time.sleep(0.3), print('thread done')), daemon=False).start()",
+        "thread done\n",
+        True,
+        id="a-running-thread-gets-the-usual-exit",
+    ),
+    pytest.param(
+        "threading.Thread(target=time.sleep, args=(30,), daemon=True).start()",
+        "",
+        False,
+        id="daemon-threads-do-not-hold-it",
+    ),
+]
+
+
+@pytest.mark.parametrize(("before", "stdout", "shut_down"), EXITS)
+def test_exit_with_flushes_and_leaves_without_the_shutdown_unless_a_thread_runs(before, stdout, shut_down):
+    import subprocess
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    code = (
+        f"import sys, atexit, threading, time; sys.path.insert(0, {str(repo)!r}); from boot.cli import exit_with;"
+        "atexit.register(lambda: sys.stderr.write('[atexit]'));"
+        f"{before}; exit_with(3)"
+    )
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout, "[atexit]" in done.stderr) == (3, stdout, shut_down)
+    assert "Traceback" not in done.stderr
+
+
+def test_exit_with_a_reader_gone_still_exits_with_the_status():
+    """`pyiscsi discover ... | head -0`: the flush fails on a closed pipe; the status stands, nothing is printed."""
+    import subprocess
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    code = (
+        f"import os, sys; sys.path.insert(0, {str(repo)!r}); from boot.cli import exit_with;"
+        "r, w = os.pipe(); os.close(r); sys.stdout = open(w, 'w'); sys.stdout.write('unread'); exit_with(5)"
+    )
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stderr) == (5, "")
