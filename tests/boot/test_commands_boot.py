@@ -234,3 +234,49 @@ def test_the_root_link_over_one_path_of_several_is_a_warning(fake_boot, monkeypa
     else:
         assert warnings == []
     assert (state_dir / "booted").read_text() == "/dev/sda\n"
+
+
+@pytest.mark.parametrize("outcome", ["booted", "failed"])
+def test_the_collector_is_off_on_the_way_to_booted_and_restored_after(monkeypatch, outcome: str) -> None:
+    import gc
+
+    seen: list[bool] = []
+
+    def boot(args, timeline):  # type: ignore[no-untyped-def]
+        seen.append(gc.isenabled())
+        if outcome == "failed":
+            raise IscsiError("authentication failed (0x0201)")
+        return 0
+
+    monkeypatch.setattr(boot_command, "Timeline", Recorder())
+    monkeypatch.setattr(boot_command, "_boot", boot)
+    assert gc.isenabled()
+    if outcome == "failed":
+        with pytest.raises(IscsiError):
+            boot_command.run(argparse.Namespace())
+    else:
+        assert boot_command.run(argparse.Namespace()) == 0
+    assert (seen, gc.isenabled()) == ([False], True)
+
+
+def test_the_agent_is_forked_with_the_collector_on_and_the_boots_objects_frozen(monkeypatch, tmp_path) -> None:
+    import gc
+
+    import boot.commands.agent as agent
+
+    seen: dict[str, object] = {}
+
+    def daemonize(owned, pid_file, **options):  # type: ignore[no-untyped-def]
+        seen.update(enabled=gc.isenabled(), frozen=gc.get_freeze_count())
+
+    monkeypatch.setattr(boot_command, "fork_is_safe", lambda: True)
+    monkeypatch.setattr(agent, "running_agent", lambda pid_file: None)
+    monkeypatch.setattr(agent, "owned_sessions", lambda sessions, plan: [])
+    monkeypatch.setattr(agent, "daemonize", daemonize)
+    gc.disable()
+    try:
+        assert boot_command.start_agent(argparse.Namespace(), tmp_path, None, []) == (None, "forked")  # type: ignore[arg-type]
+    finally:
+        gc.unfreeze()
+        gc.enable()
+    assert seen["enabled"] is True and int(seen["frozen"]) > 0  # type: ignore[call-overload]
