@@ -16,6 +16,7 @@ import socket
 import struct
 import time
 
+from boot import warmup
 from boot.net import arp
 from boot.net.dhcp4 import CLIENT_PORT, Dhcp4Client, Dhcp4Lease
 from boot.net.exchange import CheckAddress, Event, run_exchange
@@ -32,6 +33,8 @@ RECV_SIZE = 65535  # the largest IPv4 packet: a reply longer than we asked for i
 # answers a probe within milliseconds: 0.3 s is two orders of magnitude above that (rd.pyiscsi.timeout.arp).
 ARP_PROBE_SECONDS = 0.3
 ARP_PROBES = 2  # probes sent, spread over the first half of that time
+WARMUP_GAP = 0.05  # seconds of nothing to do before the probe makes one of the boot's later imports instead
+DRAIN_MAX = 64  # packets read after the probe's end (all that came during an import, within reason)
 
 # On a SOCK_DGRAM packet socket, offsets start at the IPv4 header.
 # ldb [9]; jeq #17 ? next : drop; ldh [6]; jset #0x1fff ? drop : next; ldxb 4*([0]&0xf); ldh [x+2];
@@ -78,7 +81,11 @@ def probe_address(
     ifname: str, mac: bytes, address: ipaddress.IPv4Address, deadline: Deadline, seconds: float = ARP_PROBE_SECONDS
 ) -> str | None:
     """Who else has `address` on the link ("aa:bb:cc:dd:ee:ff"), or None if no host answered ARP probes for it
-    within `seconds` (cut short by `deadline`). Probes go out at once and then spread over the first half."""
+    within `seconds` (cut short by `deadline`). Probes go out at once and then spread over the first half.
+
+    The wait is the boot's one idle stretch: where more than WARMUP_GAP is left before the next probe or the
+    end, it makes one of the boot's later imports instead (boot.warmup; nothing when unarmed) and then reads
+    what came meanwhile. Every packet that came before the end is read, so an import cannot hide an answer."""
     clock = deadline.clock
     if seconds <= 0:
         return None
@@ -101,16 +108,25 @@ def probe_address(
                 with contextlib.suppress(OSError):  # best effort: the lease's own errors come later
                     sock.sendto(frame, (ifname, arp.ETH_P_ARP, 0, 0, BROADCAST_MAC))
             wake = min(due[0] if due else end, end)
-            readable, _, _ = select.select([sock], [], [], max(0.0, wake - now))
+            worked = wake - now > WARMUP_GAP and warmup.step()
+            readable, _, _ = select.select([sock], [], [], 0.0 if worked else max(0.0, wake - now))
+            if readable and (owner := _owner(sock, mac, address)) is not None:
+                return owner
+        for _ in range(DRAIN_MAX):  # what came during the last import, before the end
+            readable, _, _ = select.select([sock], [], [], 0.0)
             if not readable:
-                continue
-            payload, source = sock.recvfrom(RECV_SIZE)
-            if source[2] == PACKET_OUTGOING:
-                continue
-            owner = arp.conflict(payload, mac, address)
-            if owner is not None:
+                break
+            if (owner := _owner(sock, mac, address)) is not None:
                 return owner
     return None
+
+
+def _owner(sock: socket.socket, mac: bytes, address: ipaddress.IPv4Address) -> str | None:
+    """Read one ARP packet: the MAC of another host that has `address`, if it says so."""
+    payload, source = sock.recvfrom(RECV_SIZE)
+    if source[2] == PACKET_OUTGOING:
+        return None
+    return arp.conflict(payload, mac, address)
 
 
 def obtain_lease(

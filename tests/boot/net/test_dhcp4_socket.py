@@ -160,3 +160,50 @@ def test_a_lease_of_the_servers_own_address_is_refused_naming_the_field(linked):
         result = dhcp(client, 3)
     assert result.status == 5, result
     assert "bad packet ignored: DHCP yiaddr: the server's own address (option 54)" in result.document["error"]
+
+
+PROBE_WITH_WARMUP = """
+import json, sys, time
+sys.path.insert(0, {repo!r})
+from boot import warmup
+from boot.net import dhcp4_socket
+from initiator.deadline import Deadline
+import ipaddress
+
+steps = []
+def importer(name):
+    steps.append(name)
+    time.sleep({step_seconds})
+warmup._armed = warmup.Warmup([f"not.imported.{{i}}" for i in range(20)], importer=importer)
+mac = bytes.fromhex(open("/sys/class/net/c0/address").read().strip().replace(":", ""))
+owner = dhcp4_socket.probe_address("c0", mac, ipaddress.IPv4Address({address!r}), Deadline("dhcp", 10), {seconds})
+print(json.dumps({{"owner": owner, "steps": len(steps)}}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("address", "step_seconds", "owned", "steps"),
+    [
+        pytest.param("10.9.0.77", 0.06, True, None, id="answer-read-between-imports"),
+        pytest.param("10.9.0.77", 0.8, True, 1, id="answer-during-an-import-past-the-end-still-read"),
+        pytest.param("10.9.0.99", 0.06, False, None, id="free-address-imports-fill-the-wait"),
+    ],
+)
+def test_the_arp_probe_imports_while_it_waits_and_misses_no_answer(linked, address, step_seconds, owned, steps):
+    """The boot's warm-up runs in the probe's idle time (boot.warmup); an owner's answer that comes while a
+    module is imported, even one that ends past the probe's end, is still read and the address still refused."""
+    client, server = linked
+    server.ip("addr", "add", "10.9.0.77/24", "dev", "s0")
+    client.ip("link", "set", "c0", "up")
+    repo = str(Path(__file__).resolve().parents[3])
+    code = PROBE_WITH_WARMUP.format(repo=repo, address=address, step_seconds=step_seconds, seconds=0.5)
+    done = client.run(netns.PYTHON, "-c", code, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    assert (seen["owner"] == server.mac("s0")) is owned
+    if steps is not None:
+        assert seen["steps"] == steps
+    elif not owned:  # the whole wait was import steps (0.5 s at 0.06 s, less the gaps too short for one)
+        assert 4 <= seen["steps"] <= 9, seen
+    else:
+        assert seen["steps"] >= 1, seen

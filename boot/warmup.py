@@ -1,0 +1,90 @@
+"""Imports the boot's later steps need, made while the boot would otherwise only wait.
+
+Under emulation the boot's own CPU is its critical path, and importing is most of that CPU. The one stretch where
+the CPU idles is a wait on the network: the ARP probe of a DHCP lease (RFC 5227) listens 0.3 s for another owner
+of the address. A wait that calls `step()` instead of sleeping spends that time importing, one module per call,
+what the login, the kernel handoff, the disk wait and the agent import when they get there.
+
+Only the thread that armed it imports (the boot's main thread, which would make these imports itself a moment
+later): no import lock is ever held by two threads on the warm-up's account. Unarmed (every use but `pyiscsi
+boot`, and the tests of the waits), `step()` does nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import sys
+import threading
+from collections.abc import Callable, Iterable
+
+# What `pyiscsi boot` imports after the address is up, leaves first, so that one step is one module's own body
+# rather than a whole chain (a step can then run at most one module past the wait's end).
+AFTER_ADDRESS = (
+    "initiator.text",
+    "initiator.framing",
+    "initiator.pdu",
+    "initiator.status",
+    "initiator.negotiation",
+    "initiator.chap",
+    "initiator.login",
+    "initiator.scsi",
+    "initiator.session",
+    "initiator.discovery",
+    "initiator.transport",
+    "initiator.client",
+    "initiator.iscsi_if",
+    "initiator.kernel",
+    "initiator.handoff",
+    "initiator.held_session",
+    "ctypes",
+    "pyudev",
+    "boot.disk",
+    "boot.sessions",
+    "boot.rootdev",
+    "initiator.recovery_policy",
+    "initiator.recovery",
+    "boot.argv0",
+    "boot.commands.agent",
+)
+
+
+class Warmup:
+    """A queue of modules to import, one per `step()`, in the thread that made it."""
+
+    def __init__(self, modules: Iterable[str], importer: Callable[[str], object] = importlib.import_module) -> None:
+        self._pending = list(modules)
+        self._importer = importer
+        self._thread = threading.get_ident()
+
+    def step(self) -> bool:
+        """Import the next module not imported yet; False when none is left (or in another thread)."""
+        if threading.get_ident() != self._thread:
+            return False
+        while self._pending:
+            name = self._pending.pop(0)
+            if name in sys.modules:
+                continue
+            with contextlib.suppress(Exception):  # the step that needs it imports it again and says why it fails
+                self._importer(name)
+            return True
+        return False
+
+
+_armed: Warmup | None = None
+
+
+def arm(modules: Iterable[str] = AFTER_ADDRESS) -> None:
+    """Let the waits that call `step()` import `modules`, in this thread."""
+    global _armed
+    _armed = Warmup(modules)
+
+
+def disarm() -> None:
+    global _armed
+    _armed = None
+
+
+def step() -> bool:
+    """One module imported (True), or nothing to do here (False): what a wait calls instead of sleeping."""
+    return _armed.step() if _armed is not None else False
