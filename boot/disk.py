@@ -11,6 +11,7 @@ import re
 import select
 from pathlib import Path
 
+from boot import warmup
 from initiator.deadline import Deadline
 from initiator.kernel import SYSFS, session_dir
 
@@ -56,6 +57,8 @@ def wait_for_block_device(sid: int, lun: int, deadline: Deadline, sysfs: Path = 
         if deadline.expired():
             raise deadline.timeout(f"no block device for session {sid} LUN {lun}")
         wait = min(0.25, deadline.remaining())
+        if wait > warmup.GAP and warmup.step():  # one of the boot's later imports instead of idling
+            wait = 0.0
         if monitor is not None:  # wake early on any block event, then look again
             select.select([monitor], [], [], wait)
             while monitor.poll(timeout=0) is not None:

@@ -137,21 +137,16 @@ class LiveSteps:
         load_modules(Deadline("total", plan_timeouts(cmdline).total), KERNEL_MODULES, optional=optional)
 
     def bring_up(self, plan: BootPlan, deadline: Deadline) -> tuple[InterfaceState, ...]:
-        from boot import warmup
         from boot.net.bringup import bring_up
 
-        warmup.arm()  # the network's idle waits import what the steps after it need (boot.warmup)
-        try:
-            return bring_up(
-                plan,
-                deadline,
-                resolv_conf="/etc/resolv.conf" if self.in_initramfs else None,
-                state_file=os.path.join(self.state_dir, os.path.basename(STATE_FILE)),
-                set_hostname=self.in_initramfs,
-                enough=None if plan.waitnet else self._root_reachable(plan),
-            )
-        finally:
-            warmup.disarm()
+        return bring_up(
+            plan,
+            deadline,
+            resolv_conf="/etc/resolv.conf" if self.in_initramfs else None,
+            state_file=os.path.join(self.state_dir, os.path.basename(STATE_FILE)),
+            set_hostname=self.in_initramfs,
+            enough=None if plan.waitnet else self._root_reachable(plan),
+        )
 
     def _root_reachable(self, plan: BootPlan):  # type: ignore[no-untyped-def]
         """rd.iscsi.waitnet=0: enough interfaces are up once one reaches the root target (for root=dhcp: once a

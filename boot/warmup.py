@@ -1,9 +1,10 @@
 """Imports the boot's later steps need, made while the boot would otherwise only wait.
 
-Under emulation the boot's own CPU is its critical path, and importing is most of that CPU. The one stretch where
-the CPU idles is a wait on the network: the ARP probe of a DHCP lease (RFC 5227) listens 0.3 s for another owner
-of the address. A wait that calls `step()` instead of sleeping spends that time importing, one module per call,
-what the login, the kernel handoff, the disk wait and the agent import when they get there.
+Under emulation the boot's own CPU is its critical path, and importing is most of that CPU. It idles only where
+it waits on something else: the ARP probe of a DHCP lease (RFC 5227) listens 0.3 s for another owner of the
+address, and the disk wait waits for the kernel's scan and udev. A wait that calls `step()` instead of sleeping
+spends that time importing, one module per call, what the login, the kernel handoff, the disk wait and the agent
+import when they get there.
 
 Only the thread that armed it imports (the boot's main thread, which would make these imports itself a moment
 later): no import lock is ever held by two threads on the warm-up's account. Unarmed (every use but `pyiscsi
@@ -18,6 +19,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterable
 
+GAP = 0.05  # seconds a wait must have left before it imports instead of sleeping
 # What `pyiscsi boot` imports after the address is up, leaves first, so that one step is one module's own body
 # rather than a whole chain (a step can then run at most one module past the wait's end).
 AFTER_ADDRESS = (

@@ -101,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _boot(args: argparse.Namespace, timeline: Timeline) -> int:
+    from boot import warmup
     from boot.atomic import write_atomic
     from boot.commands.plan_args import plan_from_args
     from boot.live import LiveSteps
@@ -114,9 +115,11 @@ def _boot(args: argparse.Namespace, timeline: Timeline) -> int:
     origin = ibft_origin(plan, getattr(args, "ibft", None))
     if origin:
         timeline.mark("firmware", f"ibft={origin}")
+    warmup.arm()  # the waits on the network and on the disk import what the steps after them need
     try:
         sessions = run_boot(plan, steps, timeline, warn=_warn)
     finally:
+        warmup.disarm()
         steps.close()
     write_sessions(sessions, state_dir / "sessions.json")
     if plan.agent and not getattr(args, "no_agent", False):

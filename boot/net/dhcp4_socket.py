@@ -33,7 +33,6 @@ RECV_SIZE = 65535  # the largest IPv4 packet: a reply longer than we asked for i
 # answers a probe within milliseconds: 0.3 s is two orders of magnitude above that (rd.pyiscsi.timeout.arp).
 ARP_PROBE_SECONDS = 0.3
 ARP_PROBES = 2  # probes sent, spread over the first half of that time
-WARMUP_GAP = 0.05  # seconds of nothing to do before the probe makes one of the boot's later imports instead
 DRAIN_MAX = 64  # packets read after the probe's end (all that came during an import, within reason)
 
 # On a SOCK_DGRAM packet socket, offsets start at the IPv4 header.
@@ -83,7 +82,7 @@ def probe_address(
     """Who else has `address` on the link ("aa:bb:cc:dd:ee:ff"), or None if no host answered ARP probes for it
     within `seconds` (cut short by `deadline`). Probes go out at once and then spread over the first half.
 
-    The wait is the boot's one idle stretch: where more than WARMUP_GAP is left before the next probe or the
+    The wait is one of the few where the boot idles: where more than warmup.GAP is left before the next probe or the
     end, it makes one of the boot's later imports instead (boot.warmup; nothing when unarmed) and then reads
     what came meanwhile. Every packet that came before the end is read, so an import cannot hide an answer."""
     clock = deadline.clock
@@ -108,7 +107,7 @@ def probe_address(
                 with contextlib.suppress(OSError):  # best effort: the lease's own errors come later
                     sock.sendto(frame, (ifname, arp.ETH_P_ARP, 0, 0, BROADCAST_MAC))
             wake = min(due[0] if due else end, end)
-            worked = wake - now > WARMUP_GAP and warmup.step()
+            worked = wake - now > warmup.GAP and warmup.step()
             readable, _, _ = select.select([sock], [], [], 0.0 if worked else max(0.0, wake - now))
             if readable and (owner := _owner(sock, mac, address)) is not None:
                 return owner

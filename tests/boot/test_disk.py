@@ -49,3 +49,27 @@ def test_wait_is_bounded_and_named(tmp_path):
     clock.advance(31)
     with pytest.raises(WaitTimeout, match=r"wait 'disk' ran out after 30s: no block device for session 9 LUN 1"):
         wait_for_block_device(9, 1, deadline, tmp_path)
+
+
+def test_the_wait_imports_the_boots_later_modules_meanwhile_and_still_sees_the_disk(tmp_path):
+    """Armed (boot.warmup), each look at sysfs that finds nothing makes one import instead of sleeping; the disk
+    that appears meanwhile is found at the next look."""
+    import time
+
+    from boot import warmup
+
+    _lun(tmp_path, 1, 0, 1)
+    imported: list[str] = []
+
+    def importer(name: str) -> None:
+        imported.append(name)
+        time.sleep(0.05)
+        if len(imported) == 3:
+            _lun(tmp_path, 1, 0, 1, "sdx")
+
+    warmup._armed = warmup.Warmup([f"later.step{i}" for i in range(10)], importer=importer)
+    try:
+        assert wait_for_block_device(1, 1, Deadline("disk", 10), tmp_path) == "/dev/sdx"
+    finally:
+        warmup.disarm()
+    assert imported == ["later.step0", "later.step1", "later.step2"]
