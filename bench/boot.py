@@ -78,7 +78,8 @@ class Phase:
 # root's `realroot`, bench's root image prints it on both).
 PHASES = (
     Phase("init", "kernel to /init", pattern=re.compile(r"Run /init as init process")),
-    Phase("first", "/init to pyiscsi's first mark", marker="start"),
+    Phase("exec", "/init to pyiscsi's process start", marker="exec"),
+    Phase("first", "pyiscsi's process start to its first mark (the interpreter's start-up)", marker="start"),
     Phase("plan", "plan", marker="plan"),
     Phase("link", "link", marker="link", pattern=re.compile(r"ADDRCONF\(NETDEV_CHANGE\): \S+: link becomes ready")),
     Phase("address", "address", marker="address"),

@@ -6,6 +6,8 @@ import contextlib
 import os
 from pathlib import Path
 
+from initiator.unique import unique_bytes
+
 _TRIES = 100  # names taken by someone else before one is free: that many means something else is wrong
 
 
@@ -43,7 +45,7 @@ def _create_beside(target: Path) -> tuple[int, Path]:
     """A new file `.<name>.<random>` beside `target`, open for writing, only its owner may read it (what
     tempfile.mkstemp does, without importing tempfile, shutil and random on the boot's path)."""
     for _ in range(_TRIES):
-        tmp = target.parent / f".{target.name}.{os.urandom(6).hex()}"
+        tmp = target.parent / f".{target.name}.{unique_bytes(6).hex()}"
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
         except FileExistsError:

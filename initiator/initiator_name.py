@@ -62,10 +62,11 @@ def generated_name(machine_id_path: str | os.PathLike[str] = MACHINE_ID_FILE) ->
             seed = file.read().strip()
     except OSError:
         seed = ""
-    import hashlib  # only when no name is configured: hashlib loads OpenSSL, secrets imports random
-    import secrets
+    import hashlib  # only when no name is configured: hashlib loads OpenSSL
 
-    tail = hashlib.sha256(seed.encode()).hexdigest()[:12] if seed else secrets.token_hex(6)
+    from initiator.unique import unique_bytes  # a name must differ, not stay secret: never wait for entropy
+
+    tail = hashlib.sha256(seed.encode()).hexdigest()[:12] if seed else unique_bytes(6).hex()
     return PREFIX + tail
 
 

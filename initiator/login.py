@@ -21,7 +21,7 @@ Public API
     LoginConfig(initiator_name, target_name=None, *, discovery=False, isid=None, tsih=0, cid=0, itt=0,
                 initial_cmdsn=1, exp_statsn=0, chap=None, chap_algorithms=DEFAULT_ALGORITHMS, offers=Offers(),
                 initiator_alias=None, strict_itt=True, max_rounds=32)
-    LoginStateMachine(config, random_bytes=os.urandom): .start() -> LoginRequest,
+    LoginStateMachine(config, random_bytes=os.urandom, isid_bytes=unique_bytes): .start() -> LoginRequest,
         .receive(pdu) -> LoginRequest | Redirect | LoggedIn, .receive_bytes(raw) (the same from one PDU's bytes,
         e.g. a NETLINK_ISCSI recv-PDU event), .state, .isid
     Redirect(address, port, permanent, tpgt)   (status 0x0101 / 0x0102)
@@ -64,6 +64,7 @@ from initiator.pdu import LoginRequest, LoginResponse, Pdu, Reject, Stage, decod
 from initiator.record import field, record
 from initiator.status import InitiatorError, describe, login_error
 from initiator.text import TextAssembler, as_dict, decode_text, encode_text
+from initiator.unique import unique_bytes
 
 DEFAULT_PORT = 3260
 
@@ -118,7 +119,7 @@ _STAGE_OF = {
 _TERMINAL = frozenset({S.LOGGED_IN, S.REDIRECTED, S.FAILED})
 
 
-def make_isid(random_bytes: Callable[[int], bytes] = os.urandom) -> bytes:
+def make_isid(random_bytes: Callable[[int], bytes] = unique_bytes) -> bytes:
     """A "random" type ISID (RFC 7143 11.12.5): T=10b (0x80), A reserved 0, B/C random, D random qualifier."""
     rest = random_bytes(5)
     if len(rest) != 5:
@@ -261,9 +262,15 @@ def parse_target_address(text: str) -> tuple[str, int, int | None]:
 class LoginStateMachine:
     """One login of one connection. Drive it with start() and receive(); see the module docstring."""
 
-    def __init__(self, config: LoginConfig, random_bytes: Callable[[int], bytes] = os.urandom) -> None:
+    def __init__(
+        self,
+        config: LoginConfig,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+        isid_bytes: Callable[[int], bytes] = unique_bytes,
+    ) -> None:
+        """`random_bytes` makes CHAP challenges (secret), `isid_bytes` the ISID (unique; never waits at boot)."""
         self.config = config
-        self.isid = config.isid if config.isid is not None else make_isid(random_bytes)
+        self.isid = config.isid if config.isid is not None else make_isid(isid_bytes)
         self.state = LoginState.IDLE
         self.negotiator = Negotiator(config.offers, discovery=config.discovery, leading=config.tsih == 0)
         self.chap = ChapExchange(config.chap, config.chap_algorithms, random_bytes) if config.chap else None

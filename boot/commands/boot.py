@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from boot.console import KMSG_WARNING, to_kmsg
-from boot.timeline import Timeline
+from boot.timeline import Timeline, process_start
 from initiator.errors import PyiscsiError
 
 if TYPE_CHECKING:
@@ -37,9 +37,10 @@ STATE_DIR = "/run/pyiscsi"
 # not dracut's /dev/root: util-linux's libmount takes "/dev/root" for the kernel's root= and mount(8) fails on it
 ROOT_LINK = "pyiscsiroot"
 AGENT_ARGV0 = "@pyiscsi-agent"  # systemd's root-storage-daemon rule: not killed at switch_root
-# The frozen wrapper runs `python3 -I -S -B` (boot.freeze.wrapper_script). The interpreter finds its prefix from
-# argv[0], which is `@pyiscsi-agent` here, so the prefix comes from PYTHONHOME instead: -I would ignore it, so
-# its parts but -E (-s: no user site, -P: no script directory on sys.path) and an environment of our own.
+# The frozen wrapper runs `python3 -s -P -S -B` in a cleaned environment (boot.freeze.wrapper_script). The
+# interpreter finds its prefix from argv[0], which is `@pyiscsi-agent` here, so the prefix comes from PYTHONHOME
+# instead: -I would ignore it, so its parts but -E (-s: no user site, -P: no script directory on sys.path) and an
+# environment of our own.
 PYTHON_FLAGS = ("-s", "-P", "-S", "-B")
 AGENT_START_BOUND = 25.0  # the agent's own READY_TIMEOUT (15 s) plus its start-up
 
@@ -80,6 +81,9 @@ def _warn(line: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     timeline = Timeline()
+    started = process_start()
+    if started is not None:
+        timeline.mark("exec", "the process started (the interpreter's start-up follows)", at=started)
     timeline.mark("start")
     # No cyclic garbage collection on the way to `booted`: the boot makes little garbage, and the collector's
     # passes over the hundreds of thousands of objects its imports create are a fifteenth of its CPU, which is
@@ -101,7 +105,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _boot(args: argparse.Namespace, timeline: Timeline) -> int:
-    from boot import warmup
+    from boot import entropy, warmup
+
+    entropy.import_without_waiting()  # before pyroute2 (and its multiprocessing) is imported
     from boot.atomic import write_atomic
     from boot.commands.plan_args import plan_from_args
     from boot.live import LiveSteps
@@ -188,9 +194,16 @@ def agent_command(args: argparse.Namespace, state_dir: Path, cmdline_file: Path 
 
 
 def agent_environment() -> dict[str, str]:
-    """The agent's whole environment: where its interpreter's prefix is, and PATH."""
+    """The agent's whole environment: where its interpreter's prefix is, PATH, and a hash seed that does not wait
+    for the kernel's entropy (as the frozen wrapper's, boot.freeze.wrapper_script)."""
+    from initiator.unique import unique_bytes
+
     home = sys.base_prefix if sys.base_prefix == sys.base_exec_prefix else f"{sys.base_prefix}:{sys.base_exec_prefix}"
-    return {"PYTHONHOME": home, "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")}
+    return {
+        "PYTHONHOME": home,
+        "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+        "PYTHONHASHSEED": str(int.from_bytes(unique_bytes(4), "big")),
+    }
 
 
 def start_agent(

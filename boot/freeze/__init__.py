@@ -53,6 +53,7 @@ from boot.freeze.layout import (
     WRAPPER,
     WRAPPER_CODE,
     FrozenTree,
+    interpreter_variables,
     rel,
     wrapper_script,
 )
@@ -101,6 +102,7 @@ __all__ = [
     "find_dlopen_library",
     "host_interpreter",
     "install_host_file",
+    "interpreter_variables",
     "main",
     "rel",
     "report",

@@ -10,7 +10,7 @@ from boot.freeze.bytecode import write_bytecode
 from boot.freeze.closure import NOT_PROBED, collect_extensions, collect_sources, excluded, find_closure
 from boot.freeze.imports import runtime_imports
 from boot.freeze.interpreter import check_magic, host_interpreter
-from boot.freeze.layout import BYTECODE_DIR, EXEC_MODE, FrozenTree, rel, wrapper_script
+from boot.freeze.layout import BYTECODE_DIR, EXEC_MODE, FrozenTree, interpreter_variables, rel, wrapper_script
 from boot.freeze.libraries import find_dlopen_library, install_host_file, shared_libraries
 from boot.freeze.options import FreezeOptions
 from boot.freeze.verify import check_imports
@@ -45,7 +45,7 @@ def build(options: FreezeOptions) -> FrozenTree:
     if options.wrapper is not None:
         wrapper = root / rel(options.wrapper)
         wrapper.parent.mkdir(parents=True, exist_ok=True)
-        wrapper.write_text(wrapper_script(prefix))
+        wrapper.write_text(wrapper_script(prefix, interpreter_variables(interpreter)))
         os.chmod(wrapper, EXEC_MODE)
     libraries: set[str] = set()
     dlopen = [soname for soname, user in options.dlopen if user in finder.modules]

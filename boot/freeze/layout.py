@@ -7,7 +7,9 @@ root on the build machine. The private prefix keeps us clear of any other python
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
 from boot.freeze.imports import RuntimeImport
@@ -31,10 +33,42 @@ def rel(path: PurePosixPath) -> str:
 WRAPPER_CODE = "from boot.cli import exit_with, main; exit_with(main())"
 
 
-def wrapper_script(prefix: PurePosixPath) -> str:
-    """The command users and hooks run: isolated (-I), no site (-S), never writing bytecode (-B)."""
-    command = f"exec {prefix}/bin/python3 -I -S -B -c '{WRAPPER_CODE}' \"$@\""
-    return f"#!/bin/sh\n# pyiscsi, frozen by boot.freeze\n{command}\n"
+# What `-E` would ignore, as the wrapper cannot pass -E (see wrapper_script): the variables the stdlib reads on its
+# own, and (interpreter_variables) every PYTHON... name in the interpreter's binary, found when the tree is built.
+STDLIB_VARIABLES = ("PYTHONASYNCIODEBUG", "PYTHONHOME", "PYTHONINSPECT", "PYTHONPATH", "PYTHONSTARTUP")
+HASH_SEED = "PYTHONHASHSEED"
+_HEX8 = "[0-9a-f]" * 8
+
+
+def interpreter_variables(*binaries: Path) -> tuple[str, ...]:
+    """Every environment variable the interpreter may read, but the hash seed: names found in its binaries."""
+    names = set(STDLIB_VARIABLES)
+    for binary in binaries:
+        names.update(found.decode() for found in re.findall(rb"PYTHON[A-Z0-9_]+", binary.read_bytes()))
+    names.discard(HASH_SEED)
+    return tuple(sorted(names))
+
+
+def wrapper_script(prefix: PurePosixPath, variables: Sequence[str] = STDLIB_VARIABLES) -> str:
+    """The command users and hooks run: isolated, no site (-S), never writing bytecode (-B).
+
+    Isolated as -I is, but for PYTHONHASHSEED: -s -P, every other variable in `variables` unset, and a hash seed
+    from the kernel's uuid source, which never waits. Python's own seed is a read of /dev/urandom, which early in
+    a boot without a hardware random source waits until the kernel's pool is seeded (seconds under emulation).
+    """
+    lines = [
+        "#!/bin/sh",
+        "# pyiscsi, frozen by boot.freeze: as python3 -I, but with a hash seed that never waits for entropy",
+        f"unset {' '.join(variables)}",
+        f"{HASH_SEED}=",
+        f"read -r {HASH_SEED} 2>/dev/null </proc/sys/kernel/random/uuid",
+        f"case ${HASH_SEED} in",
+        f"{_HEX8}-*) {HASH_SEED}=$((0x${{{HASH_SEED}%%-*}})) && export {HASH_SEED} ;;",
+        f"*) unset {HASH_SEED} ;;",
+        "esac",
+        f"exec {prefix}/bin/python3 -s -P -S -B -c '{WRAPPER_CODE}' \"$@\"",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 @dataclasses.dataclass(frozen=True)

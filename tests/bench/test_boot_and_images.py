@@ -137,6 +137,7 @@ def test_console_figures() -> None:
 OURS_CONSOLE = """\
 [    0.000000] Linux version 6.1.0
 [    1.500000] Run /init as init process
+PYISCSI-MARK exec 5.200 the process started (the interpreter's start-up follows)
 PYISCSI-MARK start 6.100
 [    6.100100] pyiscsi: PYISCSI-MARK start 6.100
 PYISCSI-MARK plan 6.300 1 interface(s), 1 target(s)
@@ -168,8 +169,8 @@ PYISCSI-MARK realroot 13.00
     [
         (
             OURS_CONSOLE,
-            {"init": 1.5, "first": 6.1, "plan": 6.3, "address": 7.0, "login": 7.4, "disk": 8.1, "booted": 9.0,
-             "rootfs": 9.8, "handover": 10.5, "realroot": 11.0},
+            {"init": 1.5, "exec": 5.2, "first": 6.1, "plan": 6.3, "address": 7.0, "login": 7.4, "disk": 8.1,
+             "booted": 9.0, "rootfs": 9.8, "handover": 10.5, "realroot": 11.0},
         ),
         (
             STOCK_CONSOLE.replace("PYISCSI-MARK start 1.0 printed by nobody: a mark without a stamp of its own "
@@ -189,10 +190,11 @@ def test_phases_prefer_pyiscsis_marks_then_the_kernels_lines(log: str, expected:
 def test_steps_are_from_the_previous_phase_seen() -> None:
     found = boot.phases(OURS_CONSOLE)
     steps = boot.steps(found)
-    assert steps["init"] == pytest.approx(1.5) and steps["first"] == pytest.approx(4.6)
+    assert steps["init"] == pytest.approx(1.5) and steps["exec"] == pytest.approx(3.7)
+    assert steps["first"] == pytest.approx(0.9)
     assert steps["rootfs"] == pytest.approx(0.8) and sum(steps.values()) == pytest.approx(found["realroot"])
     line = boot.phase_line(found)
-    assert line.startswith("init 1.50(+1.50) first 6.10(+4.60)") and "link -" in line
+    assert line.startswith("init 1.50(+1.50) exec 5.20(+3.70) first 6.10(+0.90)") and "link -" in line
     assert "handover 10.50(+0.70)" in line
 
 
@@ -209,7 +211,9 @@ def test_phase_report_medians_steps_and_ratios() -> None:
     assert rows["real root's init"] == ["12.00", "+0.50", "13.00", "+2.00", "0.92x"]
     assert rows["handover"] == ["11.50", "+0.70", "-", "-", "-"]
     assert rows["kernel to /init"] == ["2.50", "+2.50", "1.70", "+1.70", "1.47x"]
-    assert rows["/init to pyiscsi's first mark"] == ["7.10", "+4.60", "1.00", "-0.70", "7.10x"]
+    label = {p.name: p.label for p in boot.PHASES}
+    assert rows[label["exec"]] == ["6.20", "+3.70", "-", "-", "-"]
+    assert rows[label["first"]] == ["7.10", "+0.90", "1.00", "-0.70", "7.10x"]
     assert rows["plan"] == ["7.30", "+0.20", "-", "-", "-"] and rows["link"] is None
 
 

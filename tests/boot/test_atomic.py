@@ -5,6 +5,7 @@ import stat
 
 import pytest
 
+from boot import atomic
 from boot.atomic import write_atomic
 
 
@@ -45,7 +46,7 @@ def test_a_taken_temporary_name_is_skipped_and_left_alone(tmp_path, monkeypatch)
 
 
 def test_no_free_temporary_name_is_an_error_naming_the_file(tmp_path, monkeypatch):
-    monkeypatch.setattr(os, "urandom", lambda n: b"\x07" * n)
+    monkeypatch.setattr(atomic, "unique_bytes", lambda n: b"\x07" * n)
     (tmp_path / f".f.{'07' * 6}").write_text("other")
     with pytest.raises(FileExistsError, match=r"beside .*/f after"):
         write_atomic(tmp_path / "f", "new")

@@ -31,6 +31,7 @@ class Recorder:
 def test_a_failure_marks_failed_with_its_cause(monkeypatch: pytest.MonkeyPatch, error, last_line) -> None:
     recorder = Recorder()
     monkeypatch.setattr(boot_command, "Timeline", recorder)
+    monkeypatch.setattr(boot_command, "process_start", lambda: 10.25)
 
     def fail(args, timeline):
         raise error
@@ -38,7 +39,20 @@ def test_a_failure_marks_failed_with_its_cause(monkeypatch: pytest.MonkeyPatch, 
     monkeypatch.setattr(boot_command, "_boot", fail)
     with pytest.raises(type(error)):
         boot_command.run(argparse.Namespace())
-    assert recorder.lines == ["PYISCSI-MARK start 12.500", last_line]
+    assert recorder.lines == [
+        "PYISCSI-MARK exec 10.250 the process started (the interpreter's start-up follows)",
+        "PYISCSI-MARK start 12.500",
+        last_line,
+    ]
+
+
+def test_without_a_process_start_there_is_no_exec_mark(monkeypatch: pytest.MonkeyPatch) -> None:
+    recorder = Recorder()
+    monkeypatch.setattr(boot_command, "Timeline", recorder)
+    monkeypatch.setattr(boot_command, "process_start", lambda: None)
+    monkeypatch.setattr(boot_command, "_boot", lambda args, timeline: 0)
+    assert boot_command.run(argparse.Namespace()) == 0
+    assert recorder.lines == ["PYISCSI-MARK start 12.500"]
 
 
 # -- the recovery agent: started before `booted`, switchable, a failure only warns -----------------------------

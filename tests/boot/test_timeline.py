@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from boot.timeline import Timeline, format_mark, parse_mark, uptime
+from boot.timeline import Timeline, format_mark, parse_mark, process_start, uptime
 
 
 @pytest.mark.parametrize(
@@ -45,3 +45,38 @@ def test_uptime_reads_first_field_and_tolerates_absence(tmp_path):
     f.write_text("12.34 56.78\n")
     assert uptime(f) == 12.34
     assert uptime(tmp_path / "missing") is None
+
+
+# /proc/self/stat: the command may hold spaces and parentheses; starttime is the 22nd field overall
+STAT_LINE = "184 (py (thon) x) S 1 184 184 0 -1 4194560 900 0 0 0 12 3 0 0 20 0 1 0 {ticks} 30000000 2000\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "per_second", "expected"),
+    [
+        (STAT_LINE.format(ticks=561), 100, 5.61),
+        (STAT_LINE.format(ticks=2244), 250, 8.976),
+        (STAT_LINE.format(ticks="x"), 100, None),
+        ("184 (pyiscsi) S 1 184\n", 100, None),
+        ("", 100, None),
+        (STAT_LINE.format(ticks=561), 0, None),
+    ],
+)  # fmt: skip
+def test_process_start_reads_starttime_after_the_command(tmp_path, text, per_second, expected):
+    stat = tmp_path / "stat"
+    stat.write_text(text)
+    found = process_start(stat, ticks_per_second=per_second)
+    assert found == (None if expected is None else pytest.approx(expected))
+
+
+def test_process_start_of_this_process_is_before_now():
+    started = process_start()
+    assert started is not None and 0 < started <= uptime()
+
+
+def test_a_mark_at_an_earlier_uptime_keeps_that_uptime():
+    out = []
+    t = Timeline(out=out.append, kmsg=None, clock=lambda: 9.0)
+    t.mark("exec", "started", at=5.25)
+    t.mark("start")
+    assert out == ["PYISCSI-MARK exec 5.250 started", "PYISCSI-MARK start 9.000"]

@@ -658,7 +658,9 @@ def test_bad_config(kwargs: dict, message: str) -> None:
 
 def test_isid_is_random_type_unless_given() -> None:
     counter = itertools.count(1)
-    machine = LoginStateMachine(LoginConfig(INITIATOR, TARGET), lambda n: bytes(next(counter) for _ in range(n)))
+    machine = LoginStateMachine(
+        LoginConfig(INITIATOR, TARGET), isid_bytes=lambda n: bytes(next(counter) for _ in range(n))
+    )
     assert machine.isid == bytes.fromhex("800102030405")
     assert machine.start().isid == machine.isid
     assert make_isid()[0] == 0x80

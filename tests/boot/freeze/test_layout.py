@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path, PurePosixPath
 
 import pytest
@@ -69,7 +71,53 @@ def test_rel_is_the_path_under_the_root(path: str, relative: str) -> None:
 def test_wrapper_runs_the_prefix_interpreter_isolated(prefix: str) -> None:
     lines = freeze.wrapper_script(PurePosixPath(prefix)).splitlines()
     assert lines[0] == "#!/bin/sh"
-    assert lines[-1] == f"exec {prefix}/bin/python3 -I -S -B -c '{freeze.WRAPPER_CODE}' \"$@\""
+    assert lines[-1] == f"exec {prefix}/bin/python3 -s -P -S -B -c '{freeze.WRAPPER_CODE}' \"$@\""
+
+
+def _preamble(variables: tuple[str, ...], environment: dict[str, str], shell: list[str]) -> dict[str, str]:
+    """The PYTHON... variables the interpreter would get: the wrapper's lines but its exec, run by `shell`."""
+    lines = freeze.wrapper_script(PurePosixPath("/x"), variables).splitlines()[:-1]
+    script = "\n".join([*lines, "env"])
+    done = subprocess.run(
+        [*shell, "-c", script], env=environment, capture_output=True, text=True, timeout=10, check=True
+    )
+    assert done.stderr == ""
+    return dict(line.split("=", 1) for line in done.stdout.splitlines() if line.startswith("PYTHON"))
+
+
+@pytest.mark.parametrize("shell", [["dash"], ["busybox", "sh"]], ids=["dash", "busybox"])
+def test_wrapper_keeps_only_a_fresh_hash_seed_from_the_environment(shell: list[str]) -> None:
+    if not shutil.which(shell[0]):
+        pytest.skip(f"{shell[0]} is not installed")  # tests/conftest.py turns this into a failure under CI=true
+    hostile = {"PATH": "/usr/bin:/bin", "PYTHONPATH": "/evil", "PYTHONINSPECT": "1", "PYTHONHASHSEED": "0"}
+    seeds = set()
+    for _ in range(5):
+        seen = _preamble(("PYTHONINSPECT", "PYTHONPATH"), hostile, shell)
+        assert set(seen) == {"PYTHONHASHSEED"}  # the user's PYTHONPATH and PYTHONINSPECT are gone
+        assert 0 <= int(seen["PYTHONHASHSEED"]) <= 4294967295  # the interpreter's range
+        seeds.add(seen["PYTHONHASHSEED"])
+    assert len(seeds) == 5  # a new seed per start, not the user's 0
+
+
+def test_wrapper_without_a_uuid_source_leaves_the_seed_to_python(tmp_path: Path) -> None:
+    script = freeze.wrapper_script(PurePosixPath("/x"), ("PYTHONPATH",)).replace(
+        "/proc/sys/kernel/random/uuid", str(tmp_path / "none")
+    )
+    lines = script.splitlines()[:-1]
+    environment = {"PYTHONHASHSEED": "7", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(["sh", "-c", "\n".join([*lines, "env"])], env=environment, capture_output=True, text=True,
+                          timeout=10, check=True)  # fmt: skip
+    assert "PYTHONHASHSEED" not in done.stdout and done.stderr == ""
+
+
+def test_interpreter_variables_are_the_names_in_its_binary_but_the_seed(tmp_path: Path) -> None:
+    binary = tmp_path / "python3"
+    binary.write_bytes(b"\x7fELF\0PYTHONPATH\0PYTHONHASHSEED\0xxPYTHONFOO_9\0python\0")
+    found = freeze.interpreter_variables(binary)
+    assert {"PYTHONPATH", "PYTHONFOO_9", *freeze.layout.STDLIB_VARIABLES} == set(found)
+    host = freeze.interpreter_variables(freeze.host_interpreter())
+    assert {"PYTHONWARNINGS", "PYTHONSAFEPATH", "PYTHONHOME", "PYTHONSTARTUP"} <= set(host)
+    assert "PYTHONHASHSEED" not in host and list(host) == sorted(host)
 
 
 def test_tree_paths_follow_the_prefix(tmp_path: Path) -> None:
