@@ -6,12 +6,13 @@ it copies) and the .pyc files alone, against the stock tools dracut's 95iscsi in
 iSCSI initiator costs in bytes" (the initramfs bench measures the whole images).
 
 Start-up: a whole process that prints its version and exits, which is the fixed cost every call in the
-initramfs pays. Ours: the frozen `pyiscsi --version` (the wrapper's `python3 -I -S -B -c '...' --version` in a
-chroot of the tree, as the initramfs runs it), `-m boot --version` (which imports runpy), the wrapper's form
-without the chroot, and the checkout's venv for contrast; stock: `iscsistart --version` (what 95iscsi runs at
-boot) and `iscsiadm --version`; the floor: the frozen interpreter's `-c` of one statement. Rounds rotate the
-order; ours/stock compares medians with `iscsistart --version`, and every row's median is also given against
-the floor's (issue 13's target: `pyiscsi --version` and a by-hand `pyiscsi discover` within 2x of it).
+initramfs pays. Ours: the frozen `pyiscsi --version` (the interpreter command the wrapper ends in, `python3 -c
+'...' --version`, with -I for the wrapper's variable clean-up and hash seed, in a chroot of the tree),
+`-m boot --version` (which imports runpy), the wrapper's form without the chroot, and the checkout's venv for
+contrast; stock: `iscsistart --version` (what 95iscsi runs at boot) and `iscsiadm --version`; the floor: the
+frozen interpreter's `-c` of one statement. Rounds rotate the order; ours/stock compares medians with
+`iscsistart --version`, and every row's median is also given against the floor's (issue 13's target:
+`pyiscsi --version` and a by-hand `pyiscsi discover` within 2x of it).
 
 A by-hand command's whole process: with tgtd installed, a private tgtd on 127.0.0.1 (tests.support.tgtd) with
 one target, and the frozen `pyiscsi discover` against it (start-up, imports, one discovery session, exit),

@@ -5,7 +5,8 @@ The initramfs has no pip and no compiler, and every megabyte is read at each boo
     usr/lib/pyiscsi/bin/python3                  the host's interpreter (same binary the venv was made from)
     usr/lib/pyiscsi/lib/python3.11/              bytecode (.pyc) of exactly the modules the entries reach
     usr/lib/pyiscsi/lib/python3.11/lib-dynload/  only the extension modules that closure needs
-    usr/sbin/pyiscsi                             exec python3 -I -S -B -c '<boot.__main__'s code>' "$@"
+    usr/sbin/pyiscsi                             sh: PYTHON... unset, a hash seed that never waits,
+                                                 exec python3 -s -P -S -B -c '<boot.__main__'s code>' "$@"
     + the shared libraries of the ELF files above, at their host paths (ldd)
 
 The interpreter finds its prefix on its own: getpath searches up from the executable for `lib/python3.11/
