@@ -14,10 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PROBE = """
 import os, sys
 calls = []
-real = os.urandom
-def counting(n):
-    calls.append(n)
-    return real(n)
+counting = lambda n, urandom=os.urandom: calls.append(n) or urandom(n)
 os.urandom = counting
 if sys.argv[1] == "boot":
     from boot import entropy
