@@ -37,6 +37,7 @@ WRAPPER_CODE = "from boot.cli import exit_with, main; exit_with(main())"
 # own, and (interpreter_variables) every PYTHON... name in the interpreter's binary, found when the tree is built.
 STDLIB_VARIABLES = ("PYTHONASYNCIODEBUG", "PYTHONHOME", "PYTHONINSPECT", "PYTHONPATH", "PYTHONSTARTUP")
 HASH_SEED = "PYTHONHASHSEED"
+UUID_SOURCE = "/proc/sys/kernel/random/uuid"  # a fresh random uuid per read, never waiting for entropy
 _HEX8 = "[0-9a-f]" * 8
 
 
@@ -61,7 +62,7 @@ def wrapper_script(prefix: PurePosixPath, variables: Sequence[str] = STDLIB_VARI
         "# pyiscsi, frozen by boot.freeze: as python3 -I, but with a hash seed that never waits for entropy",
         f"unset {' '.join(variables)}",
         f"{HASH_SEED}=",
-        f"read -r {HASH_SEED} 2>/dev/null </proc/sys/kernel/random/uuid",
+        f"read -r {HASH_SEED} 2>/dev/null <{UUID_SOURCE}",
         f"case ${HASH_SEED} in",
         f"{_HEX8}-*) {HASH_SEED}=$((0x${{{HASH_SEED}%%-*}})) && export {HASH_SEED} ;;",
         f"*) unset {HASH_SEED} ;;",

@@ -74,12 +74,21 @@ def test_wrapper_runs_the_prefix_interpreter_isolated(prefix: str) -> None:
     assert lines[-1] == f"exec {prefix}/bin/python3 -s -P -S -B -c '{freeze.WRAPPER_CODE}' \"$@\""
 
 
-def _preamble(variables: tuple[str, ...], environment: dict[str, str], shell: list[str]) -> dict[str, str]:
-    """The PYTHON... variables the interpreter would get: the wrapper's lines but its exec, run by `shell`."""
-    lines = freeze.wrapper_script(PurePosixPath("/x"), variables).splitlines()[:-1]
-    script = "\n".join([*lines, "env"])
+def _preamble(
+    variables: tuple[str, ...], environment: dict[str, str], shell: list[str], uuid_source: str | None = None
+) -> dict[str, str]:
+    """The PYTHON... variables the interpreter would get: the wrapper's lines but its exec, run by `shell`
+    (reading its seed from `uuid_source` instead of the kernel's, when given)."""
+    script = freeze.wrapper_script(PurePosixPath("/x"), variables)
+    if uuid_source is not None:
+        script = script.replace(freeze.layout.UUID_SOURCE, uuid_source)
     done = subprocess.run(
-        [*shell, "-c", script], env=environment, capture_output=True, text=True, timeout=10, check=True
+        [*shell, "-c", "\n".join([*script.splitlines()[:-1], "env"])],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
     )
     assert done.stderr == ""
     return dict(line.split("=", 1) for line in done.stdout.splitlines() if line.startswith("PYTHON"))
@@ -100,14 +109,8 @@ def test_wrapper_keeps_only_a_fresh_hash_seed_from_the_environment(shell: list[s
 
 
 def test_wrapper_without_a_uuid_source_leaves_the_seed_to_python(tmp_path: Path) -> None:
-    script = freeze.wrapper_script(PurePosixPath("/x"), ("PYTHONPATH",)).replace(
-        "/proc/sys/kernel/random/uuid", str(tmp_path / "none")
-    )
-    lines = script.splitlines()[:-1]
     environment = {"PYTHONHASHSEED": "7", "PATH": "/usr/bin:/bin"}
-    done = subprocess.run(["sh", "-c", "\n".join([*lines, "env"])], env=environment, capture_output=True, text=True,
-                          timeout=10, check=True)  # fmt: skip
-    assert "PYTHONHASHSEED" not in done.stdout and done.stderr == ""
+    assert _preamble(("PYTHONPATH",), environment, ["sh"], uuid_source=str(tmp_path / "none")) == {}
 
 
 def test_interpreter_variables_are_the_names_in_its_binary_but_the_seed(tmp_path: Path) -> None:
