@@ -37,7 +37,8 @@ def test_child_deadline_names_the_tighter_bound(parent_bound, child_bound, named
 
 def test_secret_never_shows_its_value():
     s = Secret("hunter2hunter2")
-    assert "hunter2" not in f"{s} {s!r} {[s]} {({'p': s})}"
+    in_a_dict = {"p": s}
+    assert "hunter2" not in f"{s} {s!r} {[s]} {in_a_dict}"
     assert s.reveal() == "hunter2hunter2"
     assert Secret("a") == Secret("a") and Secret("a") != Secret("b")
     with pytest.raises(AttributeError):
