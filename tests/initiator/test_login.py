@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import os
 
 import pytest
 from hypothesis import given, settings
@@ -654,6 +655,23 @@ def test_state_misuse() -> None:
 def test_bad_config(kwargs: dict, message: str) -> None:
     with pytest.raises(LocalProtocolError, match=message):
         _config(**kwargs)
+
+
+def test_the_isid_is_unique_bytes_and_the_mutual_challenge_is_from_the_secret_source() -> None:
+    """The ISID need only differ (it never waits for the kernel's pool); the challenge we send must stay secret."""
+    asked: list[tuple[str, int]] = []
+
+    def source(name: str):  # type: ignore[no-untyped-def]
+        def draw(count: int) -> bytes:
+            asked.append((name, count))
+            return os.urandom(count)
+
+        return draw
+
+    machine = LoginStateMachine(LoginConfig(INITIATOR, TARGET, chap=MUTUAL), source("secret"), source("unique"))
+    assert isinstance(drive(machine, FakeTarget(auth="CHAP")), LoggedIn)
+    assert asked[0] == ("unique", 5)  # the ISID's B, C and D fields
+    assert {name for name, _ in asked[1:]} == {"secret"} and len(asked) >= 2  # CHAP_I and CHAP_C
 
 
 def test_isid_is_random_type_unless_given() -> None:

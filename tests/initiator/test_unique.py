@@ -1,4 +1,5 @@
-"""initiator.unique: bytes that never wait for the kernel's entropy pool, and who uses them."""
+"""initiator.unique: bytes that never wait for the kernel's entropy pool (who draws them for the ISID, and
+who does not for CHAP: tests/initiator/test_login.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import os
 import pytest
 
 from initiator import unique
-from initiator.login import LoginConfig, LoginStateMachine
 
 
 def test_bytes_of_the_asked_length_and_different_each_time() -> None:
@@ -43,19 +43,3 @@ def test_a_kernel_without_insecure_reads_falls_back(monkeypatch, fails, tried, u
     monkeypatch.setattr(os, "urandom", lambda count: b"u" * count)
     assert unique.unique_bytes(3) == (b"uuu" if urandom else b"ggg")
     assert calls == tried
-
-
-def test_the_isid_is_unique_bytes_and_chap_challenges_stay_on_the_secret_source() -> None:
-    asked: list[str] = []
-
-    def source(name: str):
-        def draw(count: int) -> bytes:
-            asked.append(name)
-            return bytes(count)
-
-        return draw
-
-    machine = LoginStateMachine(
-        LoginConfig("iqn.2026-12.org.x:i", "iqn.2026-12.org.x:t"), source("secret"), source("unique")
-    )
-    assert machine.isid == b"\x80" + bytes(5) and asked == ["unique"]
