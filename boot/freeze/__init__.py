@@ -29,7 +29,7 @@ pyroute2's package init, ssl, ctypes.util, unittest's package init and datetime)
 from __future__ import annotations
 
 from boot.freeze.build import build
-from boot.freeze.bytecode import BYTECODE_BOUND, FIXED_MTIME, write_bytecode
+from boot.freeze.bytecode import BYTECODE_BOUND, FIXED_MTIME, in_stdlib, write_bytecode
 from boot.freeze.cli import main
 from boot.freeze.closure import (
     DEFAULT_ENTRIES,
@@ -102,6 +102,7 @@ __all__ = [
     "find_closure",
     "find_dlopen_library",
     "host_interpreter",
+    "in_stdlib",
     "install_host_file",
     "interpreter_variables",
     "main",

@@ -32,7 +32,7 @@ def build(options: FreezeOptions) -> FrozenTree:
     root = options.out
     prefix = options.prefix
     lib = root / rel(prefix / "lib")
-    write_bytecode(lib / BYTECODE_DIR, sources, options.optimize)  # getpath's prefix landmark: its os.pyc
+    write_bytecode(lib / BYTECODE_DIR, sources, options.optimize, options.line_numbers)  # getpath's landmark: os.pyc
     dynload = lib / BYTECODE_DIR / "lib-dynload"
     dynload.mkdir(parents=True, exist_ok=True)  # getpath's exec_prefix landmark, even when empty
     bindir = root / rel(prefix / "bin")

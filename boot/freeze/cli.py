@@ -31,6 +31,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--prefix", default=str(PREFIX), help=f"runtime prefix inside the tree ({PREFIX})")
     parser.add_argument("--skip-missing", action="store_true", help="warn about missing entries instead of failing")
     parser.add_argument("--no-libs", action="store_true", help="do not copy shared libraries (the caller does)")
+    parser.add_argument(
+        "--line-numbers",
+        action="store_true",
+        help="keep each instruction's line for tracebacks (default: its function's first line; +0.6 MiB)",
+    )
     parser.add_argument("--verify", action="store_true", help="run the tree (in a chroot when root) and check it")
     parser.add_argument("--report", action="store_true", help="print sizes and start-up times as JSON")
     return parser
@@ -49,6 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prefix=PurePosixPath(args.prefix),
         skip_missing=args.skip_missing,
         copy_libraries=not args.no_libs,
+        line_numbers=args.line_numbers,
     )
     try:
         tree = build(options)

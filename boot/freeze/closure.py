@@ -50,6 +50,39 @@ DEFAULT_PACKAGES = ("pyroute2.netlink.rtnl.ifinfmsg.plugins",)
 # importlib's own functions for them, which nothing at boot calls (pyroute2 0.7.2's package init did; the tree
 # carries ours instead). zipfile is otherwise reached only by shutil's archive functions.
 METADATA_MODULES = ("importlib.metadata", "importlib.resources", "importlib.readers", "zipfile")
+# multiprocessing's parts for starting processes and talking between them. pyroute2 imports the package (its
+# config names multiprocessing.Pipe, Queue and Process) and asyncio names some of it in functions, but nothing
+# runs them at boot: pyroute2 starts a process only for a network namespace, which the boot never asks for, and
+# the agent is a fork of `pyiscsi boot` (os.fork). The package itself and what it imports (context, process,
+# reduction) stay. With them go tempfile and secrets, which only these import, and runpy (the interpreter has
+# its own frozen copy for `-m`). A third of a MiB of bytecode.
+MULTIPROCESSING_UNUSED = (
+    *(
+        f"multiprocessing.{part}"
+        for part in (
+            "connection",
+            "dummy",
+            "forkserver",
+            "heap",
+            "managers",
+            "pool",
+            "popen_fork",
+            "popen_forkserver",
+            "popen_spawn_posix",
+            "queues",
+            "resource_sharer",
+            "resource_tracker",
+            "shared_memory",
+            "sharedctypes",
+            "spawn",
+            "synchronize",
+            "util",
+        )
+    ),
+    "_multiprocessing",
+    "_posixshmem",
+    "concurrent.futures.process",
+)
 # Never carried, even when some import statement names them: the boot path does not run them.
 DEFAULT_EXCLUDES = (
     "test",
@@ -106,6 +139,7 @@ DEFAULT_EXCLUDES = (
     "pyroute2.iproute.windows",
     "pyroute2.iproute.pyodide",
     *METADATA_MODULES,
+    *MULTIPROCESSING_UNUSED,
     # Loaded, but each import is guarded and nothing on the boot path compresses: without them shutil, zipfile
     # and tarfile say "unsupported", and liblzma and libbz2 stay out of the tree.
     "bz2",
@@ -117,6 +151,9 @@ DEFAULT_EXCLUDES = (
     "_hashlib",
     # TLS: `ssl` is our stand-in (DEFAULT_REPLACEMENTS), so neither _ssl nor libssl/libcrypto are carried.
     "_ssl",
+    # uuid's C part serves time-based UUIDs (uuid1); the only UUIDs made at boot are name-based (uuid5, SHA-1), and
+    # uuid guards the import: without it libuuid stays out too.
+    "_uuid",
 )
 LIGHTER = Path(__file__).resolve().parent / "lighter"
 # Modules the tree carries as a source of ours instead of the library's (a package's __init__, or a module):
@@ -236,6 +273,19 @@ class _Finder(modulefinder.ModuleFinder):
         if found[0] is not None:
             found[0].close()  # type: ignore[attr-defined]
         return open(source, "rb"), str(source), (".py", "rb", modulefinder._PY_SOURCE)  # type: ignore[attr-defined]
+
+    def _safe_import_hook(self, name: str, caller: object, fromlist: object, level: int = -1) -> None:
+        """modulefinder files a failed relative import under its bare name and then skips every import of that
+        name: once multiprocessing.context's `.queues` was excluded, asyncio's own `.queues` was never followed
+        and asyncio.queues went missing from the tree. A relative import is followed for its own package."""
+        if level < 1 or name not in self.badmodules:
+            super()._safe_import_hook(name, caller, fromlist, level)  # type: ignore[misc]
+            return
+        earlier = self.badmodules.pop(name)
+        try:
+            super()._safe_import_hook(name, caller, fromlist, level)  # type: ignore[misc]
+        finally:
+            self.badmodules.setdefault(name, {}).update(earlier)
 
     def load_package(self, fqname: str, pathname: str) -> modulefinder.Module:
         source = self.replacements.get(fqname)

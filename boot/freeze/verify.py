@@ -1,6 +1,6 @@
 """Run the frozen tree on its own and prove it can boot: every entry and probed extra imports, every import
-statement of ours runs, nothing loads from outside the prefix, `pyiscsi --version` answers; the best of a few
-runs is the start-up time.
+statement of ours runs, nothing loads from outside the prefix, `pyiscsi --version` and `python3 -m boot --version`
+answer; the best of a few runs is the start-up time.
 
 verify() runs the tree in a chroot when root (as the initramfs will), in place otherwise; check_imports() is
 build()'s own quicker check, in place and without root.
@@ -170,6 +170,11 @@ def check_imports(tree: FrozenTree) -> None:
         _check_statements(tree, chroot=False)
 
 
+def _check_version(result: subprocess.CompletedProcess[str], what: str) -> None:
+    if result.returncode != 0 or not result.stdout.startswith("pyiscsi "):
+        raise BadInputError("frozen tree", what, f"exit {result.returncode}: {result.stderr.strip()[-400:]}")
+
+
 def verify(tree: FrozenTree, extra: Sequence[str] = (), chroot: bool | None = None, runs: int = 3) -> Verification:
     """Run the tree isolated (a chroot when root) and fail, naming the module, on anything it cannot import or
     loads from outside its prefix; also check `pyiscsi --version` and time both."""
@@ -195,8 +200,10 @@ def _verify(tree: FrozenTree, names: list[str], chroot: bool, runs: int) -> Veri
     if tree.imports:
         _check_outside(tree, _check_statements(tree, chroot), chroot)
     version_s, version = _best_of(_chroot_command(tree, ["-c", WRAPPER_CODE, "--version"], chroot), "pyiscsi", runs)
-    if version.returncode != 0 or not version.stdout.startswith("pyiscsi "):
-        raise BadInputError(
-            "frozen tree", "pyiscsi --version", f"exit {version.returncode}: {version.stderr.strip()[-400:]}"
-        )
+    _check_version(version, "pyiscsi --version")
+    # the agent started as a process of its own (when a fork is not safe) runs `-m boot agent`: runpy, from C
+    _check_version(
+        _run(_chroot_command(tree, ["-m", "boot", "--version"], chroot), "python3 -m boot", VERIFY_BOUND),
+        "python3 -m boot --version",
+    )
     return Verification(loaded=int(probe["loaded"]), startup_version_s=version_s, import_entries_s=seconds)

@@ -176,18 +176,58 @@ def test_a_module_that_names_doc_keeps_every_docstring(tmp_path: Path) -> None:
     assert result.stdout.split() == ["Kept.", "Also", "kept."], result.stderr
 
 
-def test_code_carries_lines_but_no_columns(tmp_path: Path) -> None:
-    """Column positions (Python 3.11's ^^^ under a traceback's line) are a tenth of the bytes and a quarter of
-    the compressed image; a traceback still names the file and line."""
+@pytest.mark.parametrize(("line_numbers", "line"), [(False, 35), (True, 36)])
+def test_code_carries_no_columns_and_by_default_one_line_per_function(
+    tmp_path: Path, line_numbers: bool, line: int
+) -> None:
+    """Column positions (Python 3.11's ^^^ under a traceback's line) and each instruction's own line are most of
+    a line table's bytes: by default a traceback names file, function and the function's `def` line (35), with
+    line_numbers the raising line (36). Handlers still catch (the exception tables are whole)."""
     source = tmp_path / "shapes.py"
     source.write_text(SHAPES)
     out = tmp_path / "lib" / "python3.11"
-    freeze.write_bytecode(out, {"shapes": source}, optimize=0)
+    freeze.write_bytecode(out, {"shapes": source}, optimize=0, line_numbers=line_numbers)
     code = marshal.loads((out / "shapes.pyc").read_bytes()[16:])
     failing = next(c for c in code.co_consts if getattr(c, "co_name", "") == "failing")
     positions = [p for p in failing.co_positions() if p[0] is not None]
     assert positions and all(p[2] is None and p[3] is None for p in positions)
-    assert {p[0] for p in positions} >= {36}
-    run = f"import sys; sys.path.insert(0, {str(out)!r}); import shapes; shapes.failing()"
+    assert {p[0] for p in positions} == ({35} if not line_numbers else {35, 36})
+    run = (
+        f"import sys; sys.path.insert(0, {str(out)!r}); import shapes\n"
+        "try:\n    shapes.failing()\nexcept ValueError:\n    print('caught')\n"
+        "shapes.failing()"
+    )
     result = subprocess.run([sys.executable, "-I", "-S", "-c", run], capture_output=True, text=True, timeout=60)
-    assert 'File "shapes.py", line 36, in failing' in result.stderr and "ValueError: on line 36" in result.stderr
+    assert result.stdout == "caught\n"
+    assert f'File "shapes.py", line {line}, in failing' in result.stderr and "ValueError: on line 36" in result.stderr
+
+
+def test_a_standard_library_module_that_names_doc_loses_its_docstrings_too(tmp_path: Path) -> None:
+    """-OO runs the standard library without docstrings, so there `__doc__` in the source does not keep them;
+    a library's module (outside the standard library) keeps them."""
+    stdlib = tmp_path / "stdlib"
+    site = stdlib / "site-packages"
+    site.mkdir(parents=True)
+    text = '"""Module."""\n\n\ndef helper():\n    """Helper."""\n\n\nSUMMARY = helper.__doc__\n'
+    (stdlib / "stdreads.py").write_text(text)
+    (site / "libreads.py").write_text(text)
+    out = tmp_path / "lib" / "python3.11"
+    sources = {"stdreads": stdlib / "stdreads.py", "libreads": site / "libreads.py"}
+    freeze.write_bytecode(out, sources, optimize=0, stdlib=stdlib)
+    code = (
+        f"import sys; sys.path.insert(0, {str(out)!r}); import stdreads, libreads\n"
+        "print(stdreads.__doc__, stdreads.SUMMARY, libreads.__doc__, libreads.SUMMARY)"
+    )
+    result = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.split() == ["None", "None", "Module.", "Helper."], result.stderr
+
+
+@pytest.mark.parametrize(
+    ("relative", "expected"),
+    [("json/decoder.py", True), ("os.py", True), ("site-packages/pyroute2/x.py", False), ("../other/x.py", False)],
+)
+def test_in_stdlib_tells_the_standard_librarys_sources_from_installed_packages(
+    tmp_path: Path, relative: str, expected: bool
+) -> None:
+    stdlib = tmp_path / "lib" / "python3.11"
+    assert freeze.in_stdlib(stdlib / relative, stdlib) is expected

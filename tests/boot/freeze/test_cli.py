@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import marshal
 import subprocess
 import sys
 from pathlib import Path
@@ -35,6 +36,7 @@ def test_the_options_module_setup_and_users_rely_on() -> None:
             "--prefix",
             "--skip-missing",
             "--no-libs",
+            "--line-numbers",
             "--verify",
             "--report",
         ]
@@ -82,3 +84,16 @@ def test_a_tree_that_cannot_boot_is_one_line_and_status_2(tmp_path: Path) -> Non
     )
     written = tmp_path / "root" / freeze.rel(freeze.PREFIX / "lib" / freeze.BYTECODE_DIR / "boot" / "cli.pyc")
     assert written.is_file()  # written, refused
+
+
+@pytest.mark.parametrize(("flags", "lines_in_main"), [((), 1), (("--line-numbers",), 10)])
+def test_line_numbers_keeps_each_instructions_line(tmp_path: Path, flags: tuple[str, ...], lines_in_main: int) -> None:
+    """By default every function's code sits on its first line (a traceback names the function); a debugging
+    build asks for each instruction's own line."""
+    result = run("--out", str(tmp_path), "--no-libs", *flags)
+    assert result.returncode == 0, result.stderr
+    pyc = next(tmp_path.rglob("boot/cli.pyc"))
+    module = marshal.loads(pyc.read_bytes()[16:])
+    main = next(c for c in module.co_consts if getattr(c, "co_name", "") == "main")
+    lines = {line for _, _, line in main.co_lines() if line is not None}
+    assert len(lines) >= lines_in_main if flags else lines == {main.co_firstlineno}

@@ -153,6 +153,50 @@ def test_a_replaced_module_is_carried_from_our_source_and_its_imports_are_not_fo
     assert stems["lib/sub"] == site / "lib" / "sub.py"  # a replaced package's submodules are the library's
 
 
+@pytest.mark.parametrize("order", [("first", "second"), ("second", "first")])
+def test_excluding_one_packages_relative_import_keeps_another_packages_module_of_that_name(
+    tmp_path: Path, order: tuple[str, str]
+) -> None:
+    """modulefinder files a failed relative import under its bare name: excluding multiprocessing.queues made it
+    skip asyncio's own `.queues` too, and asyncio.queues was missing from the tree."""
+    site = tmp_path / "site"
+    files = {
+        "first/__init__.py": "from .queues import Queue\n",
+        "first/queues.py": "Queue = 1\n",
+        "second/__init__.py": "from .queues import *\n",
+        "second/queues.py": "LIFO = 1\n",
+        "entry.py": "".join(f"import {name}\n" for name in order),
+    }
+    for name, text in files.items():
+        (site / name).parent.mkdir(parents=True, exist_ok=True)
+        (site / name).write_text(text)
+    opts = options(
+        tmp_path / "root",
+        entries=("entry",),
+        extras=(),
+        packages=(),
+        excludes=("first.queues",),
+        search_path=(site, *freeze.default_search_path()),
+        replacements=(),
+        copy_libraries=False,
+        check_imports=False,
+    )
+    finder, _ = freeze.find_closure(opts)
+    stems = set(freeze.collect_sources(finder, opts.excludes))
+    assert "second/queues" in stems and "first/queues" not in stems
+
+
+def test_the_tree_leaves_out_multiprocessings_process_and_ipc_parts_and_keeps_the_package(
+    tree: freeze.FrozenTree,
+) -> None:
+    names = pyc_names(tree)
+    carried = {n for n in names if n.startswith(("multiprocessing/", "concurrent/futures/"))}
+    assert {"multiprocessing/__init__.pyc", "multiprocessing/context.pyc", "concurrent/futures/thread.pyc"} <= carried
+    left_out = {"multiprocessing/pool.pyc", "multiprocessing/managers.pyc", "concurrent/futures/process.pyc"}
+    assert not left_out & carried
+    assert "asyncio/queues.pyc" in names  # the relative import of the same name in another package
+
+
 def test_a_replacement_that_does_not_exist_is_named(tmp_path: Path) -> None:
     with pytest.raises(BadInputError) as caught:
         freeze.find_closure(options(tmp_path, replacements=(("pyroute2", tmp_path / "nonesuch.py"),)))

@@ -37,6 +37,17 @@ def test_a_module_missing_from_the_closure_fails_verification(tmp_path: Path) ->
     assert caught.value.value in (*broken.entries, *freeze.DEFAULT_EXTRAS, "import argparse")
 
 
+@ROOT_ONLY
+def test_a_tree_that_cannot_run_dash_m_boot_fails_verification(tmp_path: Path) -> None:
+    """`python3 -m boot` is how the agent starts when a fork is not safe: every import working is not enough."""
+    extras = tuple(name for name in freeze.DEFAULT_EXTRAS if name != "boot.__main__")
+    broken = freeze.build(options(tmp_path, excludes=(*freeze.DEFAULT_EXCLUDES, "boot.__main__"), extras=extras))
+    with pytest.raises(BadInputError) as caught:
+        freeze.verify(broken, runs=1)
+    assert caught.value.value == "python3 -m boot --version"
+    assert "boot.__main__" in str(caught.value)
+
+
 @pytest.mark.parametrize("use_chroot", [pytest.param(True, marks=ROOT_ONLY), False])
 def test_a_name_missing_from_a_carried_module_fails_verification(tmp_path: Path, use_chroot: bool) -> None:
     """The real-system failure: `ImportError: cannot import name 'IPRoute' from 'pyroute2'` at boot, though
