@@ -30,7 +30,6 @@ AFTER_ADDRESS = (
     "initiator.negotiation",
     "initiator.chap",
     "initiator.login",
-    "initiator.scsi",
     "initiator.session",
     "initiator.discovery",
     "initiator.transport",

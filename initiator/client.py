@@ -20,7 +20,6 @@ import contextlib
 import functools
 import socket
 
-from initiator import scsi
 from initiator.chap import DEFAULT_ALGORITHMS, with_md5_fallback
 from initiator.credentials import Credentials
 from initiator.deadline import Deadline
@@ -53,6 +52,11 @@ from initiator.session import (
 )
 from initiator.status import LoginRejected
 from initiator.transport import PduStream, Transport
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    # imported where a SCSI command is built or parsed (probe, read): discovery and login never load it
+    from initiator import scsi
 
 CONNECT_BOUND = 10.0
 LOGIN_BOUND = 20.0
@@ -298,6 +302,8 @@ def _open_window(conn: LoggedInConnection, deadline: Deadline) -> None:
 
 def command(conn: LoggedInConnection, lun: int, cmd: scsi.ScsiCommand, deadline: Deadline) -> bytes:
     """Run one SCSI command; its Data-In. UNIT ATTENTION is retried a few times (it reports, it does not fail)."""
+    from initiator import scsi
+
     for attempt in range(UNIT_ATTENTION_RETRIES + 1):
         _open_window(conn, deadline)
         itt, pdu = conn.session.scsi_command(lun, cmd)
@@ -370,6 +376,8 @@ class ProbeResult:
 
 
 def report_luns(conn: LoggedInConnection, deadline: Deadline) -> tuple[int, ...]:
+    from initiator import scsi
+
     allocation = scsi.REPORT_LUNS_HEADER + 8 * 256
     for _ in range(2):
         try:
@@ -386,6 +394,8 @@ def report_luns(conn: LoggedInConnection, deadline: Deadline) -> tuple[int, ...]
 
 def read_capacity(conn: LoggedInConnection, lun: int, deadline: Deadline) -> scsi.Capacity:
     """READ CAPACITY(16), falling back to (10) where the LUN does not know (16)."""
+    from initiator import scsi
+
     try:
         return scsi.parse_read_capacity_16(command(conn, lun, scsi.read_capacity_16(), deadline))
     except scsi.ScsiCommandError as exc:
@@ -398,6 +408,8 @@ def read_capacity(conn: LoggedInConnection, lun: int, deadline: Deadline) -> scs
 
 
 def read_blocks(conn: LoggedInConnection, lun: int, lba: int, count: int, block_size: int, deadline: Deadline) -> bytes:
+    from initiator import scsi
+
     cmd = scsi.read(lba, count, block_size)
     data = command(conn, lun, cmd, deadline)
     if len(data) != cmd.data_in_length:
@@ -409,6 +421,8 @@ def read_blocks(conn: LoggedInConnection, lun: int, lba: int, count: int, block_
 
 def probe(conn: LoggedInConnection, deadline: Deadline, lun: int | None = None) -> ProbeResult:
     """REPORT LUNS, INQUIRY and capacity of each LUN, block 0 of `lun` (default: the first disk)."""
+    from initiator import scsi
+
     found: list[LunInfo] = []
     for number in report_luns(conn, deadline):
         inquiry = scsi.parse_inquiry(command(conn, number, scsi.inquiry(), deadline))

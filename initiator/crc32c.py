@@ -24,12 +24,19 @@ def _make_tables() -> tuple[tuple[int, ...], ...]:
     return tuple(tuple(t) for t in tables)
 
 
-_T0, _T1, _T2, _T3 = _make_tables()
+_tables: tuple[tuple[int, ...], ...] = ()  # made on the first digest: a session without digests never pays for it
+
+
+def _get_tables() -> tuple[tuple[int, ...], ...]:
+    global _tables
+    if not _tables:
+        _tables = _make_tables()  # two threads at once both make the same tables; either result serves
+    return _tables
 
 
 def crc32c(data: bytes | bytearray | memoryview, crc: int = 0) -> int:
     """The CRC32C of data; pass a previous result as `crc` to continue over several pieces."""
-    t0, t1, t2, t3 = _T0, _T1, _T2, _T3
+    t0, t1, t2, t3 = _tables or _get_tables()
     crc ^= 0xFFFFFFFF
     view = memoryview(data).cast("B")
     n = len(view)

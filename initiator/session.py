@@ -32,9 +32,12 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from initiator import pdu as P
-from initiator import scsi
 from initiator.errors import IllegalTransition, IscsiError, LocalProtocolError, RemoteProtocolError
 from initiator.record import field, record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from initiator import scsi  # imported where a SCSI result is read: a session that runs no command never loads it
 
 SERIAL_HALF = 1 << 31
 MASK32 = 0xFFFFFFFF
@@ -120,6 +123,8 @@ class CommandDone:
 
     def check(self) -> bytes:
         """The data, or ScsiCommandError when the status is not GOOD."""
+        from initiator import scsi
+
         scsi.check(self.command, self.status, self.sense)
         return self.data
 
@@ -423,6 +428,8 @@ class Session:
         if pdu.response != P.ScsiResponseCode.COMMAND_COMPLETED:
             raise IscsiError(f"SCSI {task.command.name}: the target failed the command (response 0x{pdu.response:02x})")
         raw_sense = pdu.sense
+        from initiator import scsi
+
         sense = scsi.parse_sense(raw_sense) if raw_sense else None
         return CommandDone(pdu.itt, task.command, pdu.status, bytes(task.buffer), sense, pdu.residual)
 
