@@ -272,7 +272,13 @@ def test_size_report_additions_and_ratio() -> None:
     lines = initramfs_size.report(sizes).splitlines()
     assert lines[3].split()[-2:] == ["30.00", "8.00"]
     assert lines[4].split()[-2:] == ["10.00", "2.00"]
-    assert lines[5].split()[-2:] == ["3.00x", "4.00x"]
+    assert lines[5].split()[-2:] == ["3.00x", "4.00x"] and "ours/stock (added)" in lines[5]
+    assert len(lines) == 7 and lines[6].startswith("(zstd")  # no stock-unfixed image: no row, no ratio for it
+    sizes.append(initramfs_size.Size("systemd", "stock-unfixed", 45 * mib, 14 * mib))
+    lines = initramfs_size.report(sizes).splitlines()
+    assert lines[5].split()[-2:] == ["5.00", "4.00"] and "stock-unfixed" in lines[5]
+    assert lines[6].split()[-2:] == ["3.00x", "4.00x"] and "ours/stock (added)" in lines[6]
+    assert lines[7].split()[-2:] == ["6.00x", "2.00x"] and "ours/stock-unfixed (added)" in lines[7]
 
 
 def test_measure_real_gzip_cpio(tmp_path: Path) -> None:
@@ -283,3 +289,66 @@ def test_measure_real_gzip_cpio(tmp_path: Path) -> None:
     image.write_bytes(gzip.compress(raw))
     got_raw, got_zstd = initramfs_size.measure(image)
     assert got_raw == len(raw) and 0 < got_zstd < len(raw)
+
+
+MODULES_DEP = """\
+kernel/drivers/net/virtio_net.ko: kernel/drivers/net/net_failover.ko kernel/net/core/failover.ko
+kernel/drivers/net/net_failover.ko: kernel/net/core/failover.ko
+kernel/net/core/failover.ko:
+kernel/drivers/net/bonding/bonding.ko: kernel/net/tls/tls.ko
+kernel/net/tls/tls.ko:
+kernel/drivers/net/ethernet/intel/e1000e/e1000e.ko:
+kernel/drivers/net/ethernet/sfc/falcon/sfc-falcon.ko.xz: kernel/drivers/net/mdio.ko
+kernel/drivers/net/mdio.ko:
+kernel/drivers/net/ethernet/qlogic/qed/qed.ko:
+kernel/drivers/scsi/qedi/qedi.ko: kernel/drivers/net/ethernet/qlogic/qed/qed.ko
+"""
+
+
+@pytest.mark.parametrize(
+    ("keep", "omitted"),
+    [
+        (["virtio_net", "bonding"], ("e1000e", "mdio", "qed", "sfc_falcon")),  # a kept driver's deps stay too
+        (["sfc-falcon"], ("bonding", "e1000e", "net_failover", "qed", "virtio_net")),  # dashes as kmod spells them
+        ([], ("bonding", "e1000e", "mdio", "net_failover", "qed", "sfc_falcon", "virtio_net")),
+    ],
+)
+def test_other_nic_drivers_are_those_under_drivers_net_nothing_kept_needs(keep: list[str], omitted: tuple) -> None:
+    assert stock.other_nic_drivers(MODULES_DEP, keep) == omitted  # never qedi, tls or failover: not NIC drivers
+
+
+def test_stock_conf_omits_every_nic_driver_ours_does_not_carry() -> None:
+    from harness import initramfs
+
+    conf = stock.stock_conf(MODULES_DEP)
+    words = conf.split('"')[1].split()
+    assert conf.startswith("omit_drivers+=") and words == ["mdio", "qed", "sfc_falcon"]
+    assert not set(words) & {*initramfs.NET_DRIVERS.split(), *stock.SHARED_NIC_MODULES, "net_failover"}
+
+
+def test_nic_modules_lists_an_images_drivers_net_modules(tmp_path: Path) -> None:
+    import gzip
+    import subprocess
+
+    tree = tmp_path / "tree"
+    files = [
+        "usr/lib/modules/6.1.0/kernel/drivers/net/ethernet/intel/e1000e/e1000e.ko",
+        "usr/lib/modules/6.1.0/kernel/drivers/net/ethernet/sfc/falcon/sfc-falcon.ko.xz",
+        "usr/lib/modules/6.1.0/kernel/net/bridge/bridge.ko",
+        "usr/lib/modules/6.1.0/kernel/drivers/net/README",
+    ]
+    for name in files:
+        (tree / name).parent.mkdir(parents=True, exist_ok=True)
+        (tree / name).write_bytes(b"x")
+    listing = "\n".join(files).encode() + b"\n"
+    packed = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=tree, input=listing, capture_output=True)
+    image = tmp_path / "i.img"
+    image.write_bytes(gzip.compress(packed.stdout))
+    assert initramfs_size.nic_modules(image) == {"e1000e", "sfc_falcon"}
+
+
+def test_nic_line_says_same_or_names_the_difference() -> None:
+    same = initramfs_size.nic_line("systemd", frozenset({"e1000", "bonding"}), frozenset({"bonding", "e1000"}))
+    assert same == "systemd: both stacks carry the same 2 drivers/net modules (bonding e1000)"
+    differ = initramfs_size.nic_line("sh", frozenset({"e1000"}), frozenset({"e1000", "tg3", "bnx2"}))
+    assert differ == "sh: the NIC drivers differ: only ours -; only stock bnx2 tg3"
