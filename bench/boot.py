@@ -10,6 +10,10 @@ and each figure is the median.
 Figures, guest uptime (s, /proc/uptime and the kernel's printk stamps, so firmware and iPXE time is not in them):
 - root disk: the kernel's `[sdX] Attached SCSI disk` line (loglevel=6 on both command lines makes it show);
 - real root: the `realroot` marker, printed by the real root's init right after switch_root;
+- vCPU busy / idle to the real root: the kernel's /proc/stat `cpu` line, which the real root's init prints in that
+  marker (busy: user, nice, system, irq, softirq, steal; idle: idle, iowait); on one TCG vCPU a boot whose vCPU
+  is never idle is bound by CPU, not by the network or the target;
+- pyiscsi boot's own CPU to `booted` (ours): the process's and its waited-for children's, from its booted mark;
 - failure, target down (cmdline only: tgtd is stopped before the boot, its port refuses): the last kernel stamp
   before the guest powers off or panics (`rd.emergency=poweroff panic=-1`, QEMU `-no-reboot`), and the host's wall
   clock to that moment. Both get the same `rd.retry` / `rd.timeout`, which bound how long either may try.
@@ -62,6 +66,11 @@ ATTACHED_RE = re.compile(r"^\[\s*(?P<secs>\d+\.\d+)\].*\[sd[a-z]+\] Attached SCS
 STAMP_RE = re.compile(r"^\[\s*(?P<secs>\d+\.\d+)\]", re.M)
 LINE_STAMP_RE = re.compile(r"^\[\s*(?P<secs>\d+\.\d+)\]")
 MARK_RE = re.compile(r"PYISCSI-MARK (?P<name>[\w.:-]+) (?P<uptime>\d+\.\d+)")
+# the root image's init puts the kernel's /proc/stat `cpu` line into its realroot mark (harness.rootimage), and
+# `pyiscsi boot` its own CPU into the booted mark
+STAT_RE = re.compile(r"PYISCSI-MARK realroot \d+\.\d+ .*?; cpu\s+(?P<ticks>\d+(?: \d+)*)")
+OWN_CPU_RE = re.compile(r"PYISCSI-MARK booted \d+\.\d+ .*\bcpu (?P<seconds>\d+\.\d+)s")
+USER_HZ = 100  # /proc/stat's unit on x86 (the kernel's USER_HZ, whatever its HZ)
 
 
 @dataclass(frozen=True)
@@ -147,6 +156,24 @@ class Sample:
     reason: str
     log: Path
     phases: tuple[tuple[str, float], ...] = ()  # (phase name, guest uptime) in boot order, those the console showed
+    cpu: tuple[float, float] | None = None  # the vCPU's busy and idle seconds from power-on to the real root
+    own_cpu: float | None = None  # `pyiscsi boot`'s own CPU seconds to `booted` (ours only)
+
+
+def vcpu_time(log: str) -> tuple[float, float] | None:
+    """(busy, idle) seconds of the vCPU from power-on to the real root, from the /proc/stat line the real root's
+    init prints: user, nice, system, irq, softirq and steal are busy; idle and iowait are idle."""
+    found = STAT_RE.search(log)
+    if found is None:
+        return None
+    ticks = [int(t) for t in found.group("ticks").split()] + [0] * 8
+    user, nice, system, idle, iowait, irq, softirq, steal = ticks[:8]
+    return (user + nice + system + irq + softirq + steal) / USER_HZ, (idle + iowait) / USER_HZ
+
+
+def own_cpu(log: str) -> float | None:
+    found = OWN_CPU_RE.search(log)
+    return float(found.group("seconds")) if found else None
 
 
 APPEND_ENV = "PYISCSI_BENCH_APPEND"  # extra kernel parameters for both stacks (debugging a boot)
@@ -217,7 +244,7 @@ def boot_once(
     reason = "real root" if mark else f"{console.reason.value}, no real root"
     return Sample(
         stack, scenario, disk_uptime(text), mark.uptime if mark else None, console.wall_seconds, last_stamp(text),
-        reason, console.log_path, tuple(phases(text).items()),
+        reason, console.log_path, tuple(phases(text).items()), vcpu_time(text), own_cpu(text),
     )  # fmt: skip
 
 
@@ -268,6 +295,10 @@ def report(samples: Sequence[Sample]) -> str:
             fields = [
                 ("root disk appears, uptime s", lambda s: s.disk),
                 ("real root init, uptime s", lambda s: s.realroot),
+                # under TCG the boot is bound by the one vCPU: how much of the time to the real root it was busy
+                ("vCPU busy to the real root, s", lambda s: s.cpu[0] if s.cpu else None),
+                ("vCPU idle to the real root, s", lambda s: s.cpu[1] if s.cpu else None),
+                ("pyiscsi boot's own CPU to booted, s", lambda s: s.own_cpu),
             ]
         for label, get in fields:
             ours_m = _median([get(s) for s in by["ours"]])
@@ -275,7 +306,7 @@ def report(samples: Sequence[Sample]) -> str:
             cells = [_cell(ours_m), _cell(stock_m)]
             for index, stack in enumerate(("ours", "stock")):
                 hung = [s for s in by[stack] if s.realroot is None and s.reason.startswith("timeout")]
-                if cells[index] == "-" and hung:  # still trying when the host's bound cut it off
+                if cells[index] == "-" and hung and ("uptime" in label or "wall" in label):  # cut off, still trying
                     cells[index] = (
                         f">{min(s.last_stamp or s.wall for s in hung):.0f}"
                         if "uptime" in label
@@ -332,7 +363,10 @@ def run() -> None:
             sample = Sample(
                 stack,
                 name,
-                *[getattr(sample, f) for f in ("disk", "realroot", "wall", "last_stamp", "reason", "log", "phases")],
+                *[
+                    getattr(sample, f)
+                    for f in ("disk", "realroot", "wall", "last_stamp", "reason", "log", "phases", "cpu", "own_cpu")
+                ],
             )
             samples.append(sample)
             print(

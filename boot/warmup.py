@@ -6,9 +6,13 @@ address, and the disk wait waits for the kernel's scan and udev. A wait that cal
 spends that time importing, one module per call, what the login, the kernel handoff, the disk wait and the agent
 import when they get there.
 
-Only the thread that armed it imports (the boot's main thread, which would make these imports itself a moment
-later): no import lock is ever held by two threads on the warm-up's account. Unarmed (every use but `pyiscsi
-boot`, and the tests of the waits), `step()` does nothing.
+The ARP probe runs in the bring-up's thread for its interface while the boot's main thread only waits for it
+(join), so a step may come from any thread; a lock makes it one at a time: no two threads ever import at once
+on the warm-up's account, and a step that finds another one importing returns at once (the wait sleeps
+instead). The warm-up's modules (the login, the kernel handoff, the disk wait) and the bring-up's own imports
+(pyroute2's, boot.net's) import nothing of each other, so a bring-up thread's import never waits on a module
+the warm-up is importing. Unarmed (every use but `pyiscsi boot`, and the tests of the waits), `step()` does
+nothing.
 """
 
 from __future__ import annotations
@@ -51,25 +55,28 @@ AFTER_ADDRESS = (
 
 
 class Warmup:
-    """A queue of modules to import, one per `step()`, in the thread that made it."""
+    """A queue of modules to import, one per `step()`, one thread at a time."""
 
     def __init__(self, modules: Iterable[str], importer: Callable[[str], object] = importlib.import_module) -> None:
         self._pending = list(modules)
         self._importer = importer
-        self._thread = threading.get_ident()
+        self._busy = threading.Lock()
 
     def step(self) -> bool:
-        """Import the next module not imported yet; False when none is left (or in another thread)."""
-        if threading.get_ident() != self._thread:
+        """Import the next module not imported yet; False when none is left or another thread is importing."""
+        if not self._busy.acquire(blocking=False):
             return False
-        while self._pending:
-            name = self._pending.pop(0)
-            if name in sys.modules:
-                continue
-            with contextlib.suppress(Exception):  # the step that needs it imports it again and says why it fails
-                self._importer(name)
-            return True
-        return False
+        try:
+            while self._pending:
+                name = self._pending.pop(0)
+                if name in sys.modules:
+                    continue
+                with contextlib.suppress(Exception):  # the step that needs it imports it again and says why
+                    self._importer(name)
+                return True
+            return False
+        finally:
+            self._busy.release()
 
 
 _armed: Warmup | None = None

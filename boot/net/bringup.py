@@ -13,14 +13,13 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pyroute2.iproute.linux import IPRoute
 
 from boot.net import ipv4, ipv6, links, virtual
 from boot.net.dhcp4 import Dhcp4Lease
 from boot.net.dhcp4_socket import obtain_lease
-from boot.net.dhcp6 import Dhcp6Lease
-from boot.net.dhcp6_socket import obtain_lease6
 from boot.net.link_events import link_waits
 from boot.net.links import Link, Sleep
 from boot.net.names import name_problem
@@ -31,6 +30,9 @@ from boot.plan import BootPlan, InterfacePlan, Method, Timeouts
 from initiator.deadline import Deadline
 from initiator.errors import PyiscsiError, WaitTimeout
 from initiator.record import record, replace
+
+if TYPE_CHECKING:
+    from boot.net.dhcp6 import Dhcp6Lease
 
 SLAAC_METHODS = (Method.AUTO6, Method.EITHER6)
 HOSTNAME_PATH = "/proc/sys/kernel/hostname"
@@ -53,6 +55,8 @@ def _dhcp6(
     ipr: IPRoute, link: Link, timeouts: Timeouts, deadline: Deadline, sleep: Sleep
 ) -> tuple[ipaddress.IPv6Interface, Dhcp6Lease, ipaddress.IPv6Address | None]:
     """A DHCPv6 address as a /128 with DAD done, then the RA that makes it reachable (prefix, router)."""
+    from boot.net.dhcp6_socket import obtain_lease6  # IPv6 boots only: an IPv4 boot never imports DHCPv6
+
     lease = obtain_lease6(ipr, link, _mac_bytes(link), deadline.child("dhcp6", timeouts.dhcp6), sleep=sleep)
     address = ipaddress.IPv6Interface(f"{lease.address}/128")
     ipv6.add_address(ipr, link, address)

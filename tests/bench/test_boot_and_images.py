@@ -217,6 +217,39 @@ def test_phase_report_medians_steps_and_ratios() -> None:
     assert rows["plan"] == ["7.30", "+0.20", "-", "-", "-"] and rows["link"] is None
 
 
+@pytest.mark.parametrize(
+    ("log", "busy_idle", "own"),
+    [
+        # /proc/stat's cpu line: user nice system idle iowait irq softirq steal guest guest_nice, in USER_HZ (100)
+        (OURS_CONSOLE.replace("booted 9.000 1 session(s), root sda", "booted 9.000 1 session(s), root sda, cpu 1.90s")
+         .replace("realroot 11.00", "realroot 11.00 13 args; cpu  424 1 448 30 5 2 7 3 0 0"),
+         (8.85, 0.35), 1.90),
+        (STOCK_CONSOLE.replace("realroot 13.00", "realroot 13.00 13 args; cpu  900 0 300 100"), (12.0, 1.0), None),
+        (OURS_CONSOLE, None, None),  # an older root image or pyiscsi: no figures, not wrong ones
+        ("PYISCSI-MARK realroot 11.00 13 args; cpu  many\nPYISCSI-MARK booted 9.0 root sda, cpu 1.9\n", None, None),
+    ],
+)  # fmt: skip
+def test_vcpu_time_to_the_real_root_and_pyiscsis_own_cpu(log: str, busy_idle, own) -> None:
+    assert boot.vcpu_time(log) == (None if busy_idle is None else pytest.approx(busy_idle))
+    assert boot.own_cpu(log) == own
+
+
+def test_boot_report_shows_the_vcpus_busy_and_idle_time_and_pyiscsis_share() -> None:
+    def sample(stack: str, cpu: tuple[float, float] | None, own: float | None) -> boot.Sample:
+        return boot.Sample(stack, "ibft", 5.0, 9.0, 50.0, None, "real root", Path("/l"), (), cpu, own)
+
+    lines = boot.report([sample("ours", (8.0, 0.5), 1.5), sample("ours", (9.0, 0.7), 2.5), sample("ours", None, None),
+                         sample("stock", (20.0, 6.0), None)]).splitlines()  # fmt: skip
+    labels = ("vCPU busy to the real root", "vCPU idle to the real root", "pyiscsi boot's own CPU to booted")
+    row = {label: next(line.split()[-3:] for line in lines if label in line) for label in labels}
+    assert row["vCPU busy to the real root"] == ["8.50", "20.00", "0.42x"]  # medians of the boots that had it
+    assert row["vCPU idle to the real root"] == ["0.60", "6.00", "0.10x"]
+    assert row["pyiscsi boot's own CPU to booted"] == ["2.00", "-", "-"]
+    hung = _sample("stock", "ibft", None, None, 200.0, 161.9, "timeout")
+    never = boot.report([sample("ours", (8.0, 0.5), 1.5), hung])
+    assert [line.split()[-2] for line in never.splitlines() if "vCPU" in line] == ["-", "-"]  # not ">162": no time
+
+
 def test_alternation_gives_each_stack_the_first_boot_equally() -> None:
     assert boot.alternate(3) == ["ours", "stock", "stock", "ours", "ours", "stock"]
     assert boot.alternate(2).count("ours") == 2

@@ -1,5 +1,5 @@
-"""boot.warmup: one module per step, in the thread that armed it, and the list covers what the boot's steps after
-the address import."""
+"""boot.warmup: one module per step, one thread at a time, and the list covers what the boot's steps after the
+address import."""
 
 from __future__ import annotations
 
@@ -32,15 +32,33 @@ def test_one_module_per_step_in_order_skipping_what_is_imported_and_what_fails()
     assert seen == ["first", "broken", "last"]
 
 
-def test_another_thread_imports_nothing() -> None:
-    seen: list[str] = []
-    warmup._armed = warmup.Warmup(["one"], importer=seen.append)
-    answers: list[bool] = []
-    other = threading.Thread(target=lambda: answers.append(warmup.step()))
+def test_one_thread_imports_at_a_time_and_any_thread_may_step() -> None:
+    """The ARP probe steps from the bring-up's thread: allowed, but never while another step is importing."""
+    importing, release = threading.Event(), threading.Event()
+    seen: list[tuple[str, str]] = []
+
+    def importer(name: str) -> None:
+        seen.append((name, threading.current_thread().name))
+        if name == "slow":
+            importing.set()
+            assert release.wait(10)
+
+    warmup._armed = warmup.Warmup(["slow", "next", "last"], importer=importer)
+    first: list[bool] = []
+    other = threading.Thread(target=lambda: first.append(warmup.step()), name="net-c0")
     other.start()
+    assert importing.wait(10)
+    assert warmup.step() is False  # the other thread is importing: this one sleeps instead, and imports nothing
+    release.set()
     other.join(10)
-    assert (answers, seen) == ([False], [])
-    assert warmup.step() is True and seen == ["one"]
+    assert first == [True]
+    assert warmup.step() is True
+    later: list[bool] = []
+    again = threading.Thread(target=lambda: later.append(warmup.step()), name="net-c1")
+    again.start()
+    again.join(10)
+    assert later == [True] and warmup.step() is False
+    assert seen == [("slow", "net-c0"), ("next", "MainThread"), ("last", "net-c1")]
 
 
 def test_unarmed_and_disarmed_steps_do_nothing() -> None:

@@ -4,7 +4,8 @@ It holds static busybox, Debian's open-iscsi `iscsid` and `iscsiadm` with their 
 files, found through `ldd`), /etc/os-release (systemd's switch-root refuses a root without it) and an
 `/sbin/init` that proves the handover:
 
-  PYISCSI-MARK realroot         the real root runs (uptime = time to the real root)
+  PYISCSI-MARK realroot         the real root runs (uptime = time to the real root; then the kernel's
+                                /proc/stat `cpu` line: the vCPU's busy and idle time since power-on)
   PYISCSI-MARK rootstate ...    what the initramfs left: /run/pyiscsi/booted, node records, initiator name
   PYISCSI-MARK execstartpre ... what the iscsid.service drop-ins' ExecStartPre= printed (run as systemd would)
   PYISCSI-MARK iscsid           iscsid started
@@ -53,7 +54,8 @@ mkdir -p /tmp /run/lock/iscsi /var/lib/iscsi /var/lock
 now() { cut -d. -f1 /proc/uptime; }
 mark() { echo "PYISCSI-MARK $1 $(cut -d' ' -f1 /proc/uptime)${2:+ $2}" > /dev/console; }
 fail() { mark realroot-fail "$*"; sync; poweroff -f; sleep 10; }
-mark realroot "$(cat /proc/cmdline | tr ' ' '\n' | grep -c .) args"
+read -r stat < /proc/stat # the vCPU's time since power-on, busy and idle, for make bench (a builtin: no process)
+mark realroot "$(cat /proc/cmdline | tr ' ' '\n' | grep -c .) args; $stat"
 mode=recover
 debug=0
 for arg in $(cat /proc/cmdline); do

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
 import time
 import types
 
@@ -101,3 +102,20 @@ def test_unarmed_the_probe_only_waits(wire) -> None:
     peer.send(ANSWER)
     assert dhcp4_socket.probe_address("c0", OURS, ADDRESS, Deadline("dhcp", 10), seconds=0.3) == "52:54:00:00:00:02"
     assert warmup.step() is False
+
+
+def test_the_probe_imports_from_the_bring_up_thread_while_the_boot_waits_for_it(wire) -> None:
+    """bring_up runs each interface in a thread of its own, and the boot's main thread only joins it: the probe
+    there spends its wait on the warm-up too."""
+    threads: list[str] = []
+    warmup.arm(["later.one", "later.two"])
+    warmup._armed._importer = lambda name: threads.append(threading.current_thread().name)  # type: ignore[union-attr]
+    found: list[str | None] = []
+    probe = threading.Thread(
+        target=lambda: found.append(dhcp4_socket.probe_address("c0", OURS, ADDRESS, Deadline("dhcp", 10), seconds=0.4)),
+        name="net-c0",
+    )
+    probe.start()
+    probe.join(10)
+    assert found == [None]
+    assert threads == ["net-c0", "net-c0"]
