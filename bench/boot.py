@@ -35,7 +35,7 @@ import re
 import shutil
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import bench  # noqa: F401  (repository root and vm-tests on sys.path)
@@ -360,14 +360,7 @@ def run() -> None:
             order = [st for i, st in enumerate(order) if st != ONCE[(scenario, up)] or i == order.index(st)]
         for stack in order:
             sample = boot_once(stack, built[stack], scenario, root, target_up=up)
-            sample = Sample(
-                stack,
-                name,
-                *[
-                    getattr(sample, f)
-                    for f in ("disk", "realroot", "wall", "last_stamp", "reason", "log", "phases", "cpu", "own_cpu")
-                ],
-            )
+            sample = replace(sample, scenario=name)
             samples.append(sample)
             print(
                 f"  {stack:5} {name:20} disk {_cell(sample.disk):>6}  realroot {_cell(sample.realroot):>6}"
