@@ -34,7 +34,7 @@ import os
 import re
 import shutil
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -68,9 +68,8 @@ LINE_STAMP_RE = re.compile(r"^\[\s*(?P<secs>\d+\.\d+)\]")
 MARK_RE = re.compile(r"PYISCSI-MARK (?P<name>[\w.:-]+) (?P<uptime>\d+\.\d+)")
 # the root image's init puts the kernel's /proc/stat `cpu` line into its realroot mark (harness.rootimage), and
 # `pyiscsi boot` its own CPU into the booted mark
-STAT_RE = re.compile(r"PYISCSI-MARK realroot \d+\.\d+ .*?; cpu\s+(?P<ticks>\d+(?: \d+)*)")
+REALROOT_RE = re.compile(r"PYISCSI-MARK realroot \d+\.\d+ (?P<detail>.*)")
 OWN_CPU_RE = re.compile(r"PYISCSI-MARK booted \d+\.\d+ .*\bcpu (?P<seconds>\d+\.\d+)s")
-USER_HZ = 100  # /proc/stat's unit on x86 (the kernel's USER_HZ, whatever its HZ)
 
 
 @dataclass(frozen=True)
@@ -163,12 +162,10 @@ class Sample:
 def vcpu_time(log: str) -> tuple[float, float] | None:
     """(busy, idle) seconds of the vCPU from power-on to the real root, from the /proc/stat line the real root's
     init prints: user, nice, system, irq, softirq and steal are busy; idle and iowait are idle."""
-    found = STAT_RE.search(log)
-    if found is None:
-        return None
-    ticks = [int(t) for t in found.group("ticks").split()] + [0] * 8
-    user, nice, system, idle, iowait, irq, softirq, steal = ticks[:8]
-    return (user + nice + system + irq + softirq + steal) / USER_HZ, (idle + iowait) / USER_HZ
+    from harness import rootimage
+
+    found = REALROOT_RE.search(log)
+    return None if found is None else rootimage.vcpu_seconds(found.group("detail"))
 
 
 def own_cpu(log: str) -> float | None:
@@ -279,6 +276,38 @@ def clear_failure(sample: Sample) -> bool:
     return sample.realroot is None and sample.reason.startswith(("poweroff", "panic"))
 
 
+@dataclass(frozen=True)
+class Figure:
+    """One row of the report: how a sample gives it, and, for a boot the host cut off while it was still trying,
+    the lower bound shown instead as `>N` (None: a figure such a boot gives no bound for, as the vCPU's time)."""
+
+    label: str
+    get: Callable[[Sample], float | None]
+    cut_off: Callable[[Sample], float] | None = None
+
+
+def _uptime_reached(sample: Sample) -> float:
+    return sample.last_stamp or sample.wall
+
+
+def _wall(sample: Sample) -> float:
+    return sample.wall
+
+
+FAILURE_FIGURES = (
+    Figure("clear failure, guest uptime s", lambda s: s.last_stamp if clear_failure(s) else None, _uptime_reached),
+    Figure("clear failure, host wall s", lambda s: s.wall if clear_failure(s) else None, _wall),
+)
+BOOT_FIGURES = (
+    Figure("root disk appears, uptime s", lambda s: s.disk, _uptime_reached),
+    Figure("real root init, uptime s", lambda s: s.realroot, _uptime_reached),
+    # under TCG the boot is bound by the one vCPU: how much of the time to the real root it was busy
+    Figure("vCPU busy to the real root, s", lambda s: s.cpu[0] if s.cpu else None),
+    Figure("vCPU idle to the real root, s", lambda s: s.cpu[1] if s.cpu else None),
+    Figure("pyiscsi boot's own CPU to booted, s", lambda s: s.own_cpu),
+)
+
+
 def report(samples: Sequence[Sample]) -> str:
     """Medians per scenario and stack, with ours/stock; failures by the boots that did not reach the real root."""
     rows = []
@@ -286,33 +315,15 @@ def report(samples: Sequence[Sample]) -> str:
     for scenario in scenarios:
         by = {st: [s for s in samples if s.scenario == scenario and s.stack == st] for st in ("ours", "stock")}
         failing = scenario.endswith("-target-down")
-        if failing:
-            fields = [
-                ("clear failure, guest uptime s", lambda s: s.last_stamp if clear_failure(s) else None),
-                ("clear failure, host wall s", lambda s: s.wall if clear_failure(s) else None),
-            ]
-        else:
-            fields = [
-                ("root disk appears, uptime s", lambda s: s.disk),
-                ("real root init, uptime s", lambda s: s.realroot),
-                # under TCG the boot is bound by the one vCPU: how much of the time to the real root it was busy
-                ("vCPU busy to the real root, s", lambda s: s.cpu[0] if s.cpu else None),
-                ("vCPU idle to the real root, s", lambda s: s.cpu[1] if s.cpu else None),
-                ("pyiscsi boot's own CPU to booted, s", lambda s: s.own_cpu),
-            ]
-        for label, get in fields:
-            ours_m = _median([get(s) for s in by["ours"]])
-            stock_m = _median([get(s) for s in by["stock"]])
+        for figure in FAILURE_FIGURES if failing else BOOT_FIGURES:
+            ours_m = _median([figure.get(s) for s in by["ours"]])
+            stock_m = _median([figure.get(s) for s in by["stock"]])
             cells = [_cell(ours_m), _cell(stock_m)]
             for index, stack in enumerate(("ours", "stock")):
                 hung = [s for s in by[stack] if s.realroot is None and s.reason.startswith("timeout")]
-                if cells[index] == "-" and hung and ("uptime" in label or "wall" in label):  # cut off, still trying
-                    cells[index] = (
-                        f">{min(s.last_stamp or s.wall for s in hung):.0f}"
-                        if "uptime" in label
-                        else (f">{min(s.wall for s in hung):.0f}")
-                    )
-            rows.append([scenario, label, *cells, _ratio(ours_m, stock_m)])
+                if cells[index] == "-" and hung and figure.cut_off is not None:  # cut off, still trying
+                    cells[index] = f">{min(figure.cut_off(s) for s in hung):.0f}"
+            rows.append([scenario, figure.label, *cells, _ratio(ours_m, stock_m)])
         for stack in ("ours", "stock"):
             good = [s for s in by[stack] if (clear_failure(s) if failing else s.realroot is not None)]
             what = "failed clearly (powered off)" if failing else "reached the real root"

@@ -29,12 +29,12 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import procs
 from bench.stats import Summary, table
 from boot import freeze
 
@@ -71,10 +71,10 @@ def stock_size(tools: Iterable[str] = STOCK_TOOLS) -> tuple[int, list[str]]:
     return sum(os.path.getsize(f) for f in unique), unique
 
 
-def _timed(argv: list[str], expect: str) -> Callable[[], float]:
+def _timed(argv: list[str], expect: str, env: Mapping[str, str] | None = None) -> Callable[[], float]:
     def sample() -> float:
         started = time.perf_counter()
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=BOUND, check=False)
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=BOUND, check=False, env=env)
         took = time.perf_counter() - started
         if expect not in result.stdout + result.stderr:
             raise RuntimeError(f"{' '.join(argv[:5])}: exit {result.returncode}, {result.stdout!r} {result.stderr!r}")
@@ -129,7 +129,12 @@ def commands(tree: Path, portal: str | None = None) -> dict[str, tuple[list[str]
 
 
 def measure(runs: int, tree: Path, portal: str | None = None) -> dict[str, Summary]:
-    samplers = {name: _timed(argv, expect) for name, (argv, expect) in commands(tree, portal).items()}
+    with procs.checkout_env() as env:  # the checkout rows' bytecode, cached (bench.procs)
+        return _measure(runs, tree, portal, env)
+
+
+def _measure(runs: int, tree: Path, portal: str | None, env: Mapping[str, str]) -> dict[str, Summary]:
+    samplers = {name: _timed(argv, expect, env) for name, (argv, expect) in commands(tree, portal).items()}
     names = list(samplers)
     samples: dict[str, list[float]] = {name: [] for name in names}
     for name in names:  # warm-up
@@ -270,13 +275,8 @@ def run() -> None:
     if os.geteuid() != 0 or shutil.which("iscsistart") is None:
         print("frozen: skipped: needs root (chroot) and open-iscsi's iscsistart")
         return
-    with tempfile.TemporaryDirectory(prefix="pyiscsi-bench-frozen-") as tmp:
-        tree_dir = Path(tmp) / "tree"
-        frozen = freeze.build(freeze.FreezeOptions(out=tree_dir, skip_missing=True))
-        dev = tree_dir / "dev"
-        dev.mkdir(exist_ok=True)
-        if not (dev / "null").exists():
-            os.mknod(dev / "null", 0o666 | 0o020000, os.makedev(1, 3))
+    with procs.frozen_tree() as frozen:
+        tree_dir = frozen.root
         tree_bytes = freeze.tree_size(tree_dir)
         stock_bytes, stock_files = stock_size()
         if frozen.missing_entries:

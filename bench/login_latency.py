@@ -20,8 +20,9 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
+from bench import procs
 from bench.stats import Summary, ratio, table
 from initiator import client
 from initiator.deadline import Deadline
@@ -66,9 +67,9 @@ def _discover(portal: str) -> Callable[[], float]:
     return lambda: _timed(action)
 
 
-def _process(argv: list[str], expect_lines: int | None) -> Callable[[], float]:
+def _process(argv: list[str], expect_lines: int | None, env: Mapping[str, str] | None = None) -> Callable[[], float]:
     def action() -> None:
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=BOUND, check=False)
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=BOUND, check=False, env=env)
         if result.returncode != 0:
             raise RuntimeError(f"{' '.join(argv[:4])}... exited {result.returncode}: {result.stderr.strip()}")
         if expect_lines is not None and len(result.stdout.splitlines()) != expect_lines:
@@ -77,23 +78,27 @@ def _process(argv: list[str], expect_lines: int | None) -> Callable[[], float]:
     return lambda: _timed(action)
 
 
-def _measurements(portal: str) -> dict[str, Callable[[], float]]:
+def _measurements(portal: str, env: Mapping[str, str]) -> dict[str, Callable[[], float]]:
     stock = iscsiadm.sendtargets_command(portal, INITIATOR)
     wrapper = iscsiadm.sendtargets_command(portal, INITIATOR, wrapper_only=True)
     return {
         "ours: client.login, connect to full feature phase (in-process)": _login(portal),
         "ours: client.discover, whole discovery session (in-process)": _discover(portal),
         "ours: `pyiscsi discover` (whole process)": _process(
-            [sys.executable, "-m", "boot", "discover", portal, "--initiator", INITIATOR], len(TARGETS)
+            procs.checkout_argv("discover", portal, "--initiator", INITIATOR), len(TARGETS), env
         ),
         "stock: `iscsiadm -m discovery -t st` (whole process)": _process(stock, len(TARGETS)),
         "stock wrapper alone (unshare + tmpfs mounts, no iscsiadm)": _process(wrapper, None),
-        "python start-up alone (`python -c pass`)": _process([sys.executable, "-c", "pass"], None),
+        "python start-up alone (`python -c pass`)": _process([sys.executable, "-c", "pass"], None, env),
     }
 
 
 def measure(runs: int, portal: str) -> dict[str, Summary]:
-    measurements = _measurements(portal)
+    with procs.checkout_env() as env:  # our processes' bytecode, cached (bench.procs)
+        return _measure(runs, _measurements(portal, env))
+
+
+def _measure(runs: int, measurements: dict[str, Callable[[], float]]) -> dict[str, Summary]:
     names = list(measurements)
     samples: dict[str, list[float]] = {name: [] for name in names}
     for _ in range(2):  # warm-up: page cache, Python bytecode, tgtd's first connections

@@ -58,7 +58,7 @@ def failure_line(stack: str, log: str) -> tuple[float | None, str]:
     """(uptime, text) of the first line that tells the user what failed, or (None, "")."""
     for found in (OURS_RE if stack == "ours" else STOCK_RE).finditer(log):
         text = found.group(0)
-        if "command line" in text:  # the kernel echoing rd.emergency=, ip=dhcp: not a failure
+        if "command line" in text.lower():  # the kernel's `Command line:` echoing rd.emergency=: not a failure
             continue
         return float(found.group("secs")), text[text.index("]") + 1 :].strip()
     return None, ""

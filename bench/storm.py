@@ -10,24 +10,29 @@ Rows, each storm run for N in SIZES:
 - ours, `client.login` of a normal session (threads in one process; each session is held until every worker is
   done, as booting machines keep theirs, then logged out untimed);
 - ours, `client.discover`, a whole discovery session (threads, in-process);
-- ours, `pyiscsi discover` processes, N at once (Python start-up and imports in every one);
+- ours, `pyiscsi discover` processes, N at once (Python start-up and imports in every one): the frozen runtime
+  in a chroot, as each booting machine's initramfs runs it (needs root), and the checkout's venv with its bytecode
+  cached (bench.procs);
 - stock, `iscsiadm -m discovery -t st` processes, N at once (private state, see tests.support.iscsiadm).
 open-iscsi has no userspace-only normal-session login (iscsid hands sessions to the kernel, one host-wide
 daemon), so the like-for-like stock row is discovery, process for process: ours/stock compares the two
-process storms, and the in-process discovery storm with it too.
+process storms, and the in-process discovery storm with it too. Each process storm starts after one untimed run of
+its command (page cache, bytecode, tgtd's first connection), for ours and the stock tool alike.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
+from bench import procs
 from bench.stats import percentile, table
 from initiator import client
 from initiator.deadline import Deadline
@@ -180,45 +185,83 @@ def _discover_storm(portal: str, size: int) -> StormResult:
     return storm("ours: client.discover (threads)", size, make)
 
 
-def _process_attempt(argv: Sequence[str]) -> Callable[[], None]:
+def _process_attempt(argv: Sequence[str], env: Mapping[str, str] | None = None) -> Callable[[], None]:
     def attempt() -> None:
-        result = subprocess.run(list(argv), capture_output=True, text=True, timeout=TRY_BOUND, check=False)
+        result = subprocess.run(
+            list(argv), capture_output=True, text=True, timeout=TRY_BOUND, check=False, env=env
+        )  # fmt: skip
         if result.returncode != 0 or TARGET not in result.stdout:
             raise RuntimeError(f"exit {result.returncode}: {(result.stderr or result.stdout).strip()[-200:]}")
 
     return attempt
 
 
-def ours_discover_command(portal: str, index: int) -> list[str]:
-    return [sys.executable, "-m", "boot", "discover", portal, "--initiator", INITIATOR.format(index)]
+def discover_args(portal: str, index: int) -> tuple[str, ...]:
+    """`pyiscsi discover`'s arguments for worker `index` (each machine has its own initiator name)."""
+    return ("discover", portal, "--initiator", INITIATOR.format(index))
 
 
-def _ours_process_storm(portal: str, size: int) -> StormResult:
-    return storm(
-        "ours: `pyiscsi discover` (processes)", size, lambda i: _process_attempt(ours_discover_command(portal, i))
+@dataclass(frozen=True)
+class ProcessStorm:
+    """A storm of whole processes: `argv(i)` is worker i's command line, run with `env` (None: ours)."""
+
+    name: str
+    argv: Callable[[int], list[str]]
+    env: Mapping[str, str] | None = None
+
+    def run(self, size: int) -> StormResult:
+        _process_attempt(self.argv(size), self.env)()  # warm-up, untimed: page cache, bytecode, first connection
+        return storm(self.name, size, lambda i: _process_attempt(self.argv(i), self.env))
+
+
+def process_storms(portal: str, tree: Path | None, env: Mapping[str, str]) -> list[ProcessStorm]:
+    """Ours (the frozen runtime, as each booting machine's initramfs runs it, when a tree is given; the checkout's
+    venv), then the stock storm."""
+    found = []
+    if tree is not None:
+        found.append(
+            ProcessStorm(
+                "ours: frozen `pyiscsi discover` (processes, chroot)",
+                lambda i: procs.frozen_argv(tree, *discover_args(portal, i)),
+            )
+        )
+    found.append(
+        ProcessStorm(
+            "ours: checkout `python -m boot discover` (processes)",
+            lambda i: procs.checkout_argv(*discover_args(portal, i)),
+            env,
+        )
     )
-
-
-def _stock_process_storm(portal: str, size: int) -> StormResult:
-    return storm(
-        "stock: `iscsiadm -m discovery -t st` (processes)",
-        size,
-        lambda i: _process_attempt(iscsiadm.sendtargets_command(portal, INITIATOR.format(i))),
+    found.append(
+        ProcessStorm(
+            "stock: `iscsiadm -m discovery -t st` (processes)",
+            lambda i: iscsiadm.sendtargets_command(portal, INITIATOR.format(i)),
+        )
     )
+    return found
 
 
-STORMS = (_login_storm, _discover_storm, _ours_process_storm, _stock_process_storm)
+STORMS = (_login_storm, _discover_storm)
 
 
 def _ms(value: float | None) -> str:
     return f"{value:.1f}" if value is not None else "-"
 
 
+def _stock_of_round(results: Sequence[StormResult], index: int) -> StormResult | None:
+    """The stock storm results[index] is compared with: the first of its size at or after it (run() ends each
+    round of a size with the stock storm), else the last before it."""
+    size = results[index].size
+    stock = [i for i, r in enumerate(results) if r.size == size and r.name.startswith("stock: ")]
+    after = [i for i in stock if i >= index]
+    return results[after[0]] if after else results[stock[-1]] if stock else None
+
+
 def report(results: Sequence[StormResult]) -> str:
-    """One row per storm; ours/stock compares p50 and p99 with the stock storm of the same size."""
+    """One row per storm; ours/stock compares p50 and p99 with the stock storm of the same size and round."""
     rows = []
-    for result in results:
-        stock = next((r for r in results if r.size == result.size and r.name.startswith("stock: ")), None)
+    for index, result in enumerate(results):
+        stock = _stock_of_round(results, index)
         versus = ""
         if result.name.startswith("ours: ") and stock is not None and stock.p(50) and result.p(50) is not None:
             versus = f"{result.p(50) / stock.p(50):.2f}x / {result.p(99) / stock.p(99):.2f}x"  # type: ignore[operator]
@@ -254,14 +297,24 @@ def run() -> None:
             print(f"storm: skipped: {reason}")
             return
     results: list[StormResult] = []
-    with Tgtd() as tgt, iscsiadm.iscsid_stand_in():
+    root = os.geteuid() == 0
+    with contextlib.ExitStack() as stack:
+        tree = stack.enter_context(procs.frozen_tree()).root if root else None
+        env = stack.enter_context(procs.checkout_env())
+        tgt = stack.enter_context(Tgtd())
+        stack.enter_context(iscsiadm.iscsid_stand_in())
         tgt.add_target(TARGET, [LunSpec(64 << 20)])
         for size in sizes():
             for _ in range(RUNS):
                 for make in STORMS:
                     results.append(make(tgt.portal, size))
                     time.sleep(0.5)  # let tgtd reap the last storm's connections
-    print(f"tgtd {tgt.portal}, one target; {os.cpu_count()} CPUs")
+                for process_storm in process_storms(tgt.portal, tree, env):
+                    results.append(process_storm.run(size))
+                    time.sleep(0.5)
+        print(f"tgtd {tgt.portal}, one target; {os.cpu_count()} CPUs")
+    if tree is None:
+        print("(the frozen process storm needs root for its chroot: not run)")
     print(report(results))
 
 

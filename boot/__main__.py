@@ -1,3 +1,3 @@
-from boot.cli import exit_with, main
+from boot.cli import entry
 
-exit_with(main())
+entry()

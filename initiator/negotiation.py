@@ -125,7 +125,9 @@ def _first_unknown(pairs: list[tuple[str, str]]) -> str:
 
 
 # List values we support, per key (the rest of the RFC's values we decline).
-_HEX = re.compile(r"0[xX][0-9a-fA-F]{1,16}")  # re's [0-9a-fA-F] is ASCII; fullmatch, so no trailing newline
+# re's [0-9a-fA-F] is ASCII; fullmatch, so no trailing newline. A pattern, compiled on its first use (re caches
+# it): most targets send decimal numbers only.
+_HEX = r"0[xX][0-9a-fA-F]{1,16}"
 
 _SUPPORTED_LIST_VALUES = {
     "HeaderDigest": ("None", "CRC32C"),
@@ -139,7 +141,7 @@ def parse_number(key: str, text: str) -> int:
     number = decimal(text, 0, MAX_NUMBER)
     if number is not None:
         return number
-    if _HEX.fullmatch(text):
+    if re.fullmatch(_HEX, text):
         return int(text[2:], 16)
     raise RemoteValueError(f"key {key}", None, f"{text[:40]!r} is not a number (ASCII decimal digits, or 0x-hex)")
 

@@ -14,8 +14,9 @@ from initiator.numbers import ascii_int
 from initiator.record import record
 
 DEFAULT_PORT = 3260
-# Used with fullmatch: `$` would also match before a trailing newline.
-_HOSTNAME = re.compile(
+# Used with fullmatch: `$` would also match before a trailing newline. A pattern, compiled on its first use (re
+# caches it): a portal is most often an IP address.
+_HOSTNAME = (
     r"(?=.{1,253}\Z)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
 )
 
@@ -74,7 +75,7 @@ def _address(text: str, whole: str, field: str, *, v6: bool) -> str:
         return str(ipaddress.IPv6Address(base)) + (f"%{scope}" if scope else "")
     if is_ipv4_address(text):
         return text
-    if re.fullmatch(r"[0-9.]+", text) or not _HOSTNAME.fullmatch(text):
+    if re.fullmatch(r"[0-9.]+", text) or not re.fullmatch(_HOSTNAME, text):
         raise BadInputError(field, whole, f"{text!r} is neither an IP address nor a host name")
     return text
 

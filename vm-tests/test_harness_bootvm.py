@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from harness import bootvm, demo, initramfs, rootimage
 from harness.console import ConsoleResult, ExitReason, Marker
 from harness.qemu import Firmware
@@ -69,6 +71,23 @@ def test_demo_timeline_reads_markers_and_kernel_stamps(tmp_path: Path) -> None:
     text = "\n".join(lines)
     assert "firmware (iPXE)" in text and "Linux version 6.1.0-50-amd64" in text
     assert "root mounted" in text and "30.50s" in text and "iscsid adopted the session" in text
+
+
+@pytest.mark.parametrize(
+    ("detail", "shown"),
+    [
+        # the root image's init: its argument count, then /proc/stat's cpu line (USER_HZ ticks)
+        ("13 args; cpu  424 1 448 30 5 2 7 3 0 0", "13 args; vCPU since power-on: busy 8.85s, idle 0.35s"),
+        ("13 args", "13 args"),  # an older root image: as it is
+        ("13 args; cpu  many", "13 args; cpu  many"),  # not a stat line: as it is, never a wrong figure
+    ],
+)
+def test_demo_timeline_shows_the_real_roots_vcpu_time_in_seconds(tmp_path: Path, detail: str, shown: str) -> None:
+    log = tmp_path / "log"
+    log.write_text("")
+    console = ConsoleResult(ExitReason.POWEROFF, (Marker("realroot", 15.0, detail),), log, (), 40.0, 60.0)
+    (row,) = [line for line in demo.timeline(bootvm.BootResult(bootvm.Boot("d", ""), console, 3260)) if "init" in line]
+    assert row.endswith(f"15.00s  {shown}")
 
 
 def test_demo_timeline_says_which_firmware_left_the_ibft_and_where_pyiscsi_read_it(tmp_path: Path) -> None:

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import os
 import signal
 import stat
@@ -301,6 +302,15 @@ def owned_sessions(sessions, plan, time2wait: float = DEFAULT_TIME2WAIT):  # typ
 # -- run -----------------------------------------------------------------------------------------------------
 
 
+def resume_collection() -> None:
+    """The agent runs for the system's life, so its cyclic garbage collector runs too. The process's entry
+    (boot.cli.entry) and `pyiscsi boot` turn it off while they start; what they made is frozen first, so the
+    agent's collections never scan it again (nor write to the pages a fork shares with its parent)."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
+
+
 def _serve(  # type: ignore[no-untyped-def]
     owned, pid_file: Path, ready_fd: int | None, plan=None, handover_first: bool = False
 ) -> int:
@@ -312,6 +322,7 @@ def _serve(  # type: ignore[no-untyped-def]
     from initiator.kernel import NetlinkIscsi
     from initiator.recovery import RecoveryLoop
 
+    resume_collection()
     stop_r, stop_w = os.pipe()
     os.set_blocking(stop_w, False)
 

@@ -87,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
     timeline.mark("start")
     # No cyclic garbage collection on the way to `booted`: the boot makes little garbage, and the collector's
     # passes over the hundreds of thousands of objects its imports create are a fifteenth of its CPU, which is
-    # the boot's critical path under emulation. The agent forked from this process turns it back on.
+    # the boot's critical path under emulation. The process's entry (boot.cli.entry) has turned it off already;
+    # this is for in-process callers. The agent forked from this process turns it back on.
     collecting = gc.isenabled()
     gc.disable()
     try:

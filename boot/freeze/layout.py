@@ -30,7 +30,7 @@ def rel(path: PurePosixPath) -> str:
 
 # What the wrapper runs: boot.__main__'s two lines, without `-m` (runpy and what it imports: importlib.util,
 # contextlib, ... are a fifth of a frozen `pyiscsi --version`). The agent's own start (`-m boot agent`) keeps -m.
-WRAPPER_CODE = "from boot.cli import exit_with, main; exit_with(main())"
+WRAPPER_CODE = "from boot.cli import entry; entry()"
 
 
 # What `-E` would ignore, as the wrapper cannot pass -E (see wrapper_script): the variables the stdlib reads on its

@@ -89,6 +89,7 @@ OURS_NODHCP = """\
 """
 
 STOCK_NODHCP = """\
+[    0.000000] Command line: console=ttyS0 rd.emergency=poweroff ip=dhcp
 [    0.103800] Kernel command line: console=ttyS0 rd.emergency=poweroff ip=dhcp
 [   20.100000] dhclient[300]: DHCPDISCOVER on ens2 to 255.255.255.255 port 67 interval 3
 [  157.405610] dracut-initqueue[283]: Warning: dracut-initqueue: timeout, still waiting for following initqueue hooks:

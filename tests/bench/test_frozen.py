@@ -77,7 +77,7 @@ def test_commands_run_the_frozen_interpreter_in_a_chroot_of_the_tree() -> None:
     cmds = frozen.commands(Path("/t"))
     chrooted = cmds["ours: frozen `pyiscsi --version` (chroot, as in the initramfs)"][0]
     assert chrooted[:3] == ["chroot", "/t", "/usr/lib/pyiscsi/bin/python3"]
-    assert chrooted[-3:] == ["-c", "from boot.cli import exit_with, main; exit_with(main())", "--version"]
+    assert chrooted[-3:] == ["-c", "from boot.cli import entry; entry()", "--version"]
     assert cmds["ours: frozen `python3 -m boot --version` (chroot)"][0][-3:] == ["-m", "boot", "--version"]
     assert cmds["ours: frozen `pyiscsi --version` (tree, no chroot)"][0][0] == "/t/usr/lib/pyiscsi/bin/python3"
     assert any(argv[0] == "iscsistart" for argv, _ in cmds.values())

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 
-from bench import storm
+from bench import procs, storm
 from bench.stats import percentile
 from initiator.errors import IscsiError
 from tests.support.tgtd import LunSpec, Tgtd, unavailable_reason
@@ -84,9 +85,42 @@ def test_report_ratios_against_the_stock_storm_of_the_same_size() -> None:
     assert "gave up: IscsiError: busy" in text
 
 
-def test_process_commands() -> None:
-    argv = storm.ours_discover_command("127.0.0.1:3260", 7)
-    assert argv[1:4] == ["-m", "boot", "discover"] and argv[-1].endswith("storm-0007")
+def test_with_several_rounds_each_storm_is_compared_with_its_own_rounds_stock_storm() -> None:
+    ok = storm.Outcome
+
+    def result(name: str, seconds: float) -> storm.StormResult:
+        return storm.StormResult(name, 1, (ok(seconds, 1),), seconds)
+
+    rounds = [result("ours: a", 0.2), result("stock: b", 0.1), result("ours: a", 0.9), result("stock: b", 0.3)]
+    lines = storm.report(rounds).splitlines()
+    assert "2.00x / 2.00x" in lines[2] and "3.00x / 3.00x" in lines[4]
+    late = storm.report([result("stock: b", 0.1), result("ours: a", 0.5)]).splitlines()
+    assert "5.00x / 5.00x" in late[3]  # no stock storm after it: the one before
+
+
+def test_process_storms_run_the_frozen_runtime_when_there_is_a_tree_then_the_checkout_and_iscsiadm() -> None:
+    env = {"PYTHONPYCACHEPREFIX": "/tmp/x"}
+    names = [s.name for s in storm.process_storms("127.0.0.1:3260", None, env)]
+    assert names == [
+        "ours: checkout `python -m boot discover` (processes)",
+        "stock: `iscsiadm -m discovery -t st` (processes)",
+    ]
+    frozen, checkout, stock = storm.process_storms("127.0.0.1:3260", Path("/t"), env)
+    assert frozen.argv(7)[:2] == ["chroot", "/t"] and frozen.argv(7)[-4:] == [
+        "discover", "127.0.0.1:3260", "--initiator", "iqn.2026-11.org.pyiscsi:storm-0007"
+    ]  # fmt: skip
+    assert checkout.argv(7)[1:4] == ["-m", "boot", "discover"] and checkout.argv(7)[-1].endswith("storm-0007")
+    assert checkout.env is env and frozen.env is None and stock.env is None
+    assert "iscsiadm" in " ".join(stock.argv(7)) and stock.argv(7)[-2].endswith("storm-0007")
+
+
+@pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason()))
+def test_tiny_real_process_storm_of_the_checkout(tmp_path: Path) -> None:
+    with Tgtd() as tgt, procs.checkout_env() as env:
+        tgt.add_target(storm.TARGET, [LunSpec(1 << 20)])
+        _, checkout, _ = storm.process_storms(tgt.portal, tmp_path, env)
+        result = checkout.run(2)
+    assert result.successes == 2 and result.retries == 0
 
 
 @pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason()))

@@ -147,6 +147,13 @@ if {broken!r}:
         raise kernel.KernelError("/sys/class/iscsi_transport/tcp/handle: no iscsi_tcp transport")
 kernel.NetlinkIscsi = FakeNetlink
 agent.to_kmsg = lambda *a, **k: False  # never the test machine's kernel log
+import gc
+gc.disable()  # as the process's entry (boot.cli.entry) leaves it
+_resume = agent.resume_collection
+def resume_collection():
+    _resume()
+    print(f"[collector {{'on' if gc.isenabled() else 'off'}}, {{gc.get_freeze_count()}} frozen]", flush=True)
+agent.resume_collection = resume_collection
 from boot.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -194,6 +201,8 @@ def test_the_agent_listens_then_writes_its_pid_file_and_stops_only_when_told(age
     assert first.returncode == 0, err
     assert not pid_file.exists()
     assert "listening for connection errors; owning recovery of session(s) 3 (root)" in out
+    collector = out.split("[collector ", 1)[1].split("]")[0]  # the agent runs for long: it collects again
+    assert collector.startswith("on, ") and int(collector.split()[1]) > 0  # what the start made is frozen
     assert out.rstrip().endswith("stopped listening: recovery is now the next owner's")
     assert "alice-secret" not in out + err
 

@@ -201,3 +201,28 @@ def test_exit_with_a_reader_gone_still_exits_with_the_status():
     )
     done = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stderr) == (5, "")
+
+
+def test_the_process_entry_runs_main_without_the_cyclic_collector_and_exits_with_its_status():
+    """boot.cli.entry (the frozen wrapper's code and `python -m boot`): the collector is off while the command
+    runs; main() called in-process leaves it as it was."""
+    import subprocess
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    code = (
+        f"import gc, sys; sys.path.insert(0, {str(repo)!r}); import boot.cli as cli;"
+        "cli.main = lambda: print('collector', 'on' if gc.isenabled() else 'off') or 4; cli.entry()"
+    )
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (4, "collector off\n", "")
+    import gc
+
+    assert gc.isenabled() and cli.main(["--version"]) == 0 and gc.isenabled()
+
+
+@pytest.mark.parametrize("command", sorted(cli.COMMANDS))
+@pytest.mark.parametrize("rest", [[], ["--help"], ["--version"], ["x", "--initiator", "iqn.x"]])
+def test_a_known_command_word_is_what_the_top_level_parser_would_give(command: str, rest: list[str]) -> None:
+    """_run takes a known command word as it is, without building the top-level parser: the same command."""
+    assert cli._top_level_command([command, *rest]) == command

@@ -57,6 +57,8 @@ def timeline(result: bootvm.BootResult) -> list[str]:
             marker = console.marker(name)
             if marker is not None:
                 when, detail = marker.uptime, marker.detail
+                if name == "realroot":
+                    detail = rootimage.readable_detail(detail)
         elif pattern is not None:
             found = re.search(pattern, log)
             if found:

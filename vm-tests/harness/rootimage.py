@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -132,6 +133,31 @@ sync
 poweroff -f
 sleep 10
 """
+
+
+# the realroot mark's detail: "<N> args; cpu <user> <nice> <system> <idle> <iowait> <irq> <softirq> <steal> ..."
+_STAT = re.compile(r"; cpu\s+(?P<ticks>\d+(?: \d+)*)")
+USER_HZ = 100  # /proc/stat's unit on x86 (the kernel's USER_HZ, whatever its HZ)
+
+
+def vcpu_seconds(detail: str) -> tuple[float, float] | None:
+    """(busy, idle) seconds of the vCPU from power-on, from the /proc/stat line in the realroot mark's detail:
+    user, nice, system, irq, softirq and steal are busy; idle and iowait are idle. None without the line."""
+    found = _STAT.search(detail)
+    if found is None:
+        return None
+    ticks = [int(t) for t in found.group("ticks").split()] + [0] * 8
+    user, nice, system, idle, iowait, irq, softirq, steal = ticks[:8]
+    return (user + nice + system + irq + softirq + steal) / USER_HZ, (idle + iowait) / USER_HZ
+
+
+def readable_detail(detail: str) -> str:
+    """The realroot mark's detail for a person: the /proc/stat line as the vCPU's busy and idle seconds."""
+    seconds = vcpu_seconds(detail)
+    if seconds is None:
+        return detail
+    head = detail[: _STAT.search(detail).start()]  # type: ignore[union-attr]
+    return f"{head}; vCPU since power-on: busy {seconds[0]:.2f}s, idle {seconds[1]:.2f}s"
 
 
 def init_script(before_iscsid: str = "") -> str:
