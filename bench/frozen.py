@@ -28,7 +28,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -92,11 +91,11 @@ def commands(tree: Path, portal: str | None = None) -> dict[str, tuple[list[str]
     """Name -> (argv, text its output must hold); the discover rows only with a portal to discover."""
     python = str(freeze.PREFIX / "bin" / "python3")
     outside = str(tree / str(freeze.PREFIX).lstrip("/") / "bin" / "python3")
-    flags = ["-I", "-S", "-B"]
+    flags = procs.FROZEN_FLAGS
     wrapper = ["-c", freeze.WRAPPER_CODE]  # what /usr/sbin/pyiscsi runs
     found: dict[str, tuple[list[str], str]] = {
         "ours: frozen `pyiscsi --version` (chroot, as in the initramfs)": (
-            ["chroot", str(tree), python, *flags, *wrapper, "--version"],
+            procs.frozen_argv(tree, "--version"),
             "pyiscsi ",
         ),
         "ours: frozen `python3 -m boot --version` (chroot)": (
@@ -107,10 +106,7 @@ def commands(tree: Path, portal: str | None = None) -> dict[str, tuple[list[str]
             [outside, *flags, *wrapper, "--version"],
             "pyiscsi ",
         ),
-        "ours: checkout venv `python -m boot --version`": (
-            [sys.executable, "-m", "boot", "--version"],
-            "pyiscsi ",
-        ),
+        "ours: checkout venv `python -m boot --version`": (procs.checkout_argv("--version"), "pyiscsi "),
         "stock: `iscsistart --version`": (["iscsistart", "--version"], "iscsistart version"),
         "stock: `iscsiadm --version`": (["iscsiadm", "--version"], "iscsiadm version"),
         FLOOR: (["chroot", str(tree), python, *flags, "-c", "print(1)"], "1"),  # pass, with something to check
@@ -118,11 +114,11 @@ def commands(tree: Path, portal: str | None = None) -> dict[str, tuple[list[str]
     if portal is not None:
         discover = ["discover", portal, "--initiator", DISCOVER_INITIATOR]
         found["ours: frozen `pyiscsi discover` (chroot, local tgtd)"] = (
-            ["chroot", str(tree), python, *flags, *wrapper, *discover],
+            procs.frozen_argv(tree, *discover),
             DISCOVER_TARGET,
         )
         found["ours: checkout venv `python -m boot discover` (local tgtd)"] = (
-            [sys.executable, "-m", "boot", *discover],
+            procs.checkout_argv(*discover),
             DISCOVER_TARGET,
         )
     return found

@@ -223,8 +223,9 @@ def start_agent(
 
     The collector, off during the boot, is on again in the agent; what the boot made is frozen first (never
     scanned again, and the agent's collections do not write to the pages it shares with this process)."""
-    gc.freeze()
-    gc.enable()
+    from boot.commands.agent import resume_collection  # imported already: the warm-up's last module
+
+    resume_collection()
     if fork_is_safe():
         from boot.commands.agent import daemonize, owned_sessions, running_agent
 

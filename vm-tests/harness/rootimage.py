@@ -144,8 +144,10 @@ def vcpu_seconds(detail: str) -> tuple[float, float] | None:
     """(busy, idle) seconds of the vCPU from power-on, from the /proc/stat line in the realroot mark's detail:
     user, nice, system, irq, softirq and steal are busy; idle and iowait are idle. None without the line."""
     found = _STAT.search(detail)
-    if found is None:
-        return None
+    return None if found is None else _busy_idle(found)
+
+
+def _busy_idle(found: re.Match[str]) -> tuple[float, float]:
     ticks = [int(t) for t in found.group("ticks").split()] + [0] * 8
     user, nice, system, idle, iowait, irq, softirq, steal = ticks[:8]
     return (user + nice + system + irq + softirq + steal) / USER_HZ, (idle + iowait) / USER_HZ
@@ -153,11 +155,11 @@ def vcpu_seconds(detail: str) -> tuple[float, float] | None:
 
 def readable_detail(detail: str) -> str:
     """The realroot mark's detail for a person: the /proc/stat line as the vCPU's busy and idle seconds."""
-    seconds = vcpu_seconds(detail)
-    if seconds is None:
+    found = _STAT.search(detail)
+    if found is None:
         return detail
-    head = detail[: _STAT.search(detail).start()]  # type: ignore[union-attr]
-    return f"{head}; vCPU since power-on: busy {seconds[0]:.2f}s, idle {seconds[1]:.2f}s"
+    busy, idle = _busy_idle(found)
+    return f"{detail[: found.start()]}; vCPU since power-on: busy {busy:.2f}s, idle {idle:.2f}s"
 
 
 def init_script(before_iscsid: str = "") -> str:
