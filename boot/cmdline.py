@@ -50,12 +50,12 @@ IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 MAX_SECONDS = 7 * 86400.0
-MAC_RE = re.compile(r"[0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}")
-HEX_PAIR_RE = re.compile(r"[0-9a-fA-F]{2}")
-IFNAME_RE = re.compile(r"[A-Za-z0-9_.@-]{1,15}")
-HOSTNAME_RE = re.compile(
-    r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?"
-)
+# patterns for re.fullmatch, which compiles one on its first use (and caches it): a boot that names no MAC,
+# interface or host compiles none of them
+MAC_PATTERN = r"[0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}"
+HEX_PAIR_PATTERN = r"[0-9a-fA-F]{2}"
+IFNAME_PATTERN = r"[A-Za-z0-9_.@-]{1,15}"
+HOSTNAME_PATTERN = r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?"
 TARGET_PREFIXES = ("iqn.", "eui.", "naa.")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -278,7 +278,7 @@ def split_fields(value: str, key: str, token: str) -> list[str]:
 
 
 def parse_mac(text: str, key: str, token: str) -> str:
-    if not MAC_RE.fullmatch(text):
+    if not re.fullmatch(MAC_PATTERN, text):
         raise _err(key, token, f"{text!r} is not a MAC address (aa:bb:cc:dd:ee:ff)")
     return text.replace("-", ":").lower()
 
@@ -291,7 +291,7 @@ def parse_address(text: str, key: str, token: str, what: str = "address") -> IPA
 
 
 def parse_ifname(text: str, key: str, token: str) -> str:
-    if not IFNAME_RE.fullmatch(text):
+    if not re.fullmatch(IFNAME_PATTERN, text):
         raise _err(key, token, f"{text!r} is not an interface name (1-15 of A-Z a-z 0-9 _ . @ -)")
     return text
 
@@ -378,7 +378,7 @@ def parse_ip(value: str | None, token: str) -> IpConfig:
         raise _err(key, token, "empty value")
     fields = split_fields(value, key, token)
     mac = None
-    if len(fields) >= 8 and all(HEX_PAIR_RE.fullmatch(f) for f in fields[-6:]):
+    if len(fields) >= 8 and all(re.fullmatch(HEX_PAIR_PATTERN, f) for f in fields[-6:]):
         mac = ":".join(fields[-6:]).lower()
         fields = fields[:-6]
     if len(fields) == 1:
@@ -437,7 +437,7 @@ def _ip_long(fields: list[str], mac: str | None, token: str) -> IpConfig:
     elif mask:
         raise _err(key, token, "a netmask without a client address")
     gateway = parse_address(gateway_text, key, token, "gateway") if gateway_text else None
-    if hostname and not HOSTNAME_RE.fullmatch(hostname):
+    if hostname and not re.fullmatch(HOSTNAME_PATTERN, hostname):
         raise _err(key, token, f"{hostname!r} is not a host name")
     interface = parse_ifname(interface_text, key, token) if interface_text else None
     mtu = None
@@ -514,7 +514,7 @@ def parse_iscsi_root(value: str, key: str, token: str) -> IscsiRoot:
         server, rest = rest.split(":", 1)
         if not server:
             raise _err(key, token, "no server address (iSNS/SLP discovery is not supported)")
-        if not _looks_like_address(server) and not HOSTNAME_RE.fullmatch(server):
+        if not _looks_like_address(server) and not re.fullmatch(HOSTNAME_PATTERN, server):
             raise _err(key, token, f"server {server!r} is neither an IP address nor a host name")
     target: str | None = None
     cut = max(rest.rfind(":" + p) for p in TARGET_PREFIXES)
@@ -812,7 +812,7 @@ def _target_ip(value: str | None, key: str, token: str) -> str:
     text = _text(value, key, token)
     if text.startswith("[") and text.endswith("]"):
         text = text[1:-1]
-    if not _looks_like_address(text) and not HOSTNAME_RE.fullmatch(text):
+    if not _looks_like_address(text) and not re.fullmatch(HOSTNAME_PATTERN, text):
         raise _err(key, token, f"{text!r} is neither an IP address nor a host name")
     return text
 

@@ -12,8 +12,9 @@ Rows never hold a value from the command line, so what `explain` prints from her
 from __future__ import annotations
 
 import enum
+import re
 
-from boot.cmdline import ALIASES, HEX_PAIR_RE, split_fields, tokenize
+from boot.cmdline import ALIASES, HEX_PAIR_PATTERN, split_fields, tokenize
 from initiator.errors import CmdlineError
 from initiator.record import record
 
@@ -169,7 +170,7 @@ def _ip_form(value: str | None) -> str:
         fields = split_fields(text, "ip", text)
     except CmdlineError:
         return "ip=<method>"  # the planner refuses it, naming the word
-    if len(fields) >= 8 and all(HEX_PAIR_RE.fullmatch(f) for f in fields[-6:]):
+    if len(fields) >= 8 and all(re.fullmatch(HEX_PAIR_PATTERN, f) for f in fields[-6:]):
         fields = fields[:-6]  # a MAC address written with colons
     if len(fields) == 1:
         return "ip=<method>"

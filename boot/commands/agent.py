@@ -389,12 +389,16 @@ def _serve(  # type: ignore[no-untyped-def]
 
 # -- the handover, on request ---------------------------------------------------------------------------------
 
-# The step before switch_root (pyiscsi-lib.sh's pyiscsi_handover) writes the real root's path here, then sends
-# the agent SIGUSR1 and waits (bounded) for HANDOVER_DONE: the agent writes the real root's files with the plan
-# it holds, so no third interpreter starts. Without an agent (or no answer) the step runs `pyiscsi handover`.
+# The step before switch_root (pyiscsi-lib.sh's pyiscsi_handover) writes the real root's path here, and on a
+# second line its own pid, then sends the agent SIGUSR1 and waits (bounded) for HANDOVER_DONE: the agent writes
+# the real root's files with the plan it holds, so no third interpreter starts, and wakes the waiter with
+# HANDOVER_WAKE. Without an agent (or no answer) the step runs `pyiscsi handover`.
 COMM = "pyiscsi-agent"  # /proc/<pid>/comm of a listening agent, however it was started
 HANDOVER_REQUEST = "handover.request"
 HANDOVER_DONE = "handover.done"  # "<exit status>\n" once the files are written (0) or the cause was logged
+# Why SIGURG: the waiting shell traps it, and every other process ignores it by default (systemd's PID 1 too,
+# where SIGWINCH would start kbrequest.target), so a pid that is no longer the waiter's is left unharmed.
+HANDOVER_WAKE = signal.SIGURG
 
 
 def prepare_handover() -> None:
@@ -414,10 +418,12 @@ def serve_handover(state_dir: Path, plan, switched: bool) -> int:  # type: ignor
     from initiator.printable import printable
 
     status = 1
+    waiter = ""
     try:
         if switched:
             raise UsageError("asked after switch_root: the handover is the initramfs's step")
-        given = (state_dir / HANDOVER_REQUEST).read_text(errors="replace").strip()
+        given, _, waiter = (state_dir / HANDOVER_REQUEST).read_text(errors="replace").partition("\n")
+        given = given.strip()
         sysroot = Path(given)
         if not sysroot.is_absolute() or not sysroot.is_dir():
             raise BadInputError("--sysroot", printable(given), "not a directory (is the real root mounted?)")
@@ -432,7 +438,16 @@ def serve_handover(state_dir: Path, plan, switched: bool) -> int:  # type: ignor
         write_atomic(state_dir / HANDOVER_DONE, f"{status}\n", mode=0o644)
     except OSError as exc:
         log(f"handover: cannot write {HANDOVER_DONE}: {exc.strerror}", warning=True)
+    wake_waiter(waiter)
     return status
+
+
+def wake_waiter(line: str) -> None:
+    """Signal the requester whose pid the request's second line gives (none on a request without one)."""
+    pid = line.strip()
+    if pid.isascii() and pid.isdigit() and int(pid) > 0:
+        with contextlib.suppress(OSError):  # gone: it looks for HANDOVER_DONE by itself within its bound
+            os.kill(int(pid), HANDOVER_WAKE)
 
 
 def _detach_stdio() -> None:

@@ -106,9 +106,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _boot(args: argparse.Namespace, timeline: Timeline) -> int:
-    from boot import entropy, warmup
+    from boot import deferred, entropy, warmup
 
     entropy.import_without_waiting()  # before pyroute2 (and its multiprocessing) is imported
+    deferred.install()  # and pyroute2's traffic-control modules run only if something uses them
     from boot.atomic import write_atomic
     from boot.commands.plan_args import plan_from_args
     from boot.live import LiveSteps

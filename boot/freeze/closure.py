@@ -162,6 +162,8 @@ LIGHTER = Path(__file__).resolve().parent / "lighter"
 #   imports the modules it uses by their own names, so it loads a third fewer modules, and sqlite3 stays out.
 # - ssl: the initramfs makes no TLS connection, but asyncio and pyroute2 0.9 import ssl and name its exception
 #   types at import time; the stand-in has those types and raises on any way into TLS. OpenSSL (5.6 MiB) stays out.
+# - pyroute2.netlink.rt_files (0.9): the library declares its iproute2 map files as dataclasses, whose methods
+#   are compiled with exec() when any of its sockets is imported; ours are the same classes written once.
 # - unittest: pyroute2 0.9 imports unittest.mock when imported; ours loads the test framework only when a name of
 #   it is asked for, so the boot does not import unittest's cases, loader, runner and argparse-based main.
 # - ctypes.util: find_library looks in the loader's directories itself instead of running `ldconfig -p` (pyudev
@@ -172,6 +174,7 @@ LIGHTER = Path(__file__).resolve().parent / "lighter"
 #   imports locale and looks for catalogs on each of argparse's headings (a by-hand command builds a parser).
 DEFAULT_REPLACEMENTS = (
     ("pyroute2", LIGHTER / "pyroute2_init.py"),
+    ("pyroute2.netlink.rt_files", LIGHTER / "pyroute2_rt_files.py"),
     ("ssl", LIGHTER / "ssl_absent.py"),
     ("ctypes.util", LIGHTER / "ctypes_util.py"),
     ("unittest", LIGHTER / "unittest_init.py"),

@@ -47,20 +47,28 @@ pyiscsi_handover() {
     [ -r "$PYISCSI_STATE/agent.pid" ] && read -r _pyiscsi_pid < "$PYISCSI_STATE/agent.pid"
     [ -n "$_pyiscsi_pid" ] && [ -r "/proc/$_pyiscsi_pid/comm" ] && read -r _pyiscsi_comm < "/proc/$_pyiscsi_pid/comm"
     rm -f "$PYISCSI_STATE/handover.done"
-    if [ "$_pyiscsi_comm" = pyiscsi-agent ] && printf '%s\n' "$1" > "$PYISCSI_STATE/handover.request" \
+    # The agent answers with SIGURG to this shell (the request's second line; HANDOVER_WAKE), which ends the wait
+    # at once. Between signals the shell looks every 0.5 s, one `sleep` each: a `sleep` every 50 ms took CPU from
+    # the agent it waited for on a busy (emulated) processor.
+    trap : URG
+    if [ "$_pyiscsi_comm" = pyiscsi-agent ] && printf '%s\n%s\n' "$1" "$$" > "$PYISCSI_STATE/handover.request" \
         && kill -USR1 "$_pyiscsi_pid" 2> /dev/null; then
-        _pyiscsi_n=$((PYISCSI_HANDOVER_BOUND * 20))
+        _pyiscsi_n=$((PYISCSI_HANDOVER_BOUND * 2))
         while [ ! -e "$PYISCSI_STATE/handover.done" ] && [ "$_pyiscsi_n" -gt 0 ]; do
-            sleep 0.05
+            sleep 0.5 &
+            _pyiscsi_sleep=$!
+            wait "$_pyiscsi_sleep" || kill "$_pyiscsi_sleep" 2> /dev/null # woken: the sleep is still running
             _pyiscsi_n=$((_pyiscsi_n - 1))
         done
+        trap - URG
         if [ -e "$PYISCSI_STATE/handover.done" ]; then
             read -r _pyiscsi_n < "$PYISCSI_STATE/handover.done"
-            unset _pyiscsi_pid _pyiscsi_comm
+            unset _pyiscsi_pid _pyiscsi_comm _pyiscsi_sleep
             return "${_pyiscsi_n:-1}"
         fi
         echo "pyiscsi: the recovery agent did not answer within ${PYISCSI_HANDOVER_BOUND}s; running pyiscsi handover" >&2
     fi
-    unset _pyiscsi_pid _pyiscsi_comm _pyiscsi_n
+    trap - URG
+    unset _pyiscsi_pid _pyiscsi_comm _pyiscsi_n _pyiscsi_sleep
     /usr/sbin/pyiscsi handover --sysroot "$1"
 }

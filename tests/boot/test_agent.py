@@ -207,10 +207,25 @@ def test_the_agent_listens_then_writes_its_pid_file_and_stops_only_when_told(age
     assert "alice-secret" not in out + err
 
 
-@pytest.mark.parametrize("sysroot_kind", ["dir", "missing"])
-def test_asked_by_sigusr1_the_agent_writes_the_real_roots_files(agent_env, tmp_path: Path, sysroot_kind) -> None:
+# the requester's shell: it traps the agent's wake-up (SIGURG) as pyiscsi-lib.sh's pyiscsi_handover does
+WAITER = "trap 'echo woken; kill $!; exit 0' URG; /bin/sleep 60 > /dev/null & echo ready; wait $!; echo \"not woken\""
+
+
+@pytest.mark.parametrize(
+    ("sysroot_kind", "waiter"),
+    [
+        ("dir", "shell"),  # the step's own request: the path, then its pid, which the agent wakes when done
+        ("missing", "shell"),  # a failed handover wakes the waiter too
+        ("dir", None),  # a request of one line (an older step): the files, no signal to anyone
+        ("dir", "1; reboot"),  # a second line that is not a pid: ignored
+    ],
+)
+def test_asked_by_sigusr1_the_agent_writes_the_real_roots_files(
+    agent_env, tmp_path: Path, sysroot_kind, waiter
+) -> None:
     """The step before switch_root (pyiscsi-lib.sh's pyiscsi_handover) asks the listening agent instead of
-    starting `pyiscsi handover`: the same files, the status in handover.done, no secret on its output."""
+    starting `pyiscsi handover`: the same files, the status in handover.done, the waiting shell woken at once, no
+    secret on its output."""
     import signal
 
     from boot.commands.agent import COMM, HANDOVER_DONE, HANDOVER_REQUEST
@@ -219,16 +234,26 @@ def test_asked_by_sigusr1_the_agent_writes_the_real_roots_files(agent_env, tmp_p
     sysroot = tmp_path / "sysroot"
     if sysroot_kind == "dir":
         (sysroot / "etc").mkdir(parents=True)
+    shell = None
+    if waiter == "shell":
+        shell = subprocess.Popen(["sh", "-c", WAITER], stdout=subprocess.PIPE, text=True)
+        assert shell.stdout is not None and shell.stdout.readline() == "ready\n"
+        waiter = str(shell.pid)
     agent = subprocess.Popen([*base, *plan], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _wait_for(pid_file)
         assert Path(f"/proc/{agent.pid}/comm").read_text().strip() == COMM  # what the shell checks first
-        (pid_file.parent / HANDOVER_REQUEST).write_text(f"{sysroot}\n")
+        (pid_file.parent / HANDOVER_REQUEST).write_text(f"{sysroot}\n" + (f"{waiter}\n" if waiter else ""))
         os.kill(agent.pid, signal.SIGUSR1)
         _wait_for(pid_file.parent / HANDOVER_DONE)
         status = (pid_file.parent / HANDOVER_DONE).read_text()
         assert agent.poll() is None  # still listening
+        if shell is not None:
+            assert shell.communicate(timeout=30)[0] == "woken\n"  # not the sleep's 60 s end
     finally:
+        if shell is not None and shell.poll() is None:
+            shell.kill()
+            shell.wait()
         assert stop_agent(pid_file, 20.0) == 0
         out, err = agent.communicate(timeout=20)
     if sysroot_kind == "dir":

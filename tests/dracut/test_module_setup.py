@@ -382,11 +382,13 @@ def test_pre_pivot_hook_passes_the_status_on(sh_image: Image, booted: bool, stub
 
 
 # A stand-in for the recovery agent: its comm is `pyiscsi-agent` (the script's name), it writes its pid file, and
-# on SIGUSR1 it answers as boot.commands.agent.serve_handover does (or never, for "silent").
+# on SIGUSR1 it answers as boot.commands.agent.serve_handover does, waking the requester with SIGURG (or never,
+# for "silent").
 FAKE_AGENT = """#!/bin/sh
 echo $$ > {state}/agent.pid
 answer() {{
-    read -r where < {state}/handover.request; echo "$where" > {state}/asked; echo {status} > {state}/handover.done
+    {{ read -r where; read -r waiter; }} < {state}/handover.request
+    echo "$where" > {state}/asked; echo {status} > {state}/handover.done; kill -URG "$waiter"
 }}
 [ {status} = silent ] || trap answer USR1
 i=0
@@ -434,6 +436,34 @@ def test_the_handover_step_asks_the_agent_else_runs_pyiscsi_handover(
         assert "the recovery agent did not answer within 1s; running pyiscsi handover" in result.stderr
     else:
         assert result.stderr == ""
+
+
+@pytest.mark.parametrize("shell", ["sh", "bash"])
+def test_the_agents_answer_ends_the_handover_steps_wait_at_once(tmp_path: Path, shell: str) -> None:
+    """The step waits with one `sleep` per look, and the agent's SIGURG ends it: with looks of 300 s, the step
+    returns the agent's status having started one sleep (it would otherwise sit out the look: the run's timeout)."""
+    state = tmp_path / "state"
+    state.mkdir()
+    shims = tmp_path / "bin"
+    shims.mkdir()
+    (shims / "sleep").write_text(f'#!/bin/sh\necho "$@" >> {state}/sleeps\nexec /bin/sleep "$@"\n')
+    (shims / "sleep").chmod(0o755)
+    lib = (MODULE / "pyiscsi-lib.sh").read_text().replace("PYISCSI_STATE=/run/pyiscsi", f"PYISCSI_STATE={state}")
+    assert "sleep 0.5 &" in lib
+    (tmp_path / "lib.sh").write_text(lib.replace("sleep 0.5 &", "sleep 300 &"))
+    fake = tmp_path / "pyiscsi-agent"
+    fake.write_text(FAKE_AGENT.replace("sleep 0.05", "/bin/sleep 0.05").format(state=state, status=0))
+    fake.chmod(0o755)
+    script = (
+        f"{fake} & {WAIT_PID.replace('sleep', '/bin/sleep').format(state=state)}"
+        f". {tmp_path}/lib.sh; PYISCSI_HANDOVER_BOUND=600; pyiscsi_handover /sysroot; "
+        f'echo "status=$?"; : > {state}/stop; wait'
+    )
+    env = {**os.environ, "PATH": f"{shims}:{os.environ['PATH']}"}
+    result = subprocess.run([shell, "-c", script], capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert "status=0" in result.stdout, result.stdout + result.stderr
+    assert (state / "sleeps").read_text() == "300\n"
+    assert result.stderr == ""
 
 
 # --- the module's functions, without building an image ------------------------------------------------------------

@@ -166,3 +166,92 @@ def test_the_gettext_stand_in_has_the_stdlibs_names_and_no_catalog() -> None:
     with pytest.raises(FileNotFoundError) as caught:
         ours.translation("pyiscsi-no-such-domain")
     assert (caught.value.errno, caught.value.args) == (theirs.value.errno, theirs.value.args)
+
+
+# iproute2 map files as the tests lay them out: (directory index, relative path) -> text
+RT_FILES = {
+    (0, "rt_tables"): "# comment\n\n255\tlocal\n254 main\n0x10 hexed\n254 again\n",  # the first name of an id wins
+    (0, "rt_tables.d/extra.conf"): "100 vpn\n",
+    (0, "rt_tables.d/notes.txt"): "101 ignored\n",  # only .conf files of the .d directory
+    (1, "rt_tables"): "7 shadowed\n",  # the first directory that has the file is the only one read
+    (1, "tc_cls"): "1:10 web\n:5 low\n",  # tc handles: major:minor in hex
+    (1, "group"): "0 default\n",
+}
+RT_LOOKUPS = [
+    ("RtTablesFile", "rt_tables", {255: "local", 254: "main", 16: "hexed", 100: "vpn"}),
+    ("TcClsFile", "tc_cls", {0x10010: "web", 5: "low"}),
+    ("GroupFile", "group", {0: "default"}),
+    ("RtProtosFile", "rt_protos", {}),
+]
+
+
+def _rt_tree(tmp_path: Path) -> tuple[Path, Path]:
+    dirs = (tmp_path / "etc", tmp_path / "usr")
+    for (index, name), text in RT_FILES.items():
+        path = dirs[index] / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return dirs
+
+
+def _rt_modules() -> list[object]:
+    """Ours, and the library's own where this pyroute2 has the module (0.9; Debian's 0.7.2 has none)."""
+    from boot.freeze.lighter import pyroute2_rt_files
+
+    try:
+        from pyroute2.netlink import rt_files
+    except ImportError:
+        return [pyroute2_rt_files]
+    return [pyroute2_rt_files, rt_files]
+
+
+@pytest.mark.parametrize(("cls", "filename", "expected"), RT_LOOKUPS)
+def test_the_rt_files_stand_in_reads_iproute2_maps_as_the_library_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cls: str, filename: str, expected: dict[int, str]
+) -> None:
+    """The same maps from the same files, and the same answers to the lookups pyroute2's requests make."""
+    dirs = _rt_tree(tmp_path)
+    answers = []
+    for module in _rt_modules():
+        klass = getattr(module, cls)
+        monkeypatch.setattr(module.IPRouteRtFile, "DIRECTORIES", dirs)
+        table = klass()
+        assert dict(table) == table.id2name == expected
+        assert table.name2id == {name: number for number, name in expected.items()}
+        answers.append(
+            (
+                klass.get_rt_filename(),
+                table.get_rt_id(3),
+                table.get_rt_id("42"),
+                table.get_rt_id("nosuch", 9),
+                table.get_rt_name(255),
+                table.get_rt_name(77),
+                table.get_rt_name(77, "dflt"),
+                table.get_rt_name("named"),
+                repr(table),
+                table == klass(),
+            )
+        )
+        with pytest.raises(KeyError):
+            table.get_rt_id("nosuch")
+    assert answers[0][:4] == (filename, 3, 42, 9)
+    assert all(answer == answers[0] for answer in answers)
+
+
+def test_the_rt_files_stand_in_refuses_what_the_library_refuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "rt_protos").write_text("12 too many words\n")
+    for module in _rt_modules():
+        monkeypatch.setattr(module.IPRouteRtFile, "DIRECTORIES", (tmp_path,))
+        with pytest.raises(ValueError, match="too many values to unpack"):
+            module.RtProtosFile()
+
+
+def test_the_rt_files_stand_in_has_every_class_the_library_has() -> None:
+    from boot.freeze.lighter import pyroute2_rt_files as ours
+
+    library = _rt_modules()[-1]
+    theirs = {name for name, value in vars(library).items() if isinstance(value, type) and name.endswith("File")}
+    assert theirs <= set(ours.__all__)
+    assert all(issubclass(getattr(ours, name), ours.IPRouteRtFile) for name in ours.__all__)
