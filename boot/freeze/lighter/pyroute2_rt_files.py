@@ -16,20 +16,6 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = [
-    "EmatchMapFile",
-    "GroupFile",
-    "IPRouteRtFile",
-    "NlProtosFile",
-    "RtAddrProtosFile",
-    "RtDsfieldFile",
-    "RtProtosFile",
-    "RtRealmsFile",
-    "RtScopesFile",
-    "RtTablesFile",
-    "TcClsFile",
-]
-
 
 class IPRouteRtFile:
     """One iproute2 map file (`ID NAME` lines) read from the first of DIRECTORIES that has it or its `.d`."""
@@ -128,41 +114,20 @@ class IPRouteRtFile:
         return f"{type(self).__qualname__}(filename={self.filename!r}, {maps})"
 
 
-class EmatchMapFile(IPRouteRtFile):
-    filename = "ematch_map"
-
-
-class NlProtosFile(IPRouteRtFile):
-    filename = "nl_protos"
-
-
-class RtAddrProtosFile(IPRouteRtFile):
-    filename = "rt_addrprotos"
-
-
-class RtDsfieldFile(IPRouteRtFile):
-    filename = "rt_dsfield"
-
-
-class GroupFile(IPRouteRtFile):
-    filename = "group"
-
-
-class RtProtosFile(IPRouteRtFile):
-    filename = "rt_protos"
-
-
-class RtRealmsFile(IPRouteRtFile):
-    filename = "rt_realms"
-
-
-class RtScopesFile(IPRouteRtFile):
-    filename = "rt_scopes"
-
-
-class RtTablesFile(IPRouteRtFile):
-    filename = "rt_tables"
-
-
-class TcClsFile(IPRouteRtFile):
-    filename = "tc_cls"
+# the library's classes, one a file: (class name, file name)
+MAP_FILES = (
+    ("EmatchMapFile", "ematch_map"),
+    ("NlProtosFile", "nl_protos"),
+    ("RtAddrProtosFile", "rt_addrprotos"),
+    ("RtDsfieldFile", "rt_dsfield"),
+    ("GroupFile", "group"),
+    ("RtProtosFile", "rt_protos"),
+    ("RtRealmsFile", "rt_realms"),
+    ("RtScopesFile", "rt_scopes"),
+    ("RtTablesFile", "rt_tables"),
+    ("TcClsFile", "tc_cls"),
+)
+for _name, _filename in MAP_FILES:
+    globals()[_name] = type(_name, (IPRouteRtFile,), {"filename": _filename, "__module__": __name__})
+del _name, _filename
+__all__ = ["IPRouteRtFile", *(name for name, _ in MAP_FILES)]
