@@ -41,9 +41,10 @@ STOP_SLACK = 30  # beyond the replacement timeout: the agent finishes a recovery
 
 # Stops the agent and waits (bounded) until it has given up ownership; the real root has no pyiscsi, only sh.
 # Exit 0 when no agent runs (no pid file, a stale one, or it stopped), 1 when it did not stop within the bound.
+# A pid file that is not a process id is stale too: `kill 0` would signal the snippet's own process group.
 STOP_AGENT_SH = (
     'f="{pid_file}"; pid=$(cat "$f" 2>/dev/null); '
-    'case "$pid" in ""|*[!0-9]*) rm -f "$f"; exit 0;; esac; '
+    'case "$pid" in ""|*[!0-9]*|0*) rm -f "$f"; exit 0;; esac; '
     'kill -TERM "$pid" 2>/dev/null || {{ rm -f "$f"; exit 0; }}; '
     "end=$(( $(date +%s) + {bound} )); "
     'while [ -e "$f" ] && kill -0 "$pid" 2>/dev/null; do '

@@ -221,9 +221,18 @@ class RunFollower:
 
 def read_pid(path: Path) -> int | None:
     try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
+        return parse_pid(path.read_text())
+    except OSError:
         return None
+
+
+def parse_pid(text: str) -> int | None:
+    """A process id written as plain ASCII digits (around whitespace), else None. Never 0 or negative, which
+    os.kill would take for a process group or for every process."""
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()) or int(text) <= 0:
+        return None
+    return int(text)
 
 
 def alive(pid: int) -> bool:
@@ -444,10 +453,10 @@ def serve_handover(state_dir: Path, plan, switched: bool) -> int:  # type: ignor
 
 def wake_waiter(line: str) -> None:
     """Signal the requester whose pid the request's second line gives (none on a request without one)."""
-    pid = line.strip()
-    if pid.isascii() and pid.isdigit() and int(pid) > 0:
+    pid = parse_pid(line)
+    if pid is not None:
         with contextlib.suppress(OSError):  # gone: it looks for HANDOVER_DONE by itself within its bound
-            os.kill(int(pid), HANDOVER_WAKE)
+            os.kill(pid, HANDOVER_WAKE)
 
 
 def _detach_stdio() -> None:

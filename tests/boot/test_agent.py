@@ -95,7 +95,20 @@ def test_a_stale_pid_file_is_no_agent(tmp_path: Path) -> None:
     assert not pid_file.exists()
 
 
-@pytest.mark.parametrize(("text", "pid"), [("123\n", 123), ("", None), ("x", None)])
+@pytest.mark.parametrize(
+    ("text", "pid"),
+    [
+        ("123\n", 123),
+        (" 7 \n", 7),
+        ("", None),
+        ("x", None),
+        ("0", None),  # os.kill(0, ...) is this process group
+        ("-1", None),  # os.kill(-1, ...) is every process
+        ("+5", None),
+        ("\u0663", None),  # a digit, but not ASCII
+        ("12 34", None),
+    ],
+)
 def test_read_pid(tmp_path: Path, text: str, pid: int | None) -> None:
     (tmp_path / "p").write_text(text)
     assert read_pid(tmp_path / "p") == pid

@@ -271,7 +271,7 @@ def test_the_snippet_is_bounded_when_the_agent_does_not_stop(tmp_path: Path):
         proc.wait()
 
 
-@pytest.mark.parametrize("content", [None, "", "junk\n", "dead"])
+@pytest.mark.parametrize("content", [None, "", "junk\n", "dead", "0\n", "-1\n", "007\n"])
 def test_the_snippet_without_a_live_agent_returns_at_once(tmp_path: Path, content: str | None):
     pid_file = tmp_path / "agent.pid"
     if content == "dead":
