@@ -24,11 +24,8 @@ class IPRouteRtFile:
     DIRECTORIES = (Path("/etc/iproute2/"), Path("/usr/share/iproute2/"))
 
     def __init__(self, filename: str | None = None, id2name: dict | None = None, name2id: dict | None = None) -> None:
-        if filename is None:
-            filename = self.get_rt_filename()
-        self.filename = filename
-        self.id2name = {} if id2name is None else id2name
-        self.name2id = {} if name2id is None else name2id
+        """The library's signature; as there, the maps given are replaced by what the files hold."""
+        self.filename = self.get_rt_filename() if filename is None else filename
         self.load_files()
 
     @classmethod
