@@ -3,15 +3,17 @@
 Only the chosen subcommand's module is imported, so `pyiscsi boot` in the initramfs starts without loading the
 code of the other commands. Each command module defines `add_arguments(parser)` and `run(args) -> int`, and
 may set `KMSG = True` to copy its failure line to the kernel log. `COMMANDS` is the light registry the top-level
-parser is built from. argparse (with re, gettext and locale) is imported only once a command line is parsed:
-`pyiscsi --version` alone, the start-up every caller pays, prints without it, and a command given without
-options whose module sets `DEFAULTS` (what its parser gives for no options: `pyiscsi boot`, as the initramfs
-runs it) runs with those values, without argparse or a parser built.
+parser is built from. argparse (with re, gettext and locale) is imported only for a command line the lighter
+ways do not take: `pyiscsi --version` alone, the start-up every caller pays, prints without it; a command given
+without options whose module sets `DEFAULTS` (what its parser gives for no options: `pyiscsi boot`, as the
+initramfs runs it) runs with those values; and a well-formed command line of the options people type
+(`pyiscsi discover PORTAL --initiator IQN`) is parsed by boot.argv's recorder of the module's add_arguments,
+which answers only where argparse would give the same namespace. Everything else (help, usage errors, an unknown
+command, an option boot.argv does not know) goes to argparse, which says what it always said.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 
@@ -21,6 +23,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING's value, without importing typing 
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Sequence
+    from types import ModuleType, SimpleNamespace
     from typing import NoReturn
 
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -174,7 +177,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _command_module(command: str, chosen: _Chosen):  # type: ignore[no-untyped-def]
     chosen.command = command
-    module = importlib.import_module(COMMANDS[command][0])
+    name = COMMANDS[command][0]
+    __import__(name)  # importlib.import_module's work, without importing importlib (and warnings) at every start
+    module = sys.modules[name]
     chosen.kmsg = bool(getattr(module, "KMSG", False))
     return module
 
@@ -208,6 +213,22 @@ def _run(args: list[str], chosen: _Chosen) -> int:
     # a known command word first: the top-level parser would only hand it on (it parses that word alone)
     command = args[0] if args and args[0] in COMMANDS else _top_level_command(args)
     module = _command_module(command, chosen)
+    parsed = _parsed_without_argparse(module, args[1:])
+    if parsed is not None:
+        return int(module.run(parsed))
     sub = _parser(args, prog=f"pyiscsi {command}", description=COMMANDS[command][1])
     module.add_arguments(sub)
     return int(module.run(sub.parse_args(args[1:])))
+
+
+def _parsed_without_argparse(module: ModuleType, words: list[str]) -> SimpleNamespace | None:
+    """The command's options from boot.argv, or None for argparse to parse them: what boot.argv does not know
+    (an add_arguments that asks a parser for more than it records included) and every usage error."""
+    from boot.argv import Recorder
+
+    recorder = Recorder()
+    try:
+        module.add_arguments(recorder)
+    except Exception:  # argparse's parser then gets the same calls: the same error, or the parse
+        return None
+    return recorder.parse(words)

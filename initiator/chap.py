@@ -10,7 +10,7 @@ and ours is never equal to the one we received.
 Binary values travel as `0x` + hex (what we send) or `0b` + base64 (accepted too).
 
 Public API
-    ChapAlgorithm (IntEnum 5 MD5, 6 SHA1, 7 SHA256, 8 SHA3_256), DEFAULT_ALGORITHMS = (7, 8, 6, 5)
+    ChapAlgorithm (IntCode 5 MD5, 6 SHA1, 7 SHA256, 8 SHA3_256), DEFAULT_ALGORITHMS = (7, 8, 6, 5)
     chap_response(algorithm, identifier, secret: bytes, challenge: bytes) -> bytes
     encode_binary(data) -> str, decode_binary(key, text) -> bytes
     ChapExchange(credentials, algorithms=DEFAULT_ALGORITHMS, random_bytes=os.urandom)
@@ -30,11 +30,10 @@ The credentials themselves are `initiator.credentials.Credentials` (one-way `cha
 
 from __future__ import annotations
 
-import enum
 import os
-import re
-from collections.abc import Callable, Mapping
 
+from initiator.alphabet import BASE64, is_hex_literal, is_run_of
+from initiator.codes import IntCode
 from initiator.credentials import Credentials
 from initiator.errors import IscsiError, LocalProtocolError, Md5FallbackAdvised, PyiscsiError, RemoteProtocolError
 from initiator.numbers import decimal
@@ -42,12 +41,13 @@ from initiator.numbers import decimal
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (the discover path does not need it)
 if TYPE_CHECKING:
     import hashlib
+    from collections.abc import Callable, Mapping
     from typing import TypeVar
 
     T = TypeVar("T")
 
 
-class ChapAlgorithm(enum.IntEnum):
+class ChapAlgorithm(IntCode):
     MD5 = 5
     SHA1 = 6
     SHA256 = 7
@@ -94,19 +94,21 @@ def encode_binary(data: bytes) -> str:
     return "0x" + data.hex()
 
 
-# patterns, not compiled ones: re compiles each on its first use and caches it, so a login without CHAP compiles
-# neither (a compile is a third of a millisecond on a host, several under emulation)
-_HEX_BODY = r"[0-9a-fA-F]+"
-_B64_BODY = r"[A-Za-z0-9+/]+={0,2}"
+MAX_BASE64_PADDING = 2  # '=' characters at the end of a base64 text
+
+
+def _is_base64(text: str) -> bool:
+    data = text.rstrip("=")
+    return len(text) - len(data) <= MAX_BASE64_PADDING and is_run_of(data, BASE64)
 
 
 def decode_binary(key: str, text: str) -> bytes:
     """A binary value `0x<hex>` or `0b<base64>`; RemoteProtocolError naming the key otherwise."""
     prefix, body = text[:2], text[2:]
     try:
-        if prefix in ("0x", "0X") and re.fullmatch(_HEX_BODY, body):
+        if is_hex_literal(text):
             return bytes.fromhex(body if len(body) % 2 == 0 else "0" + body)
-        if prefix in ("0b", "0B") and re.fullmatch(_B64_BODY, body):
+        if prefix in ("0b", "0B") and _is_base64(body):
             import base64
 
             return base64.b64decode(body, validate=True)
@@ -119,7 +121,7 @@ def _identifier(text: str) -> int:
     number = decimal(text, 0, 255)  # ASCII digits only (numbers.py)
     if number is not None:
         return number
-    if re.fullmatch(r"0[xX][0-9a-fA-F]{1,2}", text):
+    if is_hex_literal(text, 2):
         return int(text, 16)
     raise RemoteProtocolError(f"key CHAP_I: {text[:40]!r} is not an identifier 0..255")
 

@@ -16,10 +16,6 @@ names the wait that ran out, or the caller's overall bound when that is tighter.
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import socket
-
 from initiator.chap import DEFAULT_ALGORITHMS, with_md5_fallback
 from initiator.credentials import Credentials
 from initiator.deadline import Deadline
@@ -55,6 +51,8 @@ from initiator.transport import PduStream, Transport
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
+    from _socket import socket
+
     # imported where a SCSI command is built or parsed (probe, read): discovery and login never load it
     from initiator import scsi
 
@@ -100,10 +98,10 @@ class LoggedInConnection:
         return self.session.exp_statsn
 
     @property
-    def sock(self) -> socket.socket:
+    def sock(self) -> socket:
         return self.stream.transport.sock
 
-    def detach(self) -> socket.socket:
+    def detach(self) -> socket:
         """The socket, for the kernel: refuses when any byte beyond the last PDU arrived."""
         self.stream.assert_drained()
         return self.stream.transport.detach()
@@ -221,7 +219,7 @@ def login(
     visited: list[Portal] = []
     algorithms: tuple[int, ...] = DEFAULT_ALGORITHMS  # MD5 alone from the first refusal that advised it on
     while True:
-        (stream, outcome), algorithms = with_md5_fallback(functools.partial(once, here), algorithms)
+        (stream, outcome), algorithms = with_md5_fallback(lambda offer, at=here: once(at, offer), algorithms)
         if isinstance(outcome, LoggedIn):
             conn = _connection(here, target, stream, outcome.result)
             conn.redirected_from = tuple(visited)
@@ -257,8 +255,10 @@ def discover(
     try:
         conn.stream.activity = "SendTargets"
         targets = send_targets(conn, deadline)
-        with contextlib.suppress(NetworkError, WaitTimeout, IscsiError):
+        try:  # noqa: SIM105  (contextlib is no import of a by-hand discover)
             _logout_now(conn, deadline)
+        except (NetworkError, WaitTimeout, IscsiError):
+            pass  # the answer is whole; a fumbled logout changes nothing of it
         return targets
     finally:
         conn.close()

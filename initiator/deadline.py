@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 from initiator.errors import WaitTimeout
 from initiator.record import field, record
 
-Clock = Callable[[], float]
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    Clock = Callable[[], float]  # a name for annotations only: collections.abc is no import of a discover
 
 
 @record

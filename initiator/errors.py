@@ -7,10 +7,16 @@ Secrets never go into a message: pass a `Secret`, whose str() is '***'.
 
 from __future__ import annotations
 
-import enum
+from initiator.codes import IntCode
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from enum import Enum  # boot's DHCP clients name their own (stdlib) states and events in one
+
+    from initiator.codes import Code
 
 
-class ExitStatus(enum.IntEnum):
+class ExitStatus(IntCode):
     OK = 0
     USAGE = 1
     BAD_INPUT = 2
@@ -97,7 +103,7 @@ class LocalProtocolError(PyiscsiError):
 class IllegalTransition(LocalProtocolError):
     """A state machine got an event its transition table has no line for in its current state. Names both."""
 
-    def __init__(self, machine: str, state: enum.Enum, event: enum.Enum, message: str | None = None) -> None:
+    def __init__(self, machine: str, state: Code | Enum, event: Code | Enum, message: str | None = None) -> None:
         self.machine = machine
         self.state = state
         self.event = event

@@ -19,11 +19,13 @@ Public API
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from initiator.crc32c import crc32c, digest_bytes
 from initiator.errors import LocalProtocolError, RemoteProtocolError
 from initiator.pdu import BHS_LEN, BhsInfo, Pdu, decode_pdu, pad_len, parse_bhs
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 DIGEST_LEN = 4
 LOGIN_MAX_DATA_SEGMENT = 8192  # RFC 7143 6.2: login and text PDUs before negotiation stay within 8192 bytes

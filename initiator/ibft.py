@@ -35,6 +35,7 @@ import struct
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from initiator.codes import IntCode
 from initiator.errors import IbftError
 from initiator.record import record
 from initiator.secret import REDACTED, Secret
@@ -46,7 +47,7 @@ HEADER_LENGTH = 48
 MAX_TABLE_LENGTH = 0x80000  # the legacy scan window is 512 KiB; nothing real comes near it
 
 
-class StructureId(enum.IntEnum):
+class StructureId(IntCode):
     CONTROL = 1
     INITIATOR = 2
     NIC = 3
@@ -59,14 +60,14 @@ CONTROL_MIN_LENGTH = 18  # header, extensions, initiator, NIC0, target0, NIC1, t
 MAX_STRUCTURES = 65  # the initiator and 32 NIC/target pairs: far beyond any firmware, and bounds the work
 
 
-class IbftFlags(enum.IntFlag):
+class IbftFlags(enum.IntFlag):  # stdlib: `|` of two flags must give a flag (initiator.codes has no Flag)
     """Structure flags. Some firmware sets only BOOT_SELECTED, so either bit marks a structure in use."""
 
     VALID = 1
     BOOT_SELECTED = 2
 
 
-class Origin(enum.IntEnum):
+class Origin(IntCode):
     """Where a NIC's address came from (the prefix-origin values the spec borrows from Windows)."""
 
     OTHER = 0
@@ -77,7 +78,7 @@ class Origin(enum.IntEnum):
     UNCHANGED = 15
 
 
-class ChapType(enum.IntEnum):
+class ChapType(IntCode):
     NONE = 0
     CHAP = 1
     MUTUAL = 2

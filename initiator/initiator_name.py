@@ -12,8 +12,8 @@ so `eui.` hex and iqn names are accepted in either case.
 from __future__ import annotations
 
 import os
-import re
 
+from initiator.alphabet import DIGITS, HEX_DIGITS, is_run_of
 from initiator.errors import BadInputError
 
 OPEN_ISCSI_NAME_FILE = "/etc/iscsi/initiatorname.iscsi"  # plain paths: pathlib is no import of the discover path
@@ -21,18 +21,40 @@ MACHINE_ID_FILE = "/etc/machine-id"
 PREFIX = "iqn.2026-11.org.pyiscsi:"
 MAX_NAME = 223  # RFC 7143 4.2.7.1: an iSCSI name is at most 223 bytes
 
-# ASCII digits only (\d takes Arabic-Indic ones), and no white space or control character in an iqn's name part
-_NAME = re.compile(
-    r"iqn\.[0-9]{4}-[0-9]{2}\.[^\s\x00-\x1f\x7f-\x9f]+|eui\.[0-9a-f]{16}|naa\.[0-9a-f]{16}([0-9a-f]{16})?",
-    re.IGNORECASE,
-)
+EUI_DIGITS = 16  # RFC 7143 4.2.7.3: an EUI-64 in hex
+NAA_DIGITS = (16, 32)  # RFC 7143 4.2.7.4: a 64- or 128-bit NAA identifier in hex
+
+
+def is_iscsi_name(name: str) -> bool:
+    """The shape of RFC 7143 4.2.7's three formats, in either case: `iqn.yyyy-mm.` and a name part without white
+    space or control characters; `eui.` and 16 hex digits; `naa.` and 16 or 32. Type and naming authority are
+    ASCII only (no dotless i for the i of `iqn`, no other script's digits in the date)."""
+    kind, rest = name[:4], name[4:]
+    if not kind.isascii():
+        return False
+    kind = kind.lower()
+    if kind == "iqn.":
+        date, dot, part = rest[:7], rest[7:8], rest[8:]
+        return (
+            is_run_of(date[:4], DIGITS, 4, 4)
+            and date[4:5] == "-"
+            and is_run_of(date[5:], DIGITS, 2, 2)
+            and dot == "."
+            and part != ""
+            and not any(char.isspace() or char < "\x20" or "\x7f" <= char <= "\x9f" for char in part)
+        )
+    if kind == "eui.":
+        return is_run_of(rest, HEX_DIGITS, EUI_DIGITS, EUI_DIGITS)
+    if kind == "naa.":
+        return len(rest) in NAA_DIGITS and is_run_of(rest, HEX_DIGITS)
+    return False
 
 
 def validate_name(name: str, field: str = "initiator") -> str:
     """An iqn./eui./naa. name as RFC 7143 4.2.7 shapes it; BadInputError naming `field` otherwise."""
     if not name or len(name.encode()) > MAX_NAME:
         raise BadInputError(field, name, f"an iSCSI name has 1..{MAX_NAME} bytes")
-    if not _NAME.fullmatch(name):
+    if not is_iscsi_name(name):
         raise BadInputError(field, name, "not an iSCSI name (iqn.yyyy-mm.reversed.domain[:...], eui. or naa.)")
     return name
 

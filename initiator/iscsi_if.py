@@ -8,11 +8,11 @@ a NUL-terminated parameter value). The kernel switches on the netlink message ty
 
 from __future__ import annotations
 
-import enum
 import struct
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from initiator.codes import IntCode
 from initiator.errors import RemoteProtocolError
 from initiator.record import field, record
 
@@ -28,7 +28,7 @@ REQUEST_UNION_SIZE = 24
 REPLY_UNION_SIZE = 16
 
 
-class UEvent(enum.IntEnum):
+class UEvent(IntCode):
     CREATE_SESSION = 11
     DESTROY_SESSION = 12
     CREATE_CONN = 13
@@ -57,13 +57,13 @@ class UEvent(enum.IntEnum):
     PING_COMP = 111
 
 
-class StopFlag(enum.IntEnum):
+class StopFlag(IntCode):
     TERM = 1
     SUSPEND = 2
     RECOVER = 3
 
 
-class IscsiErr(enum.IntEnum):
+class IscsiErr(IntCode):
     """enum iscsi_err: why the kernel reports a connection error."""
 
     OK = 0
@@ -91,7 +91,7 @@ class IscsiErr(enum.IntEnum):
     NOP_TIMEDOUT = 1022
 
 
-class IscsiParam(enum.IntEnum):
+class IscsiParam(IntCode):
     """enum iscsi_param, in the header's order (the values are positions)."""
 
     MAX_RECV_DLENGTH = 0

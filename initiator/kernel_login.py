@@ -20,12 +20,16 @@ import time
 from typing import Protocol
 
 from initiator import iscsi_if as nl
-from initiator.deadline import Clock, Deadline
+from initiator.deadline import Deadline
 from initiator.errors import Md5FallbackAdvised, NetworkError, RemoteProtocolError, WaitTimeout
 from initiator.login import LoggedIn, LoginConfig, LoginStateMachine, Redirect
 from initiator.pdu import LogoutReason, LogoutRequest, LogoutResponse, Reject, decode_bytes
 from initiator.record import replace
 from initiator.status import LoginRejected
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from initiator.deadline import Clock
 
 LOGIN_BOUND = 20.0
 LOGOUT_BOUND = 5.0

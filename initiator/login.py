@@ -37,9 +37,7 @@ Public API
 
 from __future__ import annotations
 
-import enum
 import os
-from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
 from initiator.chap import (
@@ -48,6 +46,7 @@ from initiator.chap import (
     ChapExchange,
     MutualAuthenticationFailed,
 )
+from initiator.codes import Code
 from initiator.credentials import Credentials
 from initiator.errors import LocalProtocolError, PyiscsiError, RemoteProtocolError, RemoteValueError
 from initiator.framing import LOGIN_MAX_DATA_SEGMENT
@@ -66,10 +65,14 @@ from initiator.status import InitiatorError, describe, login_error
 from initiator.text import TextAssembler, as_dict, decode_text, encode_text
 from initiator.unique import unique_bytes
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
 DEFAULT_PORT = 3260
 
 
-class LoginState(enum.Enum):
+class LoginState(Code):
     IDLE = "idle"
     AWAIT_AUTH_METHOD = "await AuthMethod"
     AWAIT_CHAP_CHALLENGE = "await CHAP challenge"
@@ -81,7 +84,7 @@ class LoginState(enum.Enum):
     FAILED = "failed"
 
 
-class LoginEvent(enum.Enum):
+class LoginEvent(Code):
     AUTH_CHAP = "target chose AuthMethod=CHAP"
     AUTH_NONE = "target chose AuthMethod=None, T=0"
     CHAP_A_REJECTED = "target rejected our CHAP_A list"

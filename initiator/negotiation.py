@@ -31,14 +31,17 @@ Public API
 
 from __future__ import annotations
 
-import enum
-import re
-from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
+from initiator.alphabet import is_hex_literal
+from initiator.codes import Code
 from initiator.errors import BadInputError, LocalProtocolError, RemoteProtocolError, RemoteValueError
 from initiator.numbers import decimal
 from initiator.record import field, record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
 
 REJECT = "Reject"
 IRRELEVANT = "Irrelevant"
@@ -49,7 +52,7 @@ SECURITY_KEYS = frozenset({"AuthMethod", "CHAP_A", "CHAP_I", "CHAP_C", "CHAP_N",
 IDENTITY_KEYS = frozenset({"InitiatorName", "InitiatorAlias", "TargetName", "SessionType"})
 
 
-class Rule(enum.Enum):
+class Rule(Code):
     LIST = "list"
     AND = "and"
     OR = "or"
@@ -125,9 +128,7 @@ def _first_unknown(pairs: list[tuple[str, str]]) -> str:
 
 
 # List values we support, per key (the rest of the RFC's values we decline).
-# re's [0-9a-fA-F] is ASCII; fullmatch, so no trailing newline. A pattern, compiled on its first use (re caches
-# it): most targets send decimal numbers only.
-_HEX = r"0[xX][0-9a-fA-F]{1,16}"
+MAX_HEX_DIGITS = 16  # a 64-bit number (RFC 7143 5.1's hex-constant of a numerical value)
 
 _SUPPORTED_LIST_VALUES = {
     "HeaderDigest": ("None", "CRC32C"),
@@ -141,7 +142,7 @@ def parse_number(key: str, text: str) -> int:
     number = decimal(text, 0, MAX_NUMBER)
     if number is not None:
         return number
-    if re.fullmatch(_HEX, text):
+    if is_hex_literal(text, MAX_HEX_DIGITS):
         return int(text[2:], 16)
     raise RemoteValueError(f"key {key}", None, f"{text[:40]!r} is not a number (ASCII decimal digits, or 0x-hex)")
 

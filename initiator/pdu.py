@@ -25,14 +25,13 @@ Public API
     Ahs, parse_ahs(raw) -> tuple[Ahs, ...], AhsType
     pad_len(n) -> int, padded(data) -> bytes
     encode_lun(n) -> int, decode_lun(raw) -> int  SAM single-level LUN <-> the 8-byte LUN field (as u64)
-    enums for codes: LogoutReason, LogoutResponseCode, TaskFunction, TaskResponse, RejectReason, AsyncEvent,
-                     SnackType, TaskAttr, ScsiResponseCode
+    codes (IntCode):  LogoutReason, LogoutResponseCode, TaskFunction, TaskResponse, RejectReason, AsyncEvent,
+                      SnackType, TaskAttr, ScsiResponseCode
 """
 
 from __future__ import annotations
 
-import enum
-
+from initiator.codes import IntCode
 from initiator.errors import LocalProtocolError, RemoteProtocolError
 from initiator.record import FrozenFieldError
 
@@ -46,7 +45,7 @@ MAX_DATA_SEGMENT_LEN = (1 << 24) - 1  # DataSegmentLength is 3 bytes
 RESERVED_TAG = 0xFFFFFFFF
 
 
-class Opcode(enum.IntEnum):
+class Opcode(IntCode):
     # initiator -> target
     NOP_OUT = 0x00
     SCSI_COMMAND = 0x01
@@ -73,7 +72,7 @@ INITIATOR_OPCODES = frozenset(op for op in Opcode if op < 0x20)
 TARGET_OPCODES = frozenset(op for op in Opcode if op >= 0x20)
 
 
-class Stage(enum.IntEnum):
+class Stage(IntCode):
     """Login stages in CSG/NSG (RFC 7143 11.12.3); 2 is reserved."""
 
     SECURITY = 0
@@ -81,20 +80,20 @@ class Stage(enum.IntEnum):
     FULL_FEATURE = 3
 
 
-class LogoutReason(enum.IntEnum):
+class LogoutReason(IntCode):
     CLOSE_SESSION = 0
     CLOSE_CONNECTION = 1
     REMOVE_FOR_RECOVERY = 2
 
 
-class LogoutResponseCode(enum.IntEnum):
+class LogoutResponseCode(IntCode):
     SUCCESS = 0
     CID_NOT_FOUND = 1
     RECOVERY_NOT_SUPPORTED = 2
     CLEANUP_FAILED = 3
 
 
-class TaskFunction(enum.IntEnum):
+class TaskFunction(IntCode):
     ABORT_TASK = 1
     ABORT_TASK_SET = 2
     CLEAR_ACA = 3
@@ -105,7 +104,7 @@ class TaskFunction(enum.IntEnum):
     TASK_REASSIGN = 8
 
 
-class TaskResponse(enum.IntEnum):
+class TaskResponse(IntCode):
     COMPLETE = 0
     NO_SUCH_TASK = 1
     NO_SUCH_LUN = 2
@@ -116,7 +115,7 @@ class TaskResponse(enum.IntEnum):
     REJECTED = 255
 
 
-class RejectReason(enum.IntEnum):
+class RejectReason(IntCode):
     DATA_DIGEST_ERROR = 0x02
     SNACK_REJECT = 0x03
     PROTOCOL_ERROR = 0x04
@@ -130,7 +129,7 @@ class RejectReason(enum.IntEnum):
     WAITING_FOR_LOGOUT = 0x0C
 
 
-class AsyncEvent(enum.IntEnum):
+class AsyncEvent(IntCode):
     SCSI_EVENT = 0
     LOGOUT_REQUESTED = 1
     CONNECTION_DROPPED = 2
@@ -140,14 +139,14 @@ class AsyncEvent(enum.IntEnum):
     VENDOR_SPECIFIC = 255
 
 
-class SnackType(enum.IntEnum):
+class SnackType(IntCode):
     DATA_R2T = 0
     STATUS = 1
     DATA_ACK = 2
     R_DATA = 3
 
 
-class TaskAttr(enum.IntEnum):
+class TaskAttr(IntCode):
     UNTAGGED = 0
     SIMPLE = 1
     ORDERED = 2
@@ -155,12 +154,12 @@ class TaskAttr(enum.IntEnum):
     ACA = 4
 
 
-class ScsiResponseCode(enum.IntEnum):
+class ScsiResponseCode(IntCode):
     COMMAND_COMPLETED = 0x00
     TARGET_FAILURE = 0x01
 
 
-class AhsType(enum.IntEnum):
+class AhsType(IntCode):
     EXTENDED_CDB = 1
     BIDI_READ_LENGTH = 2
 

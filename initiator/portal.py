@@ -6,19 +6,16 @@ one colon), as iscsiadm does. Host names are accepted (RFC 7143 lets TargetAddre
 
 from __future__ import annotations
 
-import re
-import socket
+import _socket  # socket.py's IntEnums and selectors are no import of a by-hand `pyiscsi discover` (transport.py)
 
+from initiator.alphabet import DIGITS, LDH, is_host_name, is_run_of, within
 from initiator.errors import BadInputError
 from initiator.numbers import ascii_int
 from initiator.record import record
 
 DEFAULT_PORT = 3260
-# Used with fullmatch: `$` would also match before a trailing newline. A pattern, compiled on its first use (re
-# caches it): a portal is most often an IP address.
-_HOSTNAME = (
-    r"(?=.{1,253}\Z)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
-)
+MAX_SCOPE = 15  # an interface name (IFNAMSIZ less its NUL) or number
+_SCOPE = LDH | {"_", ".", "@"}
 
 
 @record
@@ -31,10 +28,6 @@ class Portal:
     @property
     def is_ipv6(self) -> bool:
         return ":" in self.address
-
-    @property
-    def family(self) -> socket.AddressFamily:
-        return socket.AF_INET6 if self.is_ipv6 else socket.AF_INET
 
     def host_text(self) -> str:
         """The address as it goes before `:port`: IPv6 in brackets."""
@@ -53,7 +46,7 @@ def is_ipv4_address(text: str) -> bool:
     no leading zeros), which is then also its canonical form; inet_pton applies the same rules without the
     import of ipaddress on every `pyiscsi discover`."""
     try:
-        socket.inet_pton(socket.AF_INET, text)
+        _socket.inet_pton(_socket.AF_INET, text)
     except (OSError, ValueError, UnicodeError):
         return False
     return True
@@ -70,12 +63,12 @@ def _address(text: str, whole: str, field: str, *, v6: bool) -> str:
             ipaddress.IPv6Address(base)
         except ValueError:
             raise BadInputError(field, whole, f"{base!r} is not an IPv6 address") from None
-        if "%" in text and not re.fullmatch(r"[A-Za-z0-9_.@-]{1,15}", scope):
+        if "%" in text and not is_run_of(scope, _SCOPE, 1, MAX_SCOPE):
             raise BadInputError(field, whole, f"IPv6 scope {scope!r} is not an interface name or number")
         return str(ipaddress.IPv6Address(base)) + (f"%{scope}" if scope else "")
     if is_ipv4_address(text):
         return text
-    if re.fullmatch(r"[0-9.]+", text) or not re.fullmatch(_HOSTNAME, text):
+    if within(text, DIGITS | {"."}) or not is_host_name(text):
         raise BadInputError(field, whole, f"{text!r} is neither an IP address nor a host name")
     return text
 

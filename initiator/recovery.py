@@ -37,7 +37,7 @@ from typing import Protocol
 
 from initiator import iscsi_if as nl
 from initiator.chap import DEFAULT_ALGORITHMS, MD5_ONLY, with_md5_fallback
-from initiator.deadline import Clock, Deadline
+from initiator.deadline import Deadline
 from initiator.errors import IscsiError, LocalProtocolError, PyiscsiError, WaitTimeout
 from initiator.handoff import OPTIONAL_PARAMS, HandoffParams, kernel_params
 from initiator.held_session import HeldSession
@@ -56,6 +56,10 @@ from initiator.recovery_policy import (
     TimedOut,
     logged_attempt,
 )
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from initiator.deadline import Clock
 
 Log = Callable[[str], None]
 

@@ -24,17 +24,20 @@ Public API
 
 from __future__ import annotations
 
-import enum
 import time
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Generic, Protocol, TypeVar
 
 from initiator import iscsi_if as nl
-from initiator.deadline import Clock
+from initiator.codes import Code
 from initiator.errors import IllegalTransition
 from initiator.kernel_login import error_name
 from initiator.record import record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from initiator.deadline import Clock
 
 BACKOFF = (1.0, 2.0, 4.0, 8.0, 16.0)  # seconds between failed attempts; the last repeats
 ATTEMPT_BOUND = 30.0  # one attempt: connect, login, parameters, start
@@ -94,7 +97,7 @@ Action = LogLine | StopConn | Reconnect | TimedOut
 # -- the state machine ------------------------------------------------------------------------------------------
 
 
-class Phase(enum.Enum):
+class Phase(Code):
     WATCHING = "watching"
     WAITING = "waiting to reconnect"
     ATTEMPTING = "attempting"
@@ -103,7 +106,7 @@ class Phase(enum.Enum):
     FORGOTTEN = "no longer ours"  # reached only to drop the session: phase() then answers None
 
 
-class RecoveryEvent(enum.Enum):
+class RecoveryEvent(Code):
     CONN_ERROR = "CONN_ERROR for our connection"
     DESTROYED = "K_DESTROY_SESSION"
     WAIT_OVER = "wait before the next attempt over"

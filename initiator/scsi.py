@@ -8,14 +8,14 @@ naming the command, the status and the sense key.
 
 from __future__ import annotations
 
-import enum
 import struct
 
+from initiator.codes import IntCode
 from initiator.errors import IscsiError, RemoteProtocolError
 from initiator.record import record
 
 
-class ScsiStatus(enum.IntEnum):
+class ScsiStatus(IntCode):
     """SAM status codes carried in the SCSI Response PDU."""
 
     GOOD = 0x00
@@ -35,7 +35,7 @@ class ScsiStatus(enum.IntEnum):
             return value
 
 
-class SenseKey(enum.IntEnum):
+class SenseKey(IntCode):
     NO_SENSE = 0x0
     RECOVERED_ERROR = 0x1
     NOT_READY = 0x2
@@ -54,7 +54,7 @@ class SenseKey(enum.IntEnum):
     COMPLETED = 0xF
 
 
-class PeripheralType(enum.IntEnum):
+class PeripheralType(IntCode):
     """The peripheral device types a probe is likely to meet (byte 0 of INQUIRY data, low five bits)."""
 
     DISK = 0x00

@@ -27,16 +27,17 @@ sequence number is acceptable is checked in the methods; the table says only whe
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Mapping
 from types import MappingProxyType
 
 from initiator import pdu as P
+from initiator.codes import Code
 from initiator.errors import IllegalTransition, IscsiError, LocalProtocolError, RemoteProtocolError
 from initiator.record import field, record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from initiator import scsi  # imported where a SCSI result is read: a session that runs no command never loads it
 
 SERIAL_HALF = 1 << 31
@@ -53,14 +54,14 @@ def serial_le(a: int, b: int) -> bool:
     return a == b or serial_lt(a, b)
 
 
-class SessionPhase(enum.Enum):
+class SessionPhase(Code):
     FULL_FEATURE = "full feature phase"
     LOGGING_OUT = "logging out"
     LOGGED_OUT = "logged out"
     FAILED = "failed"
 
 
-class SessionEvent(enum.Enum):
+class SessionEvent(Code):
     SEND = "send a SCSI command, Text Request or NOP-Out"
     SEND_LOGOUT = "send a Logout Request"
     RECEIVE = "receive a target PDU"
@@ -184,7 +185,7 @@ Event = CommandDone | Send | PingAnswered | TextReply | LogoutRequested | Logged
 # ---- tasks ----------------------------------------------------------------------------------------------
 
 
-class _Kind(enum.Enum):
+class _Kind(Code):
     SCSI = "SCSI command"
     NOP = "NOP-Out"
     TEXT = "Text Request"

@@ -4,7 +4,7 @@ A message reads like `authentication failed (0x0201)`: the words for a person, t
 Redirects (class 1) are not errors: `login.py` turns them into a Redirect event.
 
 Public API
-    LoginStatus (IntEnum of the 16-bit class<<8|detail), status_code(cls, detail) -> int, describe(code) -> str
+    LoginStatus (IntCode of the 16-bit class<<8|detail), status_code(cls, detail) -> int, describe(code) -> str
     LoginRejected(IscsiError)(code, target=None): .code, .status_class, .status_detail
         InitiatorError (class 2): AuthenticationFailed 0x0201, AuthorizationFailed 0x0202, TargetNotFound 0x0203,
             TargetRemoved 0x0204, UnsupportedVersion 0x0205, TooManyConnections 0x0206, MissingParameter 0x0207,
@@ -16,12 +16,11 @@ Public API
 
 from __future__ import annotations
 
-import enum
-
+from initiator.codes import IntCode
 from initiator.errors import IscsiError
 
 
-class LoginStatus(enum.IntEnum):
+class LoginStatus(IntCode):
     SUCCESS = 0x0000
     TARGET_MOVED_TEMPORARILY = 0x0101
     TARGET_MOVED_PERMANENTLY = 0x0102

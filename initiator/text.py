@@ -16,10 +16,12 @@ Public API
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
-
+from initiator.alphabet import ALNUM, UPPER, within
 from initiator.errors import LocalProtocolError, RemoteProtocolError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 MAX_KEY_LEN = 63
 MAX_VALUE_LEN = 255
@@ -27,7 +29,16 @@ MAX_LARGE_VALUE_LEN = 8192
 LARGE_VALUE_KEYS = frozenset({"CHAP_C", "CHAP_R"})
 DEFAULT_MAX_TOTAL = 65536
 
-_KEY = re.compile(r"(?:[A-Z][A-Za-z0-9.\-+@_]*|X#[A-Za-z0-9.\-+@_]+)\Z")
+_KEY_CHARS = ALNUM | frozenset(".-+@_")  # RFC 7143 6.1's standard-label, after its first letter
+VENDOR_PREFIX = "X#"  # an IANA-registered key: any key characters after it
+
+
+def is_key_name(key: str) -> bool:
+    """A standard-label (an upper-case letter, then letters, digits and `.-+@_`) or `X#` and one or more of
+    those characters."""
+    if key.startswith(VENDOR_PREFIX):
+        return len(key) > len(VENDOR_PREFIX) and within(key[len(VENDOR_PREFIX) :], _KEY_CHARS)
+    return key[:1] in UPPER and within(key[1:], _KEY_CHARS)
 
 
 def _value_limit(key: str) -> int:
@@ -39,7 +50,7 @@ def _key_problem(key: str) -> str | None:
         return "empty key name"
     if len(key.encode()) > MAX_KEY_LEN:
         return f"key name longer than {MAX_KEY_LEN} bytes"
-    if not _KEY.match(key):
+    if not is_key_name(key):
         return "key name outside the standard-label alphabet"
     return None
 

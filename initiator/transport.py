@@ -10,17 +10,20 @@ WaitTimeout naming the deadline (the caller names them 'connect', 'login', 'read
 
 from __future__ import annotations
 
-import contextlib
+import _socket
 import errno
 import os
-import socket
-import struct
 
 from initiator.deadline import Deadline
 from initiator.errors import NetworkError, RemoteProtocolError
 from initiator.framing import PduReader, frame
 from initiator.pdu import Pdu
 from initiator.portal import Portal
+
+# Sockets come from `_socket`, the C module under the stdlib's `socket`: that module wraps its constants in
+# IntEnums and imports selectors when it is imported, a millisecond and a half of every by-hand `pyiscsi
+# discover` (with enum itself), for names and `with` support this driver never uses. A `_socket.socket` has
+# every method used here (and the fileno the kernel takes); what `socket` adds is not relied upon.
 
 _REASONS = {
     errno.ECONNREFUSED: "connection refused",
@@ -40,22 +43,22 @@ def _network_error(portal: Portal, action: str, exc: OSError) -> NetworkError:
     return NetworkError(f"portal {portal}: {action}: {reason}")
 
 
-def _resolve(portal: Portal) -> list[tuple[socket.AddressFamily, tuple]]:
+def _resolve(portal: Portal) -> list[tuple[int, tuple]]:
     numeric = _is_numeric(portal.address)
-    flags = socket.AI_NUMERICHOST if numeric else 0
+    flags = _socket.AI_NUMERICHOST if numeric else 0
     # a numeric address goes as bytes: a str host is run through the IDNA codec, whose import (encodings.idna,
     # stringprep) is a millisecond of every by-hand `pyiscsi discover`
     host: str | bytes = portal.address.encode() if numeric and portal.address.isascii() else portal.address
     try:
-        infos = socket.getaddrinfo(host, portal.port, type=socket.SOCK_STREAM, flags=flags)
-    except socket.gaierror as exc:
+        infos = _socket.getaddrinfo(host, portal.port, type=_socket.SOCK_STREAM, flags=flags)
+    except _socket.gaierror as exc:
         raise NetworkError(f"portal {portal}: cannot resolve {portal.address!r}: {exc.strerror}") from None
     return [(family, address) for family, _, _, _, address in infos]
 
 
 def _is_numeric(address: str) -> bool:
     try:
-        socket.inet_pton(socket.AF_INET6 if ":" in address else socket.AF_INET, address.partition("%")[0])
+        _socket.inet_pton(_socket.AF_INET6 if ":" in address else _socket.AF_INET, address.partition("%")[0])
     except OSError:
         return False
     return True
@@ -64,8 +67,8 @@ def _is_numeric(address: str) -> bool:
 class Transport:
     """A connected TCP socket to one portal. Not thread-safe; one PDU exchange at a time."""
 
-    def __init__(self, sock: socket.socket, portal: Portal) -> None:
-        self._sock: socket.socket | None = sock
+    def __init__(self, sock: _socket.socket, portal: Portal) -> None:
+        self._sock: _socket.socket | None = sock
         self.portal = portal
 
     @classmethod
@@ -76,7 +79,7 @@ class Transport:
             remaining = deadline.remaining()
             if remaining <= 0:
                 raise deadline.timeout(f"connecting to {portal}")
-            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock = _socket.socket(family, _socket.SOCK_STREAM)
             try:
                 sock.settimeout(remaining)
                 sock.connect(address)
@@ -87,7 +90,7 @@ class Transport:
                 sock.close()
                 last = exc
                 continue
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
             sock.settimeout(None)
             return cls(sock, portal)
         if last is None:
@@ -95,7 +98,7 @@ class Transport:
         raise _network_error(portal, "connect", last)
 
     @property
-    def sock(self) -> socket.socket:
+    def sock(self) -> _socket.socket:
         if self._sock is None:
             raise NetworkError(f"portal {self.portal}: the connection is closed")
         return self._sock
@@ -109,8 +112,10 @@ class Transport:
     def _disarm(self) -> None:
         # Between operations the socket stays in blocking mode, as the kernel (and a MSG_DONTWAIT peek) expects it.
         if self._sock is not None:
-            with contextlib.suppress(OSError):
+            try:  # noqa: SIM105  (contextlib is no import of a by-hand discover)
                 self._sock.settimeout(None)
+            except OSError:
+                pass  # closed under us: the next operation says so
 
     def send(self, data: bytes, deadline: Deadline) -> None:
         detail = f"sending to {self.portal}"
@@ -158,7 +163,7 @@ class Transport:
         # With a Python timeout set, recv() would wait for readability despite MSG_DONTWAIT: peek non-blocking.
         sock.settimeout(0.0)
         try:
-            pending = sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            pending = sock.recv(1, _socket.MSG_PEEK | _socket.MSG_DONTWAIT)
         except BlockingIOError:
             return
         except OSError as exc:
@@ -169,7 +174,7 @@ class Transport:
             raise NetworkError(f"portal {self.portal}: the target closed the connection")
         raise RemoteProtocolError(f"portal {self.portal}: the target sent bytes beyond the last PDU")
 
-    def detach(self) -> socket.socket:
+    def detach(self) -> _socket.socket:
         """Give up the socket (blocking mode again, as the kernel expects) to a new owner; this Transport is done."""
         sock = self.sock
         self.assert_drained()
@@ -183,8 +188,12 @@ class Transport:
         if sock is None:
             return
         if abort:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            import struct  # recovery's abort only: no import of a by-hand discover
+
+            try:  # noqa: SIM105  (contextlib is no import of a by-hand discover)
+                sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_LINGER, struct.pack("ii", 1, 0))
+            except OSError:
+                pass  # already reset or closed by the peer: closing is all that is left
         sock.close()
 
     def __enter__(self) -> Transport:

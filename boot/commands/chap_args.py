@@ -9,14 +9,17 @@ never echoed, not even in error messages.
 
 from __future__ import annotations
 
-import argparse
 import os
-from collections.abc import Mapping
 
 from initiator.credentials import Chap, Credentials
 from initiator.errors import BadInputError, UsageError
 from initiator.negotiation import DIGESTS
 from initiator.secret import Secret
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING's value, without typing: argparse is imported only by boot.cli,
+if TYPE_CHECKING:  # and only for a command line boot.argv leaves to it
+    import argparse
+    from collections.abc import Mapping
 
 ENV_PASSWORD = "PYISCSI_PASSWORD"
 ENV_REVERSE_PASSWORD = "PYISCSI_REVERSE_PASSWORD"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-
 from boot.commands.chap_args import (
     add_chap_arguments,
     add_digest_arguments,
@@ -16,6 +14,10 @@ from boot.commands.chap_args import (
 from initiator.deadline import Deadline
 from initiator.portal import parse_portal
 from initiator.printable import printable
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING's value, without typing: argparse is imported only by boot.cli,
+if TYPE_CHECKING:  # and only for a command line boot.argv leaves to it
+    import argparse
 
 DEFAULT_TIMEOUT = 30.0
 

@@ -10,13 +10,16 @@ Secrets print as *** unless --show-secrets.
 
 from __future__ import annotations
 
-import argparse
 import json
 
 from boot import dracut_options, paths
 from boot.commands.plan_args import add_plan_arguments, plan_from_args
 from boot.plan import BootPlan, InterfacePlan, TargetPlan
 from initiator.printable import printable
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING's value, without typing: argparse is imported only by boot.cli,
+if TYPE_CHECKING:  # and only for a command line boot.argv leaves to it
+    import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

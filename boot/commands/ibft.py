@@ -14,7 +14,6 @@ Every string in the table came from the firmware, so none reaches the terminal r
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
@@ -22,6 +21,10 @@ from initiator.ibft import Ibft, IbftNic, IbftTarget
 from initiator.ibft_sources import load_ibft
 from initiator.printable import printable
 from initiator.secret import REDACTED
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING's value, without typing: argparse is imported only by boot.cli,
+if TYPE_CHECKING:  # and only for a command line boot.argv leaves to it
+    import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -6,13 +6,16 @@ The quickest way to try an `ip=` line: `pyiscsi net --cmdline 'ip=eth0:dhcp'`. E
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 
 from boot.net.state import STATE_FILE, InterfaceState, net_json
 from initiator.deadline import Deadline
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING's value, without typing: argparse is imported only by boot.cli,
+if TYPE_CHECKING:  # and only for a command line boot.argv leaves to it
+    import argparse
 
 INITRD_RELEASE = "/etc/initrd-release"  # present in a dracut initramfs: only there is the host name ours to set
 

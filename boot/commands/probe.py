@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 from typing import Any
@@ -22,6 +21,10 @@ from initiator.initiator_name import validate_name
 from initiator.portal import parse_portal
 from initiator.printable import printable
 from initiator.scsi import ScsiCommandError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING's value, without typing: argparse is imported only by boot.cli,
+if TYPE_CHECKING:  # and only for a command line boot.argv leaves to it
+    import argparse
 
 DEFAULT_TIMEOUT = 60.0
 LOGOUT_AFTER_FAILURE = 2.0

@@ -154,6 +154,70 @@ def test_pyiscsi_boot_alone_neither_imports_argparse_nor_builds_a_parser(tmp_pat
     assert done.stdout.splitlines() == [str(sorted(DEFAULTS.items())), "0 False"]
 
 
+def test_a_command_line_people_type_reaches_run_without_argparse(tmp_path):
+    """`pyiscsi discover PORTAL --initiator IQN`: boot.argv parses it, argparse is never imported."""
+    import subprocess
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    argv = ["discover", "127.0.0.1:3260", "--initiator", "iqn.2026-11.org.x:y", "--timeout=5"]
+    code = (
+        f"import sys; sys.path.insert(0, {str(repo)!r}); import boot.cli as cli, boot.commands.discover as d;"
+        "d.run = lambda a: print(sorted(vars(a).items())) or 0;"
+        f"status = cli.main({argv!r}); print(status, 'argparse' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    expected = {"portal": "127.0.0.1:3260", "initiator": "iqn.2026-11.org.x:y", "timeout": 5.0}
+    expected |= {"username": None, "password": None, "reverse_username": None, "reverse_password": None}
+    expected |= {"password_file": None, "header_digest": "None", "data_digest": "None"}
+    assert done.stdout.splitlines() == [str(sorted(expected.items())), "0 False"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (["discover"], "pyiscsi discover: the following arguments are required: PORTAL"),
+        (["discover", "p", "--timeout", "x"], "pyiscsi discover: argument --timeout: invalid float value: '***'"),
+        (
+            ["discover", "p", "--header-digest", "crc32c"],
+            "pyiscsi discover: argument --header-digest: invalid choice: '***' (choose from 'None', 'CRC32C')",
+        ),
+        (
+            ["discover", "p", "q"],
+            "pyiscsi discover: unrecognized arguments: 1 word(s) (a value with spaces needs quotes)",
+        ),
+        (["discover", "p", "--initiator"], "pyiscsi discover: argument --initiator: expected one argument"),
+        (["probe", "--portal", "p"], "pyiscsi probe: the following arguments are required: --target"),
+        (
+            ["probe", "--portal", "p", "--target", "t", "--json=1"],
+            "pyiscsi probe: argument --json: ignored explicit argument '***'",
+        ),
+        (
+            ["explain", "--cmdline", "a", "--cmdline-file", "b"],
+            "pyiscsi explain: argument --cmdline-file: not allowed with argument --cmdline",
+        ),
+        (["handover"], "pyiscsi handover: the following arguments are required: --sysroot"),
+    ],
+)
+def test_usage_errors_are_still_argparses_one_line(capsys, argv, line):
+    assert cli.main(argv) == ExitStatus.USAGE
+    assert capsys.readouterr() == ("", line + "\n")
+
+
+def test_a_parser_method_boot_argv_lacks_sends_the_command_line_to_argparse(monkeypatch):
+    seen = []
+    _fake_command(monkeypatch, lambda args: seen.append(vars(args)) or 0)
+
+    def add_arguments(parser):
+        parser.set_defaults(extra=1)
+        parser.add_argument("--flag", action="store_true")
+
+    monkeypatch.setattr(sys.modules["fake_command"], "add_arguments", add_arguments)
+    assert cli.main(["fake", "--flag"]) == 0
+    assert seen == [{"extra": 1, "flag": True}]
+
+
 # (what the process does before exit_with(3), its stdout, whether an atexit handler ran)
 EXITS = [
     pytest.param("sys.stdout.write('partial')", "partial", False, id="buffered-output-flushed-no-shutdown"),

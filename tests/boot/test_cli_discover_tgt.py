@@ -130,3 +130,49 @@ def test_bad_input_and_usage(args: list[str], status: int, named: str) -> None:
     assert named.lower() in result.stderr.lower()
     assert "s3cret-in-argv" not in result.stderr + result.stdout
     _no_traceback(result)
+
+
+# What a by-hand discover no longer imports (issue 13's start-up diet): each was a measurable part of its start-up,
+# and a change that brings one back (an enum in the protocol core, a regex, argparse for a plain command line)
+# should be a decision, not an accident. Where each went: initiator.codes, initiator.alphabet, _socket in the
+# transport, boot.argv, TYPE_CHECKING-only imports.
+LEFT_OUT = (
+    "argparse",
+    "collections",
+    "contextlib",
+    "dataclasses",
+    "enum",
+    "functools",
+    "importlib",
+    "inspect",
+    "re",
+    "selectors",
+    "socket",
+    "struct",
+    "typing",
+)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        pytest.param([], id="plain"),
+        pytest.param(["--header-digest", "None", "--timeout=20"], id="options"),
+    ],
+)
+def test_a_discovery_by_hand_imports_none_of_the_left_out_modules(tgtd: Tgtd, options: list[str]) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tgtd.add_target(f"{IQN}:diet", [1 << 20])
+    repo = Path(__file__).resolve().parents[2]
+    argv = ["discover", tgtd.portal, "--initiator", INITIATOR, *options]
+    code = (
+        f"import sys; sys.path.insert(0, {str(repo)!r}); import boot.cli as cli;"
+        f"status = cli.main({argv!r});"
+        f"print(status, sorted(set(sys.modules) & set({LEFT_OUT!r})))"
+    )
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [f"127.0.0.1:{tgtd.port},1 {IQN}:diet", "0 []"]

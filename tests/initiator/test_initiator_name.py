@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from initiator.errors import BadInputError
@@ -14,6 +14,7 @@ from initiator.initiator_name import (
     default_initiator_name,
     default_name,
     generated_name,
+    is_iscsi_name,
     read_open_iscsi_name,
     validate_name,
 )
@@ -92,6 +93,12 @@ def test_corrupt_open_iscsi_name_is_bad_input_naming_the_file(tmp_path: Path) ->
         ("iqn.2003-01.", False),
         ("", False),
         ("iqn.2003-01.org.x:" + "a" * 220, False),
+        # ASCII only where the formats are: no dotless or dotted i for the i of iqn, no other script's digits
+        ("\u0131qn.2003-01.org.x:y", False),
+        ("\u0130QN.2003-01.org.x:y", False),
+        ("iqn.\u0662\u0660\u0660\u0663-01.org.x:y", False),
+        ("iqn.2003-01.org.x:y\u0085", False),  # NEL: white space to str.isspace
+        ("iqn.2003-01.org.x:\u00e9t\u00e9", True),  # the name part is UTF-8 text (RFC 7143 4.2.7.2)
     ],
 )
 def test_validate_name(name: str, ok: bool) -> None:
@@ -106,3 +113,27 @@ def test_validate_name(name: str, ok: bool) -> None:
 def test_every_eui_name_in_either_case(digits: str) -> None:
     for name in (f"eui.{digits}", f"eui.{digits.upper()}", f"eui.{digits.lower()}"):
         assert validate_name(name) == name
+
+
+# the pattern validate_name used before is_iscsi_name (with re.IGNORECASE): the two agree on everything but the
+# non-ASCII letters that the pattern's case folding took for i (cases above)
+NAME_PATTERN = r"iqn\.[0-9]{4}-[0-9]{2}\.[^\s\x00-\x1f\x7f-\x9f]+|eui\.[0-9a-f]{16}|naa\.[0-9a-f]{16}([0-9a-f]{16})?"
+NEAR_NAMES = st.sampled_from(["iqn.", "IQN.", "eui.", "Naa.", "iqn.2003-01.", "iqn", ""]).flatmap(
+    lambda head: st.text(st.sampled_from("0123456789aAfFgG.-:x \t\x00\x1f\x7f\x9f\xa0\u2028\u00e9"), max_size=34).map(
+        lambda tail: head + tail
+    )
+)
+
+
+@settings(max_examples=3000)
+@given(NEAR_NAMES)
+def test_names_are_what_the_old_pattern_took(name: str) -> None:
+    assert is_iscsi_name(name) == (re.fullmatch(NAME_PATTERN, name, re.IGNORECASE) is not None)
+
+
+def test_the_name_part_refuses_exactly_white_space_and_control_characters() -> None:
+    """Over every code point, as the old pattern's class `[^\\s\\x00-\\x1f\\x7f-\\x9f]` did."""
+    refused = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
+    for point in range(0x110000):
+        char = chr(point)
+        assert is_iscsi_name("iqn.2003-01.a" + char) == (refused.match(char) is None), hex(point)

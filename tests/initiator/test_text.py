@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -10,6 +12,7 @@ from initiator.text import (
     as_dict,
     decode_text,
     encode_text,
+    is_key_name,
     split_text,
 )
 
@@ -126,3 +129,31 @@ def test_random_text_gives_typed_errors_only(raw: bytes) -> None:
     except PyiscsiError:
         return
     assert encode_text(pairs) == b"".join(k.encode() + b"=" + v.encode() + b"\0" for k, v in pairs)
+
+
+# the pattern text.py checked key names with before is_key_name: the two must agree
+KEY_PATTERN = r"(?:[A-Z][A-Za-z0-9.\-+@_]*|X#[A-Za-z0-9.\-+@_]+)"
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        ("HeaderDigest", True),
+        ("X-com.example.Key", True),
+        ("X#", False),
+        ("X#a", True),
+        ("x-lower", False),
+        ("", False),
+        ("Key=", False),
+        ("K\u00e9y", False),
+        ("#X", False),
+    ],
+)
+def test_key_names(key: str, expected: bool) -> None:
+    assert is_key_name(key) is expected
+
+
+@settings(max_examples=3000)
+@given(st.text(st.sampled_from("AXZaz09.-+@_#= \n\u00c9"), max_size=12))
+def test_key_names_are_what_the_old_pattern_took(key: str) -> None:
+    assert is_key_name(key) == (re.fullmatch(KEY_PATTERN, key) is not None)
