@@ -31,6 +31,9 @@ INITIAL_CMDSN = 1
 KERNEL_MODULES = ("iscsi_tcp",)
 # the iBFT's sysfs tree (rd.iscsi.firmware, rd.iscsi.ibft), loaded by the boot itself before it reads the firmware
 FIRMWARE_MODULES = ("iscsi_boot_sysfs", "iscsi_ibft")
+# the SCSI disk driver, loaded with them rather than by udev when the LUN is found: udev may still be working
+# through its coldplug then, and the disk waited behind it (1-2 s of a boot on one emulated processor)
+DISK_MODULES = ("sd_mod",)
 SYS_MODULE = Path("/sys/module")
 READY = ("live", "builtin")
 MODULE_POLL = 0.02  # seconds between looks at a module's initstate while its init runs
@@ -133,7 +136,7 @@ class LiveSteps:
 
         if not self.in_initramfs:
             return
-        optional = FIRMWARE_MODULES if cmdline.firmware or cmdline.ibft else ()
+        optional = (*(FIRMWARE_MODULES if cmdline.firmware or cmdline.ibft else ()), *DISK_MODULES)
         load_modules(Deadline("total", plan_timeouts(cmdline).total), KERNEL_MODULES, optional=optional)
 
     def bring_up(self, plan: BootPlan, deadline: Deadline) -> tuple[InterfaceState, ...]:

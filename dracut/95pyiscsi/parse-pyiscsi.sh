@@ -37,11 +37,12 @@ if [ -z "$_pyiscsi_why" ] && { [ "$root" = dhcp ] || getarg netroot=dhcp > /dev/
         info "pyiscsi: netroot=dhcp left to dracut's network module (/sbin/netroot); rd.pyiscsi=1 claims it"
     fi
 fi
-# the kernel modules, loaded by one modprobe: each process costs, and dracut-cmdline.service comes before udevd
-_pyiscsi_modules="iscsi_tcp"
+# the kernel modules, loaded by one modprobe: each process costs, and dracut-cmdline.service comes before udevd.
+# sd_mod too: left to udev, it loads when the LUN is found, while udev may still be working through its coldplug
+_pyiscsi_modules="iscsi_tcp sd_mod"
 if getargbool 0 rd.iscsi.firmware -y iscsi_firmware || getargbool 0 rd.iscsi.ibft; then
     [ -n "$_pyiscsi_why" ] || _pyiscsi_why="iBFT"
-    _pyiscsi_modules="iscsi_boot_sysfs iscsi_ibft iscsi_tcp"
+    _pyiscsi_modules="iscsi_boot_sysfs iscsi_ibft iscsi_tcp sd_mod"
 fi
 unset _pyiscsi_arg
 if [ -z "$_pyiscsi_why" ]; then
@@ -57,6 +58,12 @@ fi
 # shellcheck disable=SC2086 # a list of module names
 modprobe -a -b -q $_pyiscsi_modules 2> /dev/null || warn "pyiscsi: modprobe could not load all of: $_pyiscsi_modules"
 unset _pyiscsi_modules
+# the network adapters' drivers, before udev's coldplug (pyiscsi_nic_aliases); an adapter without a driver in this
+# image is left to udev as before, so no warning here
+_pyiscsi_aliases=$(pyiscsi_nic_aliases)
+# shellcheck disable=SC2086 # a list of module aliases, one word each
+[ -z "$_pyiscsi_aliases" ] || modprobe -a -b -q $_pyiscsi_aliases 2> /dev/null || :
+unset _pyiscsi_aliases
 mkdir -p "$PYISCSI_STATE"
 echo "$_pyiscsi_why" > "$PYISCSI_WANTED"
 info "pyiscsi: the root is on iSCSI ($_pyiscsi_why)"

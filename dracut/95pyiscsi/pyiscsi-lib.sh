@@ -11,6 +11,36 @@ pyiscsi_wanted() {
     [ -e "$PYISCSI_WANTED" ]
 }
 
+PYISCSI_SYSFS=${PYISCSI_SYSFS:-/sys} # where the network adapters are looked up (tests give a tree of their own)
+PYISCSI_VIRTIO_NET=virtio:d00000001v00001AF4 # the virtio-net device that a virtio PCI adapter (vendor 0x1af4) brings
+
+# The module aliases of this machine's network adapters, one per line: every PCI function of class 02 (network),
+# and for a virtio one the virtio-net device its driver will create. The cmdline hook loads their drivers before
+# udev's coldplug, so that each link exists when the coldplug starts and udev names it among the first devices
+# (systemd's trigger puts net first): otherwise the driver loads only during the coldplug and the link's own
+# event waits behind every other device's, while `pyiscsi boot` waits for that link.
+pyiscsi_nic_aliases() {
+    _pyiscsi_virtio=
+    for _pyiscsi_dev in "$PYISCSI_SYSFS"/bus/pci/devices/*; do
+        read -r _pyiscsi_class 2> /dev/null < "$_pyiscsi_dev/class" || continue
+        case "$_pyiscsi_class" in
+            0x02????) ;;
+            *) continue ;;
+        esac
+        read -r _pyiscsi_alias 2> /dev/null < "$_pyiscsi_dev/modalias" || continue
+        case "$_pyiscsi_alias" in
+            pci:*) echo "$_pyiscsi_alias" ;;
+            *) continue ;;
+        esac
+        read -r _pyiscsi_vendor 2> /dev/null < "$_pyiscsi_dev/vendor" || continue
+        if [ "$_pyiscsi_vendor" = 0x1af4 ] && [ -z "$_pyiscsi_virtio" ]; then
+            echo "$PYISCSI_VIRTIO_NET"
+            _pyiscsi_virtio=1
+        fi
+    done
+    unset _pyiscsi_dev _pyiscsi_class _pyiscsi_alias _pyiscsi_vendor _pyiscsi_virtio
+}
+
 PYISCSI_ROOT_DEV=/dev/pyiscsiroot # the root LUN's udev name for root=iscsi: (boot.commands.boot ROOT_LINK)
 PYISCSI_SYSROOT_UNIT=/run/systemd/system/sysroot.mount # root=iscsi: in a systemd initramfs (cmdline hook)
 

@@ -167,11 +167,11 @@ def test_a_module_that_never_finishes_loading_runs_out_the_bound(sys_module: Fak
 
 @pytest.mark.parametrize(
     ("cmdline", "optional"),
-    [("netroot=iscsi:10.0.2.2::::iqn.2026-12.org.pyiscsi:r", ()), ("rd.iscsi.firmware", FIRMWARE_MODULES),
-     ("rd.iscsi.ibft=1", FIRMWARE_MODULES), ("iscsi_firmware", FIRMWARE_MODULES),
-     ("rd.iscsi.firmware=0", ())],
+    [("netroot=iscsi:10.0.2.2::::iqn.2026-12.org.pyiscsi:r", ("sd_mod",)),
+     ("rd.iscsi.firmware", (*FIRMWARE_MODULES, "sd_mod")), ("rd.iscsi.ibft=1", (*FIRMWARE_MODULES, "sd_mod")),
+     ("iscsi_firmware", (*FIRMWARE_MODULES, "sd_mod")), ("rd.iscsi.firmware=0", ("sd_mod",))],
 )  # fmt: skip
-def test_the_boot_loads_the_firmware_modules_when_the_command_line_asks(
+def test_the_boot_loads_the_firmware_modules_when_the_command_line_asks_and_the_disk_driver(
     monkeypatch: pytest.MonkeyPatch, cmdline: str, optional: tuple[str, ...]
 ) -> None:
     calls: list[tuple[tuple[str, ...], tuple[str, ...], float]] = []

@@ -230,6 +230,8 @@ def test_unit_files_order_and_bound_the_boot(systemd_image: Image) -> None:
         "Before=initrd-root-device.target sysroot.mount dracut-initqueue.service",
         "ExecStart=/usr/sbin/pyiscsi boot",
         f"TimeoutStartSec={BOOT_TIMEOUT}",
+        "CPUWeight=1000",  # ten times any other unit's share of the processor (udev's coldplug competes)
+        "StartupCPUWeight=1000",
     ):
         assert line in unit.splitlines()
     handover = (image.root / "usr/lib/systemd/system/pyiscsi-handover.service").read_text().splitlines()
@@ -297,21 +299,25 @@ def run_cmdline_hook(root: Path, cmdline: str, iscsiroot: bool = False) -> HookR
     )
 
 
+NET = ["iscsi_tcp", "sd_mod"]  # the hook's modprobe for a root on iSCSI: the transport and the disk driver
+IBFT = ["iscsi_boot_sysfs", "iscsi_ibft", "iscsi_tcp", "sd_mod"]  # and the iBFT's sysfs tree
+
+
 @pytest.mark.parametrize(
     ("cmdline", "wanted", "root", "rootok", "modules"),
     [
-        (f"root=iscsi:10.0.2.2::3260:0:{IQN}", "root=iscsi:", "/dev/pyiscsiroot", "1", ["iscsi_tcp"]),
-        (f"root=UUID=0a1b netroot=iscsi:[fec0::2]::::{IQN}", "netroot=iscsi:", "UUID=0a1b", "", ["iscsi_tcp"]),
-        ("rd.iscsi.firmware=1", "iBFT", "/dev/pyiscsiroot", "1", ["iscsi_boot_sysfs", "iscsi_ibft", "iscsi_tcp"]),
-        ("iscsi_firmware", "iBFT", "/dev/pyiscsiroot", "1", ["iscsi_boot_sysfs", "iscsi_ibft", "iscsi_tcp"]),
-        ("rd.iscsi.ibft", "iBFT", "/dev/pyiscsiroot", "1", ["iscsi_boot_sysfs", "iscsi_ibft", "iscsi_tcp"]),
+        (f"root=iscsi:10.0.2.2::3260:0:{IQN}", "root=iscsi:", "/dev/pyiscsiroot", "1", NET),
+        (f"root=UUID=0a1b netroot=iscsi:[fec0::2]::::{IQN}", "netroot=iscsi:", "UUID=0a1b", "", NET),
+        ("rd.iscsi.firmware=1", "iBFT", "/dev/pyiscsiroot", "1", IBFT),
+        ("iscsi_firmware", "iBFT", "/dev/pyiscsiroot", "1", IBFT),
+        ("rd.iscsi.ibft", "iBFT", "/dev/pyiscsiroot", "1", IBFT),
         ("root=/dev/vda1", None, "/dev/vda1", "", []),
         (f"root=iscsi:10.0.2.2::::{IQN} rd.pyiscsi=0", None, "", "", []),  # left alone entirely
         ("netroot=nfs:10.0.2.2:/srv root=/dev/nfs", None, "/dev/nfs", "", []),
         # the root path comes with the lease: no dracut network module (/sbin/netroot) here, so pyiscsi's DHCP
-        ("netroot=dhcp", "netroot=dhcp", "/dev/pyiscsiroot", "1", ["iscsi_tcp"]),
-        ("root=dhcp", "netroot=dhcp", "/dev/pyiscsiroot", "1", ["iscsi_tcp"]),
-        ("netroot=dhcp root=UUID=0a1b ip=dhcp", "netroot=dhcp", "UUID=0a1b", "", ["iscsi_tcp"]),
+        ("netroot=dhcp", "netroot=dhcp", "/dev/pyiscsiroot", "1", NET),
+        ("root=dhcp", "netroot=dhcp", "/dev/pyiscsiroot", "1", NET),
+        ("netroot=dhcp root=UUID=0a1b ip=dhcp", "netroot=dhcp", "UUID=0a1b", "", NET),
         ("netroot=dhcp rd.pyiscsi=0", None, "", "", []),
     ],
 )  # fmt: skip
@@ -349,6 +355,91 @@ def test_hooks_name_the_option_never_its_value(sh_image: Image, cmdline: str) ->
     for seen in (run.stdout, run.wanted, timeout.stdout + timeout.stderr):
         assert "s3cr3t" not in seen
     assert "not there yet (" + run.wanted + ")" in timeout.stdout + timeout.stderr
+
+
+# A machine's network adapters as sysfs shows them: (PCI address, class, vendor, modalias). QEMU's virtio-net
+# (transitional and modern), e1000 and e1000e, beside a SCSI controller and a bridge that are no adapters.
+VIRTIO_LEGACY = ("0000:00:02.0", "0x020000", "0x1af4", "pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00")
+VIRTIO_MODERN = ("0000:00:05.0", "0x020000", "0x1af4", "pci:v00001AF4d00001041sv00001AF4sd00001100bc02sc00i00")
+E1000 = ("0000:00:03.0", "0x020000", "0x8086", "pci:v00008086d0000100Esv00001AF4sd00001100bc02sc00i00")
+E1000E = ("0000:00:04.0", "0x020000", "0x8086", "pci:v00008086d000010D3sv00008086sd00000000bc02sc00i00")
+SCSI = ("0000:00:06.0", "0x010000", "0x1af4", "pci:v00001AF4d00001004sv00001AF4sd00000008bc01sc00i00")
+BRIDGE = ("0000:00:00.0", "0x060000", "0x8086", "pci:v00008086d00001237sv00001AF4sd00001100bc06sc00i00")
+VIRTIO_NET = "virtio:d00000001v00001AF4"  # the virtio-net device's alias, which virtio_net's modules.alias matches
+
+
+def fake_pci(sysfs: Path, devices: list[tuple[str, str, str, str]]) -> None:
+    for address, klass, vendor, alias in devices:
+        device = sysfs / "bus/pci/devices" / address
+        device.mkdir(parents=True)
+        for name, value in (("class", klass), ("vendor", vendor), ("modalias", alias)):
+            (device / name).write_text(value + "\n")
+
+
+@pytest.mark.parametrize("shell", ["sh", "bash"])
+@pytest.mark.parametrize(
+    ("devices", "expected"),
+    [
+        ([VIRTIO_LEGACY, SCSI, BRIDGE], [VIRTIO_LEGACY[3], VIRTIO_NET]),
+        ([E1000, VIRTIO_MODERN, VIRTIO_LEGACY], [VIRTIO_LEGACY[3], VIRTIO_NET, E1000[3], VIRTIO_MODERN[3]]),
+        ([E1000, E1000E], [E1000[3], E1000E[3]]),
+        ([SCSI, BRIDGE], []),
+        ([], []),
+    ],
+)  # fmt: skip
+def test_nic_aliases_name_every_network_adapter_and_its_virtio_device(
+    tmp_path: Path, shell: str, devices: list[tuple[str, str, str, str]], expected: list[str]
+) -> None:
+    sysfs = tmp_path / "sys"
+    fake_pci(sysfs, devices)
+    script = f". {MODULE}/pyiscsi-lib.sh; PYISCSI_SYSFS={sysfs}; pyiscsi_nic_aliases"
+    result = subprocess.run([shell, "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    assert (result.returncode, result.stderr) == (0, "")
+    # sysfs lists the adapters by address; the virtio-net alias comes once, after the first virtio adapter
+    assert result.stdout.split() == expected
+
+
+@pytest.mark.parametrize("shell", ["sh", "bash"])
+@pytest.mark.parametrize("broken", ["class", "modalias", "vendor"])
+def test_nic_aliases_skip_an_adapter_whose_files_cannot_be_read(tmp_path: Path, shell: str, broken: str) -> None:
+    sysfs = tmp_path / "sys"
+    fake_pci(sysfs, [VIRTIO_LEGACY, E1000])
+    (sysfs / "bus/pci/devices" / VIRTIO_LEGACY[0] / broken).unlink()
+    script = f". {MODULE}/pyiscsi-lib.sh; PYISCSI_SYSFS={sysfs}; pyiscsi_nic_aliases"
+    result = subprocess.run([shell, "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    assert (result.returncode, result.stderr) == (0, "")
+    # without its vendor the virtio adapter's own alias still comes (its driver is known), not the virtio-net one
+    assert result.stdout.split() == ([VIRTIO_LEGACY[3], E1000[3]] if broken == "vendor" else [E1000[3]])
+
+
+@pytest.mark.parametrize(
+    ("cmdline", "loads"),
+    [
+        ("rd.iscsi.firmware=1", True),
+        (f"root=UUID=0a1b netroot=iscsi:10.0.2.2::::{IQN}", True),
+        ("root=/dev/vda1", False),  # not ours: udev loads the drivers, as without pyiscsi
+        (f"root=iscsi:10.0.2.2::::{IQN} rd.pyiscsi=0", False),
+    ],
+)
+def test_cmdline_hook_loads_the_nic_drivers_before_udev_only_for_our_root(
+    sh_image: Image, cmdline: str, loads: bool
+) -> None:
+    """The adapters' drivers come in a modprobe of their own after the iSCSI one (an alias with no driver in the
+    image is no warning: udev would find none either)."""
+    sysfs = sh_image.root / "sys"
+    fake_pci(sysfs, [VIRTIO_LEGACY, E1000, SCSI])
+    try:
+        run = run_cmdline_hook(sh_image.root, cmdline)
+    finally:
+        shutil.rmtree(sysfs / "bus", ignore_errors=True)
+    calls = [line.split() for line in run.modprobe.splitlines()]
+    if not loads:
+        assert calls == []
+        return
+    assert len(calls) == 2
+    assert "iscsi_tcp" in calls[0]
+    assert calls[1] == ["modprobe", "-a", "-b", "-q", VIRTIO_LEGACY[3], VIRTIO_NET, E1000[3]]
+    assert "warning" not in run.stdout.lower()
 
 
 def test_cmdline_hook_warns_when_95iscsi_is_in_the_image_too(sh_image: Image) -> None:
@@ -452,7 +543,13 @@ def test_the_agents_answer_ends_the_handover_steps_wait_at_once(tmp_path: Path, 
     assert "sleep 0.5 &" in lib
     (tmp_path / "lib.sh").write_text(lib.replace("sleep 0.5 &", "sleep 300 &"))
     fake = tmp_path / "pyiscsi-agent"
-    fake.write_text(FAKE_AGENT.replace("sleep 0.05", "/bin/sleep 0.05").format(state=state, status=0))
+    # the stand-in answers only once the step has started its sleep (bounded): an answer that came before the
+    # step's first look would end the wait without a sleep, and without testing the wake-up
+    answer_when_asleep = (
+        "answer() {{\n    j=0; while [ ! -e {state}/sleeps ] && [ $j -lt 200 ]; do sleep 0.05; j=$((j + 1)); done\n"
+    )
+    agent = FAKE_AGENT.replace("answer() {{\n", answer_when_asleep)
+    fake.write_text(agent.replace("sleep 0.05", "/bin/sleep 0.05").format(state=state, status=0))
     fake.chmod(0o755)
     script = (
         f"{fake} & {WAIT_PID.replace('sleep', '/bin/sleep').format(state=state)}"
