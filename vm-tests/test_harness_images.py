@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 import pytest
 
-from harness import images
+from harness import images, initramfs
 from harness.errors import HarnessError
 
 DEP = """\
@@ -81,3 +82,18 @@ def test_initramfs_has_busybox_init_files_and_the_module_closure(pinned_kernel, 
         )
         == img
     )  # same inputs: the cached image
+
+
+def test_prune_keeps_the_newest_and_any_image_used_lately(tmp_path):
+    """Another run (CI's, in another checkout) may still boot an image while this one builds new ones."""
+    now = 1_000_000.0
+    ages = {"a": 10, "b": 20, "c": 30, "d": 40, "e": initramfs.IN_USE + 50, "f": initramfs.IN_USE + 60}
+    for name, age in ages.items():
+        image = tmp_path / f"initramfs-systemd-6.1-{name}.img"
+        image.write_bytes(b"x")
+        os.utime(image, (now - age, now - age))
+    (tmp_path / "initramfs-sh-6.1-z.img").write_bytes(b"x")  # another kind: never looked at
+    initramfs.prune(tmp_path, "initramfs-systemd-6.1-*.img", keep=3, now=now)
+    left = sorted(p.name for p in tmp_path.iterdir())
+    # a, b, c: the newest three; d: beyond them but used within IN_USE; e, f: neither
+    assert left == ["initramfs-sh-6.1-z.img"] + [f"initramfs-systemd-6.1-{n}.img" for n in "abcd"]

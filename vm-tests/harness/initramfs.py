@@ -43,6 +43,9 @@ FLAVOURS = {
 }
 DEFAULT_FLAVOUR = "systemd"
 KEEP = 3  # cached images kept per flavour and kernel
+# an image used this recently is kept beyond KEEP: a test run (CI's, in another checkout) may still boot it while
+# another run builds images of its own
+IN_USE = 3 * 3600.0
 DRIVERS = "ext4 virtio_pci virtio_net virtio_blk sd_mod"
 # the NICs QEMU gives the test machines; every other wired driver would add 40 MB (unpacked) to each boot
 NET_DRIVERS = "virtio_net e1000 e1000e"
@@ -173,6 +176,7 @@ def build(
     with (cache / ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # parallel test workers: one builds, the others take its image
         if out.is_file():
+            os.utime(out)  # used now (prune)
             return Initramfs(out, kver, flavour, 0.0, True)
         if log:
             log(f"initramfs: building the {flavour} image for {kver} with dracut (a minute or two)")
@@ -191,10 +195,13 @@ def build(
     return Initramfs(out, kver, flavour, time.monotonic() - started, False)
 
 
-def prune(cache: Path, pattern: str, keep: int) -> None:
-    """Drop all but the `keep` newest images of one kind (each is 20-30 MB)."""
+def prune(cache: Path, pattern: str, keep: int, in_use: float = IN_USE, now: float | None = None) -> None:
+    """Drop all but the `keep` most recently built or used images of one kind (each is 20-30 MB), except those
+    used within `in_use` seconds."""
+    now = time.time() if now is None else now
     for old in sorted(cache.glob(pattern), key=lambda p: p.stat().st_mtime, reverse=True)[keep:]:
-        old.unlink(missing_ok=True)
+        if now - old.stat().st_mtime > in_use:
+            old.unlink(missing_ok=True)
 
 
 def pinned(flavour: str = DEFAULT_FLAVOUR, log=None) -> tuple[Path, Initramfs]:
