@@ -42,7 +42,7 @@ fi
 _pyiscsi_modules="iscsi_tcp sd_mod"
 if getargbool 0 rd.iscsi.firmware -y iscsi_firmware || getargbool 0 rd.iscsi.ibft; then
     [ -n "$_pyiscsi_why" ] || _pyiscsi_why="iBFT"
-    _pyiscsi_modules="iscsi_boot_sysfs iscsi_ibft iscsi_tcp sd_mod"
+    _pyiscsi_modules="iscsi_boot_sysfs iscsi_ibft $_pyiscsi_modules"
 fi
 unset _pyiscsi_arg
 if [ -z "$_pyiscsi_why" ]; then
