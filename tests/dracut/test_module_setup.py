@@ -250,9 +250,10 @@ def test_units_verify_without_cycles_in_the_initrd_graph(systemd_image: Image) -
 
 # --- the hooks, run in the unpacked image -------------------------------------------------------------------------
 
+# The stand-in modprobe fails for module aliases, as the real one does when an adapter has no driver in the image.
 HOOK_RUNNER = r"""
 . /lib/dracut-lib.sh
-modprobe() { echo "modprobe $*" >> /tmp/t/modprobe; }
+modprobe() { echo "modprobe $*" >> /tmp/t/modprobe; case "$*" in *pci:*) return 1 ;; esac; }
 . $hookdir/cmdline/90-parse-pyiscsi.sh
 echo "status=$? root=$root rootok=$rootok"
 """
