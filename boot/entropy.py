@@ -5,7 +5,8 @@ takes seconds under emulation. See initiator.unique for the bytes we draw oursel
 pyroute2's config imports multiprocessing, whose `process` module draws the main process's authkey with
 os.urandom() as it is imported: that waits. The key guards multiprocessing's authenticated connections, which
 neither pyroute2's IPRoute nor the boot nor the agent forked from it ever opens, so the boot imports the module
-once with a key that does not wait."""
+once with a key that does not wait. Only a boot that makes a VLAN, bond or bridge imports pyroute2's IPRoute
+(boot.net.rtnl does the rest; boot.commands.boot.needs_pyroute2)."""
 
 from __future__ import annotations
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -88,6 +87,8 @@ def load_modules(
     wanted = (*modules, *optional)
     missing = [m for m in wanted if module_state(m, root) == "absent"]
     if missing:
+        import subprocess  # only then: dracut's cmdline hook has loaded them on every boot that has the hook
+
         try:
             argv = ["modprobe", "-a", "-q", *missing]
             done = subprocess.run(argv, capture_output=True, text=True, timeout=max(0.1, deadline.remaining()))
@@ -166,10 +167,9 @@ class LiveSteps:
         return enough
 
     def has_route(self, address: str) -> bool:
-        from pyroute2.iproute.linux import IPRoute
-        from pyroute2.netlink.exceptions import NetlinkError
+        from boot.net.rtnl import NetlinkError, Rtnl
 
-        with IPRoute() as ipr:
+        with Rtnl() as ipr:
             try:
                 return bool(ipr.route("get", dst=address))
             except NetlinkError:  # ENETUNREACH, EHOSTUNREACH: `ip route get` fails the same way

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +38,8 @@ UDEVADM_BOUND = 10.0
 
 def _reload_udev_rules() -> None:
     """udevd notices a new rules file only when it checks its directories again: tell it (as 95iscsi does)."""
+    import subprocess  # root=iscsi: only (a rule for the root's udev name)
+
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         subprocess.run(["udevadm", "control", "--reload"], capture_output=True, timeout=UDEVADM_BOUND, check=False)
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -108,8 +107,7 @@ def run(args: argparse.Namespace) -> int:
 def _boot(args: argparse.Namespace, timeline: Timeline) -> int:
     from boot import deferred, entropy, warmup
 
-    entropy.import_without_waiting()  # before pyroute2 (and its multiprocessing) is imported
-    deferred.install()  # and pyroute2's traffic-control modules run only if something uses them
+    deferred.install()  # pyroute2's traffic-control modules run only if something uses them
     from boot.atomic import write_atomic
     from boot.commands.plan_args import plan_from_args
     from boot.live import LiveSteps
@@ -120,6 +118,9 @@ def _boot(args: argparse.Namespace, timeline: Timeline) -> int:
     state_dir = Path(args.state_dir)
     steps = LiveSteps(state_dir=str(state_dir))
     plan = plan_from_args(args, before_firmware=steps.load_modules_for)
+    if needs_pyroute2(plan):
+        entropy.import_without_waiting()  # pyroute2's multiprocessing, before any thread of the bring-up runs
+        import pyroute2.iproute.linux  # noqa: F401
     origin = ibft_origin(plan, getattr(args, "ibft", None))
     if origin:
         timeline.mark("firmware", f"ibft={origin}")
@@ -148,6 +149,12 @@ def _boot(args: argparse.Namespace, timeline: Timeline) -> int:
     write_atomic(state_dir / "booted", f"{root.device}\n")
     timeline.mark("booted", f"{len(sessions)} session(s), root {root.device}, cpu {cpu_seconds():.2f}s")
     return 0
+
+
+def needs_pyroute2(plan: BootPlan) -> bool:
+    """Whether the bring-up makes a virtual link (a VLAN, bond or bridge: boot.net.rtnl hands those to pyroute2's
+    IPRoute). Then pyroute2 is imported here, in the main thread, before the interfaces' threads start."""
+    return bool(plan.bonds or plan.bridges or any(i.vlan is not None for i in plan.interfaces))
 
 
 def cpu_seconds() -> float:
@@ -256,6 +263,8 @@ def fork_is_safe() -> bool:
 def spawn_agent(args: argparse.Namespace, state_dir: Path, bound: float = AGENT_START_BOUND) -> str | None:
     """Start `@pyiscsi-agent ... agent --daemon` and wait until it listens (it exits 0 only then): None, or a
     warning."""
+    import subprocess  # only when the agent cannot be forked (a bring-up thread still runs)
+
     from boot.atomic import write_atomic
 
     # a --cmdline text may hold CHAP secrets: never into an argv (ps shows it), a 0600 file read at start instead

@@ -15,8 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pyroute2.iproute.linux import IPRoute
-
 from boot.net import ipv4, ipv6, links, virtual
 from boot.net.dhcp4 import Dhcp4Lease
 from boot.net.dhcp4_socket import obtain_lease
@@ -24,6 +22,7 @@ from boot.net.link_events import link_waits
 from boot.net.links import Link, Sleep
 from boot.net.names import name_problem
 from boot.net.resolv import write_resolv_conf
+from boot.net.rtnl import Rtnl
 from boot.net.state import InterfaceState, LeaseInfo, write_state_file
 from boot.net.waits import InterfaceError, InterfaceWaitTimeout
 from boot.plan import BootPlan, InterfacePlan, Method, Timeouts
@@ -52,7 +51,7 @@ def _mac_bytes(link: Link) -> bytes:
 
 
 def _dhcp6(
-    ipr: IPRoute, link: Link, timeouts: Timeouts, deadline: Deadline, sleep: Sleep
+    ipr: Rtnl, link: Link, timeouts: Timeouts, deadline: Deadline, sleep: Sleep
 ) -> tuple[ipaddress.IPv6Interface, Dhcp6Lease, ipaddress.IPv6Address | None]:
     """A DHCPv6 address as a /128 with DAD done, then the RA that makes it reachable (prefix, router)."""
     from boot.net.dhcp6_socket import obtain_lease6  # IPv6 boots only: an IPv4 boot never imports DHCPv6
@@ -65,7 +64,7 @@ def _dhcp6(
     return address, lease, router
 
 
-def _dhcp4(ipr: IPRoute, link: Link, plan: InterfacePlan, timeouts: Timeouts, deadline: Deadline) -> Dhcp4Lease:
+def _dhcp4(ipr: Rtnl, link: Link, plan: InterfacePlan, timeouts: Timeouts, deadline: Deadline) -> Dhcp4Lease:
     """A DHCPv4 lease, ARP-probed, applied to the link (address, routes, MTU unless ip= set one)."""
     lease = obtain_lease(
         link.name,
@@ -88,7 +87,7 @@ class Auto6:
     leased: tuple[ipaddress.IPv6Interface, Dhcp6Lease, ipaddress.IPv6Address | None] | None = None
 
 
-def _auto6(ipr: IPRoute, link: Link, timeouts: Timeouts, deadline: Deadline, sleep: Sleep) -> Auto6:
+def _auto6(ipr: Rtnl, link: Link, timeouts: Timeouts, deadline: Deadline, sleep: Sleep) -> Auto6:
     """SLAAC; when no router advertisement gives an address within 'ipv6auto', stateful DHCPv6 (either6's order)."""
     try:
         slaac = ipv6.wait_slaac(ipr, link, deadline.child("ipv6auto", timeouts.ipv6auto), sleep)
@@ -110,14 +109,14 @@ def dual_stack(
     results: dict[int, object] = {}
     errors: dict[int, BaseException] = {}
     changed = threading.Condition()
-    jobs: dict[int, Callable[[IPRoute], object]] = {
+    jobs: dict[int, Callable[[Rtnl], object]] = {
         4: lambda ipr: _dhcp4(ipr, link, plan, timeouts, deadline),
         6: lambda ipr: _auto6(ipr, link, timeouts, deadline, sleep),
     }
 
     def run(family: int) -> None:
         try:
-            with IPRoute() as ipr:
+            with Rtnl() as ipr:
                 value = jobs[family](ipr)
         except BaseException as exc:  # handed to the interface's thread below
             with changed:
@@ -165,7 +164,7 @@ def bring_up_one(
 ) -> tuple[InterfaceState, Link]:
     """One interface, start to finish: link, VLAN, MTU, up, carrier, addresses, routes."""
     started = deadline.clock()
-    with IPRoute() as ipr, link_waits(sleep) as link_sleep:
+    with Rtnl() as ipr, link_waits(sleep) as link_sleep:
         # nothing is set up before udev has handled (renamed) it: udev's coldplug may still be running. The link
         # waits sleep on link messages (link_sleep), not on a 50 ms poll that takes the CPU from udev
         udev_warnings: list[str] = []

@@ -10,13 +10,12 @@ import ipaddress
 import socket
 import time
 
-from pyroute2.iproute.linux import IPRoute
-
 from boot.net import ipv6
 from boot.net.dhcp6 import ALL_SERVERS, CLIENT_PORT, SERVER_PORT, Dhcp6Client, Dhcp6Lease
 from boot.net.exchange import run_exchange
 from boot.net.linkdump import DumpCut, DumpError
 from boot.net.links import POLL, Link, Sleep
+from boot.net.rtnl import Rtnl
 from boot.net.waits import InterfaceError, ran_out
 from initiator.deadline import Deadline
 
@@ -24,7 +23,7 @@ RT_SCOPE_LINK = 253
 RECV_SIZE = 65535  # the largest UDP payload: a longer Reply must be read whole, not cut and blamed on the server
 
 
-def wait_link_local(ipr: IPRoute, link: Link, deadline: Deadline, sleep: Sleep = time.sleep) -> ipaddress.IPv6Address:
+def wait_link_local(ipr: Rtnl, link: Link, deadline: Deadline, sleep: Sleep = time.sleep) -> ipaddress.IPv6Address:
     """The link's fe80:: address once it is no longer tentative."""
     problem = ""
     while True:
@@ -61,7 +60,7 @@ def open_socket(link: Link, source: ipaddress.IPv6Address) -> socket.socket:
 
 
 def obtain_lease6(
-    ipr: IPRoute,
+    ipr: Rtnl,
     link: Link,
     mac: bytes,
     deadline: Deadline,

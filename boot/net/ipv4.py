@@ -5,11 +5,9 @@ from __future__ import annotations
 import ipaddress
 import socket
 
-from pyroute2.iproute.linux import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
 from boot.net.dhcp4 import Dhcp4Lease
 from boot.net.links import Link
+from boot.net.rtnl import NetlinkError, Rtnl
 from boot.net.waits import InterfaceError
 
 
@@ -18,7 +16,7 @@ def _netlink_reason(exc: NetlinkError) -> str:
 
 
 def add_address(
-    ipr: IPRoute, link: Link, address: ipaddress.IPv4Interface, broadcast: ipaddress.IPv4Address | None = None
+    ipr: Rtnl, link: Link, address: ipaddress.IPv4Interface, broadcast: ipaddress.IPv4Address | None = None
 ) -> None:
     """Add (or refresh) `address` on `link`, with the subnet's broadcast unless told otherwise. No lifetime: the
     address must outlive us (the root disk rides on it); whoever renews the lease after switch_root owns it."""
@@ -39,7 +37,7 @@ def add_address(
 
 
 def set_default_route(
-    ipr: IPRoute, link: Link, gateway: ipaddress.IPv4Address, addresses: tuple[ipaddress.IPv4Interface, ...] = ()
+    ipr: Rtnl, link: Link, gateway: ipaddress.IPv4Address, addresses: tuple[ipaddress.IPv4Interface, ...] = ()
 ) -> None:
     """Default route via `gateway` on `link`; a gateway outside every subnet of the link gets a host route first
     (DHCP servers hand out /32 leases with an off-subnet router)."""
@@ -51,7 +49,7 @@ def set_default_route(
         raise InterfaceError(link.name, f"cannot add default route via {gateway}: {_netlink_reason(exc)}") from exc
 
 
-def apply_lease(ipr: IPRoute, link: Link, lease: Dhcp4Lease, *, set_mtu: bool = True) -> None:
+def apply_lease(ipr: Rtnl, link: Link, lease: Dhcp4Lease, *, set_mtu: bool = True) -> None:
     """The lease's MTU (unless the plan fixed one), address and first router."""
     if set_mtu and lease.mtu is not None and lease.mtu != link.mtu:
         try:

@@ -12,12 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from pyroute2.iproute.linux import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
 from boot.net import linkdump
 from boot.net.linkdump import DumpCut, DumpError
 from boot.net.links import POLL, Link, Sleep
+from boot.net.rtnl import NetlinkError, Rtnl
 from boot.net.waits import InterfaceError, ran_out
 from initiator.deadline import Deadline
 from initiator.record import record
@@ -81,7 +79,7 @@ def addresses(link: Link, deadline: Deadline) -> list[Addr6]:
     return [Addr6(a.address, a.flags, a.scope) for a in linkdump.link_addresses(link.index, deadline)]
 
 
-def add_address(ipr: IPRoute, link: Link, address: ipaddress.IPv6Interface) -> None:
+def add_address(ipr: Rtnl, link: Link, address: ipaddress.IPv6Interface) -> None:
     try:
         ipr.addr(
             "replace",
@@ -95,7 +93,7 @@ def add_address(ipr: IPRoute, link: Link, address: ipaddress.IPv6Interface) -> N
 
 
 def wait_dad(
-    ipr: IPRoute,
+    ipr: Rtnl,
     link: Link,
     wanted: tuple[ipaddress.IPv6Interface, ...],
     deadline: Deadline,
@@ -132,7 +130,7 @@ def wait_dad(
         sleep(min(POLL, deadline.remaining()))
 
 
-def set_default_route(ipr: IPRoute, link: Link, gateway: ipaddress.IPv6Address) -> None:
+def set_default_route(ipr: Rtnl, link: Link, gateway: ipaddress.IPv6Address) -> None:
     try:
         ipr.route("replace", dst="::", dst_len=0, gateway=str(gateway), oif=link.index, family=socket.AF_INET6)
     except NetlinkError as exc:
@@ -199,7 +197,7 @@ def _soliciting(link: Link, deadline: Deadline, sleep: Sleep, probe: Callable[[]
         sleep(min(max(POLL, clock() - started), deadline.remaining()))
 
 
-def wait_slaac(ipr: IPRoute, link: Link, deadline: Deadline, sleep: Sleep = time.sleep) -> Slaac:
+def wait_slaac(ipr: Rtnl, link: Link, deadline: Deadline, sleep: Sleep = time.sleep) -> Slaac:
     """Until the link has a global, non-tentative address and a default route. `ipr` is unused: the reads are
     bounded dumps of boot.net.linkdump (kept for the callers' symmetry with the other waits)."""
 
@@ -257,7 +255,7 @@ def ra_route(link: Link, deadline: Deadline) -> ipaddress.IPv6Network | None:
 
 
 def wait_router_advertisement(
-    ipr: IPRoute, link: Link, deadline: Deadline, sleep: Sleep = time.sleep
+    ipr: Rtnl, link: Link, deadline: Deadline, sleep: Sleep = time.sleep
 ) -> ipaddress.IPv6Address | None:
     """Until an RA gave `link` an on-link prefix or a default route (DHCPv6 gives neither); returns the router."""
 

@@ -1,6 +1,7 @@
 """Links: find the one a plan names (by name, by MAC, or the first with carrier), make its VLAN, set MTU, set it
 up and wait for carrier. Every wait looks at the links under a named Deadline, between sleeps that the kernel's
-link messages end early (boot.net.link_events); pyroute2 does all netlink work.
+link messages end early (boot.net.link_events); boot.net.rtnl does the netlink work (pyroute2's IPRoute
+makes the VLAN).
 """
 
 from __future__ import annotations
@@ -10,10 +11,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pyroute2.iproute.linux import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
 from boot.net import udev_seen
+from boot.net.rtnl import NetlinkError, Rtnl
 from boot.net.waits import InterfaceError, ran_out
 from initiator.deadline import Deadline
 from initiator.printable import printable
@@ -59,15 +58,15 @@ def _link(msg: object) -> Link:
     )
 
 
-def list_links(ipr: IPRoute) -> list[Link]:
+def list_links(ipr: Rtnl) -> list[Link]:
     return [_link(m) for m in ipr.get_links()]
 
 
-def get_link(ipr: IPRoute, index: int) -> Link:
+def get_link(ipr: Rtnl, index: int) -> Link:
     return _link(ipr.get_links(index)[0])
 
 
-def candidates(ipr: IPRoute) -> list[Link]:
+def candidates(ipr: Rtnl) -> list[Link]:
     """Ethernet links a plan without name or MAC may take: not loopback, not a VLAN or bridge we or others made,
     not a bond slave or bridge port (its master carries the address)."""
     out = []
@@ -86,9 +85,7 @@ def _poll(deadline: Deadline, sleep: Sleep) -> None:
     sleep(min(getattr(sleep, "period", POLL), max(0.0, deadline.remaining())))
 
 
-def find_link(
-    ipr: IPRoute, *, name: str | None, mac: str | None, deadline: Deadline, sleep: Sleep = time.sleep
-) -> Link:
+def find_link(ipr: Rtnl, *, name: str | None, mac: str | None, deadline: Deadline, sleep: Sleep = time.sleep) -> Link:
     """The link named `name` or carrying `mac` (both given: both must match), waiting for it to appear."""
     label = name or mac or "?"
     while True:
@@ -107,7 +104,7 @@ def find_link(
 
 
 def after_udev(
-    ipr: IPRoute,
+    ipr: Rtnl,
     found: list[Link],
     deadline: Deadline,
     sleep: Sleep = time.sleep,
@@ -131,7 +128,7 @@ def after_udev(
 
 
 def candidates_after_udev(
-    ipr: IPRoute,
+    ipr: Rtnl,
     iflink: Deadline,
     udev: Deadline,
     sleep: Sleep = time.sleep,
@@ -159,7 +156,7 @@ def candidates_after_udev(
         found = candidates(ipr)
 
 
-def wait_candidates(ipr: IPRoute, deadline: Deadline, sleep: Sleep = time.sleep) -> list[Link]:
+def wait_candidates(ipr: Rtnl, deadline: Deadline, sleep: Sleep = time.sleep) -> list[Link]:
     """The candidates once there is at least one (udev may still be loading the NIC's driver); none when
     `deadline` runs out (the caller's error says so)."""
     while True:
@@ -169,7 +166,7 @@ def wait_candidates(ipr: IPRoute, deadline: Deadline, sleep: Sleep = time.sleep)
         _poll(deadline, sleep)
 
 
-def set_up(ipr: IPRoute, link: Link, mtu: int | None = None) -> Link:
+def set_up(ipr: Rtnl, link: Link, mtu: int | None = None) -> Link:
     """Set the MTU (if asked and different) and the up flag."""
     try:
         if mtu is not None and mtu != link.mtu:
@@ -188,7 +185,7 @@ def vlan_name(parent: str, vlan_id: int) -> str:
     return name if len(name) <= IFNAMSIZ else f"vlan{vlan_id:04d}"
 
 
-def ensure_vlan(ipr: IPRoute, parent: Link, vlan_id: int, mtu: int | None = None) -> Link:
+def ensure_vlan(ipr: Rtnl, parent: Link, vlan_id: int, mtu: int | None = None) -> Link:
     """The VLAN link `vlan_id` on `parent`, made if missing (an existing one with that id is reused)."""
     if not 1 <= vlan_id <= 4094:
         raise InterfaceError(parent.name, f"VLAN id {vlan_id} outside 1-4094")
@@ -207,7 +204,7 @@ def ensure_vlan(ipr: IPRoute, parent: Link, vlan_id: int, mtu: int | None = None
     return _link(ipr.get_links(ipr.link_lookup(ifname=name)[0])[0])
 
 
-def wait_carrier(ipr: IPRoute, link: Link, deadline: Deadline, sleep: Sleep = time.sleep) -> Link:
+def wait_carrier(ipr: Rtnl, link: Link, deadline: Deadline, sleep: Sleep = time.sleep) -> Link:
     while True:
         current = get_link(ipr, link.index)
         if current.carrier:
@@ -217,7 +214,7 @@ def wait_carrier(ipr: IPRoute, link: Link, deadline: Deadline, sleep: Sleep = ti
         _poll(deadline, sleep)
 
 
-def first_with_carrier(ipr: IPRoute, deadline: Deadline, sleep: Sleep = time.sleep) -> Link:
+def first_with_carrier(ipr: Rtnl, deadline: Deadline, sleep: Sleep = time.sleep) -> Link:
     """Any plan: set every candidate up, take the first with carrier, and set the others we raised back down."""
     if not candidates(ipr):
         raise InterfaceError("any", "no Ethernet link to bring up")

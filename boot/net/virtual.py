@@ -3,7 +3,8 @@
 dracut renames links (udev rules from ifname=) and makes bonds and bridges (its ifup) before it configures
 addresses; so do we, in that order, so that an interface plan naming `bond0`, `br0` or a renamed link finds it,
 and everything written afterwards (state file, node records, the real root's network files) carries the names
-the user chose. All of it is pyroute2 netlink; each wait for a link to appear is under the 'iflink' bound.
+the user chose. pyroute2's IPRoute makes the bonds and bridges (through boot.net.rtnl, which opens it on first
+use); each wait for a link to appear is under the 'iflink' bound.
 
 A bond slave or bridge port whose link has no carrier is enslaved all the same: the bond (or bridge) comes up over
 the others, and the interface's own 'carrier' wait is on the master.
@@ -14,12 +15,10 @@ from __future__ import annotations
 import contextlib
 import time
 
-from pyroute2.iproute.linux import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
 from boot.net import links
 from boot.net.bond import netlink_options
 from boot.net.links import Link, Sleep
+from boot.net.rtnl import NetlinkError, Rtnl
 from boot.net.waits import InterfaceError, ran_out
 from boot.plan import BondPlan, BootPlan, BridgePlan, RenamePlan
 from initiator.deadline import Deadline
@@ -29,18 +28,18 @@ def _reason(exc: NetlinkError) -> str:
     return str(exc.args[1]) if len(exc.args) > 1 else str(exc)
 
 
-def _by_name(ipr: IPRoute, name: str) -> Link | None:
+def _by_name(ipr: Rtnl, name: str) -> Link | None:
     return next((link for link in links.list_links(ipr) if link.name == name), None)
 
 
-def _set(ipr: IPRoute, link: Link, what: str, **change: object) -> None:
+def _set(ipr: Rtnl, link: Link, what: str, **change: object) -> None:
     try:
         ipr.link("set", index=link.index, **change)
     except NetlinkError as exc:
         raise InterfaceError(link.name, f"cannot {what}: {_reason(exc)}") from exc
 
 
-def rename(ipr: IPRoute, wanted: RenamePlan, deadline: Deadline, sleep: Sleep = time.sleep) -> Link:
+def rename(ipr: Rtnl, wanted: RenamePlan, deadline: Deadline, sleep: Sleep = time.sleep) -> Link:
     """The link with `wanted.mac` under the name `wanted.name` (down, rename, up, as dracut's udev rule does
     before the link is used). A name held by another link is an error naming both links."""
     link = links.find_link(ipr, name=None, mac=wanted.mac, deadline=deadline, sleep=sleep)
@@ -62,7 +61,7 @@ def rename(ipr: IPRoute, wanted: RenamePlan, deadline: Deadline, sleep: Sleep = 
 
 
 def _members(
-    ipr: IPRoute, master: str, names: tuple[str, ...], deadline: Deadline, sleep: Sleep
+    ipr: Rtnl, master: str, names: tuple[str, ...], deadline: Deadline, sleep: Sleep
 ) -> tuple[list[Link], list[str]]:
     """The member links by name, waiting for all of them under `deadline`; when it runs out, the ones that
     appeared are enough (a warning names the others), none at all is the error."""
@@ -81,7 +80,7 @@ def _members(
         sleep(min(links.POLL, max(0.0, deadline.remaining())))
 
 
-def _master(ipr: IPRoute, name: str, kind: str, **options: object) -> Link:
+def _master(ipr: Rtnl, name: str, kind: str, **options: object) -> Link:
     """The bond or bridge `name` with `options`: made, or, when one of that kind is there, given the options.
 
     One may be there before we ask: loading the bonding driver (which our own request does) makes `bond0`
@@ -108,7 +107,7 @@ def _master(ipr: IPRoute, name: str, kind: str, **options: object) -> Link:
     return links.get_link(ipr, existing.index)
 
 
-def _enslave(ipr: IPRoute, master: Link, member: Link) -> None:
+def _enslave(ipr: Rtnl, master: Link, member: Link) -> None:
     """`member` under `master` (down first: the kernel enslaves only a link that is down), then up."""
     current = ipr.get_links(member.index)[0].get_attr("IFLA_MASTER")
     if current != master.index:
@@ -118,7 +117,7 @@ def _enslave(ipr: IPRoute, master: Link, member: Link) -> None:
     _set(ipr, member, "set it up", state="up")
 
 
-def make_bond(ipr: IPRoute, bond: BondPlan, deadline: Deadline, sleep: Sleep = time.sleep) -> list[str]:
+def make_bond(ipr: Rtnl, bond: BondPlan, deadline: Deadline, sleep: Sleep = time.sleep) -> list[str]:
     """bond=: the bond with its options, its slaves enslaved, its MTU, up. Returns warnings (a missing slave)."""
     slaves, warnings = _members(ipr, bond.name, bond.slaves, deadline, sleep)
     index = {link.name: link.index for link in slaves}
@@ -139,7 +138,7 @@ def make_bond(ipr: IPRoute, bond: BondPlan, deadline: Deadline, sleep: Sleep = t
     return warnings
 
 
-def make_bridge(ipr: IPRoute, bridge: BridgePlan, deadline: Deadline, sleep: Sleep = time.sleep) -> list[str]:
+def make_bridge(ipr: Rtnl, bridge: BridgePlan, deadline: Deadline, sleep: Sleep = time.sleep) -> list[str]:
     """bridge=: the bridge (no STP: ports forward at once), its ports added, up. Returns warnings."""
     ports, warnings = _members(ipr, bridge.name, bridge.ports, deadline, sleep)
     master = _master(ipr, bridge.name, "bridge", br_stp_state=0)
@@ -155,7 +154,7 @@ def make_links(plan: BootPlan, deadline: Deadline, sleep: Sleep = time.sleep) ->
     if not (plan.renames or plan.bonds or plan.bridges):
         return []
     warnings: list[str] = []
-    with IPRoute() as ipr:
+    with Rtnl() as ipr:
         for wanted in plan.renames:
             rename(ipr, wanted, deadline.child("iflink", plan.timeouts.iflink), sleep)
         for bond in plan.bonds:
@@ -165,7 +164,7 @@ def make_links(plan: BootPlan, deadline: Deadline, sleep: Sleep = time.sleep) ->
     return warnings
 
 
-def set_address(ipr: IPRoute, link: Link, mac: str) -> Link:
+def set_address(ipr: Rtnl, link: Link, mac: str) -> Link:
     """ip=...:<macaddr>: give the link that MAC address (down first: not every driver changes it while up)."""
     if link.mac == mac:
         return link

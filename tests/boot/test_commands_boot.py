@@ -307,3 +307,30 @@ def test_the_agent_is_forked_with_the_collector_on_and_the_boots_objects_frozen(
         gc.unfreeze()
         gc.enable()
     assert seen["enabled"] is True and int(seen["frozen"]) > 0  # type: ignore[call-overload]
+
+
+def _links_plan(**links):
+    from boot.plan import BondPlan, BootPlan, BridgePlan, InterfacePlan, RenamePlan
+
+    interfaces = tuple(InterfacePlan(name="eth0", vlan=vlan) for vlan in links.pop("vlans", (None,)))
+    made = {
+        "renames": (RenamePlan(name="lan0", mac="52:54:00:00:00:01"),),
+        "bonds": (BondPlan(name="bond0", slaves=("eth0", "eth1")),),
+        "bridges": (BridgePlan(name="br0", ports=("eth0",)),),
+    }
+    return BootPlan(None, interfaces=interfaces, **{key: made[key] for key in links})
+
+
+@pytest.mark.parametrize(
+    ("links", "needed"),
+    [
+        ({}, False),
+        ({"renames": True}, False),  # a rename is a link change boot.net.rtnl makes itself
+        ({"vlans": (None, None)}, False),
+        ({"vlans": (None, 42)}, True),
+        ({"bonds": True}, True),
+        ({"bridges": True}, True),
+    ],
+)
+def test_only_a_plan_that_makes_a_virtual_link_imports_pyroute2(links, needed) -> None:
+    assert boot_command.needs_pyroute2(_links_plan(**links)) is needed

@@ -4,7 +4,7 @@ SPEC is JSON: {"interfaces": [{InterfacePlan fields as in explain --json}], "tim
 "resolv": path|null, "state": path|null}. Prints net --json, or {"error", "type", "exit", "elapsed"} with that exit
 status (elapsed: the timed-out wait's own account of how long it took); both with "maxrss_kb", this process's peak
 memory (VmHWM: getrusage's ru_maxrss would also count the test process this one was forked from), so a test can
-check that a wait stayed small as well as short.
+check that a wait stayed small as well as short, and "iproute_imported" (whether pyroute2's IPRoute was).
 """
 
 from __future__ import annotations
@@ -51,10 +51,16 @@ def main(argv: list[str]) -> int:
         )
     except PyiscsiError as exc:
         document = {"error": str(exc), "type": type(exc).__name__, "exit": int(exc.exit_status)}
-        print(json.dumps({**document, "elapsed": getattr(exc, "elapsed", None), "maxrss_kb": _maxrss_kb()}))
+        print(json.dumps({**document, "elapsed": getattr(exc, "elapsed", None), **_process()}))
         return int(exc.exit_status)
-    print(json.dumps({**net_json(states), "maxrss_kb": _maxrss_kb()}))
+    print(json.dumps({**net_json(states), **_process()}))
     return 0
+
+
+def _process() -> dict[str, object]:
+    """What the bring-up cost this process: peak memory, and whether it imported pyroute2's IPRoute (only a
+    VLAN, bond or bridge needs it)."""
+    return {"maxrss_kb": _maxrss_kb(), "iproute_imported": "pyroute2.iproute.linux" in sys.modules}
 
 
 def _maxrss_kb() -> int:

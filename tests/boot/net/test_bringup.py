@@ -61,6 +61,7 @@ def test_dhcp_lease_applied(linked, workdir):
     assert iface["lease"]["server"] == "10.9.0.1" and iface["lease"]["lease_time"] == 120
     assert iface["warnings"] == []  # dnsmasq's options are all good ones
     assert 0 <= iface["seconds"] < 15
+    assert result.document["iproute_imported"] is False  # boot.net.rtnl did it all
     kernel = addresses(client, "c0", "-4")
     assert [f"{a['local']}/{a['prefixlen']}" for a in kernel] == [address]
     assert kernel[0]["valid_life_time"] == 4294967295  # no lifetime: the address must outlive us
@@ -244,6 +245,7 @@ def test_vlan_without_kernel_support_is_a_network_error(linked):
     result = netns.run_bring_up(client, {"interfaces": [{"name": "c0", "vlan": 42, "method": "dhcp"}]})
     assert result.status == 3, result
     assert result.document["error"].startswith("c0: cannot create VLAN 42 as c0.42"), result.document
+    assert result.document["iproute_imported"] is True  # the VLAN is pyroute2's to make
 
 
 def test_link_found_by_mac(linked):
