@@ -37,15 +37,9 @@ from boot.net.linkdump import (
 )
 from initiator.deadline import Deadline, FakeClock
 
+from .nlbytes import nlmsg, rta
+
 GW = ipaddress.IPv6Address("fe80::1")
-
-
-def rta(kind: int, value: bytes) -> bytes:
-    return struct.pack("=HH", 4 + len(value), kind) + value + b"\0" * (-len(value) % 4)
-
-
-def nlmsg(kind: int, body: bytes, sequence: int = 1) -> bytes:
-    return struct.pack("=IHHII", 16 + len(body), kind, 2, sequence, 0) + body + b"\0" * (-len(body) % 4)
 
 
 def addr_body(index: int, address: str, prefixlen: int = 64, flags: int = 0, scope: int = 0, big_flags=None) -> bytes:

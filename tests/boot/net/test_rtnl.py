@@ -58,16 +58,9 @@ from boot.net.rtnl import (
 )
 
 from . import netns
+from .nlbytes import nlmsg, rta
 
 _HEADER = struct.Struct("=IHHII")
-
-
-def rta(kind: int, value: bytes) -> bytes:
-    return struct.pack("=HH", 4 + len(value), kind) + value + b"\0" * (-len(value) % 4)
-
-
-def nlmsg(kind: int, body: bytes, *, sequence: int = 1, flags: int = 0) -> bytes:
-    return struct.pack("=IHHII", 16 + len(body), kind, flags, sequence, 0) + body + b"\0" * (-len(body) % 4)
 
 
 def decoded(request: bytes) -> tuple[int, int, int, bytes, dict[int, bytes]]:
