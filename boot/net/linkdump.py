@@ -102,24 +102,27 @@ class LinkRoute:
 # ---- requests ---------------------------------------------------------------------------------------------------
 
 
-def _message(kind: int, sequence: int, body: bytes) -> bytes:
-    return _NLMSGHDR.pack(_NLMSGHDR.size + len(body), kind, NLM_F_REQUEST | NLM_F_DUMP, sequence, 0) + body
+def message(kind: int, sequence: int, body: bytes, flags: int = NLM_F_DUMP) -> bytes:
+    """One netlink request: NLM_F_REQUEST and `flags` (a dump unless told otherwise; boot.net.rtnl sends the
+    others)."""
+    return _NLMSGHDR.pack(_NLMSGHDR.size + len(body), kind, NLM_F_REQUEST | flags, sequence, 0) + body
 
 
-def _attribute(kind: int, value: bytes) -> bytes:
+def attribute(kind: int, value: bytes) -> bytes:
+    """One rtattr, padded to 4 bytes."""
     padded = value + b"\0" * (-len(value) % 4)
     return _RTA.pack(_RTA.size + len(value), kind) + padded
 
 
 def address_request(index: int, sequence: int = 1) -> bytes:
     """RTM_GETADDR for the IPv6 addresses of link `index` (a strict kernel filters on the header's index)."""
-    return _message(RTM_GETADDR, sequence, _IFADDRMSG.pack(socket.AF_INET6, 0, 0, 0, index))
+    return message(RTM_GETADDR, sequence, _IFADDRMSG.pack(socket.AF_INET6, 0, 0, 0, index))
 
 
 def route_request(index: int, *, table: int = RT_TABLE_MAIN, protocol: int = 0, sequence: int = 1) -> bytes:
     """RTM_GETROUTE for the IPv6 routes out of link `index` in `table`, of `protocol` if not 0 (any)."""
     header = _RTMSG.pack(socket.AF_INET6, 0, 0, 0, table if table < 256 else 0, protocol, 0, 0, 0)
-    return _message(RTM_GETROUTE, sequence, header + _attribute(RTA_OIF, struct.pack("=I", index)))
+    return message(RTM_GETROUTE, sequence, header + attribute(RTA_OIF, struct.pack("=I", index)))
 
 
 # ---- replies ----------------------------------------------------------------------------------------------------

@@ -23,27 +23,38 @@ import socket
 import struct
 from types import TracebackType
 
-from boot.net.linkdump import DumpError, attributes, split_messages
+from boot.net.linkdump import (
+    IFA_ADDRESS,
+    NETLINK_ROUTE,
+    NLM_F_DUMP,
+    NLMSG_DONE,
+    NLMSG_ERROR,
+    RT_TABLE_MAIN,
+    RTA_DST,
+    RTA_GATEWAY,
+    RTA_OIF,
+    RTA_TABLE,
+    RTM_GETROUTE,
+    RTM_NEWADDR,
+    RTM_NEWROUTE,
+    DumpError,
+    attribute,
+    attributes,
+    message,
+    split_messages,
+)
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-NETLINK_ROUTE = 0
-NLMSG_ERROR = 2
-NLMSG_DONE = 3
-NLM_F_REQUEST = 0x1
 NLM_F_MULTI = 0x2
 NLM_F_ACK = 0x4
-NLM_F_DUMP = 0x300
 NLM_F_REPLACE = 0x100
 NLM_F_CREATE = 0x400
 RTM_NEWLINK = 16
 RTM_GETLINK = 18
-RTM_NEWADDR = 20
 RTM_DELADDR = 21
-RTM_NEWROUTE = 24
-RTM_GETROUTE = 26
 IFF_UP = 0x1
 IFLA_ADDRESS = 1
 IFLA_IFNAME = 3
@@ -53,14 +64,8 @@ IFLA_LINKINFO = 18
 IFLA_INFO_KIND = 1
 IFLA_CARRIER = 33
 IFLA_MAX_MTU = 51
-IFA_ADDRESS = 1
 IFA_LOCAL = 2
 IFA_BROADCAST = 4
-RTA_DST = 1
-RTA_OIF = 4
-RTA_GATEWAY = 5
-RTA_TABLE = 15
-RT_TABLE_MAIN = 254
 RTPROT_STATIC = 4  # what IPRoute marks the routes it adds with; `ip route` shows "proto static"
 RTN_UNICAST = 1
 TIMEOUT = 5.0  # seconds the kernel has to answer one request (it answers at once; a bound all the same)
@@ -71,7 +76,6 @@ _NLMSGHDR = struct.Struct("=IHHII")  # length, type, flags, sequence, port id
 _IFINFOMSG = struct.Struct("=BxHiII")  # family, type, index, flags, change
 _IFADDRMSG = struct.Struct("=BBBBI")  # family, prefix length, flags, scope, index
 _RTMSG = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, protocol, scope, type, flags
-_RTA = struct.Struct("=HH")
 _U32 = struct.Struct("=I")
 _LINK_NAMES = {
     IFLA_ADDRESS: "IFLA_ADDRESS",
@@ -124,14 +128,6 @@ class LinkMessage:
 # ---- requests ---------------------------------------------------------------------------------------------------
 
 
-def _message(kind: int, flags: int, sequence: int, body: bytes) -> bytes:
-    return _NLMSGHDR.pack(_NLMSGHDR.size + len(body), kind, NLM_F_REQUEST | flags, sequence, 0) + body
-
-
-def _attribute(kind: int, value: bytes) -> bytes:
-    return _RTA.pack(_RTA.size + len(value), kind) + value + b"\0" * (-len(value) % 4)
-
-
 def _mac(text: str) -> bytes:
     raw = bytes.fromhex(text.replace(":", ""))
     if not raw:
@@ -142,7 +138,7 @@ def _mac(text: str) -> bytes:
 def links_request(index: int = 0, sequence: int = 1) -> bytes:
     """RTM_GETLINK: every link (a dump), or link `index` alone."""
     body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, index, 0, 0)
-    return _message(RTM_GETLINK, NLM_F_DUMP if not index else 0, sequence, body)
+    return message(RTM_GETLINK, sequence, body, NLM_F_DUMP if not index else 0)
 
 
 def link_set_request(index: int, sequence: int = 1, **change: object) -> bytes:
@@ -159,15 +155,15 @@ def link_set_request(index: int, sequence: int = 1, **change: object) -> bytes:
         flags = IFF_UP if state == "up" else 0
     attrs = b""
     if change.get("ifname") is not None:
-        attrs += _attribute(IFLA_IFNAME, str(change["ifname"]).encode() + b"\0")
+        attrs += attribute(IFLA_IFNAME, str(change["ifname"]).encode() + b"\0")
     if change.get("address") is not None:
-        attrs += _attribute(IFLA_ADDRESS, _mac(str(change["address"])))
+        attrs += attribute(IFLA_ADDRESS, _mac(str(change["address"])))
     if change.get("mtu") is not None:
-        attrs += _attribute(IFLA_MTU, _U32.pack(int(change["mtu"])))  # type: ignore[call-overload]
+        attrs += attribute(IFLA_MTU, _U32.pack(int(change["mtu"])))  # type: ignore[call-overload]
     if change.get("master") is not None:
-        attrs += _attribute(IFLA_MASTER, _U32.pack(int(change["master"])))  # type: ignore[call-overload]
+        attrs += attribute(IFLA_MASTER, _U32.pack(int(change["master"])))  # type: ignore[call-overload]
     body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, index, flags, mask) + attrs
-    return _message(RTM_NEWLINK, NLM_F_ACK, sequence, body)
+    return message(RTM_NEWLINK, sequence, body, NLM_F_ACK)
 
 
 def _family_address(family: int, text: str) -> bytes:
@@ -193,16 +189,16 @@ def addr_request(
     if command not in ("replace", "add", "del"):
         raise ValueError(f"addr {command!r}")
     packed = _family_address(family, address)
-    attrs = _attribute(IFA_ADDRESS, packed)
+    attrs = attribute(IFA_ADDRESS, packed)
     if family == socket.AF_INET:
-        attrs = _attribute(IFA_LOCAL, packed) + attrs
+        attrs = attribute(IFA_LOCAL, packed) + attrs
         if broadcast is not None:
-            attrs += _attribute(IFA_BROADCAST, _family_address(family, broadcast))
+            attrs += attribute(IFA_BROADCAST, _family_address(family, broadcast))
     body = _IFADDRMSG.pack(family, prefixlen, 0, 0, index) + attrs
     if command == "del":
-        return _message(RTM_DELADDR, NLM_F_ACK, sequence, body)
+        return message(RTM_DELADDR, sequence, body, NLM_F_ACK)
     flags = NLM_F_ACK | NLM_F_CREATE | (NLM_F_REPLACE if command == "replace" else 0)
-    return _message(RTM_NEWADDR, flags, sequence, body)
+    return message(RTM_NEWADDR, sequence, body, flags)
 
 
 def route_request(
@@ -221,19 +217,19 @@ def route_request(
     if command == "get":
         length = 32 if family == socket.AF_INET else 128
         header = _RTMSG.pack(family, length if dst_len is None else dst_len, 0, 0, 0, 0, 0, 0, 0)
-        return _message(RTM_GETROUTE, 0, sequence, header + _attribute(RTA_DST, _family_address(family, dst)))
+        return message(RTM_GETROUTE, sequence, header + attribute(RTA_DST, _family_address(family, dst)), 0)
     if command != "replace":
         raise ValueError(f"route {command!r}")
     length = dst_len or 0
     header = _RTMSG.pack(family, length, 0, 0, RT_TABLE_MAIN, RTPROT_STATIC, scope, RTN_UNICAST, 0)
-    attrs = _attribute(RTA_TABLE, _U32.pack(RT_TABLE_MAIN))
+    attrs = attribute(RTA_TABLE, _U32.pack(RT_TABLE_MAIN))
     if length:
-        attrs += _attribute(RTA_DST, _family_address(family, dst))
+        attrs += attribute(RTA_DST, _family_address(family, dst))
     if gateway is not None:
-        attrs += _attribute(RTA_GATEWAY, _family_address(family, gateway))
+        attrs += attribute(RTA_GATEWAY, _family_address(family, gateway))
     if oif is not None:
-        attrs += _attribute(RTA_OIF, _U32.pack(oif))
-    return _message(RTM_NEWROUTE, NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, sequence, header + attrs)
+        attrs += attribute(RTA_OIF, _U32.pack(oif))
+    return message(RTM_NEWROUTE, sequence, header + attrs, NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE)
 
 
 # ---- replies ----------------------------------------------------------------------------------------------------
@@ -302,6 +298,7 @@ class Rtnl:
         try:
             self._sock.bind((0, 0))
             self._sock.settimeout(timeout)
+            self._timeout = timeout
         except OSError:
             self._sock.close()
             raise
@@ -336,7 +333,7 @@ class Rtnl:
             try:
                 data = self._sock.recv(RECV_BUFFER)
             except TimeoutError:
-                raise NetlinkError(errno.ETIMEDOUT, f"no answer from the kernel within {TIMEOUT:g}s") from None
+                raise NetlinkError(errno.ETIMEDOUT, f"no answer from the kernel within {self._timeout:g}s") from None
             except OSError as exc:
                 raise NetlinkError(exc.errno or errno.EIO, exc.strerror) from exc
             if _sequence_of(data) != sequence:
@@ -370,11 +367,10 @@ class Rtnl:
 
     # ---- IPRoute's calls ----
 
-    def get_links(self, *indexes: int) -> list[LinkMessage]:
-        if len(indexes) > 1:
-            return [link for index in indexes for link in self.get_links(index)]
+    def get_links(self, index: int = 0) -> list[LinkMessage]:
+        """Every link, or link `index` alone (a list of one, as IPRoute's)."""
         sequence = self._next()
-        answer = self._exchange(links_request(indexes[0] if indexes else 0, sequence), sequence)
+        answer = self._exchange(links_request(index, sequence), sequence)
         return [link for kind, payload in answer if kind == RTM_NEWLINK and (link := parse_link(payload))]
 
     def link_lookup(self, *, ifname: str) -> list[int]:

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from boot.net import rtnl
-from boot.net.linkdump import attributes, split_messages
+from boot.net.linkdump import NLM_F_REQUEST, attributes, split_messages
 from boot.net.rtnl import (
     IFA_ADDRESS,
     IFA_BROADCAST,
@@ -34,7 +34,6 @@ from boot.net.rtnl import (
     NLM_F_DUMP,
     NLM_F_MULTI,
     NLM_F_REPLACE,
-    NLM_F_REQUEST,
     NLMSG_DONE,
     NLMSG_ERROR,
     RTA_DST,
