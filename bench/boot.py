@@ -22,6 +22,12 @@ Scenarios: `ibft` (legacy BIOS iPXE `sanhook` leaves the iBFT in low memory; `rd
 table /sys/firmware/acpi/tables/iBFT) and `cmdline` (`netroot=iscsi:10.0.2.2::PORT:1:IQN ip=dhcp
 rd.iscsi.initiator=...`), all with `root=UUID=...`.
 
+The floor (`FLOOR`): the base image (the flavour's modules without any iSCSI or network one, bench.stock's `base`)
+booting the same real root from a local virtio disk, with the common part of the command line, between the
+`ibft` pairs. It is every cost of the boot that no initiator can remove (kernel, systemd, udev, fsck, mount,
+switch_root on this machine under this run's load): floor/stock is the best ratio any initiator could reach, and
+ours - floor what pyiscsi's boot adds to a local one.
+
 Phases (`PHASES`), per boot and as medians: each is the guest uptime of one console line, pyiscsi's own mark where
 our image prints one, else a kernel line both stacks show (loglevel=7 on both command lines, as `make demo` uses, so
 the kernel's info lines carry their stamps); a phase the console does not show is `-`. Its step is the time since
@@ -46,6 +52,10 @@ RUNS = 3  # boots per stack per scenario (alternating)
 QUICK_RUNS = 1
 BOUND = 200.0  # one boot, wall clock (TCG; a good one takes 60-90 s here, a failing one up to ~150 s)
 FLAVOUR = "systemd"
+# the floor: the base image (the same dracut modules less any iSCSI or network one) booting the same real root from
+# a local virtio disk, beside the boots of this scenario, whose stock figures it is set against
+FLOOR = "floor"
+FLOOR_SCENARIO = "ibft"
 ONCE = {("cmdline", True): "stock"}  # (scenario, target up) -> the stack booted only once there
 # after harness.bootvm.BASE_APPEND (console, rd.shell=0 rd.emergency=poweroff panic=-1 rd.retry=...): the
 # kernel keeps the last loglevel=, and 7 shows its info lines (`Run /init`, the iSCSI host, the root mount) too
@@ -63,6 +73,8 @@ UEFI_SCENARIOS = frozenset({"ibft-uefi"})  # booted through OVMF (q35); every ot
 # what `run` boots, in order: (scenario, target up)
 PLAN = (("ibft", True), ("ibft-uefi", True), ("cmdline", True), ("cmdline", False))
 ATTACHED_RE = re.compile(r"^\[\s*(?P<secs>\d+\.\d+)\].*\[sd[a-z]+\] Attached SCSI disk", re.M)
+# the floor's local disk: virtio_blk's size line is its first line about the disk
+LOCAL_DISK_RE = re.compile(r"^\[\s*(?P<secs>\d+\.\d+)\].*virtio_blk \S+: \[vd[a-z]+\] \d+ 512-byte logical", re.M)
 STAMP_RE = re.compile(r"^\[\s*(?P<secs>\d+\.\d+)\]", re.M)
 LINE_STAMP_RE = re.compile(r"^\[\s*(?P<secs>\d+\.\d+)\]")
 MARK_RE = re.compile(r"PYISCSI-MARK (?P<name>[\w.:-]+) (?P<uptime>\d+\.\d+)")
@@ -189,8 +201,8 @@ def firmware_for(scenario: str) -> str:
     return "uefi" if scenario in UEFI_SCENARIOS else "bios"
 
 
-def disk_uptime(log: str) -> float | None:
-    found = ATTACHED_RE.search(log)
+def disk_uptime(log: str, pattern: re.Pattern[str] = ATTACHED_RE) -> float | None:
+    found = pattern.search(log)
     return float(found.group("secs")) if found else None
 
 
@@ -245,6 +257,31 @@ def boot_once(
     )  # fmt: skip
 
 
+def floor_once(initrd: Path, root: Path, bound: float = BOUND) -> Sample:
+    """One boot of the base image (no network, no iSCSI) into the same real root on a local virtio disk, with the
+    command line's common part: what the rest of the boot costs with no initiator at all (`FLOOR`)."""
+    from harness import bootvm, kernel
+
+    console = bootvm.boot_local("bench-floor", kernel.require().vmlinuz, initrd, root, COMMON, bound=bound)
+    text = console.log()
+    mark = console.marker("realroot")
+    reason = "real root" if mark else f"{console.reason.value}, no real root"
+    return Sample(
+        FLOOR, FLOOR_SCENARIO, disk_uptime(text, LOCAL_DISK_RE), mark.uptime if mark else None, console.wall_seconds,
+        last_stamp(text), reason, console.log_path, tuple(phases(text).items()), vcpu_time(text),
+    )  # fmt: skip
+
+
+def with_floor(order: Sequence[str]) -> list[str]:
+    """The floor's boots between each pair of ours and stock, so each sees the machine's load as they do."""
+    out: list[str] = []
+    for index, stack in enumerate(order):
+        out.append(stack)
+        if index % 2 == 1:
+            out.append(FLOOR)
+    return out
+
+
 def root_image() -> Path:
     from harness import rootimage
 
@@ -255,6 +292,7 @@ def images(log=print) -> dict[str, Path]:
     return {
         "ours": stock.build_image("ours", FLAVOUR, log=log),
         "stock": stock.build_image("stock", FLAVOUR, log=log),
+        FLOOR: stock.build_image("base", FLAVOUR, log=log),
     }
 
 
@@ -331,6 +369,33 @@ def report(samples: Sequence[Sample]) -> str:
     return table(["scenario", "figure (median)", "ours", "stock", "ours/stock"], rows)
 
 
+FLOOR_FIGURES = BOOT_FIGURES[:3]  # root disk, real root, vCPU busy
+
+
+def floor_report(samples: Sequence[Sample]) -> str:
+    """The floor beside ours and stock in its scenario: floor/stock is the best ratio any initiator could reach
+    on this machine in this run (its boot would cost nothing), and ours - floor what pyiscsi's boot costs."""
+    rows = []
+    by = {st: [s for s in samples if s.scenario == FLOOR_SCENARIO and s.stack == st] for st in ("ours", "stock", FLOOR)}
+    if not by[FLOOR]:
+        return "floor: no boots"
+    for figure in FLOOR_FIGURES:
+        at = {st: _median([figure.get(s) for s in by[st]]) for st in by}
+        extra = at["ours"] - at[FLOOR] if at["ours"] is not None and at[FLOOR] is not None else None
+        rows.append([
+            figure.label, _cell(at[FLOOR]), _cell(at["ours"]), _cell(at["stock"]), _ratio(at[FLOOR], at["stock"]),
+            _ratio(at["ours"], at["stock"]), _step(extra),
+        ])  # fmt: skip
+    good = sum(1 for s in by[FLOOR] if s.realroot is not None)
+    rows.append([f"{FLOOR}: reached the real root", f"{good}/{len(by[FLOOR])}", "", "", "", "", ""])
+    header = ["figure (median)", "floor", "ours", "stock", "floor/stock", "ours/stock", "ours - floor"]
+    note = (
+        f"(floor: the base image, no network or iSCSI, the same real root on a local virtio disk, booted between the "
+        f"{FLOOR_SCENARIO} pairs; floor/stock is the ratio an initiator that cost nothing would reach)"
+    )
+    return table(header, rows) + "\n" + note
+
+
 def phase_report(samples: Sequence[Sample], order: Sequence[Phase] = PHASES) -> str:
     """Per scenario, each phase's median uptime and median step for ours and stock, and ours/stock of the uptimes."""
     rows = []
@@ -369,8 +434,13 @@ def run() -> None:
         order = alternate(RUNS if up else max(1, RUNS // 2))
         if (scenario, up) in ONCE:  # known not to boot here (bench.stock.LIMITS): shown once, not repeated
             order = [st for i, st in enumerate(order) if st != ONCE[(scenario, up)] or i == order.index(st)]
+        if (scenario, up) == (FLOOR_SCENARIO, True):
+            order = with_floor(order)
         for stack in order:
-            sample = boot_once(stack, built[stack], scenario, root, target_up=up)
+            if stack == FLOOR:
+                sample = floor_once(built[FLOOR], root)
+            else:
+                sample = boot_once(stack, built[stack], scenario, root, target_up=up)
             sample = replace(sample, scenario=name)
             samples.append(sample)
             print(
@@ -380,6 +450,8 @@ def run() -> None:
             )
             print(f"        {phase_line(dict(sample.phases))}", flush=True)
     print(report(samples))
+    print()
+    print(floor_report(samples))
     print()
     print(phase_report([s for s in samples if not s.scenario.endswith("-target-down")]))
     print(

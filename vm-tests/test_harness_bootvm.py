@@ -113,3 +113,27 @@ def test_uefi_boots_need_ovmf(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setattr(bootvm.shutil, "which", lambda tool: f"/usr/bin/{tool}")
     assert "ovmf" in (bootvm.require_tools(Firmware.UEFI) or "")
     assert "ovmf" not in (bootvm.require_tools(Firmware.BIOS) or "")
+
+
+def test_boot_local_boots_the_root_from_a_virtio_disk_until_the_real_root(monkeypatch, tmp_path: Path) -> None:
+    image = tmp_path / "root.ext4"
+    image.write_bytes(b"\0" * 4096)
+    runs = []
+
+    def fake_run(argv, bound, log_path, on_marker, stop_on):
+        runs.append((argv, on_marker, stop_on))
+        return ConsoleResult(ExitReason.STOPPED, (Marker("realroot", 16.5),), log_path, (), 16.5, 21.0)
+
+    monkeypatch.setattr(bootvm, "CACHE", tmp_path / "cache")
+    monkeypatch.setattr(bootvm, "choose_accel", lambda kernel: "tcg")
+    monkeypatch.setattr(rootimage, "root_uuid", lambda disk: "b8e2-uuid")
+    monkeypatch.setattr(bootvm, "_run_qemu", fake_run)
+    result = bootvm.boot_local("bench-floor", Path("/k/vmlinuz"), Path("/i.img"), image, "root=UUID={uuid}")
+    [(argv, on_marker, stop_on)] = runs
+    assert (result.marker("realroot").uptime, on_marker, stop_on) == (16.5, {}, "realroot")
+    append = argv[argv.index("-append") + 1]
+    assert append.startswith(bootvm.BASE_APPEND) and append.endswith(" root=UUID=b8e2-uuid")
+    drive = argv[argv.index("-drive") + 1]
+    assert drive.endswith(",format=raw,if=virtio,index=0") and drive != f"file={image},format=raw,if=virtio,index=0"
+    assert argv[argv.index("-initrd") + 1] == "/i.img" and "-boot" not in argv  # a private copy, direct kernel boot
+    assert not list((tmp_path / "cache").glob(".boot-*"))  # the copy is gone afterwards

@@ -135,10 +135,13 @@ install() {
                 "$initdir$systemdsystemunitdir/pyiscsi-boot.service"
         fi
         $SYSTEMCTL -q --root "$initdir" enable pyiscsi-boot.service pyiscsi-handover.service
+        # no dracut_need_initqueue: the unit runs before dracut-initqueue.service and bounds its own waits, so
+        # the initqueue would only run its shell loop once to find the finished predicate true, while the root's
+        # fsck and mount wait for it (dracut-pre-mount.service is ordered after it). Without systemd the initqueue
+        # always runs: it is where the job below waits for the disk.
     else
         inst_script "$moddir/pyiscsi-boot.sh" /sbin/pyiscsi-boot
         inst_hook pre-pivot 50 "$moddir/handover-pyiscsi.sh"
     fi
     inst_hook initqueue/timeout 80 "$moddir/timeout-pyiscsi.sh"
-    dracut_need_initqueue
 }

@@ -103,6 +103,64 @@ def test_boot_once_boots_the_scenario_through_its_firmware(monkeypatch, tmp_path
     assert (sample.scenario, sample.disk, sample.realroot, sample.reason) == (scenario, 12.5, 20.0, "real root")
 
 
+def test_floor_once_boots_the_base_image_from_a_local_disk(monkeypatch, tmp_path) -> None:
+    from harness import bootvm, kernel
+    from harness.console import ConsoleResult, ExitReason, Marker
+
+    log = tmp_path / "console.log"
+    log.write_text(
+        "[    5.1] Run /init as init process\n"
+        "[   13.9] virtio_blk virtio1: [vda] 98304 512-byte logical blocks (50.3 MB/48.0 MiB)\n"
+        "[   15.7] EXT4-fs (vda): mounted filesystem with ordered data mode. Quota mode: none.\n"
+        "PYISCSI-MARK realroot 16.50 13 args; cpu  1400 0 100 20 0 0 0 0\n"
+    )
+    seen = []
+
+    def fake_boot_local(name, vmlinuz, initrd, root, cmdline, bound):
+        seen.append((name, initrd, root, cmdline))
+        return ConsoleResult(ExitReason.STOPPED, (Marker("realroot", 16.5),), log, (), 16.5, 21.0)
+
+    monkeypatch.setattr(kernel, "require", lambda: type("K", (), {"vmlinuz": Path("/k/vmlinuz")})())
+    monkeypatch.setattr(bootvm, "boot_local", fake_boot_local)
+    sample = boot.floor_once(Path("/base.img"), Path("/r.ext4"))
+    assert seen == [("bench-floor", Path("/base.img"), Path("/r.ext4"), boot.COMMON)]  # no iSCSI, no ip=
+    assert (sample.stack, sample.scenario, sample.disk, sample.realroot) == ("floor", "ibft", 13.9, 16.5)
+    assert dict(sample.phases) == {"init": 5.1, "rootfs": 15.7, "realroot": 16.5}
+    assert sample.cpu == (15.0, 0.2) and sample.own_cpu is None
+
+
+def test_the_floor_boots_between_each_pair() -> None:
+    assert boot.with_floor(boot.alternate(2)) == ["ours", "stock", "floor", "stock", "ours", "floor"]
+    assert boot.with_floor([]) == []
+
+
+def test_floor_report_gives_the_best_ratio_an_initiator_could_reach_and_what_ours_adds() -> None:
+    def sample(stack: str, disk: float, realroot: float | None, busy: float) -> boot.Sample:
+        return boot.Sample(stack, "ibft", disk, realroot, 50.0, None, "real root", Path("/l"), (), (busy, 0.1))
+
+    samples = [
+        sample("ours", 18.0, 24.0, 22.0), sample("ours", 20.0, 26.0, 24.0),
+        sample("stock", 35.0, 45.0, 40.0), sample("stock", 33.0, 43.0, 38.0),
+        sample("floor", 13.0, 16.0, 15.0), sample("floor", 14.0, None, 16.0),
+        _sample("stock", "cmdline", 1.0, 2.0),  # another scenario: not in the floor's table
+    ]  # fmt: skip
+    lines = boot.floor_report(samples).splitlines()
+    row = {label: next(line.split()[-6:] for line in lines if line.startswith(label)) for label in
+           ("root disk appears", "real root init", "vCPU busy")}  # fmt: skip
+    assert row["root disk appears"] == ["13.50", "19.00", "34.00", "0.40x", "0.56x", "+5.50"]
+    assert row["real root init"] == ["16.00", "25.00", "44.00", "0.36x", "0.57x", "+9.00"]
+    assert row["vCPU busy"] == ["15.50", "23.00", "39.00", "0.40x", "0.59x", "+7.50"]
+    assert any(line.startswith("floor: reached the real root") and "1/2" in line for line in lines)
+    assert boot.floor_report(samples[:4]) == "floor: no boots"
+
+
+def test_the_floors_figures_are_not_in_the_stacks_tables() -> None:
+    samples = [_sample("ours", "ibft", 5.0, 10.0), _sample("stock", "ibft", 10.0, 20.0)]
+    samples.append(_sample("floor", "ibft", 1.0, 2.0))
+    assert boot.report(samples) == boot.report(samples[:2])
+    assert boot.phase_report(samples) == boot.phase_report(samples[:2])
+
+
 def test_boot_report_gives_the_uefi_row_its_own_lines() -> None:
     samples = [
         _sample("ours", "ibft", 5.0, 10.0),
@@ -312,6 +370,18 @@ def test_size_report_additions_and_ratio() -> None:
     assert lines[5].split()[-2:] == ["5.00", "4.00"] and "stock-unfixed" in lines[5]
     assert lines[6].split()[-2:] == ["3.00x", "4.00x"] and "ours/stock (added)" in lines[6]
     assert lines[7].split()[-2:] == ["6.00x", "2.00x"] and "ours/stock-unfixed (added)" in lines[7]
+
+
+def test_interpreter_line_sets_the_interpreter_against_the_stock_increment(tmp_path: Path) -> None:
+    binary = tmp_path / "python3.11"
+    binary.write_bytes(bytes(range(256)) * 4096)  # 1 MiB of one repeated block: zstd shrinks it to almost nothing
+    assert 0 < initramfs_size.zstd_bytes(binary) < 4096
+    line = initramfs_size.interpreter_line("systemd", binary, 1 << 20, 3 << 19, 3 << 20)
+    assert line == (
+        "systemd: the interpreter alone (python3.11, 1.00 MiB raw) is 1.50 MiB zstd, 0.50x the stock stack's zstd "
+        "increment (3.00 MiB)"
+    )
+    assert ", - the stock stack's zstd increment (0.00 MiB)" in initramfs_size.interpreter_line("sh", binary, 1, 1, 0)
 
 
 def test_measure_real_gzip_cpio(tmp_path: Path) -> None:

@@ -136,7 +136,6 @@ COMMON = [
     "usr/lib/dracut/hooks/cmdline/90-parse-pyiscsi.sh",
     "usr/lib/dracut/hooks/initqueue/timeout/80-timeout-pyiscsi.sh",
     "usr/lib/pyiscsi-lib.sh",
-    "usr/lib/dracut/need-initqueue",
     "etc/ld.so.cache",
 ]
 SH_ONLY = ["usr/sbin/pyiscsi-boot", "usr/lib/dracut/hooks/pre-pivot/50-handover-pyiscsi.sh"]
@@ -157,6 +156,13 @@ def test_runtime_hooks_and_units_are_inside(image: Image) -> None:
     present = [p for p in COMMON + ONLY[image.flavour] if not os.path.lexists(image.root / p)]
     assert present == [], f"missing from the {image.flavour} image"
     assert [p for p in ONLY[other] if os.path.lexists(image.root / p)] == []
+
+
+def test_a_systemd_image_does_not_ask_for_dracuts_initqueue(systemd_image: Image) -> None:
+    """pyiscsi-boot.service runs before dracut-initqueue.service and bounds its own waits: asking for the initqueue
+    only made the root's fsck and mount (ordered after it through dracut-pre-mount.service) wait for its shell."""
+    assert not os.path.lexists(systemd_image.root / "usr/lib/dracut/need-initqueue")
+    assert os.path.lexists(systemd_image.root / "usr/lib/dracut/hooks/initqueue/timeout/80-timeout-pyiscsi.sh")
 
 
 @pytest.mark.parametrize(

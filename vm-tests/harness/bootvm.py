@@ -232,6 +232,23 @@ def boot(spec: Boot, vmlinuz: Path, initrd: Path, root_image: Path, bound: float
     return BootResult(spec, console, tgt.port, bool(restarted), {"ports": ports, "downport": down})
 
 
+def boot_local(
+    name: str, vmlinuz: Path, initrd: Path, root_image: Path, cmdline: str, bound: float = BOUND
+) -> ConsoleResult:
+    """The same real root on a local virtio disk, no target and no network root: a boot without any iSCSI
+    initiator, the floor an initiator's boot is measured against (bench.boot). `cmdline` is a template (`{uuid}`);
+    the NIC is there as in every other boot, with nothing asking for it. Runs until the `realroot` mark."""
+    logs = CACHE / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log_path = logs / f"boot-{name}-{os.getpid()}-{time.monotonic_ns()}.log"
+    with tempfile.TemporaryDirectory(dir=CACHE, prefix=f".boot-{name}-") as tmp_name:
+        disk = rootimage.copy_for_boot(root_image, Path(tmp_name) / "root.ext4")
+        append = f"{BASE_APPEND} {fill(cmdline, {'uuid': rootimage.root_uuid(disk)})}".strip()
+        vm = VmSpec(kernel=vmlinuz, initrd=initrd, append=append, memory_mb=Boot.memory_mb, drives=(disk,))
+        argv = build_command(vm, choose_accel(vmlinuz))
+        return _run_qemu(argv, bound, log_path, {}, "realroot")
+
+
 def _same_fs(a: Path, b: Path) -> bool:
     return a.stat().st_dev == b.stat().st_dev
 
@@ -274,4 +291,4 @@ def require_tools(firmware: Firmware = Firmware.BIOS) -> str | None:
     return None
 
 
-__all__ = ["Boot", "BootResult", "HarnessError", "boot", "require_tools"]
+__all__ = ["Boot", "BootResult", "HarnessError", "boot", "boot_local", "require_tools"]
