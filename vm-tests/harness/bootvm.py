@@ -53,6 +53,7 @@ BOUND = 300.0  # one boot, wall clock, TCG included
 # a NIC whose frames go to a UDP port on 127.0.0.1 nobody reads: carrier up, no DHCP answer, ever
 DEAD_NETDEV = "socket,id=n0,udp=127.0.0.1:{udp_remote},localaddr=127.0.0.1:{udp_local}"
 RESTART_PAUSE = 1.0  # seconds tgtd stays down when the real root asks for a connection failure
+MEMORY_MB = 768  # a boot's guest memory, the same for every stack and the floor
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class Boot:
     netdev_extra: str = ""  # appended to QEMU's -netdev user,... (e.g. ",restrict=on")
     netdev: str | None = None  # replaces the -netdev value; DEAD_NETDEV: a link with carrier and nobody on it
     stop_on: str | None = None  # end the run at this marker (failure scenarios need no poweroff)
-    memory_mb: int = 768
+    memory_mb: int = MEMORY_MB
     ipv6: bool = False  # tgtd listens on [::1] too; the guest reaches it as [fec0::2] ({host6})
     firmware: Firmware = Firmware.BIOS  # UEFI: OVMF on q35 (see the module docstring)
     paths: int = 1  # portals (tgtd ports) of the root target: {port}, {port2}, ...; iPXE hooks them all
@@ -244,7 +245,7 @@ def boot_local(
     with tempfile.TemporaryDirectory(dir=CACHE, prefix=f".boot-{name}-") as tmp_name:
         disk = rootimage.copy_for_boot(root_image, Path(tmp_name) / "root.ext4")
         append = f"{BASE_APPEND} {fill(cmdline, {'uuid': rootimage.root_uuid(disk)})}".strip()
-        vm = VmSpec(kernel=vmlinuz, initrd=initrd, append=append, memory_mb=Boot.memory_mb, drives=(disk,))
+        vm = VmSpec(kernel=vmlinuz, initrd=initrd, append=append, memory_mb=MEMORY_MB, drives=(disk,))
         argv = build_command(vm, choose_accel(vmlinuz))
         return _run_qemu(argv, bound, log_path, {}, "realroot")
 
