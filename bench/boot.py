@@ -43,10 +43,14 @@ import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import bench  # noqa: F401  (repository root and vm-tests on sys.path)
 from bench import stock
 from bench.stats import table
+
+if TYPE_CHECKING:
+    from harness.console import ConsoleResult
 
 RUNS = 3  # boots per stack per scenario (alternating)
 QUICK_RUNS = 1
@@ -246,14 +250,17 @@ def boot_once(
         stop_on=stop_on,
         firmware=Firmware(firmware_for(scenario)),
     )
-    result = bootvm.boot(spec, kern.vmlinuz, initrd, root, bound=bound)
-    console = result.console
+    return sample_of(stack, scenario, bootvm.boot(spec, kern.vmlinuz, initrd, root, bound=bound).console)
+
+
+def sample_of(stack: str, scenario: str, console: ConsoleResult, disk: re.Pattern[str] = ATTACHED_RE) -> Sample:
+    """What one boot's console says: the root disk's line (`disk`), the real root's mark, phases and CPU."""
     text = console.log()
     mark = console.marker("realroot")
     reason = "real root" if mark else f"{console.reason.value}, no real root"
     return Sample(
-        stack, scenario, disk_uptime(text), mark.uptime if mark else None, console.wall_seconds, last_stamp(text),
-        reason, console.log_path, tuple(phases(text).items()), vcpu_time(text), own_cpu(text),
+        stack, scenario, disk_uptime(text, disk), mark.uptime if mark else None, console.wall_seconds,
+        last_stamp(text), reason, console.log_path, tuple(phases(text).items()), vcpu_time(text), own_cpu(text),
     )  # fmt: skip
 
 
@@ -263,13 +270,7 @@ def floor_once(initrd: Path, root: Path, bound: float = BOUND) -> Sample:
     from harness import bootvm, kernel
 
     console = bootvm.boot_local("bench-floor", kernel.require().vmlinuz, initrd, root, COMMON, bound=bound)
-    text = console.log()
-    mark = console.marker("realroot")
-    reason = "real root" if mark else f"{console.reason.value}, no real root"
-    return Sample(
-        FLOOR, FLOOR_SCENARIO, disk_uptime(text, LOCAL_DISK_RE), mark.uptime if mark else None, console.wall_seconds,
-        last_stamp(text), reason, console.log_path, tuple(phases(text).items()), vcpu_time(text),
-    )  # fmt: skip
+    return sample_of(FLOOR, FLOOR_SCENARIO, console, LOCAL_DISK_RE)
 
 
 def with_floor(order: Sequence[str]) -> list[str]:
