@@ -80,11 +80,11 @@ def zstd_bytes(path: Path) -> int:
         return len(subprocess.run(ZSTD, stdin=src, capture_output=True, check=True, timeout=BOUND).stdout)
 
 
-def interpreter_line(flavour: str, interpreter: Path, raw: int, packed: int, stock_added: int) -> str:
+def interpreter_line(flavour: str, binary: Path, raw: int, packed: int, stock_added: int) -> str:
     """The interpreter alone against the stock stack's zstd increment: the part of ours no module diet removes."""
     ratio = f"{packed / stock_added:.2f}x" if stock_added > 0 else "-"
     return (
-        f"{flavour}: the interpreter alone ({interpreter.name}, {_mib(raw)} MiB raw) is {_mib(packed)} MiB zstd, "
+        f"{flavour}: the interpreter alone ({binary.name}, {_mib(raw)} MiB raw) is {_mib(packed)} MiB zstd, "
         f"{ratio} the stock stack's zstd increment ({_mib(stock_added)} MiB)"
     )
 
