@@ -55,9 +55,9 @@ RECV_BUFFER = 65536  # one read; the kernel sizes its dump batches to what the r
 MAX_ADDRESSES = 256  # per dump: SLAAC makes at most 16 per link (net.ipv6.conf.*.max_addresses), statics a few
 MAX_ROUTES = 1024  # per dump: a wait needs one route; a flood of router advertisements makes unbounded numbers
 
-_NLMSGHDR = struct.Struct("=IHHII")  # length, type, flags, sequence, port id
-_IFADDRMSG = struct.Struct("=BBBBI")  # family, prefix length, flags, scope, index
-_RTMSG = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, protocol, scope, type, flags
+NLMSGHDR = struct.Struct("=IHHII")  # length, type, flags, sequence, port id
+IFADDRMSG = struct.Struct("=BBBBI")  # family, prefix length, flags, scope, index
+RTMSG = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, protocol, scope, type, flags
 _RTA = struct.Struct("=HH")  # length, type
 _RTNEXTHOP = struct.Struct("=HBBi")  # length, flags, hops, ifindex
 
@@ -105,7 +105,7 @@ class LinkRoute:
 def message(kind: int, sequence: int, body: bytes, flags: int = NLM_F_DUMP) -> bytes:
     """One netlink request: NLM_F_REQUEST and `flags` (a dump unless told otherwise; boot.net.rtnl sends the
     others)."""
-    return _NLMSGHDR.pack(_NLMSGHDR.size + len(body), kind, NLM_F_REQUEST | flags, sequence, 0) + body
+    return NLMSGHDR.pack(NLMSGHDR.size + len(body), kind, NLM_F_REQUEST | flags, sequence, 0) + body
 
 
 def attribute(kind: int, value: bytes) -> bytes:
@@ -116,12 +116,12 @@ def attribute(kind: int, value: bytes) -> bytes:
 
 def address_request(index: int, sequence: int = 1) -> bytes:
     """RTM_GETADDR for the IPv6 addresses of link `index` (a strict kernel filters on the header's index)."""
-    return message(RTM_GETADDR, sequence, _IFADDRMSG.pack(socket.AF_INET6, 0, 0, 0, index))
+    return message(RTM_GETADDR, sequence, IFADDRMSG.pack(socket.AF_INET6, 0, 0, 0, index))
 
 
 def route_request(index: int, *, table: int = RT_TABLE_MAIN, protocol: int = 0, sequence: int = 1) -> bytes:
     """RTM_GETROUTE for the IPv6 routes out of link `index` in `table`, of `protocol` if not 0 (any)."""
-    header = _RTMSG.pack(socket.AF_INET6, 0, 0, 0, table if table < 256 else 0, protocol, 0, 0, 0)
+    header = RTMSG.pack(socket.AF_INET6, 0, 0, 0, table if table < 256 else 0, protocol, 0, 0, 0)
     return message(RTM_GETROUTE, sequence, header + attribute(RTA_OIF, struct.pack("=I", index)))
 
 
@@ -131,11 +131,11 @@ def route_request(index: int, *, table: int = RT_TABLE_MAIN, protocol: int = 0, 
 def split_messages(data: bytes) -> Iterator[tuple[int, bytes]]:
     """(type, payload) of every netlink message in one read; a length that does not fit is a DumpError."""
     offset = 0
-    while offset + _NLMSGHDR.size <= len(data):
-        length, kind, _flags, _sequence, _port = _NLMSGHDR.unpack_from(data, offset)
-        if length < _NLMSGHDR.size or offset + length > len(data):
+    while offset + NLMSGHDR.size <= len(data):
+        length, kind, _flags, _sequence, _port = NLMSGHDR.unpack_from(data, offset)
+        if length < NLMSGHDR.size or offset + length > len(data):
             raise DumpError("reply", f"message length {length} at offset {offset} of {len(data)} bytes")
-        yield kind, data[offset + _NLMSGHDR.size : offset + length]
+        yield kind, data[offset + NLMSGHDR.size : offset + length]
         offset += (length + 3) & ~3
 
 
@@ -160,13 +160,13 @@ def _ipv6(value: bytes) -> ipaddress.IPv6Address | None:
 
 def parse_address(payload: bytes) -> LinkAddress | None:
     """An IPv6 RTM_NEWADDR body, or None if it is something else or too short to be one."""
-    if len(payload) < _IFADDRMSG.size:
+    if len(payload) < IFADDRMSG.size:
         return None
-    family, prefixlen, flags, scope, index = _IFADDRMSG.unpack_from(payload)
+    family, prefixlen, flags, scope, index = IFADDRMSG.unpack_from(payload)
     if family != socket.AF_INET6 or prefixlen > 128:
         return None
     address = None
-    for kind, value in attributes(payload[_IFADDRMSG.size :]):
+    for kind, value in attributes(payload[IFADDRMSG.size :]):
         if kind == IFA_ADDRESS:
             address = _ipv6(value)
         elif kind == IFA_FLAGS and _u32(value) is not None:
@@ -190,15 +190,15 @@ def _hops(value: bytes) -> Iterator[tuple[ipaddress.IPv6Address, int | None]]:
 
 def parse_route(payload: bytes) -> LinkRoute | None:
     """An IPv6 RTM_NEWROUTE body, or None if it is something else or too short to be one."""
-    if len(payload) < _RTMSG.size:
+    if len(payload) < RTMSG.size:
         return None
-    family, dst_len, _src, _tos, table, protocol, _scope, _type, _flags = _RTMSG.unpack_from(payload)
+    family, dst_len, _src, _tos, table, protocol, _scope, _type, _flags = RTMSG.unpack_from(payload)
     if family != socket.AF_INET6 or dst_len > 128:
         return None
     dst = ipaddress.IPv6Address(0)
     oif = None
     gateways: list[tuple[ipaddress.IPv6Address, int | None]] = []
-    for kind, value in attributes(payload[_RTMSG.size :]):
+    for kind, value in attributes(payload[RTMSG.size :]):
         if kind == RTA_DST and (address := _ipv6(value)) is not None:
             dst = address
         elif kind == RTA_OIF:

@@ -25,10 +25,12 @@ from types import TracebackType
 
 from boot.net.linkdump import (
     IFA_ADDRESS,
+    IFADDRMSG,
     NETLINK_ROUTE,
     NLM_F_DUMP,
     NLMSG_DONE,
     NLMSG_ERROR,
+    NLMSGHDR,
     RT_TABLE_MAIN,
     RTA_DST,
     RTA_GATEWAY,
@@ -37,6 +39,7 @@ from boot.net.linkdump import (
     RTM_GETROUTE,
     RTM_NEWADDR,
     RTM_NEWROUTE,
+    RTMSG,
     DumpError,
     attribute,
     attributes,
@@ -72,10 +75,7 @@ TIMEOUT = 5.0  # seconds the kernel has to answer one request (it answers at onc
 MAX_MESSAGES = 65536  # per dump: far more links than a machine has; a bound on the work all the same
 RECV_BUFFER = 65536
 
-_NLMSGHDR = struct.Struct("=IHHII")  # length, type, flags, sequence, port id
 _IFINFOMSG = struct.Struct("=BxHiII")  # family, type, index, flags, change
-_IFADDRMSG = struct.Struct("=BBBBI")  # family, prefix length, flags, scope, index
-_RTMSG = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table, protocol, scope, type, flags
 _U32 = struct.Struct("=I")
 _LINK_NAMES = {
     IFLA_ADDRESS: "IFLA_ADDRESS",
@@ -194,7 +194,7 @@ def addr_request(
         attrs = attribute(IFA_LOCAL, packed) + attrs
         if broadcast is not None:
             attrs += attribute(IFA_BROADCAST, _family_address(family, broadcast))
-    body = _IFADDRMSG.pack(family, prefixlen, 0, 0, index) + attrs
+    body = IFADDRMSG.pack(family, prefixlen, 0, 0, index) + attrs
     if command == "del":
         return message(RTM_DELADDR, sequence, body, NLM_F_ACK)
     flags = NLM_F_ACK | NLM_F_CREATE | (NLM_F_REPLACE if command == "replace" else 0)
@@ -216,12 +216,12 @@ def route_request(
     `dst`, as `ip route get`)."""
     if command == "get":
         length = 32 if family == socket.AF_INET else 128
-        header = _RTMSG.pack(family, length if dst_len is None else dst_len, 0, 0, 0, 0, 0, 0, 0)
+        header = RTMSG.pack(family, length if dst_len is None else dst_len, 0, 0, 0, 0, 0, 0, 0)
         return message(RTM_GETROUTE, sequence, header + attribute(RTA_DST, _family_address(family, dst)), 0)
     if command != "replace":
         raise ValueError(f"route {command!r}")
     length = dst_len or 0
-    header = _RTMSG.pack(family, length, 0, 0, RT_TABLE_MAIN, RTPROT_STATIC, scope, RTN_UNICAST, 0)
+    header = RTMSG.pack(family, length, 0, 0, RT_TABLE_MAIN, RTPROT_STATIC, scope, RTN_UNICAST, 0)
     attrs = attribute(RTA_TABLE, _U32.pack(RT_TABLE_MAIN))
     if length:
         attrs += attribute(RTA_DST, _family_address(family, dst))
@@ -284,7 +284,7 @@ def replies(data: bytes) -> Iterator[tuple[int, bytes]]:
 
 
 def _sequence_of(data: bytes) -> int:
-    return _NLMSGHDR.unpack_from(data)[3] if len(data) >= _NLMSGHDR.size else -1
+    return NLMSGHDR.unpack_from(data)[3] if len(data) >= NLMSGHDR.size else -1
 
 
 # ---- the socket -------------------------------------------------------------------------------------------------
@@ -298,7 +298,6 @@ class Rtnl:
         try:
             self._sock.bind((0, 0))
             self._sock.settimeout(timeout)
-            self._timeout = timeout
         except OSError:
             self._sock.close()
             raise
@@ -333,7 +332,8 @@ class Rtnl:
             try:
                 data = self._sock.recv(RECV_BUFFER)
             except TimeoutError:
-                raise NetlinkError(errno.ETIMEDOUT, f"no answer from the kernel within {self._timeout:g}s") from None
+                bound = self._sock.gettimeout()
+                raise NetlinkError(errno.ETIMEDOUT, f"no answer from the kernel within {bound:g}s") from None
             except OSError as exc:
                 raise NetlinkError(exc.errno or errno.EIO, exc.strerror) from exc
             if _sequence_of(data) != sequence:
@@ -345,7 +345,7 @@ class Rtnl:
                     out.append((kind, payload))
             except DumpError as exc:  # a length that does not fit: the kernel never sends one
                 raise NetlinkError(errno.EBADMSG, exc.reason) from exc
-            if not _NLMSGHDR.unpack_from(data)[2] & NLM_F_MULTI:  # one record, not a dump: that was all
+            if not NLMSGHDR.unpack_from(data)[2] & NLM_F_MULTI:  # one record, not a dump: that was all
                 return out
         return out
 
