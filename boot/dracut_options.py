@@ -62,7 +62,8 @@ OPTIONS: tuple[OptionRow, ...] = (
     OptionRow("ip=<interface>:<method>[:<mtu>[:<macaddr>]]", "ip", S, "the MTU and the MAC address are set"),
     OptionRow(IP_LONG, "ip", D,
               "as documented, but the point-to-point <peer> is ignored (a note)"),
-    OptionRow("ifname=<interface>:<MAC>", "ifname", S, "the link with that MAC is renamed to <interface>"),
+    OptionRow("ifname=<interface>:<MAC>", "ifname", S,
+              "the link with that MAC is renamed to <interface>, once udev has named it"),
     OptionRow("bootdev=<interface>", "bootdev", S, "the interface of a plan without ip=<interface>"),
     OptionRow("BOOTIF=<MAC>", "BOOTIF", S, "pxelinux's 01-<mac> form too: the link with that MAC"),
     OptionRow("rd.bootif=0", "", D, "not read: BOOTIF= is always used when given"),
@@ -70,12 +71,13 @@ OPTIONS: tuple[OptionRow, ...] = (
     OptionRow("bond=<bondname>[:<slaves>[:<options>[:<mtu>]]]", "bond", S,
               "created with pyroute2: mode (balance-rr, active-backup, balance-xor, broadcast, 802.3ad, "
               "balance-tlb, balance-alb), miimon, primary, lacp_rate, xmit_hash_policy, updelay, downdelay, "
-              "arp_interval, arp_ip_target; a slave whose link is down does not fail the boot"),
+              "arp_interval, arp_ip_target; slaves by the names udev (or ifname=) gave them; a slave whose link "
+              "is down does not fail the boot"),
     OptionRow("bridge=<bridgename>:<ethnames>", "bridge", S, "created with pyroute2, the address on the bridge"),
     OptionRow("team=<teammaster>:<teamslaves>", "team", R, TEAM_REFUSED),
     OptionRow("nameserver=<IP>", "nameserver", S, "after the interface's own (ip= dns fields, DHCP, iBFT)"),
     OptionRow("rd.peerdns=0", "", D, "not read: name servers from DHCP are always used"),
-    OptionRow("biosdevname=0|1", "", D, "not read: links keep the kernel's names unless ifname= renames them"),
+    OptionRow("biosdevname=0|1", "", D, "not read: links keep the names udev gives them unless ifname= renames them"),
     OptionRow("rd.route=<net>/<netmask>:<gateway>[:<interface>]", "", D,
               "not read: only the default routes of ip= gateways, DHCP and router advertisements are set"),
     OptionRow("rd.neednet=0|1", "rd.neednet", S, "=1 brings the network up even without an iSCSI target"),

@@ -1,7 +1,8 @@
 """bond= in the lab VM's kernel (the host's has no bonding driver): the namespace tests of the link forms
 (tests/boot/net/test_virtual.py: active-backup with a dead slave, 802.3ad, a VLAN on a bond, bridge, rename,
 MAC and MTU) run there, none of them skipped; and one real boot on the lab network over a bond of two NICs whose
-first has no link (QEMU's set_link over QMP), the NICs renamed by ifname=, the root on iSCSI over the bond."""
+first has no link (QEMU's set_link over QMP), the NICs renamed by ifname= (after udev's coldplug named them), the
+root on iSCSI over the bond, the bond's MAC address its first slave's."""
 
 from __future__ import annotations
 
@@ -61,7 +62,7 @@ if [ -d /sys/class/net/bond0/bonding ]; then
     b=/sys/class/net/bond0/bonding
     n=/sys/class/net
     mark bond "active=$(cat $b/active_slave) mode=$(cat $b/mode) slaves=$(cat $b/slaves) mtu=$(cat $n/bond0/mtu)\
- carrier0=$(cat $n/nic0/carrier) carrier1=$(cat $n/nic1/carrier)"
+ carrier0=$(cat $n/nic0/carrier) carrier1=$(cat $n/nic1/carrier) mac=$(cat $n/bond0/address)"
 fi
 """
 MACS = ("52:54:00:12:34:56", "52:54:00:12:34:57")  # QEMU's defaults for the first and second NIC
@@ -123,3 +124,4 @@ def test_boot_over_a_bond_whose_first_nic_has_no_link(pinned_kernel, systemd_ima
     assert "bond0" in console.marker("address").detail and "192.168.77." in console.marker("address").detail
     bond = console.marker("bond").detail
     assert "active=nic1 mode=active-backup 1 slaves=nic0 nic1 mtu=1400 carrier0=0 carrier1=1" in bond, bond
+    assert f"mac={MACS[0]}" in bond, bond  # the first slave's, as every boot: not udev's, from a fresh machine-id

@@ -204,13 +204,29 @@ def ensure_vlan(ipr: Rtnl, parent: Link, vlan_id: int, mtu: int | None = None) -
     return _link(ipr.get_links(ipr.link_lookup(ifname=name)[0])[0])
 
 
+def members_state(ipr: Rtnl, master: Link) -> str:
+    """What a bond's slaves or a bridge's ports show when the master has no carrier, for its one-line failure:
+    `nic0 up, no carrier; nic1 down`, or that it has none."""
+    states = [
+        f"{printable(link.name)} {'up' if link.up else 'down'}{'' if link.carrier else ', no carrier'}"
+        for link in list_links(ipr)
+        if link.master == master.index
+    ]
+    return "; ".join(states) if states else "none"
+
+
 def wait_carrier(ipr: Rtnl, link: Link, deadline: Deadline, sleep: Sleep = time.sleep) -> Link:
     while True:
         current = get_link(ipr, link.index)
         if current.carrier:
             return current
         if deadline.expired():
-            raise ran_out(link.name, deadline, "no carrier (cable, switch port or peer down)")
+            reason = "no carrier (cable, switch port or peer down)"
+            if current.kind in ("bond", "bridge"):
+                reason = (
+                    f"no carrier; its {'slaves' if current.kind == 'bond' else 'ports'}: {members_state(ipr, current)}"
+                )
+            raise ran_out(link.name, deadline, reason)
         _poll(deadline, sleep)
 
 

@@ -6,6 +6,15 @@ and everything written afterwards (state file, node records, the real root's net
 the user chose. pyroute2's IPRoute makes the bonds and bridges (through boot.net.rtnl, which opens it on first
 use); each wait for a link to appear is under the 'iflink' bound.
 
+Nothing is renamed or enslaved before udev has handled the link ('udev' bound, as for the interfaces): udev's
+coldplug names the NICs too (ens3 for eth0), and a rename of ours that came first would be undone by udev's
+the moment the link is down (as it is while being enslaved), taking the name a bond= lists away from under it.
+Once udev has handled a link it renames it no more, so the names are matched after udev's naming, as dracut's
+own ifname= rules (udev's) and bond= (after udev) have them. A bond or bridge we make is enslaved to only once udev
+has handled it too, and then takes its first member's MAC address: udev gives a new one a "persistent" address
+(99-default.link) from a machine-id that an initramfs does not keep, when it sees the link before a slave lends it
+one; as a race, that changed the address, and the DHCP lease, from boot to boot.
+
 A bond slave or bridge port whose link has no carrier is enslaved all the same: the bond (or bridge) comes up over
 the others, and the interface's own 'carrier' wait is on the master.
 """
@@ -14,14 +23,38 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
+from pathlib import Path
 
-from boot.net import links
+from boot.net import links, udev_seen
 from boot.net.bond import netlink_options
 from boot.net.links import Link, Sleep
 from boot.net.rtnl import NetlinkError, Rtnl
 from boot.net.waits import InterfaceError, ran_out
 from boot.plan import BondPlan, BootPlan, BridgePlan, RenamePlan
 from initiator.deadline import Deadline
+
+Settle = Callable[[list[Link]], tuple[list[Link], list[str]]]  # links read again once udev handled them; warnings
+
+
+def udev_settle(
+    ipr: Rtnl,
+    udev: Deadline,
+    sleep: Sleep = time.sleep,
+    *,
+    udev_root: Path = udev_seen.UDEV_ROOT,
+    proc: Path = udev_seen.PROC,
+) -> Settle:
+    """links.after_udev over one 'udev' bound for the whole link phase (a late link is warned about once)."""
+    warned: set[str] = set()
+
+    def settle(found: list[Link]) -> tuple[list[Link], list[str]]:
+        current, warnings = links.after_udev(ipr, found, udev, sleep, udev_root=udev_root, proc=proc)
+        fresh = [w for w in warnings if w not in warned]
+        warned.update(fresh)
+        return current, fresh
+
+    return settle
 
 
 def _reason(exc: NetlinkError) -> str:
@@ -39,12 +72,16 @@ def _set(ipr: Rtnl, link: Link, what: str, **change: object) -> None:
         raise InterfaceError(link.name, f"cannot {what}: {_reason(exc)}") from exc
 
 
-def rename(ipr: Rtnl, wanted: RenamePlan, deadline: Deadline, sleep: Sleep = time.sleep) -> Link:
+def rename(
+    ipr: Rtnl, wanted: RenamePlan, deadline: Deadline, settle: Settle, sleep: Sleep = time.sleep
+) -> tuple[Link, list[str]]:
     """The link with `wanted.mac` under the name `wanted.name` (down, rename, up, as dracut's udev rule does
-    before the link is used). A name held by another link is an error naming both links."""
-    link = links.find_link(ipr, name=None, mac=wanted.mac, deadline=deadline, sleep=sleep)
+    before the link is used), once udev has named it; and the warning if udev had not. A name held by another
+    link is an error naming both links."""
+    found = links.find_link(ipr, name=None, mac=wanted.mac, deadline=deadline, sleep=sleep)
+    [link], warnings = settle([found])
     if link.name == wanted.name:
-        return link
+        return link, warnings
     other = _by_name(ipr, wanted.name)
     if other is not None:
         raise InterfaceError(
@@ -57,25 +94,33 @@ def rename(ipr: Rtnl, wanted: RenamePlan, deadline: Deadline, sleep: Sleep = tim
     _set(ipr, link, f"rename it to {wanted.name}", ifname=wanted.name)
     renamed = links.get_link(ipr, link.index)
     _set(ipr, renamed, "set it up", state="up")
-    return links.get_link(ipr, link.index)
+    return links.get_link(ipr, link.index), warnings
 
 
 def _members(
-    ipr: Rtnl, master: str, names: tuple[str, ...], deadline: Deadline, sleep: Sleep
+    ipr: Rtnl, master: str, names: tuple[str, ...], deadline: Deadline, settle: Settle, sleep: Sleep
 ) -> tuple[list[Link], list[str]]:
-    """The member links by name, waiting for all of them under `deadline`; when it runs out, the ones that
-    appeared are enough (a warning names the others), none at all is the error."""
+    """The member links by name once udev has handled them, waiting for all of them under `deadline`; when it
+    runs out, the ones that appeared are enough (a warning names the others), none at all is the error."""
+    warnings: list[str] = []
     while True:
         present = {link.name: link for link in links.list_links(ipr)}
         found = [present[n] for n in names if n in present]
-        missing = [n for n in names if n not in present]
+        if found:
+            settled, late = settle(found)
+            warnings += late
+            if any(link.name not in names for link in settled) and not deadline.expired():
+                continue  # udev renamed one away from the name asked for: look again
+            found = [link for link in settled if link.name in names]
+        missing = [n for n in names if n not in {link.name for link in found}]
         if not missing:
-            return found, []
+            return found, warnings
         if deadline.expired():
             if not found:
                 raise ran_out(master, deadline, f"none of its links appeared ({', '.join(names)})")
             return found, [
-                f"{master}: {', '.join(missing)} did not appear; made over {', '.join(f.name for f in found)}"
+                *warnings,
+                f"{master}: {', '.join(missing)} did not appear; made over {', '.join(f.name for f in found)}",
             ]
         sleep(min(links.POLL, max(0.0, deadline.remaining())))
 
@@ -107,6 +152,13 @@ def _master(ipr: Rtnl, name: str, kind: str, **options: object) -> Link:
     return links.get_link(ipr, existing.index)
 
 
+def _first_members_address(ipr: Rtnl, master: Link, members: list[Link]) -> Link:
+    """The master with its first member's MAC address, as the kernel gives a new bond whose address nobody set.
+    udev has set one by now (MACAddressPolicy=persistent), derived from a machine-id the initramfs does not have:
+    it would change at every boot, and the DHCP lease and the target's view of the initiator with it."""
+    return set_address(ipr, master, members[0].mac) if members else master
+
+
 def _enslave(ipr: Rtnl, master: Link, member: Link) -> None:
     """`member` under `master` (down first: the kernel enslaves only a link that is down), then up."""
     current = ipr.get_links(member.index)[0].get_attr("IFLA_MASTER")
@@ -117,9 +169,9 @@ def _enslave(ipr: Rtnl, master: Link, member: Link) -> None:
     _set(ipr, member, "set it up", state="up")
 
 
-def make_bond(ipr: Rtnl, bond: BondPlan, deadline: Deadline, sleep: Sleep = time.sleep) -> list[str]:
+def make_bond(ipr: Rtnl, bond: BondPlan, deadline: Deadline, settle: Settle, sleep: Sleep = time.sleep) -> list[str]:
     """bond=: the bond with its options, its slaves enslaved, its MTU, up. Returns warnings (a missing slave)."""
-    slaves, warnings = _members(ipr, bond.name, bond.slaves, deadline, sleep)
+    slaves, warnings = _members(ipr, bond.name, bond.slaves, deadline, settle, sleep)
     index = {link.name: link.index for link in slaves}
 
     def index_of(name: str) -> int:
@@ -131,17 +183,23 @@ def make_bond(ipr: Rtnl, bond: BondPlan, deadline: Deadline, sleep: Sleep = time
     existing = _by_name(ipr, bond.name)
     if existing is not None and any(slave.master == existing.index for slave in slaves):
         options = {}  # a rerun: made and enslaved already (the kernel changes no mode under slaves)
-    master = _master(ipr, bond.name, "bond", **options)
+    [master], late = settle([_master(ipr, bond.name, "bond", **options)])
+    warnings += late
+    master = _first_members_address(ipr, master, slaves)
     for slave in slaves:
         _enslave(ipr, master, slave)
     master = links.set_up(ipr, master, bond.mtu)
     return warnings
 
 
-def make_bridge(ipr: Rtnl, bridge: BridgePlan, deadline: Deadline, sleep: Sleep = time.sleep) -> list[str]:
+def make_bridge(
+    ipr: Rtnl, bridge: BridgePlan, deadline: Deadline, settle: Settle, sleep: Sleep = time.sleep
+) -> list[str]:
     """bridge=: the bridge (no STP: ports forward at once), its ports added, up. Returns warnings."""
-    ports, warnings = _members(ipr, bridge.name, bridge.ports, deadline, sleep)
-    master = _master(ipr, bridge.name, "bridge", br_stp_state=0)
+    ports, warnings = _members(ipr, bridge.name, bridge.ports, deadline, settle, sleep)
+    [master], late = settle([_master(ipr, bridge.name, "bridge", br_stp_state=0)])
+    warnings += late
+    master = _first_members_address(ipr, master, ports)
     for port in ports:
         _enslave(ipr, master, port)
     links.set_up(ipr, master)
@@ -155,12 +213,13 @@ def make_links(plan: BootPlan, deadline: Deadline, sleep: Sleep = time.sleep) ->
         return []
     warnings: list[str] = []
     with Rtnl() as ipr:
+        settle = udev_settle(ipr, deadline.child("udev", plan.timeouts.udev), sleep)
         for wanted in plan.renames:
-            rename(ipr, wanted, deadline.child("iflink", plan.timeouts.iflink), sleep)
+            warnings += rename(ipr, wanted, deadline.child("iflink", plan.timeouts.iflink), settle, sleep)[1]
         for bond in plan.bonds:
-            warnings += make_bond(ipr, bond, deadline.child("iflink", plan.timeouts.iflink), sleep)
+            warnings += make_bond(ipr, bond, deadline.child("iflink", plan.timeouts.iflink), settle, sleep)
         for bridge in plan.bridges:
-            warnings += make_bridge(ipr, bridge, deadline.child("iflink", plan.timeouts.iflink), sleep)
+            warnings += make_bridge(ipr, bridge, deadline.child("iflink", plan.timeouts.iflink), settle, sleep)
     return warnings
 
 

@@ -3,66 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from fakelinks import FakeIPRoute, FakeMsg, machine, sleeper, udev_tree
 
 from boot.net import links
 from boot.net.waits import InterfaceWaitTimeout
 from initiator.deadline import Deadline, FakeClock
-
-
-class FakeNla(dict):
-    get_attr = dict.get
-
-
-class FakeMsg(dict):
-    """Enough of pyroute2's ifinfmsg: item access for header fields, get_attr() for attributes."""
-
-    def __init__(self, index, name, mac, *, kind=None, carrier=0, up=False, ifi_type=1, mtu=1500):
-        super().__init__(index=index, flags=1 if up else 0, ifi_type=ifi_type)
-        self.attrs = {
-            "IFLA_IFNAME": name,
-            "IFLA_ADDRESS": mac,
-            "IFLA_MTU": mtu,
-            "IFLA_CARRIER": carrier,
-            "IFLA_LINKINFO": FakeNla(IFLA_INFO_KIND=kind) if kind else None,
-        }
-
-    def get_attr(self, key, default=None):
-        return self.attrs.get(key, default)
-
-
-class FakeIPRoute:
-    def __init__(self, msgs):
-        self.msgs = {m["index"]: m for m in msgs}
-        self.calls = []
-
-    def get_links(self, *indexes):
-        return [self.msgs[i] for i in indexes] if indexes else list(self.msgs.values())
-
-    def link(self, command, **kwargs):
-        self.calls.append((command, kwargs))
-        msg = self.msgs[kwargs["index"]]
-        if kwargs.get("state") == "up":
-            msg["flags"] |= 1
-            msg.attrs["IFLA_CARRIER"] = 1 if msg.attrs["IFLA_IFNAME"] != "dead0" else 0
-        if kwargs.get("state") == "down":
-            msg["flags"] &= ~1
-        if "mtu" in kwargs:
-            msg.attrs["IFLA_MTU"] = kwargs["mtu"]
-
-
-def machine():
-    return FakeIPRoute(
-        [
-            FakeMsg(1, "lo", "00:00:00:00:00:00", ifi_type=772, up=True, carrier=1),
-            FakeMsg(2, "dead0", "52:54:00:00:00:02"),
-            FakeMsg(3, "eth1", "52:54:00:00:00:03"),
-            FakeMsg(4, "eth1.7", "52:54:00:00:00:03", kind="vlan"),
-        ]
-    )
-
-
-def sleeper(clock: FakeClock):
-    return lambda seconds: clock.advance(max(seconds, 0.01))
 
 
 @pytest.mark.parametrize(
@@ -121,6 +66,29 @@ def test_carrier_wait_is_bounded():
         links.wait_carrier(ipr, dead, Deadline("carrier", 2, clock=clock), sleep=sleeper(clock))
 
 
+@pytest.mark.parametrize(
+    ("kind", "members", "said"),
+    [
+        ("bond", [("nic0", True, 0), ("nic1", False, 0)], "its slaves: nic0 up, no carrier; nic1 down, no carrier"),
+        ("bond", [("nic0", True, 1)], "its slaves: nic0 up"),
+        ("bond", [], "its slaves: none"),
+        ("bridge", [("p\x1b0", True, 0)], "its ports: p\\x1b0 up, no carrier"),
+    ],
+)
+def test_a_master_without_carrier_names_the_state_of_its_members(kind, members, said):
+    """A bond or bridge that never gets carrier: the one line says which slave or port is down or dark."""
+    clock = FakeClock()
+    master = FakeMsg(10, "m0", "52:54:00:00:00:10", kind=kind, up=True)
+    msgs = [master] + [
+        FakeMsg(11 + i, name, f"52:54:00:00:00:{11 + i}", up=up, carrier=carrier, master=10)
+        for i, (name, up, carrier) in enumerate(members)
+    ]
+    ipr = FakeIPRoute([*msgs, FakeMsg(20, "other0", "52:54:00:00:00:20", up=True)])
+    with pytest.raises(InterfaceWaitTimeout) as caught:
+        links.wait_carrier(ipr, links.get_link(ipr, 10), Deadline("carrier", 1, clock=clock), sleep=sleeper(clock))
+    assert str(caught.value) == f"m0: wait 'carrier' ran out after 1s: no carrier; {said}"
+
+
 def test_any_link_takes_the_first_with_carrier_and_sets_the_rest_back_down():
     clock = FakeClock()
     ipr = machine()
@@ -143,22 +111,6 @@ def test_set_up_sets_mtu_then_up():
 )
 def test_vlan_name(parent, vid, name):
     assert links.vlan_name(parent, vid) == name
-
-
-def udev_tree(tmp_path, handled=()):
-    """A fake /run/udev with udevd running, and a /proc whose self and 1 share one network namespace."""
-    import os
-
-    root, proc = tmp_path / "udev", tmp_path / "proc"
-    (root / "data").mkdir(parents=True)
-    (root / "control").write_text("")
-    for index in handled:
-        (root / "data" / f"n{index}").write_text("E:ID_NET_NAME_SLOT=ens2\n")
-    for pid in ("self", "1"):
-        (proc / pid / "ns").mkdir(parents=True)
-    (proc / "self" / "ns" / "net").write_text("")
-    os.link(proc / "self" / "ns" / "net", proc / "1" / "ns" / "net")
-    return root, proc
 
 
 def test_after_udev_returns_the_link_under_the_name_udev_gave_it(tmp_path):
