@@ -154,8 +154,8 @@ def _master(ipr: Rtnl, name: str, kind: str, **options: object) -> Link:
 
 def _first_members_address(ipr: Rtnl, master: Link, members: list[Link]) -> Link:
     """The master with its first member's MAC address, as the kernel gives a new bond whose address nobody set.
-    udev has set one by now (MACAddressPolicy=persistent), derived from a machine-id the initramfs does not have:
-    it would change at every boot, and the DHCP lease and the target's view of the initiator with it."""
+    udev may have set one by now (MACAddressPolicy=persistent), derived from the machine-id, which an initramfs
+    seldom keeps (a new one every boot): the DHCP lease and the target's view of the initiator would change too."""
     return set_address(ipr, master, members[0].mac) if members else master
 
 
