@@ -139,7 +139,9 @@ OPTIONS: tuple[OptionRow, ...] = (
               "node.session.initial_login_retry_max; any other parameter is named in a note and not used"),
     OptionRow("rd.iscsi.transport=<name>", "rd.iscsi.transport", D, f"tcp only; another: {TRANSPORT_REFUSED}"),
     # ---- pyiscsi's own
-    OptionRow("rd.pyiscsi=0", "", S, "pyiscsi's own: leave the root to another module (the cmdline hook)"),
+    OptionRow(
+        "rd.pyiscsi=0", "", S, "pyiscsi's own: leave the root to another module (the cmdline hook, the generator)"
+    ),
     OptionRow("rd.pyiscsi.timeout=<s>", "rd.pyiscsi.timeout", S, "pyiscsi's own: the 'total' bound"),
     OptionRow("rd.pyiscsi.timeout.<wait>=<s>", "rd.pyiscsi.timeout.", S,
               "pyiscsi's own: any wait `explain` lists"),

@@ -87,7 +87,7 @@ def load_modules(
     wanted = (*modules, *optional)
     missing = [m for m in wanted if module_state(m, root) == "absent"]
     if missing:
-        import subprocess  # only then: dracut's cmdline hook has loaded them on every boot that has the hook
+        import subprocess  # only then: 95pyiscsi's cmdline hook or pyiscsi-modules.service has loaded them
 
         try:
             argv = ["modprobe", "-a", "-q", *missing]
@@ -130,9 +130,10 @@ class LiveSteps:
             self._netlink = None
 
     def load_modules_for(self, cmdline: Cmdline) -> None:
-        """Before the firmware is read: the kernel modules this boot needs, loaded and initialised. dracut's
-        cmdline hook loads them too, but `pyiscsi boot` may run without it, and a module udev is still loading
-        is not ready when modprobe returns. Bounded by the boot's total (rd.pyiscsi.timeout)."""
+        """Before the firmware is read: the kernel modules this boot needs, loaded and initialised. 95pyiscsi's
+        cmdline hook (or pyiscsi-modules.service) loads them too, but `pyiscsi boot` may run without it, and a
+        module udev is still loading is not ready when modprobe returns. Bounded by the boot's total
+        (rd.pyiscsi.timeout)."""
         from boot.planner import plan_timeouts
 
         if not self.in_initramfs:

@@ -128,6 +128,15 @@ def test_root_iscsi_sh_flavour_and_ibft_without_root(pinned_kernel, sh_image, ro
     assert result.console.has("root-link")
 
 
+def test_ibft_without_root_systemd_flavour_mounts_what_the_generator_names(pinned_kernel, systemd_image, root_image):
+    """No root= with rd.iscsi.firmware in a systemd image: pyiscsi-generator writes sysroot.mount for
+    /dev/pyiscsiroot before any unit starts (no cmdline hook, no daemon-reload), and systemd mounts that."""
+    spec = bootvm.Boot("ibft-noroot-systemd", "rd.iscsi.firmware=1 pyiscsi.test=adopt", ipxe=True)
+    result = bootvm.boot(spec, pinned_kernel.vmlinuz, systemd_image, root_image)
+    assert_reached_root(result)
+    assert result.console.has("root-link")
+
+
 def test_netroot_chap_discovery_empty_target_name(pinned_kernel, systemd_image, root_image):
     """An empty target name: SendTargets discovery at the portal, then login to what it names (one-way CHAP)."""
     cmd = "netroot=iscsi:{user}:{secret}@{host}::{port}:{lun}: ip=dhcp root=UUID={uuid} pyiscsi.test=adopt"

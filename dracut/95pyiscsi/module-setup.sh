@@ -1,5 +1,5 @@
 #!/bin/bash
-# shellcheck disable=SC2154 # dracut's globals: initdir, moddir, srcmods, kernel, no_kernel, systemdsystemunitdir
+# shellcheck disable=SC2154 # dracut's globals: initdir, moddir, srcmods, kernel, no_kernel, systemd*dir
 # 95pyiscsi: iSCSI root through pyiscsi, a Python initiator frozen into the image (boot.freeze).
 #
 # Opt-in: add_dracutmodules+=" pyiscsi " (or --add pyiscsi). Needs no dracut network module: `pyiscsi boot`
@@ -123,23 +123,28 @@ install() {
     # waits for that link for ever ("pending"), so systemd-networkd-wait-online fails
     inst_multiple -o "${systemdnetwork}/99-default.link"
     [[ $hostonly ]] && inst_multiple -H -o "${systemdnetworkconfdir}/*.link"
-    inst_hook cmdline 90 "$moddir/parse-pyiscsi.sh"
     inst_simple "$moddir/pyiscsi-lib.sh" /lib/pyiscsi-lib.sh
     if dracut_module_included "systemd"; then
+        # no cmdline hook: the generator decides before any unit starts, so that dracut-cmdline.service is skipped
+        # as in an image without pyiscsi (it held back udevd and pyiscsi-boot.service); it links the hook in only
+        # for a root= that dracut-cmdline.service would refuse, should it run for another module's hook
+        inst_script "$moddir/pyiscsi-generator.sh" "$systemdutildir/system-generators/pyiscsi-generator"
+        inst_simple "$moddir/parse-pyiscsi.sh" /lib/pyiscsi-cmdline.sh
         local _unit
-        for _unit in pyiscsi-boot.service pyiscsi-handover.service; do
+        for _unit in pyiscsi-modules.service pyiscsi-boot.service pyiscsi-handover.service; do
             inst_simple "$moddir/$_unit" "$systemdsystemunitdir/$_unit"
         done
         if [[ -n $pyiscsi_boot_timeout ]]; then
             sed -i "s/^TimeoutStartSec=.*/TimeoutStartSec=$pyiscsi_boot_timeout/" \
                 "$initdir$systemdsystemunitdir/pyiscsi-boot.service"
         fi
-        $SYSTEMCTL -q --root "$initdir" enable pyiscsi-boot.service pyiscsi-handover.service
+        $SYSTEMCTL -q --root "$initdir" enable pyiscsi-modules.service pyiscsi-boot.service pyiscsi-handover.service
         # no dracut_need_initqueue: the unit runs before dracut-initqueue.service and bounds its own waits, so
         # the initqueue would only run its shell loop once to find the finished predicate true, while the root's
         # fsck and mount wait for it (dracut-pre-mount.service is ordered after it). Without systemd the initqueue
         # always runs: it is where the job below waits for the disk.
     else
+        inst_hook cmdline 90 "$moddir/parse-pyiscsi.sh"
         inst_script "$moddir/pyiscsi-boot.sh" /sbin/pyiscsi-boot
         inst_hook pre-pivot 50 "$moddir/handover-pyiscsi.sh"
     fi

@@ -3,12 +3,120 @@
 # Shared by 95pyiscsi's hooks (sourced). /run/pyiscsi is the state directory `pyiscsi boot` writes.
 
 PYISCSI_STATE=/run/pyiscsi
-PYISCSI_WANTED=$PYISCSI_STATE/wanted # this boot's root is ours (written by the cmdline hook)
+PYISCSI_WANTED=$PYISCSI_STATE/wanted # this boot's root is ours (written by the cmdline hook or the generator)
 PYISCSI_BOOTED=$PYISCSI_STATE/booted # the root disk is there (written by `pyiscsi boot`)
 PYISCSI_FAILED=$PYISCSI_STATE/failed # exit status of a failed `pyiscsi boot` (written by /sbin/pyiscsi-boot)
+PYISCSI_MODULES_ENV=$PYISCSI_STATE/modules # what pyiscsi-modules.service loads (written by the generator)
 
 pyiscsi_wanted() {
     [ -e "$PYISCSI_WANTED" ]
+}
+
+# The command line as dracut reads it (/etc/cmdline.d/*.conf, /etc/cmdline, then /proc/cmdline; the last word of a
+# name wins, as with getarg), in one pass that sets _pyiscsi_<name> for the names the hooks and the generator read:
+# unset when the name is absent, empty when it comes without a value. dracut-lib.sh's getarg reads the command
+# line again and starts its dracut-getarg program for each name: in the generator, which every unit waits for, that
+# cost a second and a half on the emulated machines.
+pyiscsi_scan() {
+    unset _pyiscsi_pyiscsi _pyiscsi_root _pyiscsi_firmware _pyiscsi_ibft _pyiscsi_rootflags _pyiscsi_rootfstype
+    unset _pyiscsi_timeout
+    _pyiscsi_netroots=
+    _pyiscsi_rw=ro
+    _pyiscsi_words=
+    for _pyiscsi_file in /etc/cmdline.d/*.conf /etc/cmdline /proc/cmdline; do
+        [ -e "$_pyiscsi_file" ] || continue
+        while read -r _pyiscsi_line || [ -n "$_pyiscsi_line" ]; do
+            _pyiscsi_words="$_pyiscsi_words $_pyiscsi_line"
+        done < "$_pyiscsi_file"
+    done
+    set -f # a word is never a file pattern
+    for _pyiscsi_word in $_pyiscsi_words; do
+        case "$_pyiscsi_word" in
+            rd.pyiscsi=*) _pyiscsi_pyiscsi=${_pyiscsi_word#*=} ;;
+            rd.pyiscsi) _pyiscsi_pyiscsi= ;;
+            root=*) _pyiscsi_root=${_pyiscsi_word#*=} ;;
+            netroot=*) _pyiscsi_netroots="$_pyiscsi_netroots ${_pyiscsi_word#*=}" ;;
+            rd.iscsi.firmware=*) _pyiscsi_firmware=${_pyiscsi_word#*=} ;;
+            rd.iscsi.firmware | iscsi_firmware) _pyiscsi_firmware= ;;
+            rd.iscsi.ibft=*) _pyiscsi_ibft=${_pyiscsi_word#*=} ;;
+            rd.iscsi.ibft) _pyiscsi_ibft= ;;
+            rootflags=*) _pyiscsi_rootflags=${_pyiscsi_word#*=} ;;
+            rootfstype=*) _pyiscsi_rootfstype=${_pyiscsi_word#*=} ;;
+            rd.timeout=*) _pyiscsi_timeout=${_pyiscsi_word#*=} ;;
+            rw | ro) _pyiscsi_rw=$_pyiscsi_word ;;
+        esac
+    done
+    set +f
+    unset _pyiscsi_file _pyiscsi_line _pyiscsi_word _pyiscsi_words
+}
+
+# getargbool's answer for a scanned name: $1 the default, then whether the name was there ("set") and its value
+pyiscsi_bool() {
+    [ "$2" = set ] || return "$((1 - $1))"
+    case "$3" in
+        0 | no | off) return 1 ;;
+    esac
+    return 0
+}
+
+# Whether this boot's root is ours (after pyiscsi_scan; $root as dracut set it, else root=): sets _pyiscsi_why, the
+# option that says so (`netroot=iscsi:`, never its value: a value may hold CHAP secrets), and _pyiscsi_modules, the
+# kernel modules the boot needs; returns 1, both unset, when the root is not ours. Shared by the cmdline hook
+# (images without systemd) and the generator (images with it).
+pyiscsi_decide() {
+    _pyiscsi_why=
+    _pyiscsi_modules=
+    pyiscsi_bool 1 "${_pyiscsi_pyiscsi+set}" "$_pyiscsi_pyiscsi" || return 1
+    [ -z "$root" ] && root=$_pyiscsi_root
+    case "$root" in
+        iscsi:*) _pyiscsi_why="root=iscsi:" ;;
+    esac
+    set -f
+    for _pyiscsi_arg in $_pyiscsi_netroots; do
+        case "$_pyiscsi_arg" in
+            iscsi:*) [ -n "$_pyiscsi_why" ] || _pyiscsi_why="netroot=iscsi:" ;;
+            dhcp) _pyiscsi_dhcp=1 ;;
+        esac
+    done
+    set +f
+    unset _pyiscsi_arg
+    # root=dhcp / netroot=dhcp: whether the root is iSCSI shows only in the lease (option 17). dracut's 40network
+    # decides after DHCP and dispatches the root path to /sbin/<proto>root; this image runs its own DHCP only when
+    # there is no such dispatcher (/sbin/netroot absent: no dracut network module), or when rd.pyiscsi=1 says so.
+    # `pyiscsi boot` then fails with one line if the root path is not an iscsi: one (see README.md).
+    if [ -z "$_pyiscsi_why" ] && { [ "$root" = dhcp ] || [ -n "$_pyiscsi_dhcp" ]; }; then
+        if [ ! -e /sbin/netroot ] || [ "$_pyiscsi_pyiscsi" = 1 ]; then
+            _pyiscsi_why="netroot=dhcp"
+        else
+            info "pyiscsi: netroot=dhcp left to dracut's network module (/sbin/netroot); rd.pyiscsi=1 claims it"
+        fi
+    fi
+    unset _pyiscsi_dhcp
+    # sd_mod too: left to udev, it loads when the LUN is found, while udev may still be working through its coldplug
+    _pyiscsi_modules="iscsi_tcp sd_mod"
+    if pyiscsi_bool 0 "${_pyiscsi_firmware+set}" "$_pyiscsi_firmware" \
+        || pyiscsi_bool 0 "${_pyiscsi_ibft+set}" "$_pyiscsi_ibft"; then
+        [ -n "$_pyiscsi_why" ] || _pyiscsi_why="iBFT"
+        _pyiscsi_modules="iscsi_boot_sysfs iscsi_ibft $_pyiscsi_modules"
+    fi
+    if [ -z "$_pyiscsi_why" ]; then
+        unset _pyiscsi_why _pyiscsi_modules
+        return 1
+    fi
+    if [ -x /sbin/iscsiroot ]; then
+        warn "pyiscsi: dracut's iscsi module is in this image too; pyiscsi logs in to the root ($_pyiscsi_why)."
+        warn "pyiscsi: boot with rd.pyiscsi=0 to leave the root to iscsiroot, or rebuild without one of them."
+    fi
+    return 0
+}
+
+# Whether the root device is the one `pyiscsi boot` names /dev/pyiscsiroot: root= names none (root=iscsi:...,
+# root=dhcp, or no root= at all beside an iBFT)
+pyiscsi_names_root() {
+    case "$root" in
+        iscsi:* | dhcp | "") return 0 ;;
+    esac
+    return 1
 }
 
 PYISCSI_SYSFS=${PYISCSI_SYSFS:-/sys} # where the network adapters are looked up (tests give a tree of their own)
@@ -42,28 +150,18 @@ pyiscsi_nic_aliases() {
 }
 
 PYISCSI_ROOT_DEV=/dev/pyiscsiroot # the root LUN's udev name for root=iscsi: (boot.commands.boot ROOT_LINK)
-PYISCSI_SYSROOT_UNIT=/run/systemd/system/sysroot.mount # root=iscsi: in a systemd initramfs (cmdline hook)
 
 # sysroot.mount for /dev/pyiscsiroot (the name `pyiscsi boot` gives the LUN), from rootfstype=, rootflags=, rw/ro
+# (after pyiscsi_scan)
 pyiscsi_sysroot_unit() {
-    _pyiscsi_rw=ro
-    for _pyiscsi_arg in $(getcmdline); do
-        case "$_pyiscsi_arg" in
-            rw | ro) _pyiscsi_rw=$_pyiscsi_arg ;;
-        esac
-    done
-    _pyiscsi_flags=$(getarg rootflags=)
-    _pyiscsi_type=$(getarg rootfstype=)
     printf '# written by 95pyiscsi (root=iscsi:...)\n[Unit]\nBefore=initrd-root-fs.target\n'
-    printf '[Mount]\nWhat=%s\nWhere=/sysroot\nOptions=%s\n' "$PYISCSI_ROOT_DEV" "$_pyiscsi_rw${_pyiscsi_flags:+,$_pyiscsi_flags}"
-    [ -z "$_pyiscsi_type" ] || printf 'Type=%s\n' "$_pyiscsi_type"
-    unset _pyiscsi_rw _pyiscsi_arg _pyiscsi_flags _pyiscsi_type
+    printf '[Mount]\nWhat=%s\nWhere=/sysroot\nOptions=%s\n' "$PYISCSI_ROOT_DEV" "$_pyiscsi_rw${_pyiscsi_rootflags:+,$_pyiscsi_rootflags}"
+    [ -z "$_pyiscsi_rootfstype" ] || printf 'Type=%s\n' "$_pyiscsi_rootfstype"
 }
 
+# rd.timeout (after pyiscsi_scan), 0 when not given: no limit of its own, as dracut's
 pyiscsi_rd_timeout() {
-    _pyiscsi_t=$(getarg rd.timeout=)
-    echo "${_pyiscsi_t:-0}"
-    unset _pyiscsi_t
+    echo "${_pyiscsi_timeout:-0}"
 }
 
 PYISCSI_HANDOVER_BOUND=${PYISCSI_HANDOVER_BOUND:-30} # seconds the recovery agent has to write the real root's files (then: pyiscsi handover)

@@ -133,16 +133,24 @@ COMMON = [
     "usr/lib/pyiscsi/lib/python3.11/boot/cli.pyc",
     "usr/lib/pyiscsi/lib/python3.11/lib-dynload",
     "usr/sbin/pyiscsi",
-    "usr/lib/dracut/hooks/cmdline/90-parse-pyiscsi.sh",
     "usr/lib/dracut/hooks/initqueue/timeout/80-timeout-pyiscsi.sh",
     "usr/lib/pyiscsi-lib.sh",
     "etc/ld.so.cache",
 ]
-SH_ONLY = ["usr/sbin/pyiscsi-boot", "usr/lib/dracut/hooks/pre-pivot/50-handover-pyiscsi.sh"]
+SH_ONLY = [
+    "usr/sbin/pyiscsi-boot",
+    "usr/lib/dracut/hooks/cmdline/90-parse-pyiscsi.sh",
+    "usr/lib/dracut/hooks/pre-pivot/50-handover-pyiscsi.sh",
+]
+GENERATOR = "usr/lib/systemd/system-generators/pyiscsi-generator"
 ONLY = {
     "sh": SH_ONLY,
     "prebuilt": SH_ONLY,
     "systemd": [
+        GENERATOR,
+        "usr/lib/pyiscsi-cmdline.sh",
+        "usr/lib/systemd/system/pyiscsi-modules.service",
+        "etc/systemd/system/sysinit.target.wants/pyiscsi-modules.service",
         "usr/lib/systemd/system/pyiscsi-boot.service",
         "usr/lib/systemd/system/pyiscsi-handover.service",
         "etc/systemd/system/initrd-root-device.target.wants/pyiscsi-boot.service",
@@ -163,6 +171,17 @@ def test_a_systemd_image_does_not_ask_for_dracuts_initqueue(systemd_image: Image
     only made the root's fsck and mount (ordered after it through dracut-pre-mount.service) wait for its shell."""
     assert not os.path.lexists(systemd_image.root / "usr/lib/dracut/need-initqueue")
     assert os.path.lexists(systemd_image.root / "usr/lib/dracut/hooks/initqueue/timeout/80-timeout-pyiscsi.sh")
+
+
+def test_a_systemd_image_has_no_cmdline_hook_so_dracut_cmdline_service_is_skipped(systemd_image: Image) -> None:
+    """dracut-cmdline.service runs only when a cmdline hook is installed (ConditionDirectoryNotEmpty=|...): ours
+    was the only one, and that unit held back udevd and pyiscsi-boot.service by seconds under TCG. The generator
+    decides instead."""
+    hooks = systemd_image.root / "usr/lib/dracut/hooks/cmdline"
+    present = sorted(p.name for p in hooks.iterdir()) if hooks.is_dir() else []
+    assert present == []
+    unit = (systemd_image.root / "usr/lib/systemd/system/dracut-cmdline.service").read_text().splitlines()
+    assert "ConditionDirectoryNotEmpty=|/lib/dracut/hooks/cmdline" in unit
 
 
 @pytest.mark.parametrize(
@@ -243,12 +262,26 @@ def test_unit_files_order_and_bound_the_boot(systemd_image: Image) -> None:
     handover = (image.root / "usr/lib/systemd/system/pyiscsi-handover.service").read_text().splitlines()
     assert "ExecStart=/bin/sh -c '. /lib/pyiscsi-lib.sh && pyiscsi_handover /sysroot'" in handover
     assert any(line.startswith("Before=") and "initrd-cleanup.service" in line for line in handover)
+    after = next(line for line in unit.splitlines() if line.startswith("After="))
+    assert "pyiscsi-modules.service" in after.split()
+    modules = (image.root / "usr/lib/systemd/system/pyiscsi-modules.service").read_text().splitlines()
+    for line in (
+        "ConditionPathExists=/run/pyiscsi/modules",
+        "EnvironmentFile=/run/pyiscsi/modules",
+        "ExecStart=-/sbin/modprobe -a -b -q $PYISCSI_MODULES",
+    ):
+        assert line in modules
+    before = next(line for line in modules if line.startswith("Before=systemd-udev-trigger"))
+    assert {"systemd-udev-trigger.service", "pyiscsi-boot.service"} <= set(before.split("=")[1].split())
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
 def test_units_verify_without_cycles_in_the_initrd_graph(systemd_image: Image) -> None:
     units = ["initrd.target", "initrd-switch-root.target"]
-    units += [f"/usr/lib/systemd/system/{name}" for name in ("pyiscsi-boot.service", "pyiscsi-handover.service")]
+    units += [
+        f"/usr/lib/systemd/system/{name}"
+        for name in ("pyiscsi-modules.service", "pyiscsi-boot.service", "pyiscsi-handover.service")
+    ]
     argv = ["systemd-analyze", "verify", f"--root={systemd_image.root}", "--man=no", *units]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
     assert (result.returncode, result.stdout + result.stderr) == (0, "")  # unknown keys and ordering cycles print here
@@ -695,36 +728,199 @@ def test_without_the_setting_every_wired_nic_driver_comes() -> None:
     assert any("=drivers/net/ethernet" in c for c in calls)
 
 
-def test_cmdline_hook_makes_sysroot_mount_for_root_iscsi_once_without_grep(systemd_image: Image) -> None:
-    """root=iscsi: in a systemd initramfs: the generators already ran (and systemd's skips a root on iSCSI), so the
-    hook writes sysroot.mount itself and queues initrd-root-fs.target again. Boots once reached switch-root with
-    nothing on /sysroot; the hook once said `grep: command not found` (no grep in a systemd initramfs)."""
-    root = systemd_image.root
-    run = root / "run/systemd/system"
+# --- the generator, run in the unpacked systemd image -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GeneratorRun:
+    output: str
+    wanted: str | None
+    modules: str | None  # /run/pyiscsi/modules, pyiscsi-modules.service's EnvironmentFile
+    units: dict[str, str]  # what it wrote to the generator directory: path -> text (a link: "-> target")
+    hook: str | None  # the cmdline hook it linked in for dracut-cmdline.service
+
+
+def run_generator(root: Path, cmdline: str, devices: tuple[tuple[str, str, str, str], ...] = ()) -> GeneratorRun:
+    """/usr/lib/systemd/system-generators/pyiscsi-generator as systemd runs it (three directories), the command
+    line from /etc/cmdline.d (dracut's getarg reads it beside /proc/cmdline, which the chroot lacks)."""
+    gen = root / "run/t/gen"
+    hook = root / "usr/lib/dracut/hooks/cmdline/90-parse-pyiscsi.sh"
+    for stale in (root / "run/pyiscsi", root / "run/t", root / "sys/bus"):
+        shutil.rmtree(stale, ignore_errors=True)
+    hook.unlink(missing_ok=True)
+    fake_pci(root / "sys", list(devices))
     (root / "etc/cmdline.d").mkdir(exist_ok=True)
-    (root / "etc/cmdline.d/90-test.conf").write_text(f"root=iscsi:10.0.2.2::3260:1:{IQN} rootfstype=ext4 rw\n")
-    runner = (
-        "export DRACUT_SYSTEMD=1; . /lib/dracut-lib.sh; modprobe() { :; }; initqueue() { :; }; "
-        'systemctl() { echo "systemctl $*"; }; '
-        "for i in 1 2; do root=; . $hookdir/cmdline/90-parse-pyiscsi.sh; done; echo root=$root"
-    )
+    (root / "etc/cmdline.d/90-test.conf").write_text(cmdline + "\n")
     try:
-        shutil.rmtree(run, ignore_errors=True)
-        result = chroot(root, "/bin/sh", "-c", runner)
-        unit = (run / "sysroot.mount").read_text().splitlines()
-        wanted = os.readlink(run / "initrd-root-fs.target.requires/sysroot.mount")
-        timeout = (run / "dev-pyiscsiroot.device.d/pyiscsi-timeout.conf").read_text()
+        result = chroot(root, "/" + GENERATOR, "/run/t/gen", "/run/t/early", "/run/t/late")
+        assert result.returncode == 0, result.stderr
+
+        def read(path: Path) -> str | None:
+            return path.read_text().strip() if path.exists() else None
+
+        units = {
+            str(p.relative_to(gen)): ("-> " + os.readlink(p)) if p.is_symlink() else p.read_text()
+            for p in sorted(gen.rglob("*"))
+            if p.is_symlink() or p.is_file()
+        }
+        return GeneratorRun(
+            output=result.stdout + result.stderr,
+            wanted=read(root / "run/pyiscsi/wanted"),
+            modules=read(root / "run/pyiscsi/modules"),
+            units=units,
+            hook=os.readlink(hook) if hook.is_symlink() else None,
+        )
     finally:
-        shutil.rmtree(run, ignore_errors=True)
-        shutil.rmtree(root / "run/pyiscsi", ignore_errors=True)
         (root / "etc/cmdline.d/90-test.conf").unlink()
-    assert "not found" not in result.stdout + result.stderr, result.stdout + result.stderr
-    assert "root=/dev/pyiscsiroot" in result.stdout
+        shutil.rmtree(root / "sys/bus", ignore_errors=True)
+
+
+def modules_line(*names: str) -> str:
+    return f'PYISCSI_MODULES="{" ".join(names)}"'
+
+
+SYSROOT = [  # what the generator writes for a root= that names no device
+    "dev-pyiscsiroot.device.d/pyiscsi-timeout.conf",
+    "initrd-root-fs.target.requires/sysroot.mount",
+    "sysroot.mount",
+]
+CMDLINE_HOOK = "/lib/pyiscsi-cmdline.sh"
+
+
+@pytest.mark.parametrize(
+    ("cmdline", "wanted", "modules", "units", "hook"),
+    [
+        (f"root=iscsi:10.0.2.2::3260:0:{IQN}", "root=iscsi:", NET, SYSROOT, CMDLINE_HOOK),
+        (f"root=UUID=0a1b netroot=iscsi:[fec0::2]::::{IQN}", "netroot=iscsi:", NET, [], None),
+        ("rd.iscsi.firmware=1 root=UUID=0a1b", "iBFT", IBFT, [], None),  # the bench's and the demo's boot
+        ("rd.iscsi.firmware=1", "iBFT", IBFT, SYSROOT, None),  # no root=: dracut-cmdline.service accepts it
+        ("iscsi_firmware", "iBFT", IBFT, SYSROOT, None),
+        ("rd.iscsi.ibft root=/dev/sda1", "iBFT", IBFT, [], None),
+        ("root=/dev/vda1", None, None, [], None),
+        (f"root=iscsi:10.0.2.2::::{IQN} rd.pyiscsi=0", None, None, [], None),  # left alone entirely
+        ("netroot=nfs:10.0.2.2:/srv root=/dev/nfs", None, None, [], None),
+        ("root=dhcp", "netroot=dhcp", NET, SYSROOT, CMDLINE_HOOK),
+        ("netroot=dhcp root=UUID=0a1b ip=dhcp", "netroot=dhcp", NET, [], None),
+        ("netroot=dhcp rd.pyiscsi=0", None, None, [], None),
+        # dracut's getarg and getargbool, read in one pass: the last word of a name wins; 0, no, off are false
+        (f"root=iscsi:10.0.2.2::::{IQN} root=/dev/vda1", None, None, [], None),
+        (f"root=/dev/vda1 root=iscsi:10.0.2.2::::{IQN}", "root=iscsi:", NET, SYSROOT, CMDLINE_HOOK),
+        ("rd.iscsi.firmware=0 root=UUID=0a1b", None, None, [], None),
+        ("iscsi_firmware rd.iscsi.firmware=off root=UUID=0a1b", None, None, [], None),
+        ("rd.iscsi.ibft=no rd.iscsi.firmware=yes root=UUID=0a1b", "iBFT", IBFT, [], None),
+        (f"rd.pyiscsi=off root=iscsi:10.0.2.2::::{IQN}", None, None, [], None),
+        (f"rd.pyiscsi=0 rd.pyiscsi root=iscsi:10.0.2.2::::{IQN}", "root=iscsi:", NET, SYSROOT, CMDLINE_HOOK),
+        ("netroot=* root=/* rd.iscsi.firmware=[a]", "iBFT", IBFT, [], None),  # words, never file patterns
+    ],
+)  # fmt: skip
+def test_generator_decides_who_owns_the_root(
+    systemd_image: Image, cmdline: str, wanted: str | None, modules: list[str] | None, units: list[str],
+    hook: str | None,
+) -> None:  # fmt: skip
+    run = run_generator(systemd_image.root, cmdline, (VIRTIO_LEGACY, E1000, SCSI))
+    assert run.wanted == wanted
+    # the iSCSI modules, then every adapter's driver (pyiscsi_nic_aliases), for one modprobe before the coldplug
+    assert run.modules == (None if modules is None else modules_line(*modules, VIRTIO_LEGACY[3], VIRTIO_NET, E1000[3]))
+    assert sorted(run.units) == units
+    assert run.hook == hook
+    assert "not found" not in run.output, run.output
+
+
+def test_generator_writes_sysroot_mount_for_the_luns_udev_name(systemd_image: Image) -> None:
+    """root=iscsi: names no device, and systemd's fstab generator skips it: ours writes the mount for
+    /dev/pyiscsiroot (the name `pyiscsi boot` gives the LUN) into the generator directory, so no reload is needed.
+    Boots once reached switch-root with nothing on /sysroot; a hook once said `grep: command not found`."""
+    run = run_generator(systemd_image.root, f"root=iscsi:10.0.2.2::3260:1:{IQN} rootfstype=ext4 rw rd.timeout=45")
+    unit = run.units["sysroot.mount"].splitlines()
     assert "Before=initrd-root-fs.target" in unit
     assert [line for line in unit if line.split("=")[0] in ("What", "Where", "Type", "Options")] == [
         "What=/dev/pyiscsiroot", "Where=/sysroot", "Options=rw", "Type=ext4",
     ]  # fmt: skip
-    assert wanted == "../sysroot.mount"
-    assert "JobTimeoutSec=0" in timeout  # rd.timeout not given: no limit of its own, as dracut's
-    calls = [line for line in result.stdout.splitlines() if line.startswith("systemctl")]
-    assert calls == ["systemctl daemon-reload", "systemctl --no-block start initrd-root-fs.target"]  # once
+    assert run.units["initrd-root-fs.target.requires/sysroot.mount"] == "-> ../sysroot.mount"
+    # the device job waits as long as dracut's own would (rd.timeout), not systemd's default 90 s
+    timeout = run.units["dev-pyiscsiroot.device.d/pyiscsi-timeout.conf"].splitlines()
+    assert ("JobTimeoutSec=45" in timeout, "JobRunningTimeoutSec=45" in timeout) == (True, True)
+    assert not any(name.endswith(".tmp") for name in run.units)
+
+
+def test_generator_leaves_a_sysroot_mount_another_generator_wrote(systemd_image: Image) -> None:
+    root = systemd_image.root
+    theirs = "[Mount]\nWhat=/dev/theirs\nWhere=/sysroot\n"
+    gen = root / "run/t/gen"
+    runner = (
+        f"mkdir -p /run/t/gen && printf '{theirs}' > /run/t/gen/sysroot.mount && "
+        f"/{GENERATOR} /run/t/gen /run/t/early /run/t/late"
+    )
+    (root / "etc/cmdline.d").mkdir(exist_ok=True)
+    (root / "etc/cmdline.d/90-test.conf").write_text(f"root=iscsi:10.0.2.2::::{IQN}\n")
+    shutil.rmtree(root / "run/t", ignore_errors=True)
+    try:
+        result = chroot(root, "/bin/sh", "-c", runner)
+        assert result.returncode == 0, result.stderr
+        assert (gen / "sysroot.mount").read_text() == theirs
+    finally:
+        (root / "etc/cmdline.d/90-test.conf").unlink()
+
+
+@pytest.mark.parametrize(
+    "cmdline",
+    [
+        f"root=iscsi:user:s3cr3t-value@10.0.2.2::3260:0:{IQN}",
+        f"root=UUID=0a1b netroot=iscsi:user:s3cr3t-value:ruser:s3cr3t-value@10.0.2.2::::{IQN}",
+        f"root=UUID=0a1b netroot=iscsi:u:s3cr3t-value@1.2.3.4::3260:{IQN} rd.iscsi.firmware",  # malformed, too
+    ],
+)
+def test_generator_names_the_option_never_its_value(systemd_image: Image, cmdline: str) -> None:
+    run = run_generator(systemd_image.root, cmdline)
+    assert run.wanted in {"root=iscsi:", "netroot=iscsi:"}
+    for seen in (run.output, run.wanted, run.modules or "", *run.units.values()):
+        assert "s3cr3t" not in seen
+
+
+# dracut-cmdline as dracut-cmdline.service runs it, when it runs at all (another module's cmdline hook,
+# rd.break=cmdline, resume=): systemctl is a stand-in, so that its `die` cannot reach a real one
+DRACUT_CMDLINE = """
+mkdir -p /tmp/t/bin; printf '#!/bin/sh\necho "systemctl $*" >> /tmp/t/systemctl\n' > /tmp/t/bin/systemctl
+chmod +x /tmp/t/bin/systemctl
+rm -f /dracut-state.sh
+PATH=/tmp/t/bin:$PATH DRACUT_SYSTEMD=1 NEWROOT=/sysroot /bin/dracut-cmdline; echo "status=$?"
+"""
+
+
+@pytest.mark.parametrize(
+    ("cmdline", "generator", "status", "root"),
+    [
+        (f"root=iscsi:10.0.2.2::3260:1:{IQN}", True, 0, "block:/dev/pyiscsiroot"),  # our hook, then dracut
+        ("root=dhcp", True, 0, "block:/dev/pyiscsiroot"),
+        ("rd.iscsi.firmware=1", True, 0, ""),  # dracut accepts no root= itself
+        ("rd.iscsi.firmware=1 root=UUID=0a1b", True, 0, "block:/dev/disk/by-uuid/0a1b"),
+        (f"root=iscsi:10.0.2.2::3260:1:{IQN}", False, 1, None),  # without the hook dracut refuses the root
+    ],
+)
+def test_dracut_cmdline_still_accepts_our_root_when_it_runs(
+    systemd_image: Image, cmdline: str, generator: bool, status: int, root: str | None
+) -> None:
+    image = systemd_image.root
+    if generator:
+        run_generator(image, cmdline)
+    else:
+        shutil.rmtree(image / "run/pyiscsi", ignore_errors=True)
+        (image / "usr/lib/dracut/hooks/cmdline/90-parse-pyiscsi.sh").unlink(missing_ok=True)
+    (image / "etc/cmdline.d/90-test.conf").write_text(cmdline + "\n")
+    hooks = image / "usr/lib/dracut/hooks"
+    try:
+        result = chroot(image, "/bin/sh", "-c", DRACUT_CMDLINE)
+        state, kmsg = image / "dracut-state.sh", image / "dev/kmsg"  # the chroot's /dev/kmsg is a plain file
+        exported = state.read_text() if state.exists() else ""
+        logged = kmsg.read_text() if kmsg.is_file() else ""
+    finally:
+        (image / "etc/cmdline.d/90-test.conf").unlink()
+        (hooks / "cmdline/90-parse-pyiscsi.sh").unlink(missing_ok=True)
+        for junk in (image / "dracut-state.sh", image / "dev/kmsg", image / "run/initramfs", image / "tmp/t"):
+            shutil.rmtree(junk, ignore_errors=True) if junk.is_dir() else junk.unlink(missing_ok=True)
+        (hooks / "emergency/01-die.sh").unlink(missing_ok=True)
+    assert f"status={status}" in result.stdout, result.stdout + result.stderr
+    if root is None:
+        assert "Don't know how to handle" in logged + result.stdout + result.stderr
+    else:
+        assert f'export root="{root}"' in exported.splitlines(), exported[-300:]
