@@ -133,7 +133,7 @@ def test_the_rd_pyiscsi_keys_described_are_the_ones_the_parser_takes() -> None:
     """The parser's rd.pyiscsi.* set is closed (an unknown key is an error), so the page must list exactly it."""
     described = set(re.findall(r"^(rd\.pyiscsi(?:\.[a-z]+)*)(?=[=\[])", section("KERNEL COMMAND LINE"), re.M))
     assert described == {
-        "rd.pyiscsi",  # read by the module's cmdline hook (dracut/95pyiscsi/parse-pyiscsi.sh)
+        "rd.pyiscsi",  # read by the module's cmdline hook and generator (dracut/95pyiscsi/pyiscsi-lib.sh)
         "rd.pyiscsi.timeout",
         "rd.pyiscsi.timeout.wait",  # `wait` stands for each name of the test above
         "rd.pyiscsi.loglevel",
