@@ -41,10 +41,7 @@ if pyiscsi_names_root; then
         mkdir -p "$_pyiscsi_dir/initrd-root-fs.target.requires" "$_pyiscsi_dir/dev-pyiscsiroot.device.d"
         pyiscsi_sysroot_unit > "$_pyiscsi_dir/sysroot.mount"
         ln -sf ../sysroot.mount "$_pyiscsi_dir/initrd-root-fs.target.requires/sysroot.mount"
-        # the disk comes when `pyiscsi boot` has it, under its own bounds: the device job waits as long as
-        # dracut's would (rd.timeout, 0 = no limit of its own), not systemd's default 90 s
-        printf '[Unit]\nJobTimeoutSec=%s\nJobRunningTimeoutSec=%s\n' "$(pyiscsi_rd_timeout)" "$(pyiscsi_rd_timeout)" \
-            > "$_pyiscsi_dir/dev-pyiscsiroot.device.d/pyiscsi-timeout.conf"
+        pyiscsi_device_timeout_unit > "$_pyiscsi_dir/dev-pyiscsiroot.device.d/pyiscsi-timeout.conf"
     fi
     # dracut-cmdline.service, should it run (another module's cmdline hook, rd.break=cmdline, resume=), refuses
     # a root= it does not know: the cmdline hook tells it the root will come

@@ -159,9 +159,11 @@ pyiscsi_sysroot_unit() {
     [ -z "$_pyiscsi_rootfstype" ] || printf 'Type=%s\n' "$_pyiscsi_rootfstype"
 }
 
-# rd.timeout (after pyiscsi_scan), 0 when not given: no limit of its own, as dracut's
-pyiscsi_rd_timeout() {
-    echo "${_pyiscsi_timeout:-0}"
+# the drop-in for dev-pyiscsiroot.device (after pyiscsi_scan): the disk comes when `pyiscsi boot` has it, under its
+# own bounds, so the device job waits as long as dracut's would (rd.timeout; 0 when not given: no limit of its
+# own), not systemd's default 90 s
+pyiscsi_device_timeout_unit() {
+    printf '[Unit]\nJobTimeoutSec=%s\nJobRunningTimeoutSec=%s\n' "${_pyiscsi_timeout:-0}" "${_pyiscsi_timeout:-0}"
 }
 
 PYISCSI_HANDOVER_BOUND=${PYISCSI_HANDOVER_BOUND:-30} # seconds the recovery agent has to write the real root's files (then: pyiscsi handover)
