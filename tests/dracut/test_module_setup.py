@@ -740,19 +740,24 @@ class GeneratorRun:
     hook: str | None  # the cmdline hook it linked in for dracut-cmdline.service
 
 
-def run_generator(root: Path, cmdline: str, devices: tuple[tuple[str, str, str, str], ...] = ()) -> GeneratorRun:
-    """/usr/lib/systemd/system-generators/pyiscsi-generator as systemd runs it (three directories), the command
-    line from /etc/cmdline.d (dracut's getarg reads it beside /proc/cmdline, which the chroot lacks)."""
+def run_generator(
+    root: Path, cmdline: str, devices: tuple[tuple[str, str, str, str], ...] = (), before: str = ""
+) -> GeneratorRun:
+    """/usr/lib/systemd/system-generators/pyiscsi-generator as systemd runs it (three directories), after the shell
+    commands `before`, with the command line from /etc/cmdline.d (dracut's getarg reads it beside /proc/cmdline,
+    which the chroot lacks). Its output is stdout, stderr and what it logged (the chroot's /dev/kmsg is a file)."""
     gen = root / "run/t/gen"
     hook = root / "usr/lib/dracut/hooks/cmdline/90-parse-pyiscsi.sh"
+    kmsg = root / "dev/kmsg"
     for stale in (root / "run/pyiscsi", root / "run/t", root / "sys/bus"):
         shutil.rmtree(stale, ignore_errors=True)
     hook.unlink(missing_ok=True)
+    kmsg.unlink(missing_ok=True)
     fake_pci(root / "sys", list(devices))
     (root / "etc/cmdline.d").mkdir(exist_ok=True)
     (root / "etc/cmdline.d/90-test.conf").write_text(cmdline + "\n")
     try:
-        result = chroot(root, "/" + GENERATOR, "/run/t/gen", "/run/t/early", "/run/t/late")
+        result = chroot(root, "/bin/sh", "-c", f"{before}\n/{GENERATOR} /run/t/gen /run/t/early /run/t/late")
         assert result.returncode == 0, result.stderr
 
         def read(path: Path) -> str | None:
@@ -764,7 +769,7 @@ def run_generator(root: Path, cmdline: str, devices: tuple[tuple[str, str, str, 
             if p.is_symlink() or p.is_file()
         }
         return GeneratorRun(
-            output=result.stdout + result.stderr,
+            output=result.stdout + result.stderr + (kmsg.read_text() if kmsg.is_file() else ""),
             wanted=read(root / "run/pyiscsi/wanted"),
             modules=read(root / "run/pyiscsi/modules"),
             units=units,
@@ -773,6 +778,7 @@ def run_generator(root: Path, cmdline: str, devices: tuple[tuple[str, str, str, 
     finally:
         (root / "etc/cmdline.d/90-test.conf").unlink()
         shutil.rmtree(root / "sys/bus", ignore_errors=True)
+        kmsg.unlink(missing_ok=True)
 
 
 def modules_line(*names: str) -> str:
@@ -844,22 +850,10 @@ def test_generator_writes_sysroot_mount_for_the_luns_udev_name(systemd_image: Im
 
 
 def test_generator_leaves_a_sysroot_mount_another_generator_wrote(systemd_image: Image) -> None:
-    root = systemd_image.root
     theirs = "[Mount]\nWhat=/dev/theirs\nWhere=/sysroot\n"
-    gen = root / "run/t/gen"
-    runner = (
-        f"mkdir -p /run/t/gen && printf '{theirs}' > /run/t/gen/sysroot.mount && "
-        f"/{GENERATOR} /run/t/gen /run/t/early /run/t/late"
-    )
-    (root / "etc/cmdline.d").mkdir(exist_ok=True)
-    (root / "etc/cmdline.d/90-test.conf").write_text(f"root=iscsi:10.0.2.2::::{IQN}\n")
-    shutil.rmtree(root / "run/t", ignore_errors=True)
-    try:
-        result = chroot(root, "/bin/sh", "-c", runner)
-        assert result.returncode == 0, result.stderr
-        assert (gen / "sysroot.mount").read_text() == theirs
-    finally:
-        (root / "etc/cmdline.d/90-test.conf").unlink()
+    before = f"mkdir -p /run/t/gen && printf '{theirs}' > /run/t/gen/sysroot.mount"
+    run = run_generator(systemd_image.root, f"root=iscsi:10.0.2.2::::{IQN}", before=before)
+    assert run.units["sysroot.mount"] == theirs
 
 
 @pytest.mark.parametrize(
@@ -871,8 +865,10 @@ def test_generator_leaves_a_sysroot_mount_another_generator_wrote(systemd_image:
     ],
 )
 def test_generator_names_the_option_never_its_value(systemd_image: Image, cmdline: str) -> None:
+    """Its output includes the kernel log, where the generator's one line goes."""
     run = run_generator(systemd_image.root, cmdline)
     assert run.wanted in {"root=iscsi:", "netroot=iscsi:"}
+    assert f"pyiscsi: the root is on iSCSI ({run.wanted})" in run.output
     for seen in (run.output, run.wanted, run.modules or "", *run.units.values()):
         assert "s3cr3t" not in seen
 
