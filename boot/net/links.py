@@ -111,10 +111,13 @@ def after_udev(
     *,
     udev_root: Path = udev_seen.UDEV_ROOT,
     proc: Path = udev_seen.PROC,
+    sys_net: Path = udev_seen.SYS_NET,
 ) -> tuple[list[Link], list[str]]:
     """`found` read again once udev has handled each (it may have renamed it), before anything sets it up; the
     warnings name each link udev had not handled when `deadline` ('udev') ran out: it is used as it is."""
-    late = udev_seen.wait_handled([link.index for link in found], deadline, root=udev_root, proc=proc, sleep=sleep)
+    late = udev_seen.wait_handled(
+        [link.index for link in found], deadline, root=udev_root, proc=proc, sleep=sleep, sys_net=sys_net
+    )
     current = [get_link(ipr, link.index) for link in found]
     which = deadline.tightest()
     warnings = [

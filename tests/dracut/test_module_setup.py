@@ -273,6 +273,8 @@ def test_unit_files_order_and_bound_the_boot(systemd_image: Image) -> None:
         assert line in modules
     before = next(line for line in modules if line.startswith("Before=systemd-udev-trigger"))
     assert {"systemd-udev-trigger.service", "pyiscsi-boot.service"} <= set(before.split("=")[1].split())
+    # udevd listens when the adapters' drivers load: their links are named at once, not during the coldplug
+    assert "After=systemd-udevd.service" in modules
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")

@@ -113,25 +113,38 @@ def test_vlan_name(parent, vid, name):
     assert links.vlan_name(parent, vid) == name
 
 
-def test_after_udev_returns_the_link_under_the_name_udev_gave_it(tmp_path):
+@pytest.mark.parametrize("kernel_says_renamed", [True, False], ids=["sysfs-renamed", "no-sysfs"])
+def test_after_udev_returns_the_link_under_the_name_udev_gave_it(tmp_path, kernel_says_renamed):
     """udev writes its entry (renaming), renames eth1 to ens3, then handles the move: the link comes back
-    renamed, still down, without a warning, and nothing was set up meanwhile."""
+    renamed, still down, without a warning, and nothing was set up meanwhile. Where sysfs says the name came
+    from a rename, the wait ends at the rename, not at the move's entry (which waits in udev's queue)."""
     ipr, clock = machine(), FakeClock()
     root, proc = udev_tree(tmp_path)
+    sys_net = tmp_path / "sys-class-net"
+    sys_net.mkdir()
     eth1 = links.find_link(ipr, name=None, mac="52:54:00:00:00:03", deadline=Deadline("iflink", 1, clock=clock))
     steps = iter(["E:ID_RENAMING=1\n", None, "E:ID_NET_NAME_SLOT=ens3\n"])
+    looks = []
 
     def sleep(seconds):
         clock.advance(max(seconds, 0.01))
+        looks.append(clock.now)
         step = next(steps, "E:ID_NET_NAME_SLOT=ens3\n")
         if step is None:
             ipr.msgs[3].attrs["IFLA_IFNAME"] = "ens3"
+            if kernel_says_renamed:
+                (sys_net / "ens3").mkdir()
+                (sys_net / "ens3" / "ifindex").write_text("3\n")
+                (sys_net / "ens3" / "name_assign_type").write_text("4\n")
         else:
             (root / "data" / "n3").write_text(step)
 
-    found, warnings = links.after_udev(ipr, [eth1], Deadline("udev", 5, clock=clock), sleep, udev_root=root, proc=proc)
+    found, warnings = links.after_udev(
+        ipr, [eth1], Deadline("udev", 5, clock=clock), sleep, udev_root=root, proc=proc, sys_net=sys_net
+    )
     assert ([link.name for link in found], warnings, found[0].up) == (["ens3"], [], False)
     assert ipr.calls == []
+    assert len(looks) == (2 if kernel_says_renamed else 3)
 
 
 @pytest.mark.parametrize(
