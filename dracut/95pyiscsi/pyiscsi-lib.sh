@@ -179,7 +179,9 @@ pyiscsi_handover() {
     rm -f "$PYISCSI_STATE/handover.done"
     # The agent answers with SIGURG to this shell (the request's second line; HANDOVER_WAKE), which ends the wait
     # at once. Between signals the shell looks every 0.5 s, one `sleep` each: a `sleep` every 50 ms took CPU from
-    # the agent it waited for on a busy (emulated) processor.
+    # the agent it waited for on a busy (emulated) processor. The agent (CPUWeight=1000) often answers while this
+    # shell starts its `sleep`: the signal is then spent before `wait`, so the file is looked at once more
+    # between the two, or the wait would take the whole 0.5 s.
     trap : URG
     if [ "$_pyiscsi_comm" = pyiscsi-agent ] && printf '%s\n%s\n' "$1" "$$" > "$PYISCSI_STATE/handover.request" \
         && kill -USR1 "$_pyiscsi_pid" 2> /dev/null; then
@@ -187,6 +189,10 @@ pyiscsi_handover() {
         while [ ! -e "$PYISCSI_STATE/handover.done" ] && [ "$_pyiscsi_n" -gt 0 ]; do
             sleep 0.5 &
             _pyiscsi_sleep=$!
+            if [ -e "$PYISCSI_STATE/handover.done" ]; then
+                kill "$_pyiscsi_sleep" 2> /dev/null
+                break
+            fi
             wait "$_pyiscsi_sleep" || kill "$_pyiscsi_sleep" 2> /dev/null # woken: the sleep is still running
             _pyiscsi_n=$((_pyiscsi_n - 1))
         done
