@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from initiator.unique import unique_bytes
@@ -39,6 +40,105 @@ def write_atomic(path: str | os.PathLike[str], data: str | bytes, mode: int = 0o
         finally:
             os.close(dir_fd)
     return target
+
+
+def write_all_atomic(files: Sequence[tuple[Path, str | bytes, int]]) -> list[Path | OSError]:
+    """Several files, each whole or not at all as `write_atomic` writes one, made durable together.
+
+    Why: `write_atomic`'s two fsyncs are two journal commits per file, each a round trip to the target for the
+    real root's ext4 over iSCSI: in emulated boots the handover's three files there took 0.12-0.63 s that way,
+    0.09-0.20 s with one sync (3 boots each, alternating). Here each file is
+    written under its temporary name, one syncfs per filesystem makes all their data durable, and only then is
+    each renamed over its name. The renames reach the disk with the filesystem's next commit (seconds later):
+    a crash before that leaves each name as it was, whole, never half a file.
+
+    Returns, per file in order, its path, or the OSError that kept it from being written (its temporary name
+    removed, the others unaffected). A failed sync, or any other exception, removes every temporary name and is
+    raised: then no file has been renamed.
+    """
+    results: list[Path | OSError] = []
+    staged: list[tuple[int, Path, Path, int]] = []  # (index, temporary name, target, open fd)
+    try:
+        for path, data, mode in files:
+            target = Path(path)
+            raw = data.encode() if isinstance(data, str) else data
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = _create_beside(target)
+            except OSError as exc:
+                results.append(exc)
+                continue
+            staged.append((len(results), tmp, target, fd))
+            results.append(target)
+            try:
+                os.fchmod(fd, mode)
+                _write_all(fd, raw)
+            except OSError as exc:
+                results[-1] = exc
+                staged.pop()
+                _discard(fd, tmp)
+        _make_durable([fd for _, _, _, fd in staged])
+        while staged:
+            index, tmp, target, fd = staged.pop(0)
+            os.close(fd)
+            try:
+                os.replace(tmp, target)
+            except OSError as exc:
+                results[index] = exc
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+    except BaseException:
+        for _, tmp, _, fd in staged:
+            _discard(fd, tmp)
+        raise
+    return results
+
+
+def _write_all(fd: int, raw: bytes) -> None:
+    view = memoryview(raw)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _discard(fd: int, tmp: Path) -> None:
+    with contextlib.suppress(OSError):
+        os.close(fd)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+
+
+def _make_durable(fds: Sequence[int]) -> None:
+    """One syncfs per filesystem among `fds`; where the C library has none, an fsync per file."""
+    syncfs = _syncfs()
+    if syncfs is None:
+        for fd in fds:
+            os.fsync(fd)
+        return
+    seen: set[int] = set()
+    for fd in fds:
+        device = os.fstat(fd).st_dev
+        if device not in seen:
+            seen.add(device)
+            syncfs(fd)
+
+
+def _syncfs() -> Callable[[int], None] | None:
+    """syncfs(2) from the C library (Python's os has none), or None where it cannot be reached."""
+    try:
+        import ctypes
+    except ImportError:
+        return None
+    try:
+        function = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+
+    def syncfs(fd: int) -> None:
+        if function(fd) != 0:
+            code = ctypes.get_errno()
+            raise OSError(code, os.strerror(code))
+
+    return syncfs
 
 
 def _create_beside(target: Path) -> tuple[int, Path]:

@@ -24,7 +24,7 @@ import errno
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from boot.atomic import write_atomic
+from boot.atomic import write_all_atomic
 from boot.keepnet import Files, keep_network_files
 from boot.net.state import InterfaceState
 from boot.node_record import NodeRecord, Startup
@@ -187,15 +187,21 @@ def run_files(interfaces: Sequence[InterfaceState], index_of: Callable[[str], in
 
 
 def write_files(root: Path, files: Files, warn: Callable[[str], None]) -> list[Path]:
-    """Write each file whole; a read-only root is reported, not fatal (the session itself needs none of it)."""
+    """Write each file whole, all flushed to disk together (one journal commit, not two per file: see
+    `write_all_atomic`); a read-only root is reported, not fatal (the session itself needs none of it). Any other
+    error is raised once the files that could be written are in place."""
+    order = sorted(files.items())
+    results = write_all_atomic([(root / relative, text, mode) for relative, (text, mode) in order])
     written: list[Path] = []
-    for relative, (text, mode) in sorted(files.items()):
-        path = root / relative
-        try:
-            written.append(write_atomic(path, text, mode=mode))
-        except OSError as exc:
-            if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-                warn(f"{path}: not written ({exc.strerror}); iscsid will rebuild the session record from sysfs")
-            else:
-                raise
+    failure: OSError | None = None
+    for (relative, _), result in zip(order, results, strict=True):
+        if not isinstance(result, OSError):
+            written.append(result)
+        elif result.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            rebuilt = "iscsid will rebuild the session record from sysfs"
+            warn(f"{root / relative}: not written ({result.strerror}); {rebuilt}")
+        elif failure is None:
+            failure = result
+    if failure is not None:
+        raise failure
     return written

@@ -6,7 +6,7 @@ import stat
 import pytest
 
 from boot import atomic
-from boot.atomic import write_atomic
+from boot.atomic import write_all_atomic, write_atomic
 
 
 @pytest.mark.parametrize(("mode", "data"), [(0o600, "secret = x\n"), (0o644, b"\x00binary")])
@@ -51,3 +51,81 @@ def test_no_free_temporary_name_is_an_error_naming_the_file(tmp_path, monkeypatc
     with pytest.raises(FileExistsError, match=r"beside .*/f after"):
         write_atomic(tmp_path / "f", "new")
     assert not (tmp_path / "f").exists()
+
+
+# write_all_atomic: several files, one sync, then the renames
+
+
+def _files(tmp_path):
+    return [
+        (tmp_path / "etc" / "a.conf", "a\n", 0o644),
+        (tmp_path / "etc" / "nodes" / "b", b"secret=x\n", 0o600),
+        (tmp_path / "c", "", 0o644),
+    ]
+
+
+def test_write_all_writes_each_whole_with_its_mode(tmp_path):
+    files = _files(tmp_path)
+    assert write_all_atomic(files) == [path for path, _, _ in files]
+    for path, data, mode in files:
+        assert path.read_bytes() == (data.encode() if isinstance(data, str) else data)
+        assert stat.S_IMODE(path.stat().st_mode) == mode
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["a.conf", "b", "c", "etc", "nodes"]  # no temporary left
+
+
+def test_write_all_gives_one_files_error_and_writes_the_others(tmp_path):
+    (tmp_path / "etc").write_text("a file where a directory should be")
+    files = [(tmp_path / "etc" / "a.conf", "a", 0o644), (tmp_path / "b", "b", 0o644)]
+    first, second = write_all_atomic(files)
+    assert isinstance(first, OSError) and second == tmp_path / "b"
+    assert (tmp_path / "b").read_text() == "b" and sorted(os.listdir(tmp_path)) == ["b", "etc"]
+
+
+@pytest.mark.parametrize("fail", ["sync", "interrupt"])
+def test_write_all_renames_nothing_when_the_sync_fails(tmp_path, monkeypatch, fail):
+    """The data must be on disk before any name is replaced: a failed sync (or an interruption) leaves every old
+    file as it was and no temporary name behind."""
+    write_atomic(tmp_path / "c", "old")
+    error = OSError(5, "Input/output error") if fail == "sync" else KeyboardInterrupt()
+
+    def broken(fds):
+        raise error
+
+    monkeypatch.setattr(atomic, "_make_durable", broken)
+    with pytest.raises(type(error)):
+        write_all_atomic(_files(tmp_path))
+    assert (tmp_path / "c").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["c", "etc", "nodes"]
+
+
+def test_make_durable_syncs_each_filesystem_once(tmp_path, monkeypatch):
+    synced: list[int] = []
+    monkeypatch.setattr(atomic, "_syncfs", lambda: synced.append)
+    fds = [os.open(tmp_path / name, os.O_CREAT | os.O_WRONLY, 0o600) for name in "abc"]
+    try:
+        atomic._make_durable(fds)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    assert synced == fds[:1]  # one directory, one filesystem
+
+
+def test_make_durable_falls_back_to_fsync_per_file(tmp_path, monkeypatch):
+    fsynced: list[int] = []
+    monkeypatch.setattr(atomic, "_syncfs", lambda: None)
+    monkeypatch.setattr(atomic.os, "fsync", fsynced.append)
+    atomic._make_durable([5, 6])
+    assert fsynced == [5, 6]
+
+
+def test_syncfs_is_the_c_librarys_and_reports_its_errno(tmp_path):
+    syncfs = atomic._syncfs()
+    assert syncfs is not None
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        syncfs(fd)
+    finally:
+        os.close(fd)
+    with pytest.raises(OSError) as raised:
+        syncfs(fd)  # closed: EBADF
+    assert raised.value.errno == 9

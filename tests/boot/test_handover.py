@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from boot import atomic
 from boot.handover import (
     ISCSID_DROPIN,
     initiator_name_file,
@@ -112,25 +113,42 @@ def test_write_files_sets_modes_and_reports_a_read_only_root(tmp_path):
     assert modes["etc/iscsi/nodes/iqn.2026-11.test:root/10.0.2.2,3260,1/default"] == 0o600
 
 
-@pytest.mark.parametrize("code", [errno.EROFS, errno.EACCES])
+@pytest.mark.parametrize("code", [errno.EROFS, errno.EACCES, errno.EPERM])
 def test_a_read_only_root_is_reported_not_fatal(tmp_path, monkeypatch, code):
-    def refuse(path, data, mode=0o644):
-        raise OSError(code, os.strerror(code), str(path))
+    def refuse(target):
+        raise OSError(code, os.strerror(code), str(target))
 
-    monkeypatch.setattr("boot.handover.write_atomic", refuse)
+    monkeypatch.setattr("boot.atomic._create_beside", refuse)
     files, _ = sysroot_files([ROOT_S], PLAN, None)
     warnings: list[str] = []
     assert write_files(tmp_path, files, warn=warnings.append) == []
     assert len(warnings) == len(files) and all("not written" in w for w in warnings)
 
 
-def test_other_write_errors_are_raised(tmp_path, monkeypatch):
-    def full(path, data, mode=0o644):
-        raise OSError(errno.ENOSPC, "No space left on device")
+def test_other_write_errors_are_raised_after_the_rest_is_written(tmp_path, monkeypatch):
+    real = atomic._write_all
 
-    monkeypatch.setattr("boot.handover.write_atomic", full)
-    with pytest.raises(OSError):
-        write_files(tmp_path, {"a": ("x", 0o644)}, warn=pytest.fail)
+    def full(fd, raw):
+        if raw == b"b":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(fd, raw)
+
+    monkeypatch.setattr(atomic, "_write_all", full)
+    with pytest.raises(OSError, match="No space"):
+        write_files(tmp_path, {"a": ("a", 0o644), "b": ("b", 0o644), "c": ("c", 0o600)}, warn=pytest.fail)
+    assert sorted(os.listdir(tmp_path)) == ["a", "c"]
+
+
+def test_the_files_are_flushed_together_before_any_is_renamed(tmp_path, monkeypatch):
+    """One sync for the whole set (the handover's cost was two journal commits per file), and no name replaced
+    before its data is on disk."""
+    events: list[str] = []
+    monkeypatch.setattr(atomic, "_make_durable", lambda fds: events.append(f"sync {len(fds)}"))
+    real_replace = os.replace
+    monkeypatch.setattr(atomic.os, "replace", lambda a, b: (events.append("rename"), real_replace(a, b)))
+    files, _ = sysroot_files([ROOT_S, FOUND_S], PLAN, None)
+    assert len(write_files(tmp_path, files, warn=pytest.fail)) == len(files)
+    assert events == [f"sync {len(files)}"] + ["rename"] * len(files)
 
 
 def test_run_files_keep_the_boot_interface():
