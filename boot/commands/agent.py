@@ -404,7 +404,9 @@ def _serve(  # type: ignore[no-untyped-def]
 # HANDOVER_WAKE. Without an agent (or no answer) the step runs `pyiscsi handover`.
 COMM = "pyiscsi-agent"  # /proc/<pid>/comm of a listening agent, however it was started
 HANDOVER_REQUEST = "handover.request"
-HANDOVER_DONE = "handover.done"  # "<exit status>\n" once the files are written (0) or the cause was logged
+# "<exit status> <the waiter's pid>\n" once the files are written (0) or the cause was logged: the pid, the request's
+# second line, tells the waiter the answer is to its own request, with no need to remove an earlier answer first
+HANDOVER_DONE = "handover.done"
 # Why SIGURG: the waiting shell traps it, and every other process ignores it by default (systemd's PID 1 too,
 # where SIGWINCH would start kbrequest.target), so a pid that is no longer the waiter's is left unharmed.
 HANDOVER_WAKE = signal.SIGURG
@@ -444,7 +446,9 @@ def serve_handover(state_dir: Path, plan, switched: bool) -> int:  # type: ignor
     except OSError as exc:
         log(f"handover failed: {exc.filename or ''}: {exc.strerror}", warning=True)
     try:
-        write_atomic(state_dir / HANDOVER_DONE, f"{status}\n", mode=0o644)
+        answered = parse_pid(waiter)
+        text = f"{status} {answered}\n" if answered is not None else f"{status}\n"
+        write_atomic(state_dir / HANDOVER_DONE, text, mode=0o644)
     except OSError as exc:
         log(f"handover: cannot write {HANDOVER_DONE}: {exc.strerror}", warning=True)
     wake_waiter(waiter)

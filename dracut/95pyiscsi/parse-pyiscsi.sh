@@ -36,7 +36,7 @@ modprobe -a -b -q $_pyiscsi_modules 2> /dev/null || warn "pyiscsi: modprobe coul
 unset _pyiscsi_modules
 # the network adapters' drivers, before udev's coldplug (pyiscsi_nic_aliases); an adapter without a driver in this
 # image is left to udev as before, so no warning here
-_pyiscsi_aliases=$(pyiscsi_nic_aliases)
+pyiscsi_nic_aliases
 # shellcheck disable=SC2086 # a list of module aliases, one word each
 [ -z "$_pyiscsi_aliases" ] || modprobe -a -b -q $_pyiscsi_aliases 2> /dev/null || :
 unset _pyiscsi_aliases

@@ -30,8 +30,9 @@ _pyiscsi_dir=${1:-/run/systemd/generator}
 # Written in place, not through a temporary name (one `mv` less to start): systemd reads these files, and starts
 # the units that read them, only once every generator has exited.
 mkdir -p "$PYISCSI_STATE"
-# shellcheck disable=SC2046,SC2086 # module names and the adapters' aliases, one word each
-set -- $_pyiscsi_modules $(pyiscsi_nic_aliases)
+pyiscsi_nic_aliases
+# shellcheck disable=SC2086 # module names and the adapters' aliases, one word each
+set -- $_pyiscsi_modules $_pyiscsi_aliases
 echo "PYISCSI_MODULES=\"$*\"" > "$PYISCSI_MODULES_ENV"
 echo "$_pyiscsi_why" > "$PYISCSI_WANTED"
 info "pyiscsi: the root is on iSCSI ($_pyiscsi_why)"

@@ -122,12 +122,14 @@ pyiscsi_names_root() {
 PYISCSI_SYSFS=${PYISCSI_SYSFS:-/sys} # where the network adapters are looked up (tests give a tree of their own)
 PYISCSI_VIRTIO_NET=virtio:d00000001v00001AF4 # the virtio-net device that a virtio PCI adapter (vendor 0x1af4) brings
 
-# The module aliases of this machine's network adapters, one per line: every PCI function of class 02 (network),
+# The module aliases of this machine's network adapters, in _pyiscsi_aliases (one word each; set, not printed:
+# a command substitution would fork the shell, a tenth of a second each under emulation): every PCI function of class 02 (network),
 # and for a virtio one the virtio-net device its driver will create. The cmdline hook loads their drivers before
 # udev's coldplug, so that each link exists when the coldplug starts and udev names it among the first devices
 # (systemd's trigger puts net first): otherwise the driver loads only during the coldplug and the link's own
 # event waits behind every other device's, while `pyiscsi boot` waits for that link.
 pyiscsi_nic_aliases() {
+    _pyiscsi_aliases=
     _pyiscsi_virtio=
     for _pyiscsi_dev in "$PYISCSI_SYSFS"/bus/pci/devices/*; do
         read -r _pyiscsi_class 2> /dev/null < "$_pyiscsi_dev/class" || continue
@@ -137,12 +139,12 @@ pyiscsi_nic_aliases() {
         esac
         read -r _pyiscsi_alias 2> /dev/null < "$_pyiscsi_dev/modalias" || continue
         case "$_pyiscsi_alias" in
-            pci:*) echo "$_pyiscsi_alias" ;;
+            pci:*) _pyiscsi_aliases="$_pyiscsi_aliases $_pyiscsi_alias" ;;
             *) continue ;;
         esac
         read -r _pyiscsi_vendor 2> /dev/null < "$_pyiscsi_dev/vendor" || continue
         if [ "$_pyiscsi_vendor" = 0x1af4 ] && [ -z "$_pyiscsi_virtio" ]; then
-            echo "$PYISCSI_VIRTIO_NET"
+            _pyiscsi_aliases="$_pyiscsi_aliases $PYISCSI_VIRTIO_NET"
             _pyiscsi_virtio=1
         fi
     done
@@ -176,7 +178,6 @@ pyiscsi_handover() {
     _pyiscsi_comm=
     [ -r "$PYISCSI_STATE/agent.pid" ] && read -r _pyiscsi_pid < "$PYISCSI_STATE/agent.pid"
     [ -n "$_pyiscsi_pid" ] && [ -r "/proc/$_pyiscsi_pid/comm" ] && read -r _pyiscsi_comm < "/proc/$_pyiscsi_pid/comm"
-    rm -f "$PYISCSI_STATE/handover.done"
     # The agent answers with SIGURG to this shell (the request's second line; HANDOVER_WAKE), which ends the wait
     # at once. Between signals the shell looks every 0.5 s, one `sleep` each: a `sleep` every 50 ms took CPU from
     # the agent it waited for on a busy (emulated) processor. The agent (CPUWeight=1000) often answers while this
@@ -186,10 +187,10 @@ pyiscsi_handover() {
     if [ "$_pyiscsi_comm" = pyiscsi-agent ] && printf '%s\n%s\n' "$1" "$$" > "$PYISCSI_STATE/handover.request" \
         && kill -USR1 "$_pyiscsi_pid" 2> /dev/null; then
         _pyiscsi_n=$((PYISCSI_HANDOVER_BOUND * 2))
-        while [ ! -e "$PYISCSI_STATE/handover.done" ] && [ "$_pyiscsi_n" -gt 0 ]; do
+        while ! pyiscsi_handover_answered && [ "$_pyiscsi_n" -gt 0 ]; do
             sleep 0.5 &
             _pyiscsi_sleep=$!
-            if [ -e "$PYISCSI_STATE/handover.done" ]; then
+            if pyiscsi_handover_answered; then
                 kill "$_pyiscsi_sleep" 2> /dev/null
                 break
             fi
@@ -197,14 +198,23 @@ pyiscsi_handover() {
             _pyiscsi_n=$((_pyiscsi_n - 1))
         done
         trap - URG
-        if [ -e "$PYISCSI_STATE/handover.done" ]; then
-            read -r _pyiscsi_n < "$PYISCSI_STATE/handover.done"
-            unset _pyiscsi_pid _pyiscsi_comm _pyiscsi_sleep
-            return "${_pyiscsi_n:-1}"
+        if pyiscsi_handover_answered; then
+            unset _pyiscsi_pid _pyiscsi_comm _pyiscsi_n _pyiscsi_sleep _pyiscsi_for
+            return "${_pyiscsi_status:-1}"
         fi
         echo "pyiscsi: the recovery agent did not answer within ${PYISCSI_HANDOVER_BOUND}s; running pyiscsi handover" >&2
     fi
     trap - URG
-    unset _pyiscsi_pid _pyiscsi_comm _pyiscsi_n _pyiscsi_sleep
+    unset _pyiscsi_pid _pyiscsi_comm _pyiscsi_n _pyiscsi_sleep _pyiscsi_status _pyiscsi_for
     /usr/sbin/pyiscsi handover --sysroot "$1"
+}
+
+# Whether the agent has answered this shell: handover.done says "<status> <the waiter's pid>" (the agent's
+# HANDOVER_DONE), so an answer to an earlier request is never taken for this one's, without removing the file
+# first (`rm` is a process of its own, a tenth of a second under emulation); sets _pyiscsi_status
+pyiscsi_handover_answered() {
+    _pyiscsi_status=
+    _pyiscsi_for=
+    [ -r "$PYISCSI_STATE/handover.done" ] && read -r _pyiscsi_status _pyiscsi_for < "$PYISCSI_STATE/handover.done"
+    [ "$_pyiscsi_for" = "$$" ]
 }

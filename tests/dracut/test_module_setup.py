@@ -253,14 +253,15 @@ def test_unit_files_order_and_bound_the_boot(systemd_image: Image) -> None:
     for line in (
         "ConditionPathExists=/run/pyiscsi/wanted",
         "Before=initrd-root-device.target sysroot.mount dracut-initqueue.service",
-        "ExecStart=/usr/sbin/pyiscsi boot",
+        "ExecStart=/lib/pyiscsi-sh /usr/sbin/pyiscsi boot",
+        "SyslogIdentifier=pyiscsi",
         f"TimeoutStartSec={BOOT_TIMEOUT}",
         "CPUWeight=1000",  # ten times any other unit's share of the processor (udev's coldplug competes)
         "StartupCPUWeight=1000",
     ):
         assert line in unit.splitlines()
     handover = (image.root / "usr/lib/systemd/system/pyiscsi-handover.service").read_text().splitlines()
-    assert "ExecStart=/bin/sh -c '. /lib/pyiscsi-lib.sh && pyiscsi_handover /sysroot'" in handover
+    assert "ExecStart=/lib/pyiscsi-sh -c '. /lib/pyiscsi-lib.sh && pyiscsi_handover /sysroot'" in handover
     assert any(line.startswith("Before=") and "initrd-cleanup.service" in line for line in handover)
     after = next(line for line in unit.splitlines() if line.startswith("After="))
     assert "pyiscsi-modules.service" in after.split()
@@ -275,6 +276,26 @@ def test_unit_files_order_and_bound_the_boot(systemd_image: Image) -> None:
     assert {"systemd-udev-trigger.service", "pyiscsi-boot.service"} <= set(before.split("=")[1].split())
     # udevd listens when the adapters' drivers load: their links are named at once, not during the coldplug
     assert "After=systemd-udevd.service" in modules
+
+
+@pytest.mark.parametrize("flavour", ["systemd", "sh"])
+def test_our_shell_is_dash_where_the_host_has_it(request: pytest.FixtureRequest, flavour: str) -> None:
+    """The units' and the generator's shell: each start is on the boot's critical path, and dash starts in a
+    fraction of bash's time (Debian's dracut makes /bin/sh bash). It runs the same scripts the tests run under sh."""
+    image: Image = request.getfixturevalue(f"{flavour}_image")
+    shell = image.root / "lib/pyiscsi-sh"
+    assert shell.is_symlink()
+    dash = shutil.which("dash")
+    if dash is None:
+        assert os.readlink(shell) == "/bin/sh"
+    else:
+        target = os.readlink(shell)
+        assert Path(target).name == "dash" and (image.root / target.lstrip("/")).is_file()
+        version = chroot(image.root, "/lib/pyiscsi-sh", "-c", 'echo "${BASH_VERSION:-not bash}"')
+        assert version.stdout == "not bash\n"
+    if flavour == "systemd":
+        generator = (image.root / GENERATOR).read_text().splitlines()[0]
+        assert generator == "#!/lib/pyiscsi-sh"
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
@@ -434,7 +455,7 @@ def test_nic_aliases_name_every_network_adapter_and_its_virtio_device(
 ) -> None:
     sysfs = tmp_path / "sys"
     fake_pci(sysfs, devices)
-    script = f". {MODULE}/pyiscsi-lib.sh; PYISCSI_SYSFS={sysfs}; pyiscsi_nic_aliases"
+    script = f". {MODULE}/pyiscsi-lib.sh; PYISCSI_SYSFS={sysfs}; pyiscsi_nic_aliases; echo $_pyiscsi_aliases"
     result = subprocess.run([shell, "-c", script], capture_output=True, text=True, timeout=60, check=False)
     assert (result.returncode, result.stderr) == (0, "")
     # sysfs lists the adapters by address; the virtio-net alias comes once, after the first virtio adapter
@@ -447,7 +468,7 @@ def test_nic_aliases_skip_an_adapter_whose_files_cannot_be_read(tmp_path: Path, 
     sysfs = tmp_path / "sys"
     fake_pci(sysfs, [VIRTIO_LEGACY, E1000])
     (sysfs / "bus/pci/devices" / VIRTIO_LEGACY[0] / broken).unlink()
-    script = f". {MODULE}/pyiscsi-lib.sh; PYISCSI_SYSFS={sysfs}; pyiscsi_nic_aliases"
+    script = f". {MODULE}/pyiscsi-lib.sh; PYISCSI_SYSFS={sysfs}; pyiscsi_nic_aliases; echo $_pyiscsi_aliases"
     result = subprocess.run([shell, "-c", script], capture_output=True, text=True, timeout=60, check=False)
     assert (result.returncode, result.stderr) == (0, "")
     # without its vendor the virtio adapter's own alias still comes (its driver is known), not the virtio-net one
@@ -521,7 +542,7 @@ FAKE_AGENT = """#!/bin/sh
 echo $$ > {state}/agent.pid
 answer() {{
     {{ read -r where; read -r waiter; }} < {state}/handover.request
-    echo "$where" > {state}/asked; echo {status} > {state}/handover.done; kill -URG "$waiter"
+    echo "$where" > {state}/asked; echo {status} "$waiter" > {state}/handover.done; kill -URG "$waiter"
 }}
 [ {status} = silent ] || trap answer USR1
 i=0
@@ -532,19 +553,25 @@ WAIT_PID = "i=0; while [ ! -s {state}/agent.pid ] && [ $i -lt 100 ]; do sleep 0.
 
 @pytest.mark.parametrize("shell", ["sh", "bash"])
 @pytest.mark.parametrize(
-    ("agent", "expected", "asked", "called"),
+    ("agent", "earlier", "expected", "asked", "called"),
     [
-        ("0", 0, "/sysroot", None),  # the agent wrote the files: no interpreter started
-        ("3", 3, "/sysroot", None),  # the agent failed (its cause went to the console): the status is passed on
-        ("silent", 4, "", "handover --sysroot /sysroot"),  # no answer within the bound: pyiscsi handover does it
-        (None, 4, "", "handover --sysroot /sysroot"),  # no agent (rd.pyiscsi.agent=0)
+        ("0", None, 0, "/sysroot", None),  # the agent wrote the files: no interpreter started
+        ("3", None, 3, "/sysroot", None),  # the agent failed (its cause went to the console): the status is passed on
+        ("0", "5 1\n", 0, "/sysroot", None),  # an earlier request's answer is left in place, and overwritten
+        ("silent", None, 4, "", "handover --sysroot /sysroot"),  # no answer within the bound: pyiscsi handover
+        # an answer to another waiter (or one naming none) is not this step's: no answer, so pyiscsi handover
+        ("silent", "0 1\n", 4, "", "handover --sysroot /sysroot"),
+        ("silent", "0\n", 4, "", "handover --sysroot /sysroot"),
+        (None, None, 4, "", "handover --sysroot /sysroot"),  # no agent (rd.pyiscsi.agent=0)
     ],
 )
 def test_the_handover_step_asks_the_agent_else_runs_pyiscsi_handover(
-    tmp_path: Path, shell: str, agent: str | None, expected: int, asked: str, called: str | None
+    tmp_path: Path, shell: str, agent: str | None, earlier: str | None, expected: int, asked: str, called: str | None
 ) -> None:
     state = tmp_path / "state"
     state.mkdir()
+    if earlier is not None:
+        (state / "handover.done").write_text(earlier)
     wrapper = tmp_path / "pyiscsi"
     wrapper.write_text(f'#!/bin/sh\necho "$@" > {state}/called\nexit 4\n')
     wrapper.chmod(0o755)
