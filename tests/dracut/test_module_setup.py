@@ -185,7 +185,14 @@ def test_a_systemd_image_has_no_cmdline_hook_so_dracut_cmdline_service_is_skippe
 
 
 @pytest.mark.parametrize(
-    "module", ["drivers/scsi/iscsi_tcp", "drivers/firmware/iscsi_ibft", "drivers/net/virtio_net", "net/8021q/8021q"]
+    "module",
+    [
+        "drivers/scsi/iscsi_tcp",
+        "drivers/firmware/iscsi_ibft",
+        "drivers/net/virtio_net",
+        "net/8021q/8021q",
+        "crypto/crc32c_generic",  # what the preloaded `crc32c` resolves to on any processor
+    ],
 )
 def test_kernel_modules_are_inside(image: Image, module: str) -> None:
     assert KERNEL is not None
@@ -362,8 +369,9 @@ def run_cmdline_hook(root: Path, cmdline: str, iscsiroot: bool = False) -> HookR
     )
 
 
-NET = ["iscsi_tcp", "sd_mod"]  # the hook's modprobe for a root on iSCSI: the transport and the disk driver
-IBFT = ["iscsi_boot_sysfs", "iscsi_ibft", "iscsi_tcp", "sd_mod"]  # and the iBFT's sysfs tree
+# the hook's modprobe for a root on iSCSI: the transport, the checksum it asks for per connection, the disk driver
+NET = ["iscsi_tcp", "crc32c", "sd_mod"]
+IBFT = ["iscsi_boot_sysfs", "iscsi_ibft", *NET]  # and the iBFT's sysfs tree
 
 
 @pytest.mark.parametrize(
@@ -392,7 +400,7 @@ def test_cmdline_hook_decides_who_owns_the_root(
     assert run.wanted == wanted
     calls = run.modprobe.splitlines()
     assert len(calls) == (1 if modules else 0)  # one process for all of them
-    assert sorted(word for line in calls for word in line.split()[1:] if not word.startswith("-")) == modules
+    assert sorted(word for line in calls for word in line.split()[1:] if not word.startswith("-")) == sorted(modules)
     if wanted is None:
         assert (run.finished, run.job) == (None, None)
     else:
