@@ -126,11 +126,11 @@ PYISCSI_SYSFS=${PYISCSI_SYSFS:-/sys} # where the network adapters are looked up 
 PYISCSI_VIRTIO_NET=virtio:d00000001v00001AF4 # the virtio-net device that a virtio PCI adapter (vendor 0x1af4) brings
 
 # The module aliases of this machine's network adapters, in _pyiscsi_aliases (one word each; set, not printed:
-# a command substitution would fork the shell, a tenth of a second each under emulation): every PCI function of class 02 (network),
-# and for a virtio one the virtio-net device its driver will create. The cmdline hook loads their drivers before
-# udev's coldplug, so that each link exists when the coldplug starts and udev names it among the first devices
-# (systemd's trigger puts net first): otherwise the driver loads only during the coldplug and the link's own
-# event waits behind every other device's, while `pyiscsi boot` waits for that link.
+# a command substitution would fork the shell, a tenth of a second each under emulation): every PCI function of
+# class 02 (network), and for a virtio one the virtio-net device its driver will create. The cmdline hook loads
+# their drivers before udev's coldplug, so that each link exists when the coldplug starts and udev names it among
+# the first devices (systemd's trigger puts net first): otherwise the driver loads only during the coldplug and the
+# link's own event waits behind every other device's, while `pyiscsi boot` waits for that link.
 pyiscsi_nic_aliases() {
     _pyiscsi_aliases=
     _pyiscsi_virtio=
