@@ -127,18 +127,19 @@ install() {
     # The shell of our units, our generator and `pyiscsi boot`'s wrapper: dash where the host has it. Each of them
     # starts on the boot's critical path, and under emulation bash took 0.27 s to run its first command where dash
     # takes 0.1 s; without dash, the image's own /bin/sh.
+    # The generator names the shell's own path (dracut resolves every script's interpreter on the host, where
+    # /lib/pyiscsi-sh does not exist); the units name /lib/pyiscsi-sh.
     local _pyiscsi_sh
-    if _pyiscsi_sh=$(find_binary dash) && inst_binary "$_pyiscsi_sh"; then
-        ln -sfn "$_pyiscsi_sh" "${initdir}/lib/pyiscsi-sh"
-    else
-        ln -sfn /bin/sh "${initdir}/lib/pyiscsi-sh"
+    if ! _pyiscsi_sh=$(find_binary dash) || ! inst_binary "$_pyiscsi_sh"; then
+        _pyiscsi_sh=/bin/sh
     fi
+    ln -sfn "$_pyiscsi_sh" "${initdir}/lib/pyiscsi-sh"
     if dracut_module_included "systemd"; then
         # no cmdline hook: the generator decides before any unit starts, so that dracut-cmdline.service is skipped
         # as in an image without pyiscsi (it held back udevd and pyiscsi-boot.service); it links the hook in only
         # for a root= that dracut-cmdline.service would refuse, should it run for another module's hook
         inst_script "$moddir/pyiscsi-generator.sh" "$systemdutildir/system-generators/pyiscsi-generator"
-        sed -i '1s|^#!/bin/sh$|#!/lib/pyiscsi-sh|' "${initdir}${systemdutildir}/system-generators/pyiscsi-generator"
+        sed -i "1s|^#!/bin/sh\$|#!$_pyiscsi_sh|" "${initdir}${systemdutildir}/system-generators/pyiscsi-generator"
         inst_simple "$moddir/parse-pyiscsi.sh" /lib/pyiscsi-cmdline.sh
         local _unit
         for _unit in pyiscsi-modules.service pyiscsi-boot.service pyiscsi-handover.service; do
