@@ -19,15 +19,14 @@ def write_atomic(path: str | os.PathLike[str], data: str | bytes, mode: int = 0o
     for a moment.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    raw = data.encode() if isinstance(data, str) else data
-    fd, tmp = _create_beside(target)
+    fd, tmp = _stage(target, data, mode)
     try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as out:
-            out.write(raw)
-            out.flush()
-            os.fsync(out.fileno())
+        os.fsync(fd)
+    except BaseException:
+        _discard(fd, tmp)
+        raise
+    os.close(fd)
+    try:
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -61,22 +60,13 @@ def write_all_atomic(files: Sequence[tuple[Path, str | bytes, int]]) -> list[Pat
     try:
         for path, data, mode in files:
             target = Path(path)
-            raw = data.encode() if isinstance(data, str) else data
             try:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = _create_beside(target)
+                fd, tmp = _stage(target, data, mode)
             except OSError as exc:
                 results.append(exc)
                 continue
             staged.append((len(results), tmp, target, fd))
             results.append(target)
-            try:
-                os.fchmod(fd, mode)
-                _write_all(fd, raw)
-            except OSError as exc:
-                results[-1] = exc
-                staged.pop()
-                _discard(fd, tmp)
         _make_durable([fd for _, _, _, fd in staged])
         while staged:
             index, tmp, target, fd = staged.pop(0)
@@ -92,6 +82,20 @@ def write_all_atomic(files: Sequence[tuple[Path, str | bytes, int]]) -> list[Pat
             _discard(fd, tmp)
         raise
     return results
+
+
+def _stage(target: Path, data: str | bytes, mode: int) -> tuple[int, Path]:
+    """`data` in a new temporary file beside `target` (its directory made if need be), `mode` set before any
+    byte is written; returns the still open fd and the temporary name. On any error nothing is left behind."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = _create_beside(target)
+    try:
+        os.fchmod(fd, mode)
+        _write_all(fd, data.encode() if isinstance(data, str) else data)
+    except BaseException:
+        _discard(fd, tmp)
+        raise
+    return fd, tmp
 
 
 def _write_all(fd: int, raw: bytes) -> None:

@@ -445,19 +445,18 @@ def serve_handover(state_dir: Path, plan, switched: bool) -> int:  # type: ignor
         log(f"handover failed: {exc}", warning=True)
     except OSError as exc:
         log(f"handover failed: {exc.filename or ''}: {exc.strerror}", warning=True)
+    answered = parse_pid(waiter)  # the waiter's pid, named in the answer and signalled
     try:
-        answered = parse_pid(waiter)
         text = f"{status} {answered}\n" if answered is not None else f"{status}\n"
         write_atomic(state_dir / HANDOVER_DONE, text, mode=0o644)
     except OSError as exc:
         log(f"handover: cannot write {HANDOVER_DONE}: {exc.strerror}", warning=True)
-    wake_waiter(waiter)
+    wake_waiter(answered)
     return status
 
 
-def wake_waiter(line: str) -> None:
-    """Signal the requester whose pid the request's second line gives (none on a request without one)."""
-    pid = parse_pid(line)
+def wake_waiter(pid: int | None) -> None:
+    """Signal the requester whose pid the request's second line gave (none on a request without one)."""
     if pid is not None:
         with contextlib.suppress(OSError):  # gone: it looks for HANDOVER_DONE by itself within its bound
             os.kill(pid, HANDOVER_WAKE)
