@@ -74,8 +74,10 @@ depends() {
 
 # called by dracut
 installkernel() {
-    # the iSCSI initiator, the iBFT and the digest, VLAN, bond= and bridge=; always, whatever hostonly says
-    hostonly='' instmods iscsi_tcp iscsi_ibft iscsi_boot_sysfs crc32c libcrc32c sd_mod af_packet 8021q bonding bridge
+    # the iSCSI initiator, the iBFT and the digest, the disk driver and the checksum its t10-pi asks for (nothing
+    # else brings that one), VLAN, bond= and bridge=; always, whatever hostonly says
+    hostonly='' instmods iscsi_tcp iscsi_ibft iscsi_boot_sysfs crc32c libcrc32c crypto-crc64-rocksoft sd_mod \
+        af_packet 8021q bonding bridge
     # pyiscsi_net_drivers="virtio_net e1000 ...": exactly these NIC drivers (a small image for known hardware)
     if [[ -n $pyiscsi_net_drivers ]]; then
         # shellcheck disable=SC2086 # a list of module names

@@ -95,8 +95,11 @@ pyiscsi_decide() {
     # sd_mod too: left to udev, it loads when the LUN is found, while udev may still be working through its coldplug.
     # crc32c too: iscsi_tcp asks the crypto API for it as each connection is created (for digests, used or not),
     # and a crc32c not loaded yet is a modprobe the kernel starts then, and waits for, on the login's path (0.4-0.6 s
-    # of an emulated boot's kernel handover).
-    _pyiscsi_modules="iscsi_tcp crc32c sd_mod"
+    # of an emulated boot's kernel handover). crypto-crc64-rocksoft before sd_mod: sd_mod needs t10-pi, whose
+    # crc64-rocksoft library asks the crypto API for that algorithm as it loads, and nothing names the module that
+    # provides it (Linux 6.1's soft dependency names crc64, a library): the kernel started three modprobes for it,
+    # -rocksoft, -rocksoft-all and cryptomgr, one after the other (0.3 s of an emulated boot's module step).
+    _pyiscsi_modules="iscsi_tcp crc32c crypto-crc64-rocksoft sd_mod"
     if pyiscsi_bool 0 "${_pyiscsi_firmware+set}" "$_pyiscsi_firmware" \
         || pyiscsi_bool 0 "${_pyiscsi_ibft+set}" "$_pyiscsi_ibft"; then
         [ -n "$_pyiscsi_why" ] || _pyiscsi_why="iBFT"

@@ -192,6 +192,7 @@ def test_a_systemd_image_has_no_cmdline_hook_so_dracut_cmdline_service_is_skippe
         "drivers/net/virtio_net",
         "net/8021q/8021q",
         "crypto/crc32c_generic",  # what the preloaded `crc32c` resolves to on any processor
+        "crypto/crc64_rocksoft_generic",  # what t10-pi's library asks for; no module depends on it
     ],
 )
 def test_kernel_modules_are_inside(image: Image, module: str) -> None:
@@ -371,8 +372,9 @@ def run_cmdline_hook(root: Path, cmdline: str, iscsiroot: bool = False) -> HookR
     )
 
 
-# the hook's modprobe for a root on iSCSI: the transport, the checksum it asks for per connection, the disk driver
-NET = ["iscsi_tcp", "crc32c", "sd_mod"]
+# the hook's modprobe for a root on iSCSI: the transport, the checksum it asks for per connection, the checksum
+# t10-pi asks for, the disk driver
+NET = ["iscsi_tcp", "crc32c", "crypto-crc64-rocksoft", "sd_mod"]
 IBFT = ["iscsi_boot_sysfs", "iscsi_ibft", *NET]  # and the iBFT's sysfs tree
 
 
