@@ -35,7 +35,6 @@ import os
 import shutil
 import socket
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ from harness import debroot, rootimage
 from harness.bootvm import BASE_APPEND
 from harness.debroot import NETWORKD_WIRED, TEST_SCRIPT, DebRoot, Variant
 from harness.paths import CACHE, REPO
+from harness.private import make_private_dir
 from harness.qemu import VmSpec, build_command
 from harness.realboot import MARK_RE, Booted, Guest, accel, run_watched, serve_disk
 
@@ -383,8 +383,7 @@ class MultipathLab:
         if str(REPO) not in sys.path:
             sys.path.insert(0, str(REPO))
         self.root = root
-        self._tmp = Path(tempfile.mkdtemp(dir=CACHE, prefix=".mpath-"))
-        self._tmp.chmod(0o755)
+        self._tmp = make_private_dir(CACHE, ".mpath")
         self.disk = self._tmp / "root.ext4"
         self._tgtd = None
         self.ports: tuple[int, int] = (0, 0)

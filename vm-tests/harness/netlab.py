@@ -61,6 +61,7 @@ from typing import TYPE_CHECKING
 from harness.errors import HarnessError
 from harness.http import StaticServer
 from harness.paths import CACHE, REPO
+from harness.private import process_alive
 from harness.qemu import VmSpec
 from initiator.deadline import Deadline
 
@@ -307,16 +308,6 @@ def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return done
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_namespace(name: str) -> None:
     """Kill every process in namespace `name` (by pid), wait for them a moment, delete the namespace."""
     pids = [int(p) for p in _run("ip", "netns", "pids", name, check=False).stdout.split() if p.isdigit()]
@@ -324,7 +315,7 @@ def remove_namespace(name: str) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     deadline = Deadline("netlab teardown", 5.0)
-    while any(_alive(pid) for pid in pids) and not deadline.expired():
+    while any(process_alive(pid) for pid in pids) and not deadline.expired():
         time.sleep(0.05)
     _run("ip", "netns", "del", name, check=False)
 
@@ -337,7 +328,7 @@ def lab_namespaces() -> list[str]:
 
 def remove_stale() -> list[str]:
     """Remove our namespaces left by runs that died; their names."""
-    stale = stale_namespaces(lab_namespaces(), _alive)
+    stale = stale_namespaces(lab_namespaces(), process_alive)
     for name in stale:
         remove_namespace(name)
     return stale

@@ -29,7 +29,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,6 +44,7 @@ from harness.http import GUEST_HOST, StaticServer
 from harness.ipxe import IpxeScript, SanTarget
 from harness.netlab import LabConfig, NetLab, Stack
 from harness.paths import CACHE, REPO
+from harness.private import make_private_dir
 from harness.qemu import ACCEL_ENV, QEMU, VmSpec, build_command, stop
 from initiator.deadline import Deadline
 
@@ -148,8 +148,7 @@ class Lab:
         if str(REPO) not in sys.path:
             sys.path.insert(0, str(REPO))
         self.root = root
-        self._tmp = Path(tempfile.mkdtemp(dir=CACHE, prefix=f".realboot-{root.variant}-"))
-        self._tmp.chmod(0o755)
+        self._tmp = make_private_dir(CACHE, f".realboot-{root.variant}")
         self.disk = self._tmp / "root.ext4"
         self.copy_seconds = 0.0
         self._tgtd = None
@@ -247,8 +246,7 @@ class NetLabRoot:
         self.root = root
         self.initrd = initrd or root.initrd  # another image for the same kernel and root (the bench's stock one)
         self.lease_seconds = lease_seconds
-        self._tmp = Path(tempfile.mkdtemp(dir=CACHE, prefix=f".netlabroot-{root.variant}-"))
-        self._tmp.chmod(0o755)
+        self._tmp = make_private_dir(CACHE, f".netlabroot-{root.variant}")
         self.disk = self._tmp / "root.ext4"
         self.lab: NetLab | None = None
 
