@@ -9,7 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from harness import multipath, private, realboot
+from harness import debroot, multipath, private, realboot
+from harness.errors import HarnessError
 
 PREFIX = ".netlabroot-networkd"
 DEAD = 999_999_999  # above any pid_max: no such process
@@ -90,3 +91,44 @@ def test_the_labs_take_their_directory_so(
     finally:
         lab.close()
     assert not lab._tmp.exists()
+
+
+def test_the_mode_and_the_removal_are_the_callers(tmp_path: Path) -> None:
+    """A stage keeps mkdtemp's 0700 and is removed the Debian root builder's way; one the remover refuses (a mount
+    left under it) stays, and the new directory is made all the same."""
+    refused = tmp_path / f"{PREFIX}-{DEAD}-abc"
+    refused.mkdir()
+    asked: list[Path] = []
+
+    def remove(path: Path) -> None:
+        asked.append(path)
+        raise HarnessError(f"not removing {path}: mounts under it")
+
+    new = private.make_private_dir(tmp_path, PREFIX, mode=0o700, remove=remove)
+    assert asked == [refused] and refused.exists()
+    assert new.stat().st_mode & 0o777 == 0o700
+
+
+def test_a_root_build_removes_the_stage_a_killed_build_left(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under the build lock, a stage of the variant whose builder is gone goes (through debroot's own removal);
+    the failed build's own stage goes as before."""
+    killed = tmp_path / f".stage-networkd-{DEAD}-abc"
+    (killed / "root").mkdir(parents=True)
+    removed: list[Path] = []
+    real_remove = debroot._remove_tree
+
+    def remove(path: Path) -> None:
+        removed.append(path)
+        real_remove(path)
+
+    def tar_fails(argv: object, log: Path, bound: float, env: object = None) -> str:
+        raise HarnessError("tar: no base")
+
+    monkeypatch.setattr(debroot, "_remove_tree", remove)
+    monkeypatch.setattr(debroot, "_run", tar_fails)
+    variant = SimpleNamespace(name="networkd")
+    with pytest.raises(HarnessError, match="tar: no base"):
+        debroot._build_locked(variant, "k", tmp_path / "base.tar", 0.0, tmp_path / "o.deb", tmp_path / "k.deb", "",
+                              tmp_path)  # fmt: skip
+    assert removed[0] == killed and not killed.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

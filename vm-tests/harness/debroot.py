@@ -53,6 +53,7 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.paths import CACHE, REPO
+from harness.private import make_private_dir
 
 SUITE = "bookworm"
 MMDEBSTRAP_VARIANT = "minbase"
@@ -738,7 +739,8 @@ def _build_locked(
     variant: Variant, key: str, base: Path, base_seconds: float, ours: Path, kdeb: Path, conf: str, cache: Path
 ) -> DebRoot:
     final = cache / f"{variant.name}-{key}"
-    stage = Path(tempfile.mkdtemp(dir=cache, prefix=f".stage-{variant.name}-"))
+    # under the build lock: a stage of this variant whose builder is gone was left by a killed build
+    stage = make_private_dir(cache, f".stage-{variant.name}", mode=0o700, remove=_remove_tree)
     log = stage / "build.log"
     times: dict[str, float] = {"mmdebstrap": base_seconds}
     fs_uuid = root_uuid(key)

@@ -5,10 +5,12 @@ when they close. A run that is killed (a CI time limit, a test run stopped by ha
 outlives the checkout, so each kill used to leave a root behind for good. The directory's name carries its
 maker's pid: the next lab of the same kind removes those whose maker is gone, as netlab does for its namespaces.
 A directory without a pid in its name (made before this) is never touched: nothing says whether it is in use.
+The Debian root builds' stages follow the same rule, removed their own way (never through a mount point).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -17,6 +19,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from boot.commands.agent import alive as process_alive  # whether the pid exists (another user's counts)
+from harness.errors import HarnessError
 
 
 def owner(name: str, prefix: str) -> int | None:
@@ -30,12 +33,19 @@ def stale(names: Iterable[str], prefix: str, alive: Callable[[int], bool]) -> li
     return [name for name in names if (pid := owner(name, prefix)) is not None and not alive(pid)]
 
 
-def make_private_dir(parent: Path, prefix: str, alive: Callable[[int], bool] = process_alive) -> Path:
-    """A new directory `<parent>/<prefix>-<our pid>-<random>` (mode 0755, for tgtd and QEMU), after removing the
-    ones of `prefix` that killed runs left."""
+def make_private_dir(
+    parent: Path,
+    prefix: str,
+    alive: Callable[[int], bool] = process_alive,
+    mode: int = 0o755,
+    remove: Callable[[Path], None] = shutil.rmtree,
+) -> Path:
+    """A new directory `<parent>/<prefix>-<our pid>-<random>` (`mode`: 0755 lets tgtd and QEMU in), after
+    removing with `remove` the ones of `prefix` that killed runs left; one that cannot be removed stays."""
     parent.mkdir(parents=True, exist_ok=True)
     for name in stale((entry.name for entry in parent.iterdir()), prefix, alive):
-        shutil.rmtree(parent / name, ignore_errors=True)
+        with contextlib.suppress(OSError, HarnessError):
+            remove(parent / name)
     made = Path(tempfile.mkdtemp(dir=parent, prefix=f"{prefix}-{os.getpid()}-"))
-    made.chmod(0o755)
+    made.chmod(mode)
     return made
